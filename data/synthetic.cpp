@@ -1,0 +1,66 @@
+#include "data/synthetic.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "data/sample_rng.h"
+#include "engine/error.h"
+
+namespace dp::data {
+
+SyntheticDataset::SyntheticDataset(SyntheticOptions options) : options_(options) {
+  DP_CHECK(options_.size > 0 && options_.num_classes > 0 && options_.height > 0 &&
+               options_.width > 0,
+           "synthetic dataset needs positive size, classes, height and width",
+           "check the synthetic dataset options");
+}
+
+int64_t SyntheticDataset::label(int64_t index) const {
+  check_index(*this, index, "synthetic");
+  return index % options_.num_classes;
+}
+
+RawSample SyntheticDataset::load(int64_t index) const {
+  check_index(*this, index, "synthetic");
+  const int64_t cls = label(index);
+  // Class parameters come from the seed and the class only, so every sample of a class shares them.
+  SampleRng class_rng(options_.seed, RngStream::kSynthetic, 1, static_cast<uint64_t>(cls));
+  const double angle = std::numbers::pi * (static_cast<double>(cls) + 0.5 * class_rng.uniform()) /
+                       static_cast<double>(options_.num_classes);
+  const double frequency = 1.5 + 3.0 * class_rng.uniform();  // cycles per image
+  double colour[3];
+  for (double& c : colour) c = 0.3 + 0.7 * class_rng.uniform();
+
+  SampleRng rng(options_.seed, RngStream::kSynthetic, 0, static_cast<uint64_t>(index));
+  const double phase = 2.0 * std::numbers::pi * rng.uniform();
+  const double contrast = 60.0 + 40.0 * rng.uniform();
+  const double fx = std::cos(angle) * frequency / static_cast<double>(options_.width);
+  const double fy = std::sin(angle) * frequency / static_cast<double>(options_.height);
+
+  RawSample sample;
+  sample.index = index;
+  sample.label = cls;
+  sample.image = Image(options_.height, options_.width, 3);
+  uint8_t* out = sample.image.pixels.data();
+  for (int64_t y = 0; y < options_.height; ++y) {
+    for (int64_t x = 0; x < options_.width; ++x) {
+      const double wave =
+          std::sin(2.0 * std::numbers::pi * (fx * static_cast<double>(x) + fy * static_cast<double>(y)) + phase);
+      for (int c = 0; c < 3; ++c) {
+        // Box-Muller-free noise: the sum of two uniforms is triangular, cheap and good enough.
+        const double noise = (rng.uniform() + rng.uniform() - 1.0) * 2.45 * options_.noise * 255.0;
+        const double value = 128.0 + contrast * colour[c] * wave + noise;
+        *out++ = static_cast<uint8_t>(std::clamp(std::lround(value), 0L, 255L));
+      }
+    }
+  }
+  sample.source = source(index);
+  return sample;
+}
+
+std::string SyntheticDataset::source(int64_t index) const {
+  return "synthetic sample " + std::to_string(index) + " (seed " + std::to_string(options_.seed) + ")";
+}
+
+}  // namespace dp::data

@@ -1,0 +1,27 @@
+// Memory allocators. The CPU allocator aligns to 64 bytes (AVX-512 lines); a device backend
+// registers its own allocator (the CUDA backend registers its caching allocator).
+#pragma once
+#include <cstddef>
+
+#include "engine/device.h"
+
+namespace dp {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* ptr, size_t nbytes) = 0;
+};
+
+constexpr size_t kCpuAlignment = 64;
+
+Allocator& cpu_allocator();
+
+// The allocator for a device; throws when no backend for it was registered (CPU-only build).
+Allocator& allocator_for(Device device);
+
+// Called once by a device backend at start-up.
+void register_device_allocator(DeviceKind kind, Allocator* allocator);
+
+}  // namespace dp

@@ -1,0 +1,122 @@
+#include "engine/autograd.h"
+
+#include <fmt/format.h>
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "kernels/ops.h"
+
+namespace dp {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+
+void accumulate(Tensor& slot, const Tensor& g) {
+  if (!slot.defined()) {
+    slot = g;
+  } else {
+    slot = ops::add(slot, g);
+  }
+}
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
+
+const Tensor& SavedTensor::get(const char* op_name) const {
+  DP_CHECK(!tensor_.defined() || tensor_.version() == version_,
+           fmt::format("a tensor saved by {} for the backward pass was modified in place "
+                       "(version {} now, {} when saved)",
+                       op_name, tensor_.version(), version_),
+           "use the out-of-place form of the op, or clone() the tensor before modifying it");
+  return tensor_;
+}
+
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t != nullptr && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void record_node(Tensor& output, std::shared_ptr<Node> node, std::vector<Tensor> inputs) {
+  node->inputs = std::move(inputs);
+  output.set_grad_fn(std::move(node));
+}
+
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+  DP_CHECK(root.requires_grad(), "backward() on a tensor that does not require grad",
+           "call set_requires_grad(true) on the parameters, and do not run the forward pass "
+           "inside a NoGradGuard");
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    DP_CHECK(root.numel() == 1,
+             "backward() without a gradient needs a one-element tensor, got " + root.str(),
+             "reduce the output to a scalar (e.g. a mean loss) or pass the gradient explicitly");
+    seed = Tensor::ones(root.shape(), root.dtype(), root.device());
+  }
+  NoGradGuard no_grad;  // the backward pass itself is not recorded
+
+  if (root.is_leaf()) {
+    accumulate(const_cast<Tensor&>(root).mutable_grad(), seed);
+    return;
+  }
+
+  // Topological order: iterative depth-first post-order; reversed, every node comes before
+  // the nodes that produced its inputs.
+  std::vector<Node*> order;
+  std::unordered_set<Node*> visited;
+  std::vector<std::pair<Node*, size_t>> stack;
+  Node* root_node = root.grad_fn().get();
+  stack.emplace_back(root_node, 0);
+  visited.insert(root_node);
+  while (!stack.empty()) {
+    auto& [node, next_input] = stack.back();
+    if (node->released)
+      DP_THROW(fmt::format("backward through {} a second time: its saved tensors were freed",
+                           node->name()),
+               "pass retain_graph = true to the first backward() call");
+    if (next_input < node->inputs.size()) {
+      const Tensor& in = node->inputs[next_input++];
+      Node* child = in.defined() ? in.grad_fn().get() : nullptr;
+      if (child != nullptr && visited.insert(child).second) stack.emplace_back(child, 0);
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+
+  std::unordered_map<Node*, Tensor> pending;
+  pending[root_node] = seed;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    auto found = pending.find(node);
+    if (found == pending.end()) continue;
+    Tensor grad_out = std::move(found->second);
+    pending.erase(found);
+    std::vector<Tensor> grads = node->backward(grad_out);
+    DP_CHECK(grads.size() == node->inputs.size(),
+             fmt::format("{}::backward returned {} gradients for {} inputs", node->name(),
+                         grads.size(), node->inputs.size()),
+             "this is a bug in the op's backward rule");
+    for (size_t i = 0; i < grads.size(); ++i) {
+      Tensor& in = node->inputs[i];
+      if (!grads[i].defined() || !in.defined() || !in.requires_grad()) continue;
+      DP_CHECK(grads[i].shape() == in.shape(),
+               fmt::format("{}::backward produced a gradient of shape {} for an input of shape {}",
+                           node->name(), shape_str(grads[i].shape()), shape_str(in.shape())),
+               "this is a bug in the op's backward rule");
+      if (in.grad_fn())
+        accumulate(pending[in.grad_fn().get()], grads[i]);
+      else
+        accumulate(in.mutable_grad(), grads[i]);
+    }
+    if (!retain_graph) {
+      node->release();
+      node->released = true;
+    }
+  }
+}
+
+}  // namespace dp

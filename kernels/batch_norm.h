@@ -1,0 +1,27 @@
+// Batch normalisation over (N, H, W) per channel of an NCHW tensor (or over N of [N, C]).
+// save_mean / save_invstd ([C]) keep the batch statistics for backward.
+#pragma once
+#include "engine/tensor.h"
+
+#define DP_BATCH_NORM_KERNELS                                                                 \
+  /* running_mean/var may be undefined; when defined they are updated in place with the */    \
+  /* unbiased batch variance: running = (1-momentum)·running + momentum·batch. */            \
+  void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,     \
+                                double eps, double momentum, Tensor& running_mean,            \
+                                Tensor& running_var, Tensor& y, Tensor& save_mean,            \
+                                Tensor& save_invstd);                                         \
+  void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,      \
+                               const Tensor& running_mean, const Tensor& running_var,         \
+                               double eps, Tensor& y);                                        \
+  void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,            \
+                           const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,    \
+                           Tensor& dgamma, Tensor& dbeta);                                    \
+  /* Eval mode backward: y = (x - mean)·invstd·gamma + beta with fixed statistics. */         \
+  void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma,                        \
+                                const Tensor& running_var, double eps, Tensor& dx);
+
+namespace dp::cpu { DP_BATCH_NORM_KERNELS }
+#ifdef DP_WITH_CUDA
+namespace dp::cuda { DP_BATCH_NORM_KERNELS }
+#endif
+#undef DP_BATCH_NORM_KERNELS

@@ -1,0 +1,141 @@
+// Autograd wrappers for the elementwise ops and reductions.
+#include "engine/autograd.h"
+#include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
+#include "kernels/ops.h"
+
+namespace dp::ops {
+
+namespace {
+
+Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
+
+struct AddNode final : Node {
+  const char* name() const override { return "add"; }
+  std::vector<Tensor> backward(const Tensor& g) override { return {g, g}; }
+};
+
+struct MulNode final : Node {
+  double scalar;
+  explicit MulNode(double s) : scalar(s) {}
+  const char* name() const override { return "mul"; }
+  std::vector<Tensor> backward(const Tensor& g) override { return {mul(g, scalar)}; }
+};
+
+struct ReluNode final : Node {
+  SavedTensor y;
+  explicit ReluNode(const Tensor& out) : y(out.detach()) {}
+  const char* name() const override { return "relu"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    const Tensor& out = y.get(name());
+    Tensor dx = empty_like(g);
+    DP_DISPATCH(g.device(), relu_backward, out, g, dx);
+    return {dx};
+  }
+  void release() override { y.reset(); }
+};
+
+struct SumNode final : Node {
+  Shape shape;
+  double factor;
+  SumNode(Shape s, double f) : shape(std::move(s)), factor(f) {}
+  const char* name() const override { return "sum"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor dx = Tensor::empty(shape, g.dtype(), g.device());
+    DP_DISPATCH(g.device(), broadcast_scalar, g, factor, dx);
+    return {dx};
+  }
+};
+
+}  // namespace
+
+void fill_(Tensor& t, double value) {
+  DP_DISPATCH(t.device(), fill, t, value);
+  t.bump_version();
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  Tensor y = Tensor::empty(x.shape(), dtype, x.device());
+  DP_DISPATCH(x.device(), cast, x, y);
+  return y;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  detail::check_same_device("add", a, b);
+  DP_CHECK(a.shape() == b.shape() && a.dtype() == b.dtype(),
+           fmt::format("add: operands {} and {} differ", a.str(), b.str()),
+           "add needs tensors of the same shape and dtype (no broadcasting)");
+  Tensor out = empty_like(a);
+  DP_DISPATCH(a.device(), add, a, b, out);
+  if (any_requires_grad({&a, &b})) record_node(out, std::make_shared<AddNode>(), {a, b});
+  return out;
+}
+
+void add_(Tensor& dst, const Tensor& src, double alpha) {
+  detail::check_same_device("add_", dst, src);
+  DP_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype(),
+           fmt::format("add_: operands {} and {} differ", dst.str(), src.str()),
+           "add_ needs tensors of the same shape and dtype");
+  dst.check_inplace_allowed("add_");
+  DP_DISPATCH(dst.device(), axpy, alpha, src, dst);
+  dst.bump_version();
+}
+
+Tensor mul(const Tensor& x, double scalar) {
+  Tensor out = empty_like(x);
+  DP_DISPATCH(x.device(), scale, x, scalar, out);
+  if (any_requires_grad({&x})) record_node(out, std::make_shared<MulNode>(scalar), {x});
+  return out;
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor out = empty_like(x);
+  DP_DISPATCH(x.device(), relu_forward, x, out);
+  if (any_requires_grad({&x})) record_node(out, std::make_shared<ReluNode>(out), {x});
+  return out;
+}
+
+Tensor sum(const Tensor& x) {
+  Tensor out = Tensor::empty({}, x.dtype(), x.device());
+  DP_DISPATCH(x.device(), sum_all, x, out);
+  if (any_requires_grad({&x})) record_node(out, std::make_shared<SumNode>(x.shape(), 1.0), {x});
+  return out;
+}
+
+Tensor mean(const Tensor& x) {
+  DP_CHECK(x.numel() > 0, "mean of an empty tensor", "");
+  double inv = 1.0 / static_cast<double>(x.numel());
+  Tensor total = Tensor::empty({}, x.dtype(), x.device());
+  DP_DISPATCH(x.device(), sum_all, x, total);
+  Tensor out = Tensor::empty({}, x.dtype(), x.device());
+  DP_DISPATCH(x.device(), scale, total, inv, out);
+  if (any_requires_grad({&x})) record_node(out, std::make_shared<SumNode>(x.shape(), inv), {x});
+  return out;
+}
+
+// ---- shape ----
+
+namespace {
+struct ReshapeNode final : Node {
+  Shape input_shape;
+  explicit ReshapeNode(Shape s) : input_shape(std::move(s)) {}
+  const char* name() const override { return "reshape"; }
+  std::vector<Tensor> backward(const Tensor& g) override { return {g.view(input_shape)}; }
+};
+}  // namespace
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  Tensor out = x.view(shape);
+  if (any_requires_grad({&x})) record_node(out, std::make_shared<ReshapeNode>(x.shape()), {x});
+  return out;
+}
+
+Tensor flatten(const Tensor& x, int64_t start_dim) {
+  DP_CHECK(start_dim >= 0 && start_dim < std::max<int64_t>(x.dim(), 1),
+           fmt::format("flatten: start_dim {} out of range for {}", start_dim, x.str()), "");
+  Shape s(x.shape().begin(), x.shape().begin() + start_dim);
+  s.push_back(-1);
+  return reshape(x, s);
+}
+
+}  // namespace dp::ops

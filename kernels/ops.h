@@ -1,0 +1,56 @@
+// The differentiable ops: what layers, nets and users call. Each op checks its inputs,
+// dispatches on the tensors' device to the CPU or CUDA kernel family declared in
+// kernels/<family>.h, and records an autograd node when an input requires grad.
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace dp::ops {
+
+// ---- elementwise and reductions (kernels/elementwise.h) ----
+void fill_(Tensor& t, double value);             // in place, no autograd
+Tensor cast(const Tensor& x, DType dtype);       // no autograd
+Tensor add(const Tensor& a, const Tensor& b);    // same shapes
+Tensor mul(const Tensor& x, double scalar);
+Tensor relu(const Tensor& x);
+Tensor sum(const Tensor& x);                     // all elements -> scalar
+Tensor mean(const Tensor& x);                    // all elements -> scalar
+void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);  // dst += alpha*src, no autograd
+
+// ---- shape ----
+Tensor reshape(const Tensor& x, const Shape& shape);  // shares storage
+Tensor flatten(const Tensor& x, int64_t start_dim = 1);
+
+// ---- dense layers (kernels/gemm.h, kernels/linear.h) ----
+Tensor matmul(const Tensor& a, const Tensor& b);  // [M,K] x [K,N] -> [M,N]
+// y = x · wᵀ + b with x [N,in], w [out,in], b [out] or undefined (PyTorch's layout).
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+
+// ---- convolution (kernels/conv2d.h): x [N,C,H,W], w [K,C,R,S], b [K] or undefined ----
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride = 1,
+              int64_t padding = 0);
+
+// ---- batch normalisation (kernels/batch_norm.h) ----
+// Training: normalises with the batch statistics and, when running_mean/var are defined,
+// updates them in place with PyTorch's convention: running = (1-momentum)·running +
+// momentum·batch, with the unbiased batch variance. Eval: uses the running statistics.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                  Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
+// ---- pooling (kernels/pooling.h) ----
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
+// count_include_pad = true, like PyTorch's default.
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
+Tensor global_avg_pool(const Tensor& x);  // [N,C,H,W] -> [N,C]
+
+// ---- loss (kernels/softmax_ce.h) ----
+// Mean softmax cross-entropy of logits [B,C] against int64 labels [B].
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+
+// ---- dropout (kernels/dropout.h) ----
+// Zeroes each element with probability p and scales the rest by 1/(1-p). The mask is a pure
+// function of (seed, stream, element index) through Philox, so CPU and CUDA agree.
+Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t stream);
+
+}  // namespace dp::ops
