@@ -1,0 +1,62 @@
+// JPEG decoding with TurboJPEG (libjpeg-turbo's SIMD decoder) into RGB uint8 HWC, plus a
+// general entry point that hands other formats (PNG, BMP, PPM, WebP) to OpenCV.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "data/image.h"
+
+namespace dp::data {
+
+// What a TurboJPEG warning (a recoverable problem: the decoder produced an image anyway) means.
+enum class JpegWarnings {
+  kFailOnTruncation,  // default: truncated data ("Premature end of JPEG file", "premature end of
+                      // data segment") is an error; benign warnings (extraneous bytes) are not
+  kFailOnAny,         // any warning is an error
+  kIgnore,            // keep whatever the decoder produced
+};
+
+struct DecodeOptions {
+  bool apply_exif_orientation = false;  // torchvision/PIL's default is not to rotate
+  JpegWarnings warnings = JpegWarnings::kFailOnTruncation;
+  // DCT-domain downscaling: decode at the smallest TurboJPEG scale factor s <= 1/2 for which the
+  // scaled image is still at least min_width x min_height (given in upright coordinates, i.e.
+  // after orientation); full size when no such factor exists. 0 = always full size.
+  int64_t min_width = 0;
+  int64_t min_height = 0;
+};
+
+struct JpegHeader {
+  int64_t width = 0;   // as stored (before EXIF orientation)
+  int64_t height = 0;
+  int subsampling = 0;  // TJSAMP_*
+  int colorspace = 0;   // TJCS_*
+  int exif_orientation = 0;
+};
+
+struct Decoded {
+  Image image;                 // RGB, HWC
+  int64_t full_width = 0;      // upright size at scale 1, for mapping crops into `image`
+  int64_t full_height = 0;
+  int scale_num = 1, scale_denom = 1;  // image is about full * num / denom (TurboJPEG rounds up)
+};
+
+bool is_jpeg(const uint8_t* data, size_t size);
+
+// Throws dp::Error naming `source` for anything that is not a decodable 8-bit JPEG.
+JpegHeader read_jpeg_header(const uint8_t* data, size_t size, const std::string& source);
+
+// The TurboJPEG scale factor num/denom (<= 1/2) to decode a width x height image at so that it
+// stays >= min_width x min_height, or 1/1 when none qualifies.
+void choose_dct_scale(int64_t width, int64_t height, int64_t min_width, int64_t min_height,
+                      int& num, int& denom);
+
+Decoded decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& options,
+                    const std::string& source);
+
+// JPEG via TurboJPEG, anything else via OpenCV (which applies no orientation here either).
+Decoded decode_image(const uint8_t* data, size_t size, const DecodeOptions& options,
+                     const std::string& source);
+
+}  // namespace dp::data

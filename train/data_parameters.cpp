@@ -1,0 +1,143 @@
+#include "train/data_parameters.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#ifdef DP_WITH_CUDA
+#include "kernels/cuda/sparse_sgd.h"
+#include "train/cuda_stream.h"
+#endif
+
+namespace dp::train {
+
+float data_param_clamp_lo() { return static_cast<float>(std::log(1.0 / 20.0)); }
+float data_param_clamp_hi() { return static_cast<float>(std::log(20.0)); }
+
+namespace {
+
+Tensor init_log_param(int64_t n, double init, const char* what, Device device) {
+  DP_CHECK(init > 0.0 && std::isfinite(init),
+           fmt::format("{} = {} must be a positive finite temperature", what, init),
+           "data parameters are temperatures σ > 0; they are stored as log(σ)");
+  DP_CHECK(n > 0, fmt::format("{}: need at least one entry, got {}", what, n),
+           "pass the number of classes / training samples");
+  // log computed in double, stored as float32 (SPEC §1).
+  std::vector<float> v(static_cast<size_t>(n), static_cast<float>(std::log(init)));
+  return Tensor::from_vector(v, {n}).to(device);
+}
+
+}  // namespace
+
+DataParameters::DataParameters(const DataParamConfig& config, int64_t num_classes,
+                               int64_t num_instances, Device device)
+    : config_(config) {
+  if (config_.learn_class_parameters) {
+    theta_class_ = init_log_param(num_classes, config_.init_class_param, "init_class_param", device);
+    class_opt_ = std::make_unique<SparseSGD>(
+        theta_class_, SparseSgdOptions{config_.lr_class_param, config_.momentum, config_.presence});
+  }
+  if (config_.learn_inst_parameters) {
+    theta_inst_ = init_log_param(num_instances, config_.init_inst_param, "init_inst_param", device);
+    inst_opt_ = std::make_unique<SparseSGD>(
+        theta_inst_, SparseSgdOptions{config_.lr_inst_param, config_.momentum, config_.presence});
+  }
+}
+
+DataParamCeOutput DataParameters::loss(const Tensor& logits, const Tensor& labels,
+                                       const Tensor& indices) {
+  DataParamCeOutput out = data_param_cross_entropy(
+      logits, labels, indices, theta_class_, theta_inst_,
+      config_.wd_class_param, config_.wd_inst_param);
+  pending_labels_ = labels;
+  pending_indices_ = indices;
+  pending_class_grads_ = out.dtheta_class_rows;
+  pending_inst_grads_ = out.dtheta_inst_rows;
+  return out;
+}
+
+void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& grads,
+                              bool& fully_clamped) {
+  const bool clamp = !config_.skip_clamp_data_param;
+  const float lo = data_param_clamp_lo(), hi = data_param_clamp_hi();
+  if (!clamp || fully_clamped) {
+    opt.step(rows, grads, SparseSGD::Clamp{clamp, lo, hi});
+    return;
+  }
+  opt.step(rows, grads);
+  Tensor theta = opt.param();
+  if (theta.device().is_cpu()) {
+    kernels::clamp_all_cpu(theta.data<float>(), theta.numel(), lo, hi);
+  } else {
+#ifdef DP_WITH_CUDA
+    kernels::clamp_all_cuda(theta.data<float>(), theta.numel(), lo, hi, cuda_stream());
+#endif
+  }
+  fully_clamped = true;
+}
+
+void DataParameters::step() {
+  if (!active()) return;
+  DP_CHECK(pending_labels_.defined(), "DataParameters::step: no loss() since the last step",
+           "call loss() (forward and backward) before step()");
+  if (class_opt_) {
+    Tensor grads = pending_class_grads_.dtype() == DType::Float32 ? pending_class_grads_
+                                                                  : pending_class_grads_.to(DType::Float32);
+    step_one(*class_opt_, pending_labels_, grads, fully_clamped_class_);
+  }
+  if (inst_opt_) {
+    Tensor grads = pending_inst_grads_.dtype() == DType::Float32 ? pending_inst_grads_
+                                                                 : pending_inst_grads_.to(DType::Float32);
+    step_one(*inst_opt_, pending_indices_, grads, fully_clamped_inst_);
+  }
+  pending_labels_ = pending_indices_ = pending_class_grads_ = pending_inst_grads_ = Tensor();
+}
+
+SigmaStats sigma_stats(const Tensor& theta, int bins, const std::vector<uint8_t>* mask,
+                       uint8_t select) {
+  DP_CHECK(bins > 0, fmt::format("sigma_stats: bins = {} must be positive", bins), "use e.g. 30");
+  const std::vector<double> logs = theta.to_double_vector();
+  DP_CHECK(mask == nullptr || mask->size() == logs.size(),
+           fmt::format("sigma_stats: mask has {} entries for {} parameters", mask ? mask->size() : 0,
+                       logs.size()),
+           "the corrupted-sample mask needs one entry per training sample");
+  std::vector<double> sig;
+  sig.reserve(logs.size());
+  for (size_t i = 0; i < logs.size(); ++i)
+    if (mask == nullptr || (*mask)[i] == select)
+      sig.push_back(static_cast<double>(std::exp(static_cast<float>(logs[i]))));
+  SigmaStats s;
+  s.count = static_cast<int64_t>(sig.size());
+  s.bucket_counts.assign(static_cast<size_t>(bins), 0);
+  if (sig.empty()) return s;
+  s.highest = *std::max_element(sig.begin(), sig.end());
+  s.lowest = *std::min_element(sig.begin(), sig.end());
+  for (double v : sig) {
+    s.sum += v;
+    s.sum_squares += v * v;
+  }
+  s.mean = s.sum / static_cast<double>(s.count);
+  if (s.count > 1) {
+    double m2 = 0.0;  // two-pass: stable even when σ is nearly constant
+    for (double v : sig) m2 += (v - s.mean) * (v - s.mean);
+    s.std = std::sqrt(m2 / static_cast<double>(s.count - 1));
+  }
+  s.bucket_edges.resize(static_cast<size_t>(bins) + 1);
+  const double width = (s.highest - s.lowest) / bins;
+  for (int k = 0; k <= bins; ++k) s.bucket_edges[k] = s.lowest + width * k;
+  s.bucket_edges[bins] = s.highest;
+  for (double v : sig) {
+    int k = width > 0.0 ? static_cast<int>((v - s.lowest) / width) : 0;
+    s.bucket_counts[std::clamp(k, 0, bins - 1)]++;
+  }
+  return s;
+}
+
+SigmaStatsSplit sigma_stats_split(const Tensor& theta, const std::vector<uint8_t>& corrupted,
+                                  int bins) {
+  return {sigma_stats(theta, bins), sigma_stats(theta, bins, &corrupted, 1),
+          sigma_stats(theta, bins, &corrupted, 0)};
+}
+
+}  // namespace dp::train
