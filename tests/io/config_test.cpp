@@ -1,0 +1,93 @@
+// Config validation: every class of mistake stops with the key's path (and line, from a file).
+#include <gtest/gtest.h>
+
+#include "engine/error.h"
+#include "train/config/config.h"
+
+using dp::train::Config;
+
+namespace {
+
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    Config::from_string(text, "run.toml", overrides);
+  } catch (const dp::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, DefaultsAndValues) {
+  Config c = Config::from_string("[optim]\nlr = 0.05\nmilestones = [10, 20]\n[run]\nepochs = 3\n");
+  EXPECT_DOUBLE_EQ(c.get_float("optim.lr"), 0.05);
+  EXPECT_EQ(c.get_int("run.epochs"), 3);
+  EXPECT_EQ(c.get_int_list("optim.milestones"), (std::vector<int64_t>{10, 20}));
+  EXPECT_DOUBLE_EQ(c.get_float("optim.momentum"), 0.9);  // default
+  EXPECT_TRUE(c.was_set("optim.lr"));
+  EXPECT_FALSE(c.was_set("optim.momentum"));
+}
+
+TEST(Config, IntegerAcceptedForFloat) {
+  Config c = Config::from_string("[optim]\nlr = 1\n");
+  EXPECT_DOUBLE_EQ(c.get_float("optim.lr"), 1.0);
+}
+
+TEST(Config, UnknownKeyNamesPathAndLine) {
+  std::string e = error_of("[optim]\nlr = 0.1\nmomentun = 0.9\n");
+  EXPECT_NE(e.find("optim.momentun"), std::string::npos) << e;
+  EXPECT_NE(e.find("run.toml:3"), std::string::npos) << e;
+}
+
+TEST(Config, UnknownKeySuggestsNearest) {
+  std::string e = error_of("[run]\nlr = 0.1\n");
+  EXPECT_NE(e.find("run.lr"), std::string::npos) << e;
+  EXPECT_NE(e.find("optim.lr"), std::string::npos) << e;
+}
+
+TEST(Config, UnknownSection) {
+  std::string e = error_of("[optimiser]\nlr = 0.1\n");
+  EXPECT_NE(e.find("[optimiser]"), std::string::npos) << e;
+}
+
+TEST(Config, WrongType) {
+  std::string e = error_of("[run]\n\nepochs = \"ten\"\n");
+  EXPECT_NE(e.find("run.epochs"), std::string::npos) << e;
+  EXPECT_NE(e.find("run.toml:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("integer"), std::string::npos) << e;
+}
+
+TEST(Config, OutOfRange) {
+  std::string e = error_of("[data]\nrand_fraction = 1.5\n");
+  EXPECT_NE(e.find("data.rand_fraction"), std::string::npos) << e;
+  EXPECT_NE(e.find("out of range"), std::string::npos) << e;
+}
+
+TEST(Config, NotAChoice) {
+  std::string e = error_of("[run]\nprecision = \"fp8\"\n");
+  EXPECT_NE(e.find("run.precision"), std::string::npos) << e;
+  EXPECT_NE(e.find("bf16"), std::string::npos) << e;
+}
+
+TEST(Config, SyntaxErrorNamesLine) {
+  std::string e = error_of("[run]\nepochs = = 3\n");
+  EXPECT_NE(e.find("run.toml:2"), std::string::npos) << e;
+}
+
+TEST(Config, OverridesAreValidated) {
+  Config c = Config::from_string("", "run.toml", {"optim.lr=0.2", "run.device=cuda"});
+  EXPECT_DOUBLE_EQ(c.get_float("optim.lr"), 0.2);
+  EXPECT_EQ(c.get_string("run.device"), "cuda");
+  EXPECT_NE(error_of("", {"optim.lrr=0.2"}).find("optim.lrr"), std::string::npos);
+  EXPECT_NE(error_of("", {"run.epochs=abc"}).find("run.epochs"), std::string::npos);
+  EXPECT_NE(error_of("", {"run.epochs"}).find("key=value"), std::string::npos);
+}
+
+TEST(Config, ResolvedTextRoundTrips) {
+  Config a = Config::from_string("[optim]\nlr = 0.05\n[data]\ndataset = \"cifar10\"\n");
+  Config b = Config::from_string(a.resolved_toml());
+  EXPECT_EQ(a.resolved_toml(), b.resolved_toml());
+  EXPECT_DOUBLE_EQ(b.get_float("optim.lr"), 0.05);
+  EXPECT_EQ(b.get_string("data.dataset"), "cifar10");
+}

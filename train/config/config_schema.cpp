@@ -1,0 +1,63 @@
+// The schema of dp-train's TOML configuration. Names in [data_parameters] are the reference
+// implementation's command-line flags, so its users recognise them.
+#include "train/config/config.h"
+
+namespace dp::train {
+
+const std::vector<ConfigKey>& config_schema() {
+  using T = ConfigType;
+  static const std::vector<ConfigKey> schema = {
+      // ---- data ----
+      {"data.dataset", T::String, std::string("synthetic"), 0, 0,
+       {"synthetic", "cifar10", "cifar100", "cifar10-jpeg", "imagefolder"}, "dataset kind"},
+      {"data.path", T::String, std::string(""), 0, 0, {}, "dataset folder (unused for synthetic)"},
+      {"data.num_classes", T::Int, int64_t{0}, 0, 100000, {}, "0: from the dataset"},
+      {"data.synthetic_train_size", T::Int, int64_t{2048}, 1, 10000000, {}, ""},
+      {"data.synthetic_test_size", T::Int, int64_t{512}, 1, 10000000, {}, ""},
+      {"data.image_size", T::Int, int64_t{32}, 8, 1024, {}, "training crop size"},
+      {"data.noise", T::String, std::string("none"), 0, 0,
+       {"none", "permute", "symmetric", "symmetric-other", "file"},
+       "label noise on the training split: the reference's image permutation, uniform flips, or a label file"},
+      {"data.rand_fraction", T::Float, 0.0, 0.0, 1.0, {}, "fraction of corrupted training samples"},
+      {"data.noise_file", T::String, std::string(""), 0, 0, {}, "CSV with per-sample labels"},
+      {"data.noise_column", T::String, std::string(""), 0, 0, {}, "column of noise_file, e.g. worse_label"},
+      {"data.bad_samples", T::String, std::string("fail"), 0, 0, {"fail", "skip"}, ""},
+      // ---- model ----
+      {"model.arch", T::String, std::string("wrn-28-10"), 0, 0, {}, "resnet18, resnet34, wrn-D-K, tiny-cnn"},
+      {"model.init_from", T::String, std::string(""), 0, 0, {}, "safetensors file of initial weights"},
+      // ---- optimiser and schedule ----
+      {"optim.batch_size", T::Int, int64_t{128}, 1, 1 << 20, {}, ""},
+      {"optim.lr", T::Float, 0.1, 0.0, 100.0, {}, ""},
+      {"optim.momentum", T::Float, 0.9, 0.0, 1.0, {}, ""},
+      {"optim.nesterov", T::Bool, false, 0, 0, {}, ""},
+      {"optim.weight_decay", T::Float, 5e-4, 0.0, 1.0, {}, "coupled, on all model parameters"},
+      {"optim.schedule", T::String, std::string("cifar"), 0, 0,
+       {"cifar", "imagenet", "multistep", "cosine", "constant"}, ""},
+      {"optim.milestones", T::IntList, std::vector<int64_t>{80, 100, 160}, 0, 1e9, {}, "epochs (multistep)"},
+      {"optim.gamma", T::Float, 0.1, 0.0, 1.0, {}, ""},
+      {"optim.warmup_epochs", T::Int, int64_t{0}, 0, 1000, {}, "linear warm-up"},
+      // ---- data parameters (the reference's names) ----
+      {"data_parameters.learn_class_parameters", T::Bool, false, 0, 0, {}, ""},
+      {"data_parameters.learn_inst_parameters", T::Bool, false, 0, 0, {}, ""},
+      {"data_parameters.init_class_param", T::Float, 1.0, 1e-12, 1e6, {}, "initial σ (class)"},
+      {"data_parameters.init_inst_param", T::Float, 1.0, 1e-12, 1e6, {}, "initial σ (instance)"},
+      {"data_parameters.lr_class_param", T::Float, 0.1, 0.0, 1e4, {}, ""},
+      {"data_parameters.lr_inst_param", T::Float, 0.1, 0.0, 1e4, {}, ""},
+      {"data_parameters.wd_class_param", T::Float, 0.0, 0.0, 1e4, {}, ""},
+      {"data_parameters.wd_inst_param", T::Float, 0.0, 0.0, 1e4, {}, ""},
+      {"data_parameters.skip_clamp_data_param", T::Bool, false, 0, 0, {}, ""},
+      // ---- run ----
+      {"run.epochs", T::Int, int64_t{120}, 1, 100000, {}, ""},
+      {"run.stop_epoch", T::Int, int64_t{0}, 0, 100000, {}, "0: run all epochs"},
+      {"run.seed", T::Int, int64_t{1}, 0, 9.2e18, {}, ""},
+      {"run.device", T::String, std::string("cpu"), 0, 0, {}, "cpu, cuda, cuda:N"},
+      {"run.precision", T::String, std::string("fp32"), 0, 0, {"fp32", "tf32", "bf16"}, ""},
+      {"run.workers", T::Int, int64_t{2}, 0, 256, {}, "loader threads"},
+      {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
+      {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},
+      {"run.eval_batch_size", T::Int, int64_t{100}, 1, 1 << 20, {}, ""},
+  };
+  return schema;
+}
+
+}  // namespace dp::train

@@ -1,0 +1,267 @@
+#include "train/io/checkpoint_file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <exception>
+#include <filesystem>
+
+#include "engine/error.h"
+
+namespace dp::io {
+
+namespace {
+
+// Closes an HDF5 identifier when it leaves scope.
+struct H5Id {
+  hid_t id = -1;
+  herr_t (*close)(hid_t) = nullptr;
+  H5Id(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
+  ~H5Id() {
+    if (id >= 0 && close) close(id);
+  }
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  operator hid_t() const { return id; }
+};
+
+void h5_check(bool ok, const std::string& what, const std::string& path) {
+  DP_CHECK(ok, fmt::format("HDF5: {} failed for {}", what, path),
+           "check the file is a dp-engine checkpoint, not truncated, and the disk is not full");
+}
+
+hid_t h5_type(DType t) {
+  switch (t) {
+    case DType::Float32: return H5T_NATIVE_FLOAT;
+    case DType::Float64: return H5T_NATIVE_DOUBLE;
+    case DType::Int32: return H5T_NATIVE_INT32;
+    case DType::Int64: return H5T_NATIVE_INT64;
+    case DType::UInt8: return H5T_NATIVE_UINT8;
+    case DType::BFloat16: return H5T_NATIVE_UINT16;  // raw bits; never written by dp-engine today
+    default: break;
+  }
+  DP_THROW(fmt::format("cannot store {} tensors in HDF5", dtype_name(t)), "convert to float32");
+}
+
+DType dtype_from_h5(hid_t type, const std::string& name) {
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  if (cls == H5T_FLOAT && size == 4) return DType::Float32;
+  if (cls == H5T_FLOAT && size == 8) return DType::Float64;
+  if (cls == H5T_INTEGER && size == 8) return DType::Int64;
+  if (cls == H5T_INTEGER && size == 4) return DType::Int32;
+  if (cls == H5T_INTEGER && size == 1) return DType::UInt8;
+  DP_THROW(fmt::format("dataset {} has an unsupported HDF5 type", name),
+           "dp-engine stores float32/float64/int32/int64/uint8 tensors");
+}
+
+hid_t ensure_group(hid_t file, const std::string& group_path, const std::string& path) {
+  std::string partial;
+  size_t pos = 0;
+  while (pos < group_path.size()) {
+    size_t next = group_path.find('/', pos);
+    if (next == std::string::npos) next = group_path.size();
+    partial += "/" + group_path.substr(pos, next - pos);
+    if (H5Lexists(file, partial.c_str(), H5P_DEFAULT) <= 0) {
+      hid_t g = H5Gcreate2(file, partial.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      h5_check(g >= 0, "creating group " + partial, path);
+      H5Gclose(g);
+    }
+    pos = next + 1;
+  }
+  return H5Gopen2(file, group_path.empty() ? "/" : ("/" + group_path).c_str(), H5P_DEFAULT);
+}
+
+void write_attr_string(hid_t obj, const std::string& key, const std::string& value,
+                       const std::string& path) {
+  H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, value.empty() ? 1 : value.size());
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id attr(H5Acreate2(obj, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  h5_check(attr >= 0, "creating attribute " + key, path);
+  h5_check(H5Awrite(attr, type, value.empty() ? "" : value.data()) >= 0, "writing attribute " + key, path);
+}
+
+template <class T>
+void write_attr_number(hid_t obj, const std::string& key, T value, hid_t type, const std::string& path) {
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id attr(H5Acreate2(obj, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  h5_check(attr >= 0 && H5Awrite(attr, type, &value) >= 0, "writing attribute " + key, path);
+}
+
+void fsync_path(const std::string& p, bool directory) {
+  int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+struct ReadContext {
+  TensorFile* out;
+  std::string path;
+  std::exception_ptr error;  // exceptions must not unwind through HDF5's C frames
+};
+
+void read_dataset(hid_t root, const char* name, ReadContext* ctx) {
+  H5Id ds(H5Dopen2(root, name, H5P_DEFAULT), H5Dclose);
+  h5_check(ds >= 0, std::string("opening dataset ") + name, ctx->path);
+  H5Id space(H5Dget_space(ds), H5Sclose);
+  int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  if (rank > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  H5Id type(H5Dget_type(ds), H5Tclose);
+  DType dtype = dtype_from_h5(type, name);
+  Shape shape(dims.begin(), dims.end());
+  Tensor t = Tensor::empty(shape, dtype);
+  if (t.numel() > 0)
+    h5_check(H5Dread(ds, h5_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
+             std::string("reading dataset ") + name, ctx->path);
+  ctx->out->tensors.emplace_back(name, t);
+}
+
+herr_t visit_object(hid_t root, const char* name, const H5O_info_t* info, void* data) {
+  auto* ctx = static_cast<ReadContext*>(data);
+  if (info->type != H5O_TYPE_DATASET) return 0;
+  try {
+    read_dataset(root, name, ctx);
+  } catch (...) {
+    ctx->error = std::current_exception();
+    return -1;
+  }
+  return 0;
+}
+
+void read_attr(hid_t obj, const char* name, ReadContext* ctx) {
+  H5Id attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  H5Id type(H5Aget_type(attr), H5Tclose);
+  H5T_class_t cls = H5Tget_class(type);
+  if (cls == H5T_STRING) {
+    size_t n = H5Tget_size(type);
+    std::string s(n, '\0');
+    h5_check(H5Aread(attr, type, s.data()) >= 0, std::string("reading attribute ") + name, ctx->path);
+    while (!s.empty() && s.back() == '\0') s.pop_back();
+    ctx->out->strings[name] = s;
+  } else if (cls == H5T_INTEGER) {
+    int64_t v = 0;
+    h5_check(H5Aread(attr, H5T_NATIVE_INT64, &v) >= 0, std::string("reading attribute ") + name, ctx->path);
+    ctx->out->ints[name] = v;
+  } else if (cls == H5T_FLOAT) {
+    double v = 0;
+    h5_check(H5Aread(attr, H5T_NATIVE_DOUBLE, &v) >= 0, std::string("reading attribute ") + name, ctx->path);
+    ctx->out->floats[name] = v;
+  }
+}
+
+herr_t visit_attr(hid_t obj, const char* name, const H5A_info_t*, void* data) {
+  auto* ctx = static_cast<ReadContext*>(data);
+  try {
+    read_attr(obj, name, ctx);
+  } catch (...) {
+    ctx->error = std::current_exception();
+    return -1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+const Tensor* TensorFile::find(const std::string& name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return &t;
+  return nullptr;
+}
+
+const Tensor& TensorFile::at(const std::string& name) const {
+  const Tensor* t = find(name);
+  DP_CHECK(t != nullptr, fmt::format("the file has no tensor '{}'", name),
+           "the checkpoint was written by another model or an older dp-engine");
+  return *t;
+}
+
+void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
+  namespace fsys = std::filesystem;
+  fsys::path target(path);
+  if (target.has_parent_path()) fsys::create_directories(target.parent_path());
+  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  {
+    H5Id f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    h5_check(f >= 0, "creating the file", tmp);
+    for (const auto& [name, tensor] : file.tensors) {
+      Tensor t = tensor.to(Device::cpu());
+      size_t slash = name.rfind('/');
+      std::string group = slash == std::string::npos ? "" : name.substr(0, slash);
+      std::string leaf = slash == std::string::npos ? name : name.substr(slash + 1);
+      H5Id g(ensure_group(f, group, tmp), H5Gclose);
+      std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
+      H5Id space(dims.empty() ? H5Screate(H5S_SCALAR)
+                              : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                 H5Sclose);
+      H5Id ds(H5Dcreate2(g, leaf.c_str(), h5_type(t.dtype()), space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT),
+              H5Dclose);
+      h5_check(ds >= 0, "creating dataset " + name, tmp);
+      if (t.numel() > 0)
+        h5_check(H5Dwrite(ds, h5_type(t.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
+                 "writing dataset " + name, tmp);
+    }
+    H5Id root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose);
+    for (const auto& [k, v] : file.ints) write_attr_number(root, k, v, H5T_NATIVE_INT64, tmp);
+    for (const auto& [k, v] : file.floats) write_attr_number(root, k, v, H5T_NATIVE_DOUBLE, tmp);
+    for (const auto& [k, v] : file.strings) write_attr_string(root, k, v, tmp);
+    h5_check(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0, "flushing", tmp);
+  }
+  fsync_path(tmp, false);
+  std::error_code ec;
+  fsys::rename(tmp, target, ec);
+  DP_CHECK(!ec, fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()),
+           "check permissions of the output folder");
+  fsync_path(target.has_parent_path() ? target.parent_path().string() : ".", true);
+}
+
+TensorFile read_tensor_file(const std::string& path) {
+  DP_CHECK(std::filesystem::exists(path), "no such file: " + path, "check the path");
+  H5E_auto2_t old_func;
+  void* old_data;
+  H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages instead of HDF5's stack dump
+  TensorFile out;
+  try {
+    H5Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    h5_check(f >= 0, "opening", path);
+    ReadContext ctx{&out, path, nullptr};
+    herr_t listed = H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_object, &ctx);
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    h5_check(listed >= 0, "listing", path);
+    H5Id root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose);
+    hsize_t idx = 0;
+    herr_t attrs = H5Aiterate2(root, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, visit_attr, &ctx);
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    h5_check(attrs >= 0, "reading attributes", path);
+  } catch (...) {
+    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    throw;
+  }
+  H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+  return out;
+}
+
+void load_checked(const TensorFile& file, const std::string& name, Tensor& dst,
+                  const std::string& file_path) {
+  const Tensor* src = file.find(name);
+  DP_CHECK(src != nullptr, fmt::format("{} has no tensor '{}'", file_path, name),
+           "the checkpoint was written for another model or configuration");
+  DP_CHECK(src->shape() == dst.shape(),
+           fmt::format("{}: '{}': source shape {} vs target shape {}", file_path, name,
+                       shape_str(src->shape()), shape_str(dst.shape())),
+           "the checkpoint was written for another model or number of classes");
+  DP_CHECK(src->dtype() == dst.dtype(),
+           fmt::format("{}: '{}': source dtype {} vs target dtype {}", file_path, name,
+                       dtype_name(src->dtype()), dtype_name(dst.dtype())),
+           "the checkpoint was written with another precision");
+  dst.copy_from(src->to(dst.device()));
+}
+
+}  // namespace dp::io
