@@ -1,5 +1,6 @@
 // A decoded image on the host: uint8, height x width x channels (HWC), rows packed.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -17,17 +17,32 @@ namespace dp::data {
 namespace {
 
 // One TurboJPEG handle per thread: handles are not thread-safe and cheap to keep.
+struct DecoderHolder {
+  tjhandle handle = nullptr;
+  ~DecoderHolder() {
+    if (handle) tjDestroy(handle);
+  }
+};
+thread_local DecoderHolder decoder_holder;
+
 tjhandle thread_decoder() {
-  struct Holder {
-    tjhandle handle = tjInitDecompress();
-    ~Holder() {
-      if (handle) tjDestroy(handle);
-    }
-  };
-  thread_local Holder holder;
-  DP_CHECK(holder.handle != nullptr, std::string("cannot create a TurboJPEG decoder: ") + tjGetErrorStr2(nullptr),
-           "out of memory?");
-  return holder.handle;
+  if (!decoder_holder.handle) decoder_holder.handle = tjInitDecompress();
+  DP_CHECK(decoder_holder.handle != nullptr,
+           std::string("cannot create a TurboJPEG decoder: ") + tjGetErrorStr2(nullptr), "out of memory?");
+  return decoder_holder.handle;
+}
+
+// TurboJPEG 2.1 leaves a handle in a sticky error state after some fatal errors (every later
+// header read then repeats the old message), so a handle that failed is replaced.
+void discard_thread_decoder() {
+  if (decoder_holder.handle) tjDestroy(decoder_holder.handle);
+  decoder_holder.handle = nullptr;
+}
+
+// TurboJPEG 2.1 refuses sampling layouts outside its TJSAMP_* list (e.g. 4:1:0) although
+// libjpeg decodes them; such files go through OpenCV's libjpeg path instead.
+bool is_unusual_sampling(const std::string& message) {
+  return message.find("Could not determine subsampling") != std::string::npos;
 }
 
 std::string hint_for(const std::string& message) {
@@ -46,6 +61,24 @@ bool is_truncation_warning(const std::string& message) {
   return message.find("remature end") != std::string::npos;
 }
 
+Image decode_with_opencv(const uint8_t* data, size_t size, const std::string& source) {
+  DP_CHECK(size > 0, "image file '" + source + "' is empty", "re-download or re-extract it");
+  const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
+  cv::Mat bgr;
+  try {
+    bgr = cv::imdecode(encoded, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  } catch (const cv::Exception& e) {
+    DP_THROW("cannot decode image '" + source + "': " + e.what(),
+             "the file is corrupt or in an unsupported format");
+  }
+  DP_CHECK(!bgr.empty(), "cannot decode image '" + source + "' (OpenCV could not read it)",
+           "supported: JPEG, PNG, BMP, PPM/PGM, WebP; the file may be corrupt");
+  Image image(bgr.rows, bgr.cols, 3);
+  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, image.pixels.data());
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return image;
+}
+
 }  // namespace
 
 bool is_jpeg(const uint8_t* data, size_t size) {
@@ -60,6 +93,17 @@ JpegHeader read_jpeg_header(const uint8_t* data, size_t size, const std::string&
   if (tjDecompressHeader3(handle, data, static_cast<unsigned long>(size), &width, &height,
                           &subsampling, &colorspace) != 0) {
     const std::string message = tjGetErrorStr2(handle);
+    discard_thread_decoder();
+    // The size was read before TurboJPEG gave up on the sampling layout: usable (see above).
+    if (is_unusual_sampling(message) && width > 0 && height > 0) {
+      JpegHeader header;
+      header.width = width;
+      header.height = height;
+      header.subsampling = -1;
+      header.colorspace = -1;
+      header.exif_orientation = scan_jpeg_markers(data, size).exif_orientation;
+      return header;
+    }
     DP_THROW("cannot read the JPEG header of '" + source + "': " + message, hint_for(message));
   }
   JpegHeader header;
@@ -99,6 +143,13 @@ Decoded decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& optio
   const bool swap = orientation >= 5;
 
   Decoded result;
+  if (header.subsampling < 0) {  // layout TurboJPEG refuses: libjpeg via OpenCV, full size
+    Image image = decode_with_opencv(data, size, source);
+    result.image = orientation > 1 ? apply_exif_orientation(image, orientation) : std::move(image);
+    result.full_width = result.image.width;
+    result.full_height = result.image.height;
+    return result;
+  }
   result.full_width = swap ? header.height : header.width;
   result.full_height = swap ? header.width : header.height;
   // The minimum size is upright; the decoder works in stored orientation.
@@ -107,10 +158,11 @@ Decoded decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& optio
                    result.scale_denom);
   const tjscalingfactor factor{result.scale_num, result.scale_denom};
   const int64_t width = TJSCALED(header.width, factor), height = TJSCALED(header.height, factor);
-  DP_CHECK(width * height <= (int64_t{1} << 30),
+  DP_CHECK(width * height <= options.max_pixels,
            "JPEG '" + source + "' is " + std::to_string(header.width) + "x" +
                std::to_string(header.height) + " pixels, too large to decode",
-           "the decoder refuses images over 2^30 pixels (decompression-bomb guard)");
+           "raise DecodeOptions::max_pixels (" + std::to_string(options.max_pixels) +
+               ") if the image is genuine; it guards against decompression bombs");
 
   const bool cmyk = header.colorspace == TJCS_CMYK || header.colorspace == TJCS_YCCK;
   const int channels = cmyk ? 4 : 3;
@@ -132,6 +184,7 @@ Decoded decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& optio
   if (status != 0) {
     const std::string message = tjGetErrorStr2(handle);
     const bool warning = tjGetErrorCode(handle) == TJERR_WARNING;
+    if (!warning) discard_thread_decoder();
     const bool fail = !warning || options.warnings == JpegWarnings::kFailOnAny ||
                       (options.warnings == JpegWarnings::kFailOnTruncation &&
                        is_truncation_warning(message));
@@ -151,21 +204,8 @@ Decoded decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& optio
 Decoded decode_image(const uint8_t* data, size_t size, const DecodeOptions& options,
                      const std::string& source) {
   if (is_jpeg(data, size)) return decode_jpeg(data, size, options, source);
-  DP_CHECK(size > 0, "image file '" + source + "' is empty", "re-download or re-extract it");
-  const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
-  cv::Mat bgr;
-  try {
-    bgr = cv::imdecode(encoded, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
-  } catch (const cv::Exception& e) {
-    DP_THROW("cannot decode image '" + source + "': " + e.what(),
-             "the file is corrupt or in an unsupported format");
-  }
-  DP_CHECK(!bgr.empty(), "cannot decode image '" + source + "' (not a JPEG; OpenCV could not read it)",
-           "supported: JPEG, PNG, BMP, PPM/PGM, WebP; the file may be corrupt");
   Decoded result;
-  result.image = Image(bgr.rows, bgr.cols, 3);
-  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, result.image.pixels.data());
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  result.image = decode_with_opencv(data, size, source);
   result.full_width = result.image.width;
   result.full_height = result.image.height;
   return result;

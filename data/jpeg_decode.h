@@ -25,6 +25,9 @@ struct DecodeOptions {
   // after orientation); full size when no such factor exists. 0 = always full size.
   int64_t min_width = 0;
   int64_t min_height = 0;
+  // Decompression-bomb guard on the decoded (possibly DCT-reduced) size: 2^28 pixels is 768 MB
+  // of RGB, far beyond any training image.
+  int64_t max_pixels = int64_t{1} << 28;
 };
 
 struct JpegHeader {

@@ -1,5 +1,6 @@
 #include "data/numpy_mt19937.h"
 
+#include <cstddef>
 #include <utility>
 
 namespace dp::data {

@@ -62,7 +62,7 @@ void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& 
   const bool clamp = !config_.skip_clamp_data_param;
   const float lo = data_param_clamp_lo(), hi = data_param_clamp_hi();
   if (!clamp || fully_clamped) {
-    opt.step(rows, grads, SparseSGD::Clamp{clamp, lo, hi});
+    opt.step(rows, grads, SparseClamp{clamp, lo, hi});
     return;
   }
   opt.step(rows, grads);

@@ -21,7 +21,7 @@ SparseSGD::SparseSGD(Tensor param, SparseSgdOptions options)
   buf_ = Tensor::zeros(param_.shape(), DType::Float32, param_.device());
 }
 
-void SparseSGD::step(const Tensor& rows, const Tensor& grads, Clamp clamp) {
+void SparseSGD::step(const Tensor& rows, const Tensor& grads, SparseClamp clamp) {
   DP_CHECK(rows.dim() == 1 && rows.dtype() == DType::Int64 && grads.dim() == 1 &&
                grads.dtype() == DType::Float32 && rows.numel() == grads.numel() &&
                rows.device() == param_.device() && grads.device() == param_.device(),

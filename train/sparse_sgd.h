@@ -21,6 +21,12 @@ struct SparseSgdOptions {
   SparsePresence presence = SparsePresence::NonZeroGrad;
 };
 
+// Optional clamp of each updated row right after its update.
+struct SparseClamp {
+  bool enabled = false;
+  float lo = 0.0f, hi = 0.0f;
+};
+
 class SparseSGD {
  public:
   // `param`: float32 [N] (CPU or CUDA), updated in place. The momentum buffer starts at zero.
@@ -29,11 +35,7 @@ class SparseSGD {
   // rows int64 [n], grads float32 [n], both on the parameter's device. When clamp_range is
   // given, each updated row is clamped right after its update (see DataParameters for why that
   // equals the SPEC's clamp of every entry).
-  struct Clamp {
-    bool enabled = false;
-    float lo = 0.0f, hi = 0.0f;
-  };
-  void step(const Tensor& rows, const Tensor& grads, Clamp clamp = {});
+  void step(const Tensor& rows, const Tensor& grads, SparseClamp clamp = SparseClamp{});
   // The reference's form: a dense float32 [N] gradient, present = grad != 0 (O(N), CPU only).
   void step_dense(const Tensor& dense_grad);
 

@@ -70,16 +70,19 @@ double data_param_ce_cpu(const DataParamCeArgs<T>& a) {
       // Stable softmax of s = z/σ*: σ* > 0, so max(s) = max(z)/σ*.
       T zmax = z[0];
       for (int64_t j = 1; j < C; ++j) zmax = z[j] > zmax ? z[j] : zmax;
-      const double smax = static_cast<double>(zmax) / sigma;
+      // s_j and exp in T (float exp is several times cheaper than double exp; each term is
+      // correct to an ulp of T), the row sums in double.
+      const T smax_t = zmax / sigma_t;
+      const double smax = smax_t;
       double sum_e = 0.0, sum_ez = 0.0;
       for (int64_t j = 0; j < C; ++j) {
-        const double ej = std::exp(static_cast<double>(z[j]) / sigma - smax);
+        const double ej = std::exp(z[j] / sigma_t - smax_t);
         e[j] = ej;
         sum_e += ej;
         sum_ez += ej * static_cast<double>(z[j]);
       }
       const double zy = z[y];
-      const double ce = smax + std::log(sum_e) - zy / sigma;
+      const double ce = smax + std::log(sum_e) - static_cast<double>(z[y] / sigma_t);
       const double inv_sum = 1.0 / sum_e;
       const double scale = 1.0 / (sigma * static_cast<double>(B));
       if (a.dlogits != nullptr) {

@@ -1,0 +1,95 @@
+// CPU GEMM and convolution microbenchmarks at WideResNet's CIFAR layer shapes (batch 128).
+//
+//   build-ops/bench/kernels/bench_kernels --benchmark_min_time=0.05 --benchmark_filter=Conv
+//
+// The GFLOP/s counter counts 2·N·K·C·R·S·P·Q flops per conv pass (forward, backward-data and
+// backward-weight each do the same work) and 2·M·N·K per GEMM.
+#include <benchmark/benchmark.h>
+
+#include "engine/rng.h"
+#include "engine/tensor.h"
+#include "kernels/conv2d.h"
+#include "kernels/gemm.h"
+
+namespace {
+
+using dp::Tensor;
+
+Tensor random_tensor(const dp::Shape& shape, uint64_t stream) {
+  dp::Rng rng(2024, stream);
+  std::vector<float> v(static_cast<size_t>(dp::shape_numel(shape)));
+  for (float& e : v) e = static_cast<float>(rng.uniform(-1.0, 1.0));
+  return Tensor::from_vector(v, shape);
+}
+
+void set_gflops(benchmark::State& state, double flops_per_iter) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops_per_iter * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
+}
+
+// Args: N, C, H(=W), K, R(=S), stride.
+enum class Pass { Forward, BackwardData, BackwardWeight };
+
+template <Pass pass>
+void BM_Conv(benchmark::State& state) {
+  const int64_t n = state.range(0), c = state.range(1), h = state.range(2), k = state.range(3),
+                r = state.range(4), stride = state.range(5), pad = r / 2;
+  const dp::Conv2dGeometry g = dp::Conv2dGeometry::make({n, c, h, h}, {k, c, r, r}, stride, pad);
+  Tensor x = random_tensor({n, c, h, h}, 1), w = random_tensor({k, c, r, r}, 2);
+  Tensor dy = random_tensor({n, k, g.p, g.q}, 3);
+  Tensor y = Tensor::empty({n, k, g.p, g.q}), dx = Tensor::empty({n, c, h, h});
+  Tensor dw = Tensor::empty({k, c, r, r}), db = Tensor::empty({k});
+  for (auto _ : state) {
+    if constexpr (pass == Pass::Forward) dp::cpu::conv2d_forward(x, w, Tensor(), y, g);
+    if constexpr (pass == Pass::BackwardData) dp::cpu::conv2d_backward_data(dy, w, dx, g);
+    if constexpr (pass == Pass::BackwardWeight) dp::cpu::conv2d_backward_weight(x, dy, dw, db, g);
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 2.0 * n * k * c * r * r * g.p * g.q);
+}
+
+void WrnShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "C", "H", "K", "R", "stride"});
+  // WRN-16-4 (widths 64/128/256) at batch 128.
+  b->Args({128, 16, 32, 64, 3, 1});    // group 1, first conv
+  b->Args({128, 16, 32, 64, 1, 1});    // group 1 shortcut (pointwise)
+  b->Args({128, 64, 32, 64, 3, 1});    // group 1
+  b->Args({128, 64, 32, 128, 3, 2});   // group 2, first conv (strided)
+  b->Args({128, 64, 32, 128, 1, 2});   // group 2 shortcut
+  b->Args({128, 128, 16, 128, 3, 1});  // group 2
+  b->Args({128, 128, 16, 256, 3, 2});  // group 3, first conv
+  b->Args({128, 128, 16, 256, 1, 2});  // group 3 shortcut
+  b->Args({128, 256, 8, 256, 3, 1});   // group 3
+  // WRN-28-10 (widths 160/320/640) at batch 128: the widest layer of each group.
+  b->Args({128, 160, 32, 160, 3, 1});
+  b->Args({128, 320, 16, 320, 3, 1});
+  b->Args({128, 640, 8, 640, 3, 1});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_Conv<Pass::Forward>)->Name("ConvForward")->Apply(WrnShapes);
+BENCHMARK(BM_Conv<Pass::BackwardData>)->Name("ConvBackwardData")->Apply(WrnShapes);
+BENCHMARK(BM_Conv<Pass::BackwardWeight>)->Name("ConvBackwardWeight")->Apply(WrnShapes);
+
+// Args: M, N, K — square sizes and the classifier of WRN-16-4 (batch 128, 256 -> 10).
+void BM_Gemm(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  Tensor a = random_tensor({m, k}, 4), b = random_tensor({k, n}, 5), c = Tensor::empty({m, n});
+  for (auto _ : state) {
+    dp::cpu::gemm(false, false, 1.0, a, b, 0.0, c);
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 2.0 * m * n * k);
+}
+BENCHMARK(BM_Gemm)
+    ->ArgNames({"M", "N", "K"})
+    ->Args({256, 256, 256})
+    ->Args({1024, 1024, 1024})
+    ->Args({128, 10, 256})
+    ->Args({256, 1024, 2304})
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

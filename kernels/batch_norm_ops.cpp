@@ -1,0 +1,139 @@
+// Autograd wrapper for batch normalisation (training and eval modes).
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "kernels/batch_norm.h"
+#include "kernels/dispatch.h"
+#include "kernels/ops.h"
+
+namespace dp::ops {
+
+namespace {
+
+Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
+
+struct BatchNormTrainNode final : Node {
+  SavedTensor x, gamma, mean, invstd;
+  BatchNormTrainNode(const Tensor& x_, const Tensor& g_, const Tensor& m, const Tensor& i)
+      : x(x_.detach()), gamma(g_.defined() ? g_.detach() : Tensor()), mean(m), invstd(i) {}
+  const char* name() const override { return "batch_norm"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    const Tensor& xv = x.get(name());
+    const Tensor& gv = gamma.get(name());
+    Tensor dx = empty_like(xv);
+    Tensor dgamma = gv.defined() ? empty_like(gv) : Tensor();
+    Tensor dbeta = gv.defined() ? empty_like(gv) : Tensor();
+    DP_DISPATCH(g.device(), batch_norm_backward, xv, g, gv, mean.get(name()), invstd.get(name()), dx,
+                dgamma, dbeta);
+    return {inputs[0].requires_grad() ? dx : Tensor(), dgamma, dbeta};
+  }
+  void release() override { x.reset(); gamma.reset(); mean.reset(); invstd.reset(); }
+};
+
+// Eval mode: y = (x - running_mean)·invstd·γ + β with fixed statistics. dγ and dβ come from the
+// training backward kernel fed with the running statistics (its dγ, dβ formulas only use the
+// given mean and invstd); its dx is discarded and the eval dx kernel used instead.
+struct BatchNormEvalNode final : Node {
+  SavedTensor x, gamma, running_mean, running_var, invstd;
+  double eps;
+  BatchNormEvalNode(const Tensor& x_, const Tensor& g_, const Tensor& rm, const Tensor& rv,
+                    const Tensor& inv, double e)
+      : x(x_.detach()), gamma(g_.defined() ? g_.detach() : Tensor()), running_mean(rm.detach()),
+        running_var(rv.detach()), invstd(inv), eps(e) {}
+  const char* name() const override { return "batch_norm(eval)"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    const Tensor& gv = gamma.get(name());
+    Tensor dx, dgamma, dbeta;
+    if (inputs[0].requires_grad()) {
+      dx = empty_like(g);
+      DP_DISPATCH(g.device(), batch_norm_backward_eval, g, gv, running_var.get(name()), eps, dx);
+    }
+    const bool want_affine = (inputs[1].defined() && inputs[1].requires_grad()) ||
+                             (inputs[2].defined() && inputs[2].requires_grad());
+    if (want_affine) {
+      Tensor scratch_dx = empty_like(g);
+      dgamma = empty_like(gv);
+      dbeta = empty_like(gv);
+      DP_DISPATCH(g.device(), batch_norm_backward, x.get(name()), g, gv, running_mean.get(name()),
+                  invstd.get(name()), scratch_dx, dgamma, dbeta);
+    }
+    return {dx, dgamma, dbeta};
+  }
+  void release() override {
+    x.reset(); gamma.reset(); running_mean.reset(); running_var.reset(); invstd.reset();
+  }
+};
+
+void check_channel_vector(const char* what, const Tensor& t, const Tensor& x) {
+  if (!t.defined()) return;
+  detail::check_same_device("batch_norm", x, t);
+  DP_CHECK(t.dim() == 1 && t.size(0) == x.size(1) && t.dtype() == x.dtype(),
+           fmt::format("batch_norm: {} is {} but the input {} has {} channels", what, t.str(), x.str(),
+                       x.size(1)),
+           fmt::format("{} must be a [{}] {} tensor on the input's device", what, x.size(1),
+                       dtype_name(x.dtype())));
+}
+
+// 1/sqrt(running_var + eps) on the host: only used by the rare eval-mode backward into γ/β.
+Tensor inverse_std(const Tensor& running_var, double eps) {
+  std::vector<double> v = running_var.to_double_vector();
+  for (double& e : v) e = 1.0 / std::sqrt(e + eps);
+  return Tensor::from_vector(v, running_var.shape()).to(running_var.dtype()).to(running_var.device());
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                  Tensor running_var, bool training, double momentum, double eps) {
+  DP_CHECK(x.defined(), "batch_norm: input is undefined", "pass a tensor");
+  DP_CHECK(x.dim() == 2 || x.dim() == 4,
+           fmt::format("batch_norm: input must be [N, C] or [N, C, H, W], got {}", x.str()),
+           "BatchNorm2d takes NCHW activations, BatchNorm1d [N, C] features");
+  detail::check_float("batch_norm", x);
+  DP_CHECK(weight.defined() == bias.defined(), "batch_norm: weight and bias must both be given or both omitted",
+           "pass both affine parameters, or neither (affine = false)");
+  check_channel_vector("weight", weight, x);
+  check_channel_vector("bias", bias, x);
+  check_channel_vector("running_mean", running_mean, x);
+  check_channel_vector("running_var", running_var, x);
+  DP_CHECK(running_mean.defined() == running_var.defined(),
+           "batch_norm: running_mean and running_var must both be given or both omitted",
+           "pass both running statistics (track_running_stats) or neither");
+  DP_CHECK((!running_mean.defined() || !running_mean.requires_grad()) &&
+               (!running_var.defined() || !running_var.requires_grad()),
+           "batch_norm: running statistics must not require grad",
+           "register running_mean/var as buffers, not parameters");
+  DP_CHECK(eps > 0 && momentum >= 0 && momentum <= 1,
+           fmt::format("batch_norm: eps {} must be > 0 and momentum {} in [0, 1]", eps, momentum), "");
+  Tensor y = empty_like(x);
+  if (training) {
+    const int64_t count = x.numel() / x.size(1);
+    DP_CHECK(count > 1,
+             fmt::format("batch_norm: training needs more than one value per channel, got {}", x.str()),
+             "use a batch of more than one sample, or eval mode");
+    Tensor mean = Tensor::empty({x.size(1)}, x.dtype(), x.device());
+    Tensor invstd = Tensor::empty({x.size(1)}, x.dtype(), x.device());
+    DP_DISPATCH(x.device(), batch_norm_forward_train, x, weight, bias, eps, momentum, running_mean,
+                running_var, y, mean, invstd);
+    if (running_mean.defined()) {
+      running_mean.bump_version();
+      running_var.bump_version();
+    }
+    if (any_requires_grad({&x, &weight, &bias}))
+      record_node(y, std::make_shared<BatchNormTrainNode>(x, weight, mean, invstd), {x, weight, bias});
+    return y;
+  }
+  DP_CHECK(running_mean.defined(), "batch_norm: eval mode needs running_mean and running_var",
+           "pass the running statistics, or use training mode");
+  DP_DISPATCH(x.device(), batch_norm_forward_eval, x, weight, bias, running_mean, running_var, eps, y);
+  if (any_requires_grad({&x, &weight, &bias})) {
+    const bool affine_grad = (weight.defined() && weight.requires_grad()) ||
+                             (bias.defined() && bias.requires_grad());
+    Tensor invstd = affine_grad ? inverse_std(running_var, eps) : Tensor();
+    record_node(y, std::make_shared<BatchNormEvalNode>(x, weight, running_mean, running_var, invstd, eps),
+                {x, weight, bias});
+  }
+  return y;
+}
+
+}  // namespace dp::ops

@@ -1,0 +1,83 @@
+// Autograd wrapper for conv2d, and the geometry shared by both backends.
+#include "engine/autograd.h"
+#include "kernels/conv2d.h"
+#include "kernels/dispatch.h"
+#include "kernels/ops.h"
+
+namespace dp {
+
+Conv2dGeometry Conv2dGeometry::make(const Shape& x, const Shape& w, int64_t stride, int64_t pad) {
+  DP_CHECK(x.size() == 4, fmt::format("conv2d: input must be [N, C, H, W], got {}", shape_str(x)),
+           "add a batch dimension with reshape()");
+  DP_CHECK(w.size() == 4, fmt::format("conv2d: weight must be [K, C, R, S], got {}", shape_str(w)),
+           "the weight layout is [out_channels, in_channels, kernel_h, kernel_w]");
+  DP_CHECK(x[1] == w[1],
+           fmt::format("conv2d: input {} has {} channels but weight {} expects {}", shape_str(x), x[1],
+                       shape_str(w), w[1]),
+           "check in_channels of the layer against the previous layer's out_channels");
+  DP_CHECK(stride >= 1 && pad >= 0, fmt::format("conv2d: stride {} / padding {} invalid", stride, pad),
+           "stride must be >= 1 and padding >= 0");
+  Conv2dGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], stride, pad, 0, 0};
+  DP_CHECK(g.h + 2 * pad >= g.r && g.w + 2 * pad >= g.s,
+           fmt::format("conv2d: kernel {}x{} larger than the padded input {}x{}", g.r, g.s,
+                       g.h + 2 * pad, g.w + 2 * pad),
+           "use a smaller kernel, more padding, or a larger input");
+  g.p = (g.h + 2 * pad - g.r) / stride + 1;
+  g.q = (g.w + 2 * pad - g.s) / stride + 1;
+  return g;
+}
+
+namespace ops {
+
+namespace {
+
+struct Conv2dNode final : Node {
+  SavedTensor x, w;
+  Conv2dGeometry geom;
+  Conv2dNode(const Tensor& x_, const Tensor& w_, const Conv2dGeometry& g)
+      : x(x_.detach()), w(w_.detach()), geom(g) {}
+  const char* name() const override { return "conv2d"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor dx, dw, db;
+    if (inputs[0].requires_grad()) {
+      const Tensor& wv = w.get(name());
+      dx = Tensor::empty(inputs[0].shape(), g.dtype(), g.device());
+      DP_DISPATCH(g.device(), conv2d_backward_data, g, wv, dx, geom);
+    }
+    const bool want_b = inputs[2].defined() && inputs[2].requires_grad();
+    if (inputs[1].requires_grad() || want_b) {
+      const Tensor& xv = x.get(name());
+      dw = Tensor::empty(inputs[1].shape(), g.dtype(), g.device());
+      if (want_b) db = Tensor::empty(inputs[2].shape(), g.dtype(), g.device());
+      DP_DISPATCH(g.device(), conv2d_backward_weight, xv, g, dw, db, geom);
+      if (!inputs[1].requires_grad()) dw = Tensor();
+    }
+    return {dx, dw, db};
+  }
+  void release() override { x.reset(); w.reset(); }
+};
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding) {
+  DP_CHECK(x.defined() && w.defined(), "conv2d: input or weight is undefined", "pass both tensors");
+  detail::check_float("conv2d", x);
+  detail::check_same_device("conv2d", x, w);
+  detail::check_same_device("conv2d", x, b);
+  DP_CHECK(w.dtype() == x.dtype() && (!b.defined() || b.dtype() == x.dtype()),
+           fmt::format("conv2d: dtypes differ (input {}, weight {}, bias {})", x.str(), w.str(), b.str()),
+           "convert the input or the parameters with .to(dtype)");
+  const Conv2dGeometry g = Conv2dGeometry::make(x.shape(), w.shape(), stride, padding);
+  if (b.defined()) {
+    DP_CHECK(b.dim() == 1 && b.size(0) == g.k,
+             fmt::format("conv2d: bias {} does not match {} output channels", b.str(), g.k),
+             "the bias is [out_channels]");
+  }
+  Tensor y = Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
+  DP_DISPATCH(x.device(), conv2d_forward, x, w, b, y, g);
+  if (any_requires_grad({&x, &w, &b})) record_node(y, std::make_shared<Conv2dNode>(x, w, g), {x, w, b});
+  return y;
+}
+
+}  // namespace ops
+}  // namespace dp

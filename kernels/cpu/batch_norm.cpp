@@ -1,0 +1,182 @@
+// Batch normalisation, parallel over channels: each channel's statistics are accumulated in
+// double by one thread in a fixed order (image by image), so results do not depend on the
+// thread count.
+#include "kernels/batch_norm.h"
+
+#include <cmath>
+
+#include "engine/thread_pool.h"
+#include "kernels/cpu/type_dispatch.h"
+
+namespace dp::cpu {
+
+namespace {
+
+// x viewed as [N, C, L] with L = H·W (1 for a [N, C] input).
+struct Layout {
+  int64_t n, c, l;
+  explicit Layout(const Tensor& x)
+      : n(x.size(0)), c(x.size(1)), l(x.numel() / std::max<int64_t>(x.size(0) * x.size(1), 1)) {}
+};
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+template <class T>
+T* ptr_or_null(Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+}  // namespace
+
+void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                              double momentum, Tensor& running_mean, Tensor& running_var, Tensor& y,
+                              Tensor& save_mean, Tensor& save_invstd) {
+  const Layout s(x);
+  DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
+    const scalar_t* px = x.data<scalar_t>();
+    const scalar_t* pg = ptr_or_null<scalar_t>(gamma);
+    const scalar_t* pb = ptr_or_null<scalar_t>(beta);
+    scalar_t* prm = ptr_or_null<scalar_t>(running_mean);
+    scalar_t* prv = ptr_or_null<scalar_t>(running_var);
+    scalar_t* py = y.data<scalar_t>();
+    scalar_t* pm = save_mean.data<scalar_t>();
+    scalar_t* pi = save_invstd.data<scalar_t>();
+    const double count = static_cast<double>(s.n * s.l);
+    parallel_for(0, s.c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        double sum = 0.0;
+        for (int64_t n = 0; n < s.n; ++n) {
+          const scalar_t* row = px + (n * s.c + c) * s.l;
+          for (int64_t j = 0; j < s.l; ++j) sum += row[j];
+        }
+        const double mean = sum / count;
+        double ss = 0.0;  // two-pass variance: no cancellation for large means
+        for (int64_t n = 0; n < s.n; ++n) {
+          const scalar_t* row = px + (n * s.c + c) * s.l;
+          for (int64_t j = 0; j < s.l; ++j) {
+            const double d = row[j] - mean;
+            ss += d * d;
+          }
+        }
+        const double var = ss / count;
+        const double invstd = 1.0 / std::sqrt(var + eps);
+        pm[c] = static_cast<scalar_t>(mean);
+        pi[c] = static_cast<scalar_t>(invstd);
+        if (prm != nullptr) prm[c] = static_cast<scalar_t>((1.0 - momentum) * prm[c] + momentum * mean);
+        if (prv != nullptr) {
+          const double unbiased = count > 1 ? ss / (count - 1) : var;
+          prv[c] = static_cast<scalar_t>((1.0 - momentum) * prv[c] + momentum * unbiased);
+        }
+        // (x - mean)·a + β rather than x·a + b: no cancellation when |mean| ≫ std.
+        const scalar_t m = static_cast<scalar_t>(mean);
+        const scalar_t a = static_cast<scalar_t>(invstd * (pg ? pg[c] : 1.0));
+        const scalar_t b = static_cast<scalar_t>(pb ? pb[c] : 0.0);
+        for (int64_t n = 0; n < s.n; ++n) {
+          const scalar_t* row = px + (n * s.c + c) * s.l;
+          scalar_t* out = py + (n * s.c + c) * s.l;
+          for (int64_t j = 0; j < s.l; ++j) out[j] = (row[j] - m) * a + b;
+        }
+      }
+    });
+  });
+}
+
+void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& running_mean, const Tensor& running_var, double eps,
+                             Tensor& y) {
+  const Layout s(x);
+  DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
+    const scalar_t* px = x.data<scalar_t>();
+    const scalar_t* pg = ptr_or_null<scalar_t>(gamma);
+    const scalar_t* pb = ptr_or_null<scalar_t>(beta);
+    const scalar_t* prm = running_mean.data<scalar_t>();
+    const scalar_t* prv = running_var.data<scalar_t>();
+    scalar_t* py = y.data<scalar_t>();
+    parallel_for(0, s.n * s.c, std::max<int64_t>(1, 4096 / std::max<int64_t>(s.l, 1)),
+                 [&](int64_t r0, int64_t r1) {
+                   for (int64_t r = r0; r < r1; ++r) {
+                     const int64_t c = r % s.c;
+                     const double invstd = 1.0 / std::sqrt(static_cast<double>(prv[c]) + eps);
+                     const double g = pg ? pg[c] : 1.0;
+                     const scalar_t m = prm[c];
+                     const scalar_t a = static_cast<scalar_t>(invstd * g);
+                     const scalar_t b = static_cast<scalar_t>(pb ? pb[c] : 0.0);
+                     const scalar_t* row = px + r * s.l;
+                     scalar_t* out = py + r * s.l;
+                     for (int64_t j = 0; j < s.l; ++j) out[j] = (row[j] - m) * a + b;
+                   }
+                 });
+  });
+}
+
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                         const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
+                         Tensor& dgamma, Tensor& dbeta) {
+  const Layout s(x);
+  DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm_backward", [&] {
+    const scalar_t* px = x.data<scalar_t>();
+    const scalar_t* pdy = dy.data<scalar_t>();
+    const scalar_t* pg = ptr_or_null<scalar_t>(gamma);
+    const scalar_t* pm = save_mean.data<scalar_t>();
+    const scalar_t* pi = save_invstd.data<scalar_t>();
+    scalar_t* pdx = ptr_or_null<scalar_t>(dx);
+    scalar_t* pdg = ptr_or_null<scalar_t>(dgamma);
+    scalar_t* pdb = ptr_or_null<scalar_t>(dbeta);
+    const double count = static_cast<double>(s.n * s.l);
+    parallel_for(0, s.c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const double mean = pm[c], invstd = pi[c];
+        double sum_dy = 0.0, sum_dy_xc = 0.0;  // Σdy and Σdy·(x - mean)
+        for (int64_t n = 0; n < s.n; ++n) {
+          const scalar_t* xr = px + (n * s.c + c) * s.l;
+          const scalar_t* gr = pdy + (n * s.c + c) * s.l;
+          for (int64_t j = 0; j < s.l; ++j) {
+            sum_dy += gr[j];
+            sum_dy_xc += gr[j] * (xr[j] - mean);
+          }
+        }
+        if (pdg != nullptr) pdg[c] = static_cast<scalar_t>(sum_dy_xc * invstd);
+        if (pdb != nullptr) pdb[c] = static_cast<scalar_t>(sum_dy);
+        if (pdx == nullptr) continue;
+        // dx = γ·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), with x̂ = (x - mean)·invstd.
+        const double g = pg ? pg[c] : 1.0;
+        const scalar_t k_dy = static_cast<scalar_t>(g * invstd);
+        const scalar_t k_x = static_cast<scalar_t>(g * invstd * invstd * invstd * sum_dy_xc / count);
+        const scalar_t k_0 = static_cast<scalar_t>(-g * invstd * sum_dy / count);
+        const scalar_t m = static_cast<scalar_t>(mean);
+        for (int64_t n = 0; n < s.n; ++n) {
+          const scalar_t* xr = px + (n * s.c + c) * s.l;
+          const scalar_t* gr = pdy + (n * s.c + c) * s.l;
+          scalar_t* out = pdx + (n * s.c + c) * s.l;
+          for (int64_t j = 0; j < s.l; ++j) out[j] = k_dy * gr[j] - k_x * (xr[j] - m) + k_0;
+        }
+      }
+    });
+  });
+}
+
+void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tensor& running_var,
+                              double eps, Tensor& dx) {
+  const Layout s(dy);
+  DP_CPU_FLOAT_TYPES(dy.dtype(), "batch_norm_backward_eval", [&] {
+    const scalar_t* pdy = dy.data<scalar_t>();
+    const scalar_t* pg = ptr_or_null<scalar_t>(gamma);
+    const scalar_t* prv = running_var.data<scalar_t>();
+    scalar_t* pdx = dx.data<scalar_t>();
+    parallel_for(0, s.n * s.c, std::max<int64_t>(1, 4096 / std::max<int64_t>(s.l, 1)),
+                 [&](int64_t r0, int64_t r1) {
+                   for (int64_t r = r0; r < r1; ++r) {
+                     const int64_t c = r % s.c;
+                     const scalar_t a = static_cast<scalar_t>((pg ? pg[c] : 1.0) /
+                                                              std::sqrt(static_cast<double>(prv[c]) + eps));
+                     const scalar_t* row = pdy + r * s.l;
+                     scalar_t* out = pdx + r * s.l;
+                     for (int64_t j = 0; j < s.l; ++j) out[j] = row[j] * a;
+                   }
+                 });
+  });
+}
+
+}  // namespace dp::cpu

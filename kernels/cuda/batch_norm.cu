@@ -1,0 +1,268 @@
+// CUDA batch normalisation (contract: kernels/batch_norm.h), NCHW or [N, C], float32/float64.
+//
+// Own kernels rather than cuDNN's: the contract's backward takes no epsilon (cuDNN's wants the
+// forward's), eps below CUDNN_BN_MIN_EPSILON stays legal, and the reductions are deterministic.
+// Per-channel statistics come from a two-level reduction: a (channel, split) grid writes
+// double-precision partial sums, a finishing kernel adds each channel's partials in a fixed order.
+#include "kernels/batch_norm.h"
+#include "kernels/cuda/common.cuh"
+
+namespace dp::cuda {
+
+namespace {
+
+using detail::grid_for;
+using detail::kThreads;
+using detail::OpScope;
+
+struct Layout {
+  int64_t n, c, hw;
+  __host__ __device__ int64_t m() const { return n * hw; }  // elements per channel
+};
+
+Layout layout_of(const Tensor& x) {
+  int64_t hw = 1;
+  for (int64_t d = 2; d < x.dim(); ++d) hw *= x.size(d);
+  return {x.size(0), x.size(1), hw};
+}
+
+// Splits per channel so that the grid fills the GPU without tiny blocks of work.
+int splits_for(const Context& ctx, const Layout& l) {
+  int64_t want = (4 * static_cast<int64_t>(ctx.sm_count()) + l.c - 1) / l.c;
+  int64_t useful = (l.m() + 4 * kThreads - 1) / (4 * kThreads);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, useful, 128})));
+}
+
+__device__ __forceinline__ void block_sum2(double& a, double& b) {
+  __shared__ double sa[32], sb[32];
+  for (int o = 16; o > 0; o >>= 1) {
+    a += __shfl_down_sync(0xffffffffu, a, o);
+    b += __shfl_down_sync(0xffffffffu, b, o);
+  }
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) {
+    sa[warp] = a;
+    sb[warp] = b;
+  }
+  __syncthreads();
+  int nwarps = (blockDim.x + 31) / 32;
+  a = threadIdx.x < nwarps ? sa[threadIdx.x] : 0.0;
+  b = threadIdx.x < nwarps ? sb[threadIdx.x] : 0.0;
+  if (warp == 0)
+    for (int o = 16; o > 0; o >>= 1) {
+      a += __shfl_down_sync(0xffffffffu, a, o);
+      b += __shfl_down_sync(0xffffffffu, b, o);
+    }
+}
+
+// grid (C, S): partial Σx and Σx² of channel blockIdx.x over split blockIdx.y.
+template <class T>
+__global__ void bn_stats_partial(const T* x, Layout l, double* psum, double* psq) {
+  const int64_t c = blockIdx.x, s = blockIdx.y, S = gridDim.y, m = l.m();
+  double a = 0.0, b = 0.0;
+  for (int64_t j = s * blockDim.x + threadIdx.x; j < m; j += S * blockDim.x) {
+    int64_t n = j / l.hw, k = j - n * l.hw;
+    double v = static_cast<double>(x[(n * l.c + c) * l.hw + k]);
+    a += v;
+    b += v * v;
+  }
+  block_sum2(a, b);
+  if (threadIdx.x == 0) {
+    psum[c * S + s] = a;
+    psq[c * S + s] = b;
+  }
+}
+
+template <class T>
+__global__ void bn_stats_finish(const double* psum, const double* psq, int S, Layout l, double eps,
+                                double momentum, T* running_mean, T* running_var, T* save_mean,
+                                T* save_invstd) {
+  int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= l.c) return;
+  double a = 0.0, b = 0.0;
+  for (int s = 0; s < S; ++s) {
+    a += psum[c * S + s];
+    b += psq[c * S + s];
+  }
+  const double m = static_cast<double>(l.m());
+  const double mean = a / m;
+  const double var = fmax(b / m - mean * mean, 0.0);  // biased: what normalisation uses
+  save_mean[c] = static_cast<T>(mean);
+  save_invstd[c] = static_cast<T>(1.0 / sqrt(var + eps));
+  if (running_mean != nullptr) {
+    const double unbiased = m > 1 ? var * m / (m - 1) : var;
+    running_mean[c] = static_cast<T>((1.0 - momentum) * running_mean[c] + momentum * mean);
+    running_var[c] = static_cast<T>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+  }
+}
+
+// y = (x - mean[c]) · scale[c] · gamma[c] + beta[c]
+template <class T>
+__global__ void bn_normalize(const T* x, const T* mean, const T* scale, const T* gamma, const T* beta,
+                             Layout l, T* y) {
+  DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
+    int64_t c = (i / l.hw) % l.c;
+    T g = gamma ? gamma[c] : T(1), b = beta ? beta[c] : T(0);
+    y[i] = (x[i] - mean[c]) * scale[c] * g + b;
+  }
+}
+
+template <class T>
+__global__ void bn_invstd_from_var(const T* var, double eps, int64_t c, T* invstd) {
+  DP_GRID_STRIDE(i, c) invstd[i] = static_cast<T>(1.0 / sqrt(static_cast<double>(var[i]) + eps));
+}
+
+// grid (C, S): partial Σdy and Σdy·(x - mean).
+template <class T>
+__global__ void bn_backward_partial(const T* x, const T* dy, const T* mean, Layout l, double* psum,
+                                    double* pdot) {
+  const int64_t c = blockIdx.x, s = blockIdx.y, S = gridDim.y, m = l.m();
+  const double mu = static_cast<double>(mean[c]);
+  double a = 0.0, b = 0.0;
+  for (int64_t j = s * blockDim.x + threadIdx.x; j < m; j += S * blockDim.x) {
+    int64_t n = j / l.hw, k = j - n * l.hw;
+    int64_t idx = (n * l.c + c) * l.hw + k;
+    double g = static_cast<double>(dy[idx]);
+    a += g;
+    b += g * (static_cast<double>(x[idx]) - mu);
+  }
+  block_sum2(a, b);
+  if (threadIdx.x == 0) {
+    psum[c * S + s] = a;
+    pdot[c * S + s] = b;
+  }
+}
+
+// Per channel: dgamma, dbeta and the coefficients of dx = a·(dy - b - (x - mean)·k).
+template <class T>
+__global__ void bn_backward_finish(const double* psum, const double* pdot, int S, Layout l,
+                                   const T* gamma, const T* invstd, T* dgamma, T* dbeta, T* coef) {
+  int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= l.c) return;
+  double sum_dy = 0.0, dot = 0.0;
+  for (int s = 0; s < S; ++s) {
+    sum_dy += psum[c * S + s];
+    dot += pdot[c * S + s];
+  }
+  const double m = static_cast<double>(l.m());
+  const double istd = static_cast<double>(invstd[c]);
+  const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+  if (dgamma) dgamma[c] = static_cast<T>(dot * istd);
+  if (dbeta) dbeta[c] = static_cast<T>(sum_dy);
+  coef[c] = static_cast<T>(g * istd);
+  coef[l.c + c] = static_cast<T>(sum_dy / m);
+  coef[2 * l.c + c] = static_cast<T>(istd * istd * dot / m);
+}
+
+template <class T>
+__global__ void bn_backward_dx(const T* x, const T* dy, const T* mean, const T* coef, Layout l, T* dx) {
+  DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
+    int64_t c = (i / l.hw) % l.c;
+    dx[i] = coef[c] * (dy[i] - coef[l.c + c] - (x[i] - mean[c]) * coef[2 * l.c + c]);
+  }
+}
+
+template <class T>
+__global__ void bn_backward_eval_dx(const T* dy, const T* gamma, const T* var, double eps, Layout l, T* dx) {
+  DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
+    int64_t c = (i / l.hw) % l.c;
+    T g = gamma ? gamma[c] : T(1);
+    dx[i] = dy[i] * g * static_cast<T>(1.0 / sqrt(static_cast<double>(var[c]) + eps));
+  }
+}
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+template <class T>
+T* mut_ptr_or_null(Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+}  // namespace
+
+void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                              double momentum, Tensor& running_mean, Tensor& running_var, Tensor& y,
+                              Tensor& save_mean, Tensor& save_invstd) {
+  Layout l = layout_of(x);
+  if (l.c == 0) return;
+  OpScope op(x);
+  const int S = splits_for(op.ctx, l);
+  Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
+  double* psum = partial.data<double>();
+  double* psq = psum + l.c * S;
+  DP_CUDA_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
+    bn_stats_partial<<<dim3(static_cast<unsigned>(l.c), S), kThreads, 0, op.stream()>>>(x.data<scalar_t>(), l,
+                                                                                          psum, psq);
+    DP_CUDA_CHECK_LAUNCH();
+    bn_stats_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
+        psum, psq, S, l, eps, momentum, mut_ptr_or_null<scalar_t>(running_mean),
+        running_mean.defined() ? running_var.data<scalar_t>() : nullptr, save_mean.data<scalar_t>(),
+        save_invstd.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+    if (x.numel() == 0) return;
+    bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
+        x.data<scalar_t>(), save_mean.data<scalar_t>(), save_invstd.data<scalar_t>(), ptr_or_null<scalar_t>(gamma),
+        ptr_or_null<scalar_t>(beta), l, y.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                             const Tensor& running_var, double eps, Tensor& y) {
+  Layout l = layout_of(x);
+  if (x.numel() == 0) return;
+  OpScope op(x);
+  Tensor invstd = Tensor::empty({l.c}, x.dtype(), x.device());
+  DP_CUDA_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
+    bn_invstd_from_var<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(running_var.data<scalar_t>(), eps,
+                                                                              l.c, invstd.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+    bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
+        x.data<scalar_t>(), running_mean.data<scalar_t>(), invstd.data<scalar_t>(), ptr_or_null<scalar_t>(gamma),
+        ptr_or_null<scalar_t>(beta), l, y.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  Layout l = layout_of(x);
+  if (l.c == 0) return;
+  OpScope op(x);
+  const int S = splits_for(op.ctx, l);
+  Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
+  Tensor coef = Tensor::empty({3, l.c}, x.dtype(), x.device());
+  double* psum = partial.data<double>();
+  double* pdot = psum + l.c * S;
+  DP_CUDA_FLOAT_TYPES(x.dtype(), "batch_norm_backward", [&] {
+    bn_backward_partial<<<dim3(static_cast<unsigned>(l.c), S), kThreads, 0, op.stream()>>>(
+        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<scalar_t>(), l, psum, pdot);
+    DP_CUDA_CHECK_LAUNCH();
+    bn_backward_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
+        psum, pdot, S, l, ptr_or_null<scalar_t>(gamma), save_invstd.data<scalar_t>(),
+        mut_ptr_or_null<scalar_t>(dgamma), mut_ptr_or_null<scalar_t>(dbeta), coef.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+    if (!dx.defined() || x.numel() == 0) return;
+    bn_backward_dx<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
+        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<scalar_t>(), coef.data<scalar_t>(), l,
+        dx.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tensor& running_var, double eps,
+                              Tensor& dx) {
+  if (dy.numel() == 0) return;
+  Layout l = layout_of(dy);
+  OpScope op(dy);
+  DP_CUDA_FLOAT_TYPES(dy.dtype(), "batch_norm_backward", [&] {
+    bn_backward_eval_dx<<<grid_for(op.ctx, dy.numel()), kThreads, 0, op.stream()>>>(
+        dy.data<scalar_t>(), ptr_or_null<scalar_t>(gamma), running_var.data<scalar_t>(), eps, l,
+        dx.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace dp::cuda

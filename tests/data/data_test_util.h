@@ -1,0 +1,35 @@
+// Helpers shared by the data tests: locating ../shared/data and private temporary folders.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace dp::data::test_util {
+
+// $DP_SHARED_DIR/data when it exists (meson test sets DP_SHARED_DIR), else "" (tests then skip).
+std::string shared_data_dir();
+// $DP_SOURCE_DIR or the compiled-in source root.
+std::string source_dir();
+
+// A fresh directory from mkdtemp, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Extracts `tar` into `dir` (optionally only members matching the wildcard patterns);
+// returns false if tar failed.
+bool extract_tar(const std::string& tar, const std::string& dir,
+                 const std::vector<std::string>& patterns = {});
+
+void write_file(const std::string& path, const std::string& bytes);
+
+}  // namespace dp::data::test_util
+
+namespace tu = dp::data::test_util;

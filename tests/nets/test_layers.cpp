@@ -1,0 +1,223 @@
+// Module mechanics (names, order, state dict, modes, init) and the nets' structure: parameter
+// counts and state_dict names/shapes against PyTorch's lists (tests/nets/golden/*.txt).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "engine/autograd.h"
+#include "kernels/ops.h"
+#include "layers/init.h"
+#include "layers/layers.h"
+#include "nets/registry.h"
+#include "nets/resnet.h"
+#include "nets/tiny_cnn.h"
+#include "nets/wide_resnet.h"
+
+using namespace dp;
+using namespace dp::nn;
+
+namespace {
+
+std::string golden_dir() {
+  const char* src = std::getenv("DP_SOURCE_DIR");
+  return std::string(src ? src : ".") + "/tests/nets/golden/";
+}
+
+std::string shape_csv(const Shape& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+  return out;
+}
+
+// Compares a module's state_dict with a "name dtype shape" list written by the golden script.
+void expect_state_dict_matches(const Module& net, const std::string& list_file) {
+  std::ifstream in(golden_dir() + list_file);
+  ASSERT_TRUE(in.good()) << "missing " << list_file << "; run scripts/make_net_goldens.py";
+  std::vector<std::string> expected;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') expected.push_back(line);
+  }
+  std::vector<std::string> actual;
+  for (const auto& [name, t] : net.state_dict()) {
+    actual.push_back(name + " " + dtype_name(t.dtype()) + " " + shape_csv(t.shape()));
+  }
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) EXPECT_EQ(actual[i], expected[i]) << "entry " << i;
+}
+
+class TwoLayer : public Module {
+ public:
+  TwoLayer() : Module("TwoLayer") {
+    conv = register_module("conv", std::make_shared<Conv2d>(2, 4, 3, 1, 1, false));
+    bn = register_module("bn", std::make_shared<BatchNorm2d>(4));
+    fc = register_module("fc", std::make_shared<Linear>(4, 3));
+    init_parameters(7);
+  }
+  Tensor forward(const Tensor& x) override {
+    return fc->forward(ops::global_avg_pool(ops::relu(bn->forward(conv->forward(x)))));
+  }
+  std::shared_ptr<Conv2d> conv;
+  std::shared_ptr<BatchNorm2d> bn;
+  std::shared_ptr<Linear> fc;
+};
+
+}  // namespace
+
+TEST(Module, StateDictOrderFollowsPyTorch) {
+  auto net = std::make_shared<TwoLayer>();
+  std::vector<std::string> names;
+  for (const auto& [n, t] : net->state_dict()) names.push_back(n);
+  std::vector<std::string> want = {"conv.weight",     "bn.weight",          "bn.bias",
+                                   "bn.running_mean", "bn.running_var",     "bn.num_batches_tracked",
+                                   "fc.weight",       "fc.bias"};
+  EXPECT_EQ(names, want);
+  EXPECT_EQ(net->num_parameters(), 4 * 2 * 9 + 4 + 4 + 12 + 3);
+  EXPECT_EQ(net->named_parameters().size(), 5u);
+  EXPECT_EQ(net->named_buffers().size(), 3u);
+  EXPECT_EQ(net->state_dict().at("bn.num_batches_tracked").dtype(), DType::Int64);
+  for (const auto& p : net->parameters()) EXPECT_TRUE(p.requires_grad());
+}
+
+TEST(Module, TrainEvalIsRecursive) {
+  auto net = std::make_shared<TwoLayer>();
+  EXPECT_TRUE(net->bn->is_training());
+  net->eval();
+  EXPECT_FALSE(net->is_training());
+  EXPECT_FALSE(net->bn->is_training());
+  net->train();
+  EXPECT_TRUE(net->conv->is_training());
+}
+
+TEST(Module, LoadStateDictRoundTripsAndChecks) {
+  auto a = std::make_shared<TwoLayer>();
+  auto b = std::make_shared<TwoLayer>();
+  b->init_parameters(99);
+  EXPECT_NE(a->conv->weight.to_float_vector(), b->conv->weight.to_float_vector());
+  b->load_state_dict(a->state_dict());
+  EXPECT_EQ(a->conv->weight.to_float_vector(), b->conv->weight.to_float_vector());
+  EXPECT_EQ(a->fc->bias.to_float_vector(), b->fc->bias.to_float_vector());
+
+  StateDict bad;
+  for (const auto& [n, t] : a->state_dict()) bad.insert(n, n == "fc.weight" ? Tensor::zeros({5, 4}) : t);
+  auto before = b->fc->bias.to_float_vector();
+  try {
+    b->load_state_dict(bad);
+    FAIL() << "expected a shape mismatch";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("'fc.weight': source float32 [5, 4] vs target float32 [3, 4]"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(b->fc->bias.to_float_vector(), before);  // nothing written on failure
+
+  StateDict partial;
+  partial.insert("conv.weight", a->conv->weight);
+  partial.insert("extra.weight", Tensor::zeros({1}));
+  try {
+    b->load_state_dict(partial);
+    FAIL() << "expected missing/unexpected entries";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("missing 'bn.weight'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("unexpected 'extra.weight'"), std::string::npos) << msg;
+  }
+  StateDict just_conv;
+  just_conv.insert("conv.weight", a->conv->weight.clone());
+  EXPECT_NO_THROW(b->load_state_dict(just_conv, /*strict=*/false));
+}
+
+TEST(Module, BatchNormCountsTrainingBatches) {
+  auto net = std::make_shared<TwoLayer>();
+  Tensor x = Tensor::ones({2, 2, 4, 4});
+  net->forward(x);
+  net->forward(x);
+  EXPECT_EQ(net->state_dict().at("bn.num_batches_tracked").item(), 2.0);
+  net->eval();
+  net->forward(x);
+  EXPECT_EQ(net->state_dict().at("bn.num_batches_tracked").item(), 2.0);
+  // The counter survives a round trip through a state dict.
+  auto other = std::make_shared<TwoLayer>();
+  other->load_state_dict(net->state_dict());
+  other->forward(x);
+  EXPECT_EQ(other->state_dict().at("bn.num_batches_tracked").item(), 3.0);
+}
+
+TEST(Module, ZeroGradDropsGradients) {
+  auto net = std::make_shared<TwoLayer>();
+  Tensor x = Tensor::ones({2, 2, 4, 4});
+  ops::sum(net->forward(x)).backward();
+  EXPECT_TRUE(net->conv->weight.grad().defined());
+  net->zero_grad();
+  for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
+  net->to(Device::cpu());  // a no-op that keeps the parameters trainable
+  for (const auto& p : net->parameters()) EXPECT_TRUE(p.requires_grad());
+}
+
+TEST(Init, DefaultBoundsAndDeterminism) {
+  auto net = std::make_shared<TwoLayer>();
+  double bound = 1.0 / std::sqrt(18.0);
+  double max_abs = 0;
+  for (float v : net->conv->weight.to_float_vector()) max_abs = std::max(max_abs, std::abs(double(v)));
+  EXPECT_LE(max_abs, bound);
+  EXPECT_GT(max_abs, 0.8 * bound);
+  auto same = std::make_shared<TwoLayer>();
+  EXPECT_EQ(net->conv->weight.to_float_vector(), same->conv->weight.to_float_vector());
+  for (float v : net->bn->weight.to_float_vector()) EXPECT_EQ(v, 1.0f);
+  for (float v : net->bn->bias.to_float_vector()) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(Init, ResNetConvsAreKaimingNormalFanOut) {
+  auto net = nets::resnet18(10, 3);
+  auto w = net->layers[3]->children()[0].second->child("conv2");
+  auto values = std::static_pointer_cast<Conv2d>(w)->weight.to_double_vector();
+  double sq = 0;
+  for (double v : values) sq += v * v;
+  double stddev = std::sqrt(sq / values.size());
+  EXPECT_NEAR(stddev, std::sqrt(2.0 / (512 * 9)), 0.01 * std::sqrt(2.0 / (512 * 9)));
+  for (float v : net->bn1->weight.to_float_vector()) EXPECT_EQ(v, 1.0f);
+}
+
+TEST(Nets, ResNet18MatchesTorchvision) {
+  auto net = nets::resnet18(1000);
+  EXPECT_EQ(net->num_parameters(), 11689512);
+  expect_state_dict_matches(*net, "resnet18_state_dict.txt");
+}
+
+TEST(Nets, ResNet34Count) { EXPECT_EQ(nets::resnet34(1000)->num_parameters(), 21797672); }
+
+TEST(Nets, WideResNet28x10MatchesReference) {
+  auto net = nets::make_net("wrn-28-10", 100);
+  EXPECT_EQ(net->num_parameters(), 36546980);
+  expect_state_dict_matches(*net, "wrn28_10_state_dict.txt");
+  auto wrn = std::static_pointer_cast<nets::WideResNet>(net);
+  EXPECT_DOUBLE_EQ(wrn->bn1->momentum, 0.9);
+  EXPECT_DOUBLE_EQ(std::static_pointer_cast<nets::WideBasic>((*wrn->layer1)[0])->bn1->momentum, 0.1);
+}
+
+TEST(Nets, RegistryParsesNames) {
+  int64_t d = 0, k = 0;
+  EXPECT_TRUE(nets::parse_wrn_name("wrn-40-4", d, k));
+  EXPECT_EQ(d, 40);
+  EXPECT_EQ(k, 4);
+  EXPECT_TRUE(nets::parse_wrn_name("WRN_16_8", d, k));
+  EXPECT_EQ(d, 16);
+  EXPECT_FALSE(nets::parse_wrn_name("wrn-16", d, k));
+  EXPECT_FALSE(nets::parse_wrn_name("resnet18", d, k));
+  EXPECT_EQ(nets::make_net("wrn-16-4", 10)->num_parameters(), 2751146);
+  EXPECT_EQ(nets::make_net("tiny-cnn", 10)->type_name(), "TinyCnn");
+  EXPECT_THROW(nets::make_net("wrn-15-4", 10), Error);  // not 6n+4
+  try {
+    nets::make_net("resnet19", 10);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(e.hint().find("resnet18"), std::string::npos);
+  }
+}
+
+TEST(Nets, TinyCnnForwardShape) {
+  auto net = nets::make_net("tiny-cnn", 5, 1);
+  Tensor y = net->forward(Tensor::ones({3, 3, 8, 8}));
+  EXPECT_EQ(y.shape(), (Shape{3, 5}));
+}
