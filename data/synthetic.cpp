@@ -32,7 +32,9 @@ RawSample SyntheticDataset::load(int64_t index) const {
   double colour[3];
   for (double& c : colour) c = 0.3 + 0.7 * class_rng.uniform();
 
-  SampleRng rng(options_.seed, RngStream::kSynthetic, 0, static_cast<uint64_t>(index));
+  // Purpose slot 1 is taken by the class parameters above: splits use 0, 2, 3, ...
+  const uint64_t split_slot = options_.split == 0 ? 0 : options_.split + 1;
+  SampleRng rng(options_.seed, RngStream::kSynthetic, split_slot, static_cast<uint64_t>(index));
   const double phase = 2.0 * std::numbers::pi * rng.uniform();
   const double contrast = 60.0 + 40.0 * rng.uniform();
   const double fx = std::cos(angle) * frequency / static_cast<double>(options_.width);
@@ -60,7 +62,8 @@ RawSample SyntheticDataset::load(int64_t index) const {
 }
 
 std::string SyntheticDataset::source(int64_t index) const {
-  return "synthetic sample " + std::to_string(index) + " (seed " + std::to_string(options_.seed) + ")";
+  return "synthetic sample " + std::to_string(index) + " (seed " + std::to_string(options_.seed) +
+         ", split " + std::to_string(options_.split) + ")";
 }
 
 }  // namespace dp::data

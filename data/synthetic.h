@@ -15,6 +15,9 @@ struct SyntheticOptions {
   int64_t height = 32;
   int64_t width = 32;
   uint64_t seed = 0;
+  // Draws the samples of another split (e.g. 1 = test) from the same classes: class patterns
+  // depend on the seed only, sample noise and phase on (seed, split, index).
+  uint64_t split = 0;
   double noise = 0.25;  // std of per-pixel noise, relative to the 0..255 range
 };
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/thread_pool.h"
 #include "kernels/ops.h"
 
 namespace dp::nn::init {
@@ -14,11 +15,20 @@ int64_t receptive_field(const Tensor& w) {
   return r;
 }
 
-// Fills a host float64 buffer and converts once into the tensor's dtype and device.
+// Fills a host float64 buffer in parallel and converts once into the tensor's dtype and
+// device. Element i consumes Philox words [i·words, (i+1)·words) of the stream, so the values
+// are those of a sequential loop whatever the thread count, and `rng` ends where that loop would.
 template <class F>
-void fill_host(Tensor& t, F&& draw) {
-  std::vector<double> host(static_cast<size_t>(t.numel()));
-  for (double& v : host) v = draw();
+void fill_host(Tensor& t, Rng& rng, uint64_t words_per_element, F&& draw) {
+  const int64_t n = t.numel();
+  const uint64_t base = rng.counter();
+  std::vector<double> host(static_cast<size_t>(n));
+  parallel_for(0, n, 1 << 14, [&](int64_t begin, int64_t end) {
+    Rng local = rng;
+    local.set_counter(base + static_cast<uint64_t>(begin) * words_per_element);
+    for (int64_t i = begin; i < end; ++i) host[static_cast<size_t>(i)] = draw(local);
+  });
+  rng.set_counter(base + static_cast<uint64_t>(n) * words_per_element);
   Tensor src = Tensor::from_vector(host, t.shape()).to(t.dtype()).to(t.device());
   t.copy_from(src);
 }
@@ -35,11 +45,11 @@ int64_t fan_out(const Tensor& w) {
 }
 
 void uniform_(Tensor& t, double lo, double hi, Rng& rng) {
-  fill_host(t, [&] { return rng.uniform(lo, hi); });
+  fill_host(t, rng, 2, [&](Rng& r) { return r.uniform(lo, hi); });  // one u64 = two words
 }
 
 void normal_(Tensor& t, double mean, double stddev, Rng& rng) {
-  fill_host(t, [&] { return mean + stddev * rng.normal(); });
+  fill_host(t, rng, 4, [&](Rng& r) { return mean + stddev * r.normal(); });  // two uniforms
 }
 
 void constant_(Tensor& t, double value) { ops::fill_(t, value); }

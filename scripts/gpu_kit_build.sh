@@ -8,7 +8,7 @@
 #
 # .kit/kit.tar.xz holds bin/ (every test and benchmark executable of the kit build) and lib/
 # (the shared libraries they need that the GPU machine lacks: OpenBLAS and its gfortran/quadmath,
-# fmt, benchmark, cudart, libstdc++/libgcc_s). cuBLAS, cuBLASLt and cuDNN are NOT packed: they
+# fmt, benchmark, cudart; libstdc++/libgcc_s as a fallback). The binaries need glibc >= 2.34. cuBLAS, cuBLASLt and cuDNN are NOT packed: they
 # come from the PyTorch wheels on the device (same sonames: libcublas.so.13, libcublasLt.so.13,
 # libcudnn.so.9). The archive must stay under 60 MiB (64 MiB may be carried).
 set -euo pipefail
@@ -54,7 +54,12 @@ for exe in "${exes[@]}"; do
         echo "ERROR: $name links $soname, which the kit cannot carry" >&2; exit 1;;
     esac
     if [[ -z ${packed[$soname]:-} ]]; then
-      cp -L "$path" "$stage/lib/$soname"
+      # The C++ runtime goes to lib/fallback: the device's own is preferred (ours needs glibc
+      # 2.36); gpu_kit_run.sh adds the fallback only when the binaries do not start without it.
+      case $soname in
+        libstdc++.so.*|libgcc_s.so.*) mkdir -p "$stage/lib/fallback"; cp -L "$path" "$stage/lib/fallback/$soname";;
+        *) cp -L "$path" "$stage/lib/$soname";;
+      esac
       packed[$soname]=1
     fi
   done < <(ldd "$exe")

@@ -59,6 +59,13 @@ if [[ -z $wheel_dirs ]]; then  # last resort: the known venv layout
   wheel_dirs=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null | paste -sd: -)
 fi
 export LD_LIBRARY_PATH="$WORK/lib${wheel_dirs:+:$wheel_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Prefer the device's C++ runtime; fall back to the kit's (built on Debian 12: needs glibc 2.36).
+if ! probe=$("$WORK/bin/test_cuda_runtime" --gtest_list_tests 2>&1 >/dev/null); then
+  log "binaries do not start with the device's C++ runtime (${probe:0:200}); using the kit's"
+  export LD_LIBRARY_PATH="$WORK/lib/fallback:$LD_LIBRARY_PATH"
+  probe=$("$WORK/bin/test_cuda_runtime" --gtest_list_tests 2>&1 >/dev/null) ||
+    log "STILL FAILING TO START: $probe (the device's glibc must be >= 2.34)"
+fi
 log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 export DP_SOURCE_DIR=$ROOT
 if [[ -d $ROOT/../shared ]]; then export DP_SHARED_DIR=$ROOT/../shared; else export DP_SHARED_DIR=$ROOT/shared; fi

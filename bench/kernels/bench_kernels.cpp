@@ -6,10 +6,13 @@
 // backward-weight each do the same work) and 2·M·N·K per GEMM.
 #include <benchmark/benchmark.h>
 
+#include "engine/autograd.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
+#include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
+#include "kernels/ops.h"
 
 namespace {
 
@@ -89,6 +92,52 @@ BENCHMARK(BM_Gemm)
     ->Args({128, 10, 256})
     ->Args({256, 1024, 2304})
     ->UseRealTime();
+
+// Batch norm (training forward + backward) on a WRN activation; reports GB/s of the passes
+// over the activation (forward reads x twice and writes y; backward reads x and dy twice, writes dx).
+void BM_BatchNormTrain(benchmark::State& state) {
+  const int64_t n = 128, c = state.range(0), h = state.range(1);
+  Tensor x = random_tensor({n, c, h, h}, 6), dy = random_tensor({n, c, h, h}, 7);
+  Tensor gamma = Tensor::ones({c}), beta = Tensor::zeros({c}), rm = Tensor::zeros({c}), rv = Tensor::ones({c});
+  Tensor y = Tensor::empty(x.shape()), dx = Tensor::empty(x.shape()), mean = Tensor::empty({c});
+  Tensor invstd = Tensor::empty({c}), dg = Tensor::empty({c}), db = Tensor::empty({c});
+  for (auto _ : state) {
+    dp::cpu::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
+    dp::cpu::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dg, db);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(8.0 * static_cast<double>(x.nbytes()) *
+                                                  static_cast<double>(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_BatchNormTrain)->ArgNames({"C", "H"})->Args({64, 32})->Args({256, 8})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One WRN basic block in training mode through the autograd ops: bn-relu-conv-bn-relu-conv +
+// identity, forward and backward, batch 128 (the unit the whole net is made of).
+void BM_WrnBlockStep(benchmark::State& state) {
+  const int64_t n = 128, c = state.range(0), h = state.range(1);
+  dp::Rng rng(9, 9);
+  Tensor x = random_tensor({n, c, h, h}, 8);
+  auto param = [&](const dp::Shape& s, uint64_t stream) { return random_tensor(s, stream).set_requires_grad(true); };
+  Tensor w1 = param({c, c, 3, 3}, 10), w2 = param({c, c, 3, 3}, 11);
+  Tensor g1 = Tensor::ones({c}).set_requires_grad(true), b1 = Tensor::zeros({c}).set_requires_grad(true);
+  Tensor g2 = Tensor::ones({c}).set_requires_grad(true), b2 = Tensor::zeros({c}).set_requires_grad(true);
+  Tensor rm1 = Tensor::zeros({c}), rv1 = Tensor::ones({c}), rm2 = Tensor::zeros({c}), rv2 = Tensor::ones({c});
+  Tensor xin = x.clone().set_requires_grad(true);
+  for (auto _ : state) {
+    Tensor t = dp::ops::relu(dp::ops::batch_norm(xin, g1, b1, rm1, rv1, true));
+    t = dp::ops::conv2d(t, w1, Tensor(), 1, 1);
+    t = dp::ops::relu(dp::ops::batch_norm(t, g2, b2, rm2, rv2, true));
+    t = dp::ops::add(dp::ops::conv2d(t, w2, Tensor(), 1, 1), xin);
+    dp::ops::mean(t).backward();
+    for (Tensor* p : {&w1, &w2, &g1, &b1, &g2, &b2, &xin}) p->zero_grad();
+  }
+  state.counters["img/s"] = benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);
+  set_gflops(state, 2 * 3 * 2.0 * n * c * c * 9 * h * h);  // two convs, three passes each
+}
+BENCHMARK(BM_WrnBlockStep)->ArgNames({"C", "H"})->Args({64, 32})->Args({128, 16})->Args({256, 8})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

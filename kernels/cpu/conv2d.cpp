@@ -23,7 +23,11 @@ namespace {
 // are within noise of each other single-threaded (~110 GFLOP/s per core, ~87% of OpenBLAS's
 // large-GEMM rate); 256 keeps the im2col buffer (C·R·S × 256) near L2 size.
 constexpr int64_t kGroupColumns = 256;
-constexpr int64_t kWeightChunks = 8;    // fixed reduction chunks for dw (thread-count independent)
+// dw is reduced over a number of image chunks fixed by the shape alone (thread-count
+// independent): up to 16 (enough parallelism for 16 cores) while the partial buffers stay
+// within ~128 MB and each chunk has at least 4 GEMM groups; at least 4 (or one per group).
+constexpr int64_t kMaxWeightChunks = 16, kMinWeightChunks = 4;
+constexpr int64_t kPartialBytes = int64_t{128} << 20;
 
 bool is_pointwise(const Conv2dGeometry& g) {
   return g.r == 1 && g.s == 1 && g.stride == 1 && g.pad == 0;
@@ -182,8 +186,11 @@ void backward_weight_impl(const T* x, const T* dy, T* dw, T* db, const Conv2dGeo
   const int64_t PQ = g.p * g.q, CRS = g.c * g.r * g.s, CHW = g.c * g.h * g.w, K = g.k;
   const int64_t b = is_pointwise(g) ? 1 : images_per_group(g);
   const int64_t groups = (g.n + b - 1) / b;
-  const int64_t chunks = std::min(kWeightChunks, groups);
   const int64_t wsize = K * CRS;
+  const int64_t by_memory = kPartialBytes / std::max<int64_t>(wsize * static_cast<int64_t>(sizeof(T)), 1);
+  // At least 4 groups per chunk: fewer, longer accumulations cost ~10% per core on 8x8 maps.
+  const int64_t chunks = std::clamp(std::min(groups / 4, by_memory), std::min(groups, kMinWeightChunks),
+                                    kMaxWeightChunks);
   // Chunk 0 accumulates straight into dw; the others into partial buffers.
   std::unique_ptr<T[]> partial(chunks > 1 ? new T[static_cast<size_t>((chunks - 1) * wsize)] : nullptr);
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {

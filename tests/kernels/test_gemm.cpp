@@ -28,8 +28,10 @@ TEST_P(GemmTest, MatmulMatchesNaiveLoop) {
     Tensor c = ops::matmul(a.to(device()), b.to(device()));
     ASSERT_EQ(c.shape(), (Shape{5, 3}));
     auto want = naive_matmul(a.to_double_vector(), b.to_double_vector(), 5, 7, 3);
+    // float32 on CUDA runs in TF32 by default (kernels/gemm.h).
     EXPECT_TRUE(testing::all_close(c, Tensor::from_vector(want, {5, 3}),
                                    dt == DType::Float64 ? testing::Tolerance{1e-12, 1e-14}
+                                   : on_cuda()          ? testing::Tolerance::tf32()
                                                         : testing::Tolerance{1e-5, 1e-6}));
   }
 }
@@ -40,7 +42,8 @@ TEST_P(GemmTest, LargeMatmulSplitsRowsConsistently) {
   Tensor b = random_tensor({200, 150}, rng, -1, 1, DType::Float32);
   Tensor c = ops::matmul(a.to(device()), b.to(device()));
   auto want = naive_matmul(a.to_double_vector(), b.to_double_vector(), 300, 200, 150);
-  EXPECT_TRUE(testing::all_close(c, Tensor::from_vector(want, {300, 150}), testing::Tolerance{1e-4, 1e-5}));
+  EXPECT_TRUE(testing::all_close(c, Tensor::from_vector(want, {300, 150}),
+                                 on_cuda() ? testing::Tolerance::tf32() : testing::Tolerance{1e-4, 1e-5}));
 }
 
 TEST_P(GemmTest, LinearMatchesNaiveLoop) {

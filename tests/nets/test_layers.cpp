@@ -27,9 +27,9 @@ std::string golden_dir() {
 }
 
 std::string shape_csv(const Shape& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out;
+  std::ostringstream out;
+  for (size_t i = 0; i < s.size(); ++i) out << (i ? "," : "") << s[i];
+  return out.str();
 }
 
 // Compares a module's state_dict with a "name dtype shape" list written by the golden script.
@@ -220,4 +220,38 @@ TEST(Nets, TinyCnnForwardShape) {
   auto net = nets::make_net("tiny-cnn", 5, 1);
   Tensor y = net->forward(Tensor::ones({3, 3, 8, 8}));
   EXPECT_EQ(y.shape(), (Shape{3, 5}));
+}
+
+TEST(Init, ParallelFillEqualsSequentialDraws) {
+  Tensor t = Tensor::zeros({3, 70000});
+  Rng a(5, 9);
+  init::uniform_(t, -1.0, 1.0, a);
+  Rng b(5, 9);
+  auto v = t.to_float_vector();
+  for (size_t i = 0; i < v.size(); i += 997) {
+    b.set_counter(2 * i);
+    ASSERT_EQ(v[i], static_cast<float>(b.uniform(-1.0, 1.0))) << i;
+  }
+  EXPECT_EQ(a.counter(), 2u * 3 * 70000);
+  Tensor n = Tensor::zeros({50000});
+  Rng c(5, 10);
+  init::normal_(n, 0.0, 1.0, c);
+  Rng d(5, 10);
+  d.set_counter(4 * 31337);
+  EXPECT_EQ(n.to_float_vector()[31337], static_cast<float>(d.normal()));
+}
+
+TEST(Module, MovesToCudaAndBack) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device in this build or machine";
+  auto net = std::make_shared<TwoLayer>();
+  Tensor x = Tensor::ones({2, 2, 4, 4});
+  net->eval();
+  auto cpu_out = net->forward(x).to_float_vector();
+  net->to(Device::cuda());
+  EXPECT_TRUE(net->device().is_cuda());
+  for (const auto& [n, t] : net->state_dict()) EXPECT_TRUE(t.device().is_cuda()) << n;
+  auto gpu_out = net->forward(x.to(Device::cuda())).to_float_vector();
+  for (size_t i = 0; i < cpu_out.size(); ++i) EXPECT_NEAR(gpu_out[i], cpu_out[i], 1e-5);
+  net->to(Device::cpu());
+  EXPECT_TRUE(net->device().is_cpu());
 }

@@ -134,7 +134,9 @@ void check_mode(nn::Module& net, const Golden& g, const nn::StateDict& init, boo
   std::printf("%s: logits rel err %.2e, loss %.2e, worst gradient %.2e over %d parameters (%d exact zeros)\n",
               mode.c_str(), logits_err, loss_err, worst_grad, checked, zero);
   // Only the conv biases of the WideResNet in training mode may be exact zeros.
-  if (!training) EXPECT_EQ(zero, 0);
+  if (!training) {
+    EXPECT_EQ(zero, 0);
+  }
 
   for (const auto& [name, b] : net.state_dict()) {
     if (name.find("running_") == std::string::npos && name.find("num_batches") == std::string::npos) continue;

@@ -21,6 +21,10 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.rand_fraction", T::Float, 0.0, 0.0, 1.0, {}, "fraction of corrupted training samples"},
       {"data.noise_file", T::String, std::string(""), 0, 0, {}, "CSV with per-sample labels"},
       {"data.noise_column", T::String, std::string(""), 0, 0, {}, "column of noise_file, e.g. worse_label"},
+      {"data.noise_index_column", T::String, std::string(""), 0, 0, {},
+       "column of noise_file giving each row's dataset index, e.g. orig_index (empty: row order)"},
+      {"data.index_order_csv", T::String, std::string(""), 0, 0, {},
+       "cifar10-jpeg: CSV (orig_index, path) restoring CIFAR's original training order"},
       {"data.bad_samples", T::String, std::string("fail"), 0, 0, {"fail", "skip"}, ""},
       // ---- model ----
       {"model.arch", T::String, std::string("wrn-28-10"), 0, 0, {}, "resnet18, resnet34, wrn-D-K, tiny-cnn"},

@@ -1,0 +1,105 @@
+#include "train/run/evaluate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "engine/autograd.h"
+#include "kernels/ops.h"
+
+namespace dp::train {
+
+BatchTensors to_device(const data::Batch& batch, Device device) {
+  BatchTensors t;
+  t.images = Tensor::empty({batch.n, batch.c, batch.h, batch.w});
+  std::copy(batch.data(), batch.data() + t.images.numel(), t.images.data<float>());
+  t.images = t.images.to(device);
+  t.labels = Tensor::from_vector(batch.labels, {batch.n}).to(device);
+  t.indices = Tensor::from_vector(batch.indices, {batch.n}).to(device);
+  return t;
+}
+
+TopK count_topk(const std::vector<float>& logits, int64_t classes, const std::vector<int64_t>& labels) {
+  TopK k;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const float* row = logits.data() + i * static_cast<size_t>(classes);
+    float target = row[labels[i]];
+    // Rank of the label = number of classes scoring strictly higher (ties favour the label,
+    // as torch.topk's stable order does for equal values at lower indices only approximately).
+    int64_t higher = 0;
+    for (int64_t c = 0; c < classes; ++c) higher += row[c] > target ? 1 : 0;
+    k.top1 += higher < 1 ? 1 : 0;
+    k.top5 += higher < 5 ? 1 : 0;
+  }
+  return k;
+}
+
+EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
+                    const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
+                    Device device) {
+  const int64_t classes = dataset->num_classes();
+  EvalResult r;
+  r.confusion.assign(static_cast<size_t>(classes), std::vector<int64_t>(static_cast<size_t>(classes), 0));
+  data::LoaderOptions o;
+  o.batch_size = batch_size;
+  o.shuffle = false;
+  o.num_workers = std::max<int64_t>(1, workers);
+  data::Loader loader(dataset, data::Transform(transform), o);
+  loader.start_epoch(0);
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  double loss_sum = 0.0;
+  TopK correct;
+  while (auto batch = loader.next()) {
+    BatchTensors t = to_device(*batch, device);
+    Tensor logits = model(t.images);
+    loss_sum += ops::cross_entropy(logits, t.labels).item() * static_cast<double>(batch->n);
+    std::vector<float> host = logits.to_float_vector();
+    TopK k = count_topk(host, classes, batch->labels);
+    correct.top1 += k.top1;
+    correct.top5 += k.top5;
+    for (int64_t i = 0; i < batch->n; ++i) {
+      const float* row = host.data() + i * classes;
+      int64_t pred = std::max_element(row, row + classes) - row;
+      ++r.confusion[static_cast<size_t>(batch->labels[i])][static_cast<size_t>(pred)];
+    }
+    r.count += batch->n;
+  }
+  model.train(was_training);
+  if (r.count > 0) {
+    r.loss = loss_sum / static_cast<double>(r.count);
+    r.top1 = 100.0 * static_cast<double>(correct.top1) / static_cast<double>(r.count);
+    r.top5 = 100.0 * static_cast<double>(correct.top5) / static_cast<double>(r.count);
+  }
+  for (int64_t c = 0; c < classes; ++c) {
+    int64_t total = 0;
+    for (int64_t p : r.confusion[static_cast<size_t>(c)]) total += p;
+    r.per_class_accuracy.push_back(total ? 100.0 * static_cast<double>(r.confusion[c][c]) / total
+                                         : std::nan(""));
+  }
+  return r;
+}
+
+std::string EvalResult::to_json(const std::vector<std::string>& class_names) const {
+  nlohmann::ordered_json j;
+  j["count"] = count;
+  j["loss"] = loss;
+  j["top1"] = top1;
+  j["top5"] = top5;
+  nlohmann::ordered_json per_class = nlohmann::ordered_json::array();
+  for (size_t c = 0; c < per_class_accuracy.size(); ++c) {
+    nlohmann::ordered_json e;
+    e["class"] = c < class_names.size() ? nlohmann::ordered_json(class_names[c]) : nlohmann::ordered_json(c);
+    e["accuracy"] = std::isnan(per_class_accuracy[c]) ? nlohmann::ordered_json(nullptr)
+                                                      : nlohmann::ordered_json(per_class_accuracy[c]);
+    per_class.push_back(e);
+  }
+  j["per_class"] = per_class;
+  j["confusion"] = confusion;
+  return j.dump(2);
+}
+
+}  // namespace dp::train

@@ -1,0 +1,297 @@
+#include "train/run/trainer.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "nets/registry.h"
+#include "train/io/event_writer.h"
+#include "train/io/safetensors.h"
+#include "train/run/evaluate.h"
+
+namespace dp::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+DataParamConfig data_param_config(const Config& c) {
+  DataParamConfig d;
+  d.learn_class_parameters = c.get_bool("data_parameters.learn_class_parameters");
+  d.learn_inst_parameters = c.get_bool("data_parameters.learn_inst_parameters");
+  d.init_class_param = c.get_float("data_parameters.init_class_param");
+  d.init_inst_param = c.get_float("data_parameters.init_inst_param");
+  d.lr_class_param = c.get_float("data_parameters.lr_class_param");
+  d.lr_inst_param = c.get_float("data_parameters.lr_inst_param");
+  d.wd_class_param = c.get_float("data_parameters.wd_class_param");
+  d.wd_inst_param = c.get_float("data_parameters.wd_inst_param");
+  d.skip_clamp_data_param = c.get_bool("data_parameters.skip_clamp_data_param");
+  return d;
+}
+
+std::unique_ptr<LrSchedule> make_schedule(const Config& c) {
+  const double lr = c.get_float("optim.lr");
+  const std::string kind = c.get_string("optim.schedule");
+  std::unique_ptr<LrSchedule> s;
+  if (kind == "cifar") {
+    s = cifar_reference_schedule(lr);
+  } else if (kind == "imagenet") {
+    s = imagenet_reference_schedule(lr);
+  } else if (kind == "multistep") {
+    const auto& m = c.get_int_list("optim.milestones");
+    s = std::make_unique<MultiStepLr>(lr, std::vector<int>(m.begin(), m.end()), c.get_float("optim.gamma"));
+  } else if (kind == "cosine") {
+    s = std::make_unique<CosineLr>(lr, static_cast<double>(c.get_int("run.epochs")));
+  } else {
+    s = std::make_unique<MultiStepLr>(lr, std::vector<int>{}, 1.0);
+  }
+  if (c.get_int("optim.warmup_epochs") > 0)
+    s = std::make_unique<LinearWarmupLr>(std::move(s), static_cast<double>(c.get_int("optim.warmup_epochs")));
+  return s;
+}
+
+std::string format_duration(double seconds) {
+  auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+io::Histogram to_histogram(const SigmaStats& s) {
+  io::Histogram h;
+  h.min = s.lowest;
+  h.max = s.highest;
+  h.num = static_cast<double>(s.count);
+  h.sum = s.sum;
+  h.sum_squares = s.sum_squares;
+  for (size_t i = 1; i < s.bucket_edges.size(); ++i) h.bucket_limit.push_back(s.bucket_edges[i]);
+  for (int64_t c : s.bucket_counts) h.bucket.push_back(static_cast<double>(c));
+  return h;
+}
+
+// Fixed log-spaced σ bins over the clamp range, shared by every epoch of the history.
+std::vector<double> sigma_history_edges() {
+  const int bins = 60;
+  std::vector<double> e;
+  for (int i = 0; i <= bins; ++i) e.push_back(0.05 * std::pow(400.0, static_cast<double>(i) / bins));
+  return e;
+}
+
+}  // namespace
+
+Trainer::Trainer(const Config& config, TrainerOptions options)
+    : config_(config), options_(std::move(options)), device_(parse_device(config.get_string("run.device"))) {
+  DP_CHECK(!device_.is_cuda() || cuda_available(),
+           fmt::format("run.device = \"{}\" but no CUDA device is available", device_.str()),
+           "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
+  data_ = make_run_data(config_);
+  const auto seed = static_cast<uint64_t>(config_.get_int("run.seed"));
+  model_ = nets::make_net(config_.get_string("model.arch"), data_.num_classes, seed);
+  if (!config_.get_string("model.init_from").empty()) {
+    nn::StateDict init;
+    for (auto& [name, t] : io::read_safetensors(config_.get_string("model.init_from"))) init.insert(name, t);
+    model_->load_state_dict(init, /*strict=*/true);
+  }
+  model_->to(device_);
+  SgdOptions so;
+  so.lr = config_.get_float("optim.lr");
+  so.momentum = config_.get_float("optim.momentum");
+  so.weight_decay = config_.get_float("optim.weight_decay");
+  so.nesterov = config_.get_bool("optim.nesterov");
+  sgd_ = std::make_unique<SGD>(model_->parameters(), so);
+  schedule_ = make_schedule(config_);
+  data_params_ = std::make_unique<DataParameters>(data_param_config(config_), data_.num_classes,
+                                                  data_.train->size(), device_);
+  inst_history_.edges = class_history_.edges = sigma_history_edges();
+
+  output_ = config_.get_string("run.output");
+  std::filesystem::create_directories(output_);
+  checkpoint_path_ = output_ + "/checkpoint.h5";
+  best_path_ = output_ + "/best.h5";
+  if (!options_.resume.empty()) load_checkpoint(options_.resume);
+  if (options_.write_logs) {
+    events_ = std::make_unique<io::EventWriter>(output_ + "/tb");
+    metrics_.open(output_ + "/metrics.jsonl", std::ios::app);
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::write_metrics_line(const std::string& line) {
+  if (metrics_.is_open()) metrics_ << line << '\n' << std::flush;
+}
+
+void Trainer::log_sigma(const std::string& name, const Tensor& theta, int64_t step,
+                        const std::vector<uint8_t>* mask, uint8_t select) {
+  if (!events_) return;
+  SigmaStats s = sigma_stats(theta, 30, mask, select);
+  if (s.count == 0) return;
+  events_->add_scalar(name + "/highest", s.highest, step);
+  events_->add_scalar(name + "/lowest", s.lowest, step);
+  events_->add_scalar(name + "/mean", s.mean, step);
+  events_->add_scalar(name + "/std", s.std, step);
+  events_->add_histogram(name, to_histogram(s), step);
+}
+
+void Trainer::record_sigma_history() {
+  auto add = [](inspect::SigmaHistory& h, const Tensor& theta) {
+    if (!theta.defined()) return;
+    std::vector<float> sigma = theta.to_float_vector();
+    for (float& v : sigma) v = std::exp(v);
+    h.counts.push_back(inspect::histogram(sigma, h.edges));
+  };
+  add(inst_history_, data_params_->theta_inst());
+  add(class_history_, data_params_->theta_class());
+}
+
+EpochSummary Trainer::train_one_epoch() {
+  const int64_t epoch = epoch_;  // 0-based, as the reference's loop variable
+  const int64_t epochs = config_.get_int("run.epochs");
+  const int64_t stop = config_.get_int("run.stop_epoch") > 0 ? std::min(epochs, config_.get_int("run.stop_epoch")) : epochs;
+  const int64_t print_freq = config_.get_int("run.print_freq");
+  data::LoaderOptions lo;
+  lo.batch_size = config_.get_int("optim.batch_size");
+  lo.seed = static_cast<uint64_t>(config_.get_int("run.seed"));
+  lo.num_workers = std::max<int64_t>(1, config_.get_int("run.workers"));
+  lo.bad_samples = config_.get_string("data.bad_samples") == "skip" ? data::BadSamplePolicy::kSkip
+                                                                    : data::BadSamplePolicy::kFail;
+  data::Loader loader(data_.train, data::Transform(data_.train_transform), lo);
+  loader.start_epoch(epoch);
+  const int64_t iterations = loader.num_batches();
+  const bool tty = isatty(fileno(stdout)) != 0;
+
+  model_->train();
+  double loss_sum = 0.0;
+  int64_t seen = 0, correct = 0, i = 0;
+  auto start = Clock::now();
+  while (auto batch = loader.next()) {
+    sgd_->set_lr(schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations));
+    BatchTensors t = to_device(*batch, device_);
+    model_->zero_grad();
+    Tensor logits = model_->forward(t.images);
+    DataParamCeOutput out = data_params_->loss(logits, t.labels, t.indices);
+    out.loss.backward();
+    const double loss = out.loss.item();
+    DP_CHECK(std::isfinite(loss),
+             fmt::format("the loss became {} at epoch {}, iteration {} (global step {})", loss, epoch + 1, i + 1,
+                         global_step_ + 1),
+             fmt::format("lower optim.lr or the data-parameter learning rates; the last good checkpoint is {}",
+                         std::filesystem::exists(checkpoint_path_) ? checkpoint_path_ : "(none yet)"));
+    sgd_->step();
+    data_params_->step();
+    ++global_step_;
+
+    TopK k = count_topk(logits.to_float_vector(), data_.num_classes, batch->labels);
+    loss_sum += loss * static_cast<double>(batch->n);
+    correct += k.top1;
+    seen += batch->n;
+    if (i % print_freq == 0) {
+      const double avg_loss = loss_sum / static_cast<double>(seen);
+      const double top1 = 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
+      const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+      const double per_iter = secs / static_cast<double>(i + 1);
+      const double eta = per_iter * static_cast<double>((iterations - i - 1) + (stop - epoch - 1) * iterations);
+      if (!options_.quiet) {
+        std::string line = fmt::format(
+            "epoch {}/{}  step {}/{}  loss {:.4f}  top1 {:.2f}%  {:.0f} img/s  ETA {}  lr {:.4g}", epoch + 1, stop,
+            i + 1, iterations, avg_loss, top1, static_cast<double>(seen) / std::max(secs, 1e-9),
+            format_duration(eta), sgd_->lr());
+        if (data_params_->learn_class()) line += fmt::format("  lr_class {:.4g}", data_params_->config().lr_class_param);
+        if (data_params_->learn_inst()) line += fmt::format("  lr_inst {:.4g}", data_params_->config().lr_inst_param);
+        std::printf(tty ? "\r%s\033[K" : "%s\n", line.c_str());
+        std::fflush(stdout);
+      }
+      if (events_) {
+        events_->add_scalar("train_iteration_stats/accuracy_top1", top1, global_step_);
+        events_->add_scalar("train_iteration_stats/loss", avg_loss, global_step_);
+        events_->add_scalar("train_iteration_stats/epoch", static_cast<double>(epoch), global_step_);
+      }
+      if (data_params_->learn_class())
+        log_sigma("iter_stats_class_parameter", data_params_->theta_class(), global_step_, nullptr, 1);
+      if (data_params_->learn_inst())
+        log_sigma("iter_stats_inst_parameter", data_params_->theta_inst(), global_step_, nullptr, 1);
+      write_metrics_line(nlohmann::json{{"type", "iteration"}, {"epoch", epoch + 1}, {"step", global_step_},
+                                        {"loss", avg_loss}, {"top1", top1}, {"lr", sgd_->lr()}}
+                             .dump());
+    }
+    ++i;
+  }
+  if (tty && !options_.quiet) std::printf("\n");
+  EpochSummary s;
+  s.epoch = epoch + 1;
+  s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  s.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
+  s.train_top1 = seen ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
+  return s;
+}
+
+RunSummary Trainer::run() {
+  RunSummary summary;
+  summary.output = output_;
+  const int64_t epochs = config_.get_int("run.epochs");
+  const int64_t stop = config_.get_int("run.stop_epoch") > 0 ? std::min(epochs, config_.get_int("run.stop_epoch")) : epochs;
+  const std::vector<uint8_t>& corrupted = data_.noise.is_corrupted;
+  const bool noisy = data_.noise.num_corrupted() > 0;
+  while (epoch_ < stop) {
+    EpochSummary s = train_one_epoch();
+    EvalResult val = evaluate(*model_, data_.test, data_.test_transform, config_.get_int("run.eval_batch_size"),
+                              config_.get_int("run.workers"), device_);
+    s.val_loss = val.loss;
+    s.val_top1 = val.top1;
+    s.val_top5 = val.top5;
+    const int64_t epoch0 = epoch_;  // the reference logs epoch scalars at the 0-based epoch
+    ++epoch_;
+    record_sigma_history();
+    if (events_) {
+      events_->add_scalar("train/accuracy", s.train_top1, epoch0);
+      events_->add_scalar("train/loss", s.train_loss, epoch0);
+      events_->add_scalar("val/accuracy", s.val_top1, epoch0);
+      events_->add_scalar("val/loss", s.val_loss, epoch0);
+      if (data_params_->learn_class())
+        log_sigma("epochs_stats_class_parameter", data_params_->theta_class(), epoch0, nullptr, 1);
+      if (data_params_->learn_inst()) {
+        log_sigma("epoch_stats_inst_parameter", data_params_->theta_inst(), epoch0, nullptr, 1);
+        if (noisy) {
+          log_sigma("epoch_stats_corrupt_inst_parameter", data_params_->theta_inst(), epoch0, &corrupted, 1);
+          log_sigma("epoch_stats_clean_inst_parameter", data_params_->theta_inst(), epoch0, &corrupted, 0);
+        }
+      }
+      events_->flush();
+    }
+    nlohmann::json line{{"type", "epoch"}, {"epoch", s.epoch}, {"train_loss", s.train_loss},
+                        {"train_top1", s.train_top1}, {"val_loss", s.val_loss}, {"val_top1", s.val_top1},
+                        {"val_top5", s.val_top5}, {"seconds", s.seconds}, {"global_step", global_step_}};
+    if (data_params_->learn_inst() && noisy) {
+      SigmaStatsSplit split = sigma_stats_split(data_params_->theta_inst(), corrupted);
+      line["sigma_inst_corrupted_mean"] = split.corrupted.mean;
+      line["sigma_inst_clean_mean"] = split.clean.mean;
+    }
+    write_metrics_line(line.dump());
+    save_checkpoint(checkpoint_path_);
+    if (s.val_top1 > best_top1_) {
+      best_top1_ = s.val_top1;
+      save_checkpoint(best_path_);
+      summary.best_epoch = s.epoch;
+    }
+    if (!options_.quiet)
+      std::printf("epoch %lld/%lld done in %.1f s: train loss %.4f top1 %.2f%% | val loss %.4f top1 %.2f%% top5 %.2f%%%s\n",
+                  static_cast<long long>(s.epoch), static_cast<long long>(stop), s.seconds, s.train_loss,
+                  s.train_top1, s.val_loss, s.val_top1, s.val_top5,
+                  line.contains("sigma_inst_corrupted_mean")
+                      ? fmt::format(" | mean σ_inst corrupted {:.3f} clean {:.3f}",
+                                    line["sigma_inst_corrupted_mean"].get<double>(),
+                                    line["sigma_inst_clean_mean"].get<double>())
+                            .c_str()
+                      : "");
+    summary.epochs.push_back(s);
+  }
+  summary.best_val_top1 = best_top1_;
+  return summary;
+}
+
+}  // namespace dp::train

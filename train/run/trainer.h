@@ -1,0 +1,92 @@
+// dp-train's training loop: the reference's iteration order (zero grads → forward → scaled CE
+// with penalties → backward → model step → class step → instance step → clamp), per-epoch
+// evaluation, checkpoints with the full state for an exact resume, TensorBoard and JSON-lines
+// logs with the reference's tags.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/module.h"
+#include "train/config/config.h"
+#include "train/data_parameters.h"
+#include "train/inspect/heatmap.h"
+#include "train/lr_schedule.h"
+#include "train/run/run_data.h"
+#include "train/sgd.h"
+
+namespace dp::io {
+class EventWriter;
+}
+
+namespace dp::train {
+
+struct TrainerOptions {
+  std::string resume;       // checkpoint to continue from ("" = fresh run)
+  bool quiet = false;       // no progress lines (tests)
+  bool write_logs = true;   // TensorBoard + metrics.jsonl
+};
+
+struct EpochSummary {
+  int64_t epoch = 0;  // 1-based
+  double train_loss = 0, train_top1 = 0, val_loss = 0, val_top1 = 0, val_top5 = 0, seconds = 0;
+};
+
+struct RunSummary {
+  std::vector<EpochSummary> epochs;
+  double best_val_top1 = 0;
+  int64_t best_epoch = 0;
+  std::string output;
+};
+
+class Trainer {
+ public:
+  Trainer(const Config& config, TrainerOptions options = {});
+  ~Trainer();
+
+  // Trains from the current epoch to run.epochs (or run.stop_epoch), evaluating and writing a
+  // checkpoint after every epoch. Throws dp::Error on a NaN/Inf loss; the last checkpoint
+  // written stays the last good one.
+  RunSummary run();
+
+  void save_checkpoint(const std::string& path) const;
+  void load_checkpoint(const std::string& path);
+
+  nn::Module& model() { return *model_; }
+  DataParameters& data_parameters() { return *data_params_; }
+  SGD& optimizer() { return *sgd_; }
+  const RunData& run_data() const { return data_; }
+  int64_t epochs_done() const { return epoch_; }
+  int64_t global_step() const { return global_step_; }
+  const std::string& checkpoint_path() const { return checkpoint_path_; }
+
+ private:
+  EpochSummary train_one_epoch();
+  void log_sigma(const std::string& name, const Tensor& theta, int64_t step, const std::vector<uint8_t>* mask,
+                 uint8_t select);
+  void record_sigma_history();
+  void write_metrics_line(const std::string& json_line);
+
+  Config config_;
+  TrainerOptions options_;
+  Device device_;
+  RunData data_;
+  nn::ModulePtr model_;
+  std::unique_ptr<SGD> sgd_;
+  std::unique_ptr<LrSchedule> schedule_;
+  std::unique_ptr<DataParameters> data_params_;
+  std::unique_ptr<io::EventWriter> events_;
+  std::ofstream metrics_;
+  std::string output_, checkpoint_path_, best_path_;
+  int64_t epoch_ = 0;        // epochs completed
+  int64_t global_step_ = 0;  // iterations completed (1-based in logs, like the reference)
+  double best_top1_ = -1.0;
+  inspect::SigmaHistory inst_history_, class_history_;
+};
+
+// Reads the resolved config stored in a checkpoint (for dp-eval, dp-export, dp-inspect).
+Config config_from_checkpoint(const std::string& path);
+
+}  // namespace dp::train
