@@ -123,13 +123,19 @@ done
 # ---- memcheck on the CUDA op tests (cudnnFind's timing run excluded: slow under the tool) ----
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [[ -n $SAN && -x $WORK/bin/test_cuda_ops ]]; then
-  run memcheck_test_cuda_ops 200 "$SAN" --tool memcheck --error-exitcode 99 --print-limit 20 \
+  run memcheck_test_cuda_ops "${KIT_MEMCHECK_LIMIT_S:-110}" "$SAN" --tool memcheck --error-exitcode 99 --print-limit 20 \
     "$WORK/bin/test_cuda_ops" --gtest_brief=1 --gtest_filter='-*BenchmarkMode*'
 else
   SUMMARY+=("$(printf '%-34s %-8s' memcheck_test_cuda_ops 'NO TOOL')")
 fi
 
-# ---- GPU benchmarks ----
+# ---- GPU benchmarks: the whole training step side by side with PyTorch, then per-op ----
+if [[ -x $WORK/bin/bench_train_step_gpu ]]; then
+  PY=$(command -v python3 || echo /opt/torch/.venv/bin/python3)
+  run train_step_side_by_side "${KIT_STEP_LIMIT_S:-150}" "$PY" "$ROOT/bench/cuda/train_step_side_by_side.py" \
+    --binary "$WORK/bin/bench_train_step_gpu"
+  cat "$LOGS/train_step_side_by_side.log"
+fi
 if [[ -x $WORK/bin/bench_cuda_ops ]]; then
   run bench_cuda_ops 150 "$WORK/bin/bench_cuda_ops" --benchmark_min_time=0.05 \
     --benchmark_out="$LOGS/bench_cuda_ops.json" --benchmark_out_format=json

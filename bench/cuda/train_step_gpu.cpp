@@ -1,0 +1,106 @@
+// One full training step on the GPU (forward, cross-entropy, backward, fused SGD with momentum
+// and weight decay), synthetic data resident on the device, timed with CUDA events around
+// each step after warm-up. Prints one "RESULT ..." line per net for train_step_side_by_side.py.
+//
+//   bench_train_step_gpu [--net wrn-28-10 --batch 128 --size 32 --classes 100]
+//                        [--warmup 3 --iters 10] [--strict-fp32]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "engine/cuda/allocator.h"
+#include "engine/cuda/context.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "kernels/ops.h"
+#include "nets/registry.h"
+#include "train/sgd.h"
+
+using namespace dp;
+
+namespace {
+
+struct Case {
+  std::string net;
+  int64_t batch, size, classes;
+};
+
+double median_step_ms(const Case& c, int warmup, int iters) {
+  auto net = nets::make_net(c.net, c.classes, 1);
+  net->to(Device::cuda());
+  net->train();
+  std::vector<float> pixels(static_cast<size_t>(c.batch * 3 * c.size * c.size));
+  Rng rng(3, 0);
+  for (auto& v : pixels) v = static_cast<float>(rng.uniform(-1.0, 1.0));
+  std::vector<int64_t> labels(static_cast<size_t>(c.batch));
+  for (int64_t i = 0; i < c.batch; ++i) labels[i] = i % c.classes;
+  Tensor x = Tensor::from_vector(pixels, {c.batch, 3, c.size, c.size}, Device::cuda());
+  Tensor y = Tensor::from_vector(labels, {c.batch}, Device::cuda());
+  train::SGD sgd(net->parameters(), {0.01, 0.9, 5e-4, false});
+  auto step = [&] {
+    net->zero_grad();
+    Tensor loss = ops::cross_entropy(net->forward(x), y);
+    loss.backward();
+    sgd.step();
+  };
+  for (int i = 0; i < warmup; ++i) step();
+  cudaStream_t stream = cuda::context(0).stream();
+  cuda::Event start, stop;
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    start.record(stream);
+    step();
+    stop.record(stream);
+    stop.synchronize();
+    ms.push_back(cuda::Event::elapsed_ms(start, stop));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (cuda::device_count() == 0) {
+      std::printf("bench_train_step_gpu: no CUDA device, nothing to measure\n");
+      return 0;
+    }
+    Case one{"", 0, 0, 0};
+    int warmup = 3, iters = 10;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        DP_CHECK(i + 1 < argc, "missing value after " + a, "see the usage at the top of train_step_gpu.cpp");
+        return argv[++i];
+      };
+      if (a == "--net") one.net = value();
+      else if (a == "--batch") one.batch = std::stoll(value());
+      else if (a == "--size") one.size = std::stoll(value());
+      else if (a == "--classes") one.classes = std::stoll(value());
+      else if (a == "--warmup") warmup = std::stoi(value());
+      else if (a == "--iters") iters = std::stoi(value());
+      else if (a == "--strict-fp32") cuda::set_allow_tf32(false);
+      else DP_THROW("unknown argument " + a, "options: --net --batch --size --classes --warmup --iters --strict-fp32");
+    }
+    std::vector<Case> cases = {{"wrn-28-10", 128, 32, 100}, {"resnet18", 256, 224, 1000}};
+    if (!one.net.empty()) cases = {one};
+    for (const Case& c : cases) {
+      cuda::empty_cache();
+      cuda::reset_peak_memory_stats();
+      double ms = median_step_ms(c, warmup, std::max(iters, 1));
+      std::printf("RESULT net=%s batch=%lld size=%lld precision=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
+                  c.net.c_str(), static_cast<long long>(c.batch), static_cast<long long>(c.size),
+                  cuda::allow_tf32() ? "tf32" : "fp32", ms, 1e3 * static_cast<double>(c.batch) / ms,
+                  static_cast<double>(cuda::memory_stats().peak_allocated_bytes) / (1 << 20));
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_train_step_gpu: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
