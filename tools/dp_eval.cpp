@@ -3,9 +3,12 @@
 // top-1, top-5, per-class accuracy, loss and the confusion matrix, as JSON.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
+#include "engine/autograd.h"
 #include "engine/error.h"
+#include "train/io/npy.h"
 #include "nets/registry.h"
 #include "train/io/checkpoint_file.h"
 #include "train/run/evaluate.h"
@@ -14,7 +17,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"dp-eval: evaluate a dp-train checkpoint"};
-  std::string checkpoint, kind, path, device = "cpu", json_out;
+  std::string checkpoint, kind, path, device = "cpu", json_out, dump;
   int64_t batch = 100, workers = 2;
   app.add_option("checkpoint", checkpoint, "checkpoint.h5 or best.h5 from a run")->required();
   app.add_option("--data", kind, "dataset kind (default: the run's): synthetic, cifar10, cifar100, cifar10-jpeg, imagefolder");
@@ -23,6 +26,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch, "evaluation batch size");
   app.add_option("--workers", workers, "loader threads");
   app.add_option("--json", json_out, "write the JSON report here instead of standard output");
+  app.add_option("--dump", dump,
+                 "write the first batch's inputs.npy, logits.npy and labels.npy into this folder "
+                 "(to compare with another framework)");
   CLI11_PARSE(app, argc, argv);
   try {
     dp::train::Config config = dp::train::config_from_checkpoint(checkpoint);
@@ -42,6 +48,24 @@ int main(int argc, char** argv) {
     dp::Device dev = dp::parse_device(device);
     model->to(dev);
     dp::train::EvalResult r = dp::train::evaluate(*model, dataset, transform, batch, workers, dev);
+    if (!dump.empty()) {
+      dp::data::LoaderOptions lo;
+      lo.batch_size = batch;
+      lo.shuffle = false;
+      lo.num_workers = std::max<int64_t>(1, workers);
+      dp::data::Loader loader(dataset, dp::data::Transform(transform), lo);
+      loader.start_epoch(0);
+      auto first = loader.next();
+      DP_CHECK(first.has_value(), "the evaluation set is empty", "check --data and --path");
+      dp::train::BatchTensors t = dp::train::to_device(*first, dev);
+      model->eval();
+      dp::NoGradGuard no_grad;
+      dp::Tensor logits = model->forward(t.images);
+      std::filesystem::create_directories(dump);
+      dp::io::write_npy(dump + "/inputs.npy", t.images);
+      dp::io::write_npy(dump + "/logits.npy", logits);
+      dp::io::write_npy(dump + "/labels.npy", t.labels);
+    }
     std::string json = r.to_json();
     if (json_out.empty()) {
       std::printf("%s\n", json.c_str());

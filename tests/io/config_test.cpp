@@ -91,3 +91,18 @@ TEST(Config, ResolvedTextRoundTrips) {
   EXPECT_DOUBLE_EQ(b.get_float("optim.lr"), 0.05);
   EXPECT_EQ(b.get_string("data.dataset"), "cifar10");
 }
+
+#include <filesystem>
+
+// Every preset in configs/ must pass the schema (a renamed key must not silently break one).
+TEST(Config, PresetsValidate) {
+  const char* src = std::getenv("DP_SOURCE_DIR");
+  if (src == nullptr) GTEST_SKIP() << "DP_SOURCE_DIR not set (run through meson test)";
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(src) / "configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    EXPECT_NO_THROW(Config::from_file(entry.path().string())) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 6);
+}

@@ -16,6 +16,10 @@
 #include "train/io/safetensors.h"
 #include "train/run/evaluate.h"
 
+#ifdef DP_WITH_CUDA
+#include "engine/cuda/context.h"
+#endif
+
 namespace dp::train {
 
 namespace {
@@ -82,6 +86,18 @@ std::vector<double> sigma_history_edges() {
   return e;
 }
 
+// fp32: strict float32 everywhere; tf32: float32 storage with TF32 tensor-core convolutions and
+// GEMMs on CUDA (PyTorch's default); on the CPU both are plain float32.
+void apply_precision(const std::string& precision, Device device) {
+  DP_CHECK(precision != "bf16", "run.precision = \"bf16\" is not available yet",
+           "use \"tf32\" (the default on GPUs) or \"fp32\"");
+#ifdef DP_WITH_CUDA
+  if (device.is_cuda()) cuda::set_allow_tf32(precision == "tf32");
+#else
+  (void)device;
+#endif
+}
+
 }  // namespace
 
 Trainer::Trainer(const Config& config, TrainerOptions options)
@@ -89,6 +105,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   DP_CHECK(!device_.is_cuda() || cuda_available(),
            fmt::format("run.device = \"{}\" but no CUDA device is available", device_.str()),
            "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
+  apply_precision(config_.get_string("run.precision"), device_);
   data_ = make_run_data(config_);
   const auto seed = static_cast<uint64_t>(config_.get_int("run.seed"));
   model_ = nets::make_net(config_.get_string("model.arch"), data_.num_classes, seed);
