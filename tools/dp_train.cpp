@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
       const auto& last = s.epochs.back();
       std::printf("dp-train: finished epoch %lld: val top1 %.2f%% (best %.2f%%), checkpoints in %s\n",
                   static_cast<long long>(last.epoch), last.val_top1, s.best_val_top1, s.output.c_str());
+      if (trainer.data_parameters().learn_inst())
+        std::printf("dp-train: see what the data parameters learnt: dp-inspect %s\n", trainer.checkpoint_path().c_str());
     }
     return 0;
   } catch (const std::exception& e) {
