@@ -26,8 +26,8 @@ TopK count_topk(const std::vector<float>& logits, int64_t classes, const std::ve
   for (size_t i = 0; i < labels.size(); ++i) {
     const float* row = logits.data() + i * static_cast<size_t>(classes);
     float target = row[labels[i]];
-    // Rank of the label = number of classes scoring strictly higher (ties favour the label,
-    // as torch.topk's stable order does for equal values at lower indices only approximately).
+    // The label is in the top k when fewer than k classes score strictly higher than it
+    // (a tie counts in the label's favour; with float logits ties are rare).
     int64_t higher = 0;
     for (int64_t c = 0; c < classes; ++c) higher += row[c] > target ? 1 : 0;
     k.top1 += higher < 1 ? 1 : 0;
