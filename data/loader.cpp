@@ -132,6 +132,20 @@ Batch Loader::build_batch(int64_t batch_index) const {
     try {
       RawSample sample = dataset_->load(index);
       if (sample.source.empty()) sample.source = dataset_->source(index);
+      if (spec.geometry != Geometry::kNone) {
+        // Output size known up front: transform straight into the batch (fused flip + normalise).
+        const size_t per_sample = static_cast<size_t>(3 * spec.height * spec.width);
+        if (staging.empty()) {
+          batch.h = spec.height;
+          batch.w = spec.width;
+          staging.resize(per_sample * static_cast<size_t>(capacity));
+        }
+        transform_.apply(sample, options_.seed, epoch_, staging.data() + per_sample * static_cast<size_t>(batch.n));
+        batch.labels.push_back(sample.label);
+        batch.indices.push_back(index);
+        ++batch.n;
+        continue;
+      }
       const Image image = transform_.apply_uint8(sample, options_.seed, epoch_);
       if (batch.h == 0) {
         batch.h = image.height;

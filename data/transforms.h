@@ -8,6 +8,13 @@
 // the DCT-domain reduction in decoding (which averages over 8x8 blocks), this keeps aliasing at
 // bay. Output geometry (sizes, crop boxes, rounding) is exactly torchvision's; pixel values
 // differ by a few grey levels on average (see tests/data/test_transforms.cpp for the bounds).
+//
+// RandomResizedCrop on a JPEG: the crop box is drawn on the full size read from the header (as
+// torchvision does on the decoded image), then only the crop's window is decoded (libjpeg's
+// jpeg_crop_scanline / jpeg_skip_scanlines, at the smallest DCT scale <= 1/2 that keeps the crop
+// at least output-sized) and resized in place from the decode buffer (an OpenCV ROI, no crop
+// copy). The window's pixels are exactly those of a full decode at that scale, so this changes
+// speed, not values. Flip, normalisation and HWC -> CHW are one pass in apply().
 #pragma once
 #include <array>
 #include <cstdint>
@@ -84,10 +91,14 @@ class Transform {
   // Randomness: dp::Rng keyed by (seed, epoch, sample.index); draws in torchvision's order
   // (crop parameters, then the flip).
   Image apply_uint8(const RawSample& sample, uint64_t seed, int64_t epoch) const;
-  // apply_uint8 then to float and normalise into `out` (3 x height x width floats).
+  // apply_uint8 then to float and normalise into `out` (3 x height x width floats), with the
+  // flip fused into the normalisation and per-thread buffers (no per-sample allocation).
   void apply(const RawSample& sample, uint64_t seed, int64_t epoch, float* out) const;
 
  private:
+  // Decoding and geometry into `out` (its storage reused); returns whether to flip.
+  bool geometry(const RawSample& sample, uint64_t seed, int64_t epoch, Image& out) const;
+
   TransformSpec spec_;
 };
 

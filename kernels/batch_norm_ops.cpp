@@ -67,11 +67,13 @@ struct BatchNormEvalNode final : Node {
 void check_channel_vector(const char* what, const Tensor& t, const Tensor& x) {
   if (!t.defined()) return;
   detail::check_same_device("batch_norm", x, t);
-  DP_CHECK(t.dim() == 1 && t.size(0) == x.size(1) && t.dtype() == x.dtype(),
+  // bf16 activations keep float32 parameters and statistics (the bf16 mode of engine/autocast.h).
+  const DType want = x.dtype() == DType::BFloat16 ? DType::Float32 : x.dtype();
+  DP_CHECK(t.dim() == 1 && t.size(0) == x.size(1) && t.dtype() == want,
            fmt::format("batch_norm: {} is {} but the input {} has {} channels", what, t.str(), x.str(),
                        x.size(1)),
            fmt::format("{} must be a [{}] {} tensor on the input's device", what, x.size(1),
-                       dtype_name(x.dtype())));
+                       dtype_name(want)));
 }
 
 // 1/sqrt(running_var + eps) on the host: only used by the rare eval-mode backward into γ/β.
@@ -89,7 +91,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
   DP_CHECK(x.dim() == 2 || x.dim() == 4,
            fmt::format("batch_norm: input must be [N, C] or [N, C, H, W], got {}", x.str()),
            "BatchNorm2d takes NCHW activations, BatchNorm1d [N, C] features");
-  detail::check_float("batch_norm", x);
+  detail::check_float_or_bf16("batch_norm", x);
   DP_CHECK(weight.defined() == bias.defined(), "batch_norm: weight and bias must both be given or both omitted",
            "pass both affine parameters, or neither (affine = false)");
   check_channel_vector("weight", weight, x);
@@ -111,8 +113,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
     DP_CHECK(count > 1,
              fmt::format("batch_norm: training needs more than one value per channel, got {}", x.str()),
              "use a batch of more than one sample, or eval mode");
-    Tensor mean = Tensor::empty({x.size(1)}, x.dtype(), x.device());
-    Tensor invstd = Tensor::empty({x.size(1)}, x.dtype(), x.device());
+    const DType stats = x.dtype() == DType::BFloat16 ? DType::Float32 : x.dtype();
+    Tensor mean = Tensor::empty({x.size(1)}, stats, x.device());
+    Tensor invstd = Tensor::empty({x.size(1)}, stats, x.device());
     DP_DISPATCH(x.device(), batch_norm_forward_train, x, weight, bias, eps, momentum, running_mean,
                 running_var, y, mean, invstd);
     if (running_mean.defined()) {

@@ -1,5 +1,6 @@
 // Autograd wrapper for conv2d, and the geometry shared by both backends.
 #include "engine/autograd.h"
+#include "kernels/autocast.h"
 #include "kernels/conv2d.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
@@ -48,7 +49,8 @@ struct Conv2dNode final : Node {
     if (inputs[1].requires_grad() || want_b) {
       const Tensor& xv = x.get(name());
       dw = Tensor::empty(inputs[1].shape(), g.dtype(), g.device());
-      if (want_b) db = Tensor::empty(inputs[2].shape(), g.dtype(), g.device());
+      // A float32 bias beside bf16 data (autocast) gets its gradient in float32 directly.
+      if (want_b) db = Tensor::empty(inputs[2].shape(), inputs[2].dtype(), g.device());
       DP_DISPATCH(g.device(), conv2d_backward_weight, xv, g, dw, db, geom);
       if (!inputs[1].requires_grad()) dw = Tensor();
     }
@@ -61,10 +63,17 @@ struct Conv2dNode final : Node {
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding) {
   DP_CHECK(x.defined() && w.defined(), "conv2d: input or weight is undefined", "pass both tensors");
-  detail::check_float("conv2d", x);
+  if (autocast::applies_to("conv2d", {&x, &w})) {
+    // bf16 input and weight, the bias stays float32 (added in float32 by the kernel).
+    return conv2d(autocast::lower(x), autocast::lower_weight(w), b, stride, padding);
+  }
+  detail::check_float_or_bf16("conv2d", x);
   detail::check_same_device("conv2d", x, w);
   detail::check_same_device("conv2d", x, b);
-  DP_CHECK(w.dtype() == x.dtype() && (!b.defined() || b.dtype() == x.dtype()),
+  // bf16 data keeps a float32 bias (the bf16 mode of engine/autocast.h).
+  const DType bias_dtype = x.dtype() == DType::BFloat16 ? DType::Float32 : x.dtype();
+  const bool bias_ok = !b.defined() || b.dtype() == bias_dtype;
+  DP_CHECK(w.dtype() == x.dtype() && bias_ok,
            fmt::format("conv2d: dtypes differ (input {}, weight {}, bias {})", x.str(), w.str(), b.str()),
            "convert the input or the parameters with .to(dtype)");
   const Conv2dGeometry g = Conv2dGeometry::make(x.shape(), w.shape(), stride, padding);

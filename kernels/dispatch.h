@@ -40,4 +40,14 @@ inline void check_float(const char* op, const Tensor& t) {
            "convert with .to(DType::Float32)");
 }
 
+// float32/float64 anywhere, bfloat16 on CUDA (the bf16 mode of engine/autocast.h).
+inline void check_float_or_bf16(const char* op, const Tensor& t) {
+  if (t.dtype() == DType::BFloat16) {
+    DP_CHECK(t.device().is_cuda(), fmt::format("{}: bf16 mode is CUDA-only, got {}", op, t.str()),
+             "move the tensors to the GPU, or convert with .to(DType::Float32)");
+    return;
+  }
+  check_float(op, t);
+}
+
 }  // namespace dp::detail

@@ -24,7 +24,7 @@ struct DropoutNode final : Node {
 
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t stream) {
   DP_CHECK(x.defined(), "dropout: input is undefined", "pass a tensor");
-  detail::check_float("dropout", x);
+  detail::check_float_or_bf16("dropout", x);
   DP_CHECK(p >= 0.0 && p <= 1.0, fmt::format("dropout: probability {} outside [0, 1]", p),
            "p is the probability of zeroing an element");
   if (!training || p == 0.0) return x;  // identity, like PyTorch in eval mode

@@ -1,5 +1,6 @@
 // Autograd wrappers for the elementwise ops and reductions.
 #include "engine/autograd.h"
+#include "kernels/autocast.h"
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/ops.h"
@@ -62,6 +63,10 @@ Tensor cast(const Tensor& x, DType dtype) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   detail::check_same_device("add", a, b);
+  // Under autocast, a bf16 + float32 sum is computed in float32 (PyTorch's type promotion).
+  if (autocast_enabled() && a.defined() && b.defined() && a.dtype() != b.dtype() &&
+      is_floating(a.dtype()) && is_floating(b.dtype()))
+    return add(to_dtype(a, DType::Float32), to_dtype(b, DType::Float32));
   DP_CHECK(a.shape() == b.shape() && a.dtype() == b.dtype(),
            fmt::format("add: operands {} and {} differ", a.str(), b.str()),
            "add needs tensors of the same shape and dtype (no broadcasting)");

@@ -1,5 +1,6 @@
 // Autograd wrappers for matmul and linear.
 #include "engine/autograd.h"
+#include "kernels/autocast.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
@@ -11,7 +12,7 @@ namespace {
 void check_matrix(const char* op, const char* what, const Tensor& t) {
   DP_CHECK(t.defined(), fmt::format("{}: {} is undefined", op, what), "pass a tensor");
   detail::check_dim(op, what, t, 2);
-  detail::check_float(op, t);
+  detail::check_float_or_bf16(op, t);
 }
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
@@ -58,7 +59,7 @@ struct LinearNode final : Node {
       DP_DISPATCH(g.device(), gemm, true, false, 1.0, g, xv, 0.0, dw);
     }
     if (inputs.size() > 2 && inputs[2].defined() && inputs[2].requires_grad()) {
-      db = Tensor::empty(inputs[2].shape(), g.dtype(), g.device());
+      db = Tensor::empty(inputs[2].shape(), inputs[2].dtype(), g.device());  // float32 under autocast
       DP_DISPATCH(g.device(), sum_rows, g, db);
     }
     return {dx, dw, db};
@@ -69,6 +70,7 @@ struct LinearNode final : Node {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (autocast::applies_to("matmul", {&a, &b})) return matmul(autocast::lower(a), autocast::lower(b));
   check_matrix("matmul", "a", a);
   check_matrix("matmul", "b", b);
   detail::check_same_device("matmul", a, b);
@@ -83,12 +85,22 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (autocast::applies_to("linear", {&x, &w})) {
+    // bf16 input and weight, the bias stays float32 (added in float32 by the kernel).
+    return linear(autocast::lower(x), autocast::lower_weight(w), b);
+  }
   check_matrix("linear", "input", x);
   check_matrix("linear", "weight", w);
   detail::check_same_device("linear", x, w);
   detail::check_same_device("linear", x, b);
   check_same_dtype("linear", x, w);
-  check_same_dtype("linear", x, b);
+  if (x.dtype() == DType::BFloat16) {  // bf16 data keeps a float32 bias (engine/autocast.h)
+    DP_CHECK(!b.defined() || b.dtype() == DType::Float32,
+             fmt::format("linear: a bf16 input needs a float32 bias, got {}", b.str()),
+             "keep the parameters float32 and use dp::AutocastGuard");
+  } else {
+    check_same_dtype("linear", x, b);
+  }
   DP_CHECK(x.size(1) == w.size(1),
            fmt::format("linear: input {} has {} features but weight {} expects {}", x.str(), x.size(1),
                        w.str(), w.size(1)),

@@ -8,9 +8,16 @@
 
 namespace dp::ops {
 
+// Under dp::AutocastGuard(DType::BFloat16) (engine/autocast.h, CUDA only) conv2d, linear and
+// matmul run in bf16 on tensor cores and return bf16; batch_norm, relu, add, pooling and dropout
+// accept bf16 activations (BN parameters and statistics stay float32); cross_entropy always
+// computes a bf16 input in float32. Gradients come back in the dtype of each input.
+
 // ---- elementwise and reductions (kernels/elementwise.h) ----
 void fill_(Tensor& t, double value);             // in place, no autograd
 Tensor cast(const Tensor& x, DType dtype);       // no autograd
+// Differentiable conversion: backward casts the gradient back to x's dtype (autocast's casts).
+Tensor to_dtype(const Tensor& x, DType dtype);
 Tensor add(const Tensor& a, const Tensor& b);    // same shapes
 Tensor mul(const Tensor& x, double scalar);
 Tensor relu(const Tensor& x);

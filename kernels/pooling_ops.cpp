@@ -65,7 +65,7 @@ struct GlobalAvgPoolNode final : Node {
 void check_input(const char* op, const Tensor& x) {
   DP_CHECK(x.defined(), fmt::format("{}: input is undefined", op), "pass a tensor");
   detail::check_dim(op, "input", x, 4);
-  detail::check_float(op, x);
+  detail::check_float_or_bf16(op, x);
 }
 
 }  // namespace

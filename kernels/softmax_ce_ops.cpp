@@ -27,6 +27,8 @@ struct CrossEntropyNode final : Node {
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   DP_CHECK(logits.defined() && labels.defined(), "cross_entropy: logits or labels undefined",
            "pass both tensors");
+  // The loss is always computed in float32 from bf16 logits (autocast keeps the loss float32).
+  if (logits.dtype() == DType::BFloat16) return cross_entropy(to_dtype(logits, DType::Float32), labels);
   detail::check_dim("cross_entropy", "logits", logits, 2);
   detail::check_float("cross_entropy", logits);
   detail::check_same_device("cross_entropy", logits, labels);

@@ -132,11 +132,11 @@ fi
 # ---- GPU benchmarks: the whole training step side by side with PyTorch, then per-op ----
 if [[ -x $WORK/bin/bench_train_step_gpu ]]; then
   PY=$(command -v python3 || echo /opt/torch/.venv/bin/python3)
-  run train_step_side_by_side "${KIT_STEP_LIMIT_S:-150}" "$PY" "$ROOT/bench/cuda/train_step_side_by_side.py" \
+  run train_step_side_by_side "${KIT_STEP_LIMIT_S:-220}" "$PY" "$ROOT/bench/cuda/train_step_side_by_side.py" \
     --binary "$WORK/bin/bench_train_step_gpu"
   cat "$LOGS/train_step_side_by_side.log"
 fi
-if [[ -x $WORK/bin/bench_cuda_ops ]]; then
+if [[ -x $WORK/bin/bench_cuda_ops && ${KIT_SKIP_OPS_BENCH:-0} != 1 ]]; then
   run bench_cuda_ops 150 "$WORK/bin/bench_cuda_ops" --benchmark_min_time=0.05 \
     --benchmark_out="$LOGS/bench_cuda_ops.json" --benchmark_out_format=json
   grep -E "^(BM_|device|allocator)" "$LOGS/bench_cuda_ops.log" || true

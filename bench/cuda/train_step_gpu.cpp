@@ -3,7 +3,11 @@
 // each step after warm-up. Prints one "RESULT ..." line per net for train_step_side_by_side.py.
 //
 //   bench_train_step_gpu [--net wrn-28-10 --batch 128 --size 32 --classes 100]
-//                        [--warmup 3 --iters 10] [--strict-fp32]
+//                        [--warmup 3 --iters 10] [--strict-fp32] [--precision fp32|bf16]
+//
+// --precision bf16 runs forward and loss under dp::AutocastGuard(DType::BFloat16): bf16
+// activations and tensor-core convolutions/GEMMs, float32 master weights, BN statistics, loss
+// and SGD (engine/autocast.h). The default is float32 with TF32 (or strict with --strict-fp32).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -11,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/autocast.h"
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/context.h"
 #include "engine/error.h"
@@ -28,7 +33,7 @@ struct Case {
   int64_t batch, size, classes;
 };
 
-double median_step_ms(const Case& c, int warmup, int iters) {
+double median_step_ms(const Case& c, int warmup, int iters, bool bf16) {
   auto net = nets::make_net(c.net, c.classes, 1);
   net->to(Device::cuda());
   net->train();
@@ -42,7 +47,11 @@ double median_step_ms(const Case& c, int warmup, int iters) {
   train::SGD sgd(net->parameters(), {0.01, 0.9, 5e-4, false});
   auto step = [&] {
     net->zero_grad();
-    Tensor loss = ops::cross_entropy(net->forward(x), y);
+    Tensor loss;
+    {
+      AutocastGuard precision(bf16 ? DType::BFloat16 : DType::Float32);
+      loss = ops::cross_entropy(net->forward(x), y);
+    }
     loss.backward();
     sgd.step();
   };
@@ -71,6 +80,7 @@ int main(int argc, char** argv) {
     }
     Case one{"", 0, 0, 0};
     int warmup = 3, iters = 10;
+    std::string precision = "fp32";
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto value = [&]() -> std::string {
@@ -84,17 +94,22 @@ int main(int argc, char** argv) {
       else if (a == "--warmup") warmup = std::stoi(value());
       else if (a == "--iters") iters = std::stoi(value());
       else if (a == "--strict-fp32") cuda::set_allow_tf32(false);
-      else DP_THROW("unknown argument " + a, "options: --net --batch --size --classes --warmup --iters --strict-fp32");
+      else if (a == "--precision") precision = value();
+      else DP_THROW("unknown argument " + a,
+                    "options: --net --batch --size --classes --warmup --iters --strict-fp32 --precision");
     }
+    DP_CHECK(precision == "fp32" || precision == "bf16", "--precision " + precision + " is not supported",
+             "use --precision fp32 (TF32 unless --strict-fp32) or --precision bf16");
+    const bool bf16 = precision == "bf16";
     std::vector<Case> cases = {{"wrn-28-10", 128, 32, 100}, {"resnet18", 256, 224, 1000}};
     if (!one.net.empty()) cases = {one};
     for (const Case& c : cases) {
       cuda::empty_cache();
       cuda::reset_peak_memory_stats();
-      double ms = median_step_ms(c, warmup, std::max(iters, 1));
+      double ms = median_step_ms(c, warmup, std::max(iters, 1), bf16);
       std::printf("RESULT net=%s batch=%lld size=%lld precision=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
                   c.net.c_str(), static_cast<long long>(c.batch), static_cast<long long>(c.size),
-                  cuda::allow_tf32() ? "tf32" : "fp32", ms, 1e3 * static_cast<double>(c.batch) / ms,
+                  bf16 ? "bf16" : cuda::allow_tf32() ? "tf32" : "fp32", ms, 1e3 * static_cast<double>(c.batch) / ms,
                   static_cast<double>(cuda::memory_stats().peak_allocated_bytes) / (1 << 20));
       std::fflush(stdout);
     }

@@ -5,9 +5,9 @@ dp-engine vs PyTorch eager on the same GPU in the same run, synthetic data on th
     python3 bench/cuda/train_step_side_by_side.py --binary PATH/bench_train_step_gpu [--iters 10]
 
 Cases: WRN-28-10 (batch 128, 32x32, 100 classes) and ResNet-18 (batch 256, 224x224, 1000
-classes). PyTorch runs fp32 with TF32 allowed (as dp-engine's default), and bf16 autocast
-(ResNet-18 also channels-last) for reference: dp-engine has no bf16 mode yet, so those rows
-have no dp figure. Prints img/s for both and the ratio dp/PyTorch.
+classes). Both run fp32 with TF32 allowed (dp-engine's default), then bf16: PyTorch with
+autocast (ResNet-18 also channels-last), dp-engine with --precision bf16 (bf16 activations,
+NCHW, float32 master weights). Prints img/s for both and the ratio dp/PyTorch.
 """
 import argparse
 import os
@@ -61,13 +61,14 @@ def torch_ms(name, batch, size, classes, precision, warmup, iters):
     return times[len(times) // 2]
 
 
-def dp_ms(binary, name, batch, size, classes, warmup, iters):
+def dp_ms(binary, name, batch, size, classes, precision, warmup, iters):
     out = subprocess.run([binary, "--net", name, "--batch", str(batch), "--size", str(size), "--classes",
-                          str(classes), "--warmup", str(warmup), "--iters", str(iters)],
+                          str(classes), "--warmup", str(warmup), "--iters", str(iters),
+                          "--precision", "bf16" if precision == "bf16" else "fp32"],
                          capture_output=True, text=True, timeout=240)
     m = re.search(r"step_ms=([0-9.]+)", out.stdout)
     if out.returncode != 0 or not m:
-        print(f"dp {name}: failed (rc {out.returncode}): {out.stdout[-500:]} {out.stderr[-1500:]}")
+        print(f"dp {name} {precision}: failed (rc {out.returncode}): {out.stdout[-500:]} {out.stderr[-1500:]}")
         return None
     print("  " + out.stdout.strip().splitlines()[-1])
     return float(m.group(1))
@@ -83,11 +84,10 @@ def main():
           f"(median of {args.iters} steps after {args.warmup} warm-up, CUDA events)")
     rows = []
     for name, batch, size, classes in CASES:
-        d = dp_ms(args.binary, name, batch, size, classes, args.warmup, args.iters)
         for precision in ("tf32", "bf16"):
+            d = dp_ms(args.binary, name, batch, size, classes, precision, args.warmup, args.iters)
             t = torch_ms(name, batch, size, classes, precision, args.warmup, args.iters)
-            dp_val = d if precision == "tf32" else None
-            rows.append((name, batch, precision, dp_val, t))
+            rows.append((name, batch, precision, d, t))
     print(f"\n{'net':<10} {'batch':>5} {'precision':>9} {'dp img/s':>10} {'torch img/s':>12} {'dp/torch':>9}")
     for name, batch, precision, d, t in rows:
         dp_ips = f"{batch * 1e3 / d:10.1f}" if d else f"{'n/a':>10}"

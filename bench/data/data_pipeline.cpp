@@ -1,5 +1,5 @@
-// Throughput of the ImageNet training pipeline on real photos: JPEG decode (with DCT scaling) +
-// RandomResizedCrop(224) + horizontal flip + normalise to float CHW, through the Loader.
+// Throughput of the ImageNet training pipeline on real photos: JPEG decode of the crop window (with
+// DCT scaling) + RandomResizedCrop(224) + horizontal flip + normalise to float CHW, through the Loader.
 // Usage: data_pipeline <folder of JPEGs> [threads ...]   (prints img/s and img/s per thread)
 // bench/data/data_side_by_side.py runs it beside torchvision+PIL doing the same work.
 #include <chrono>

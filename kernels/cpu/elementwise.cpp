@@ -112,7 +112,11 @@ void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
     const scalar_t* pdy = dy.data<scalar_t>();
     scalar_t* pdx = dx.data<scalar_t>();
     parallel_for(0, y.numel(), kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) pdx[i] = py[i] > scalar_t(0) ? pdy[i] : scalar_t(0);
+      // Both loads unconditional: the select vectorises (a conditional load of dy does not).
+      for (int64_t i = b; i < e; ++i) {
+        const scalar_t g = pdy[i];
+        pdx[i] = py[i] > scalar_t(0) ? g : scalar_t(0);
+      }
     });
   });
 }

@@ -1,4 +1,5 @@
-// CUDA batch normalisation (contract: kernels/batch_norm.h), NCHW or [N, C], float32/float64.
+// CUDA batch normalisation (contract: kernels/batch_norm.h), NCHW or [N, C], float32/float64, and
+// bf16 activations with float32 parameters and statistics (the bf16 mode).
 //
 // Own kernels rather than cuDNN's: the contract's backward takes no epsilon (cuDNN's wants the
 // forward's), eps below CUDNN_BN_MIN_EPSILON stays legal, and the reductions are deterministic.
@@ -14,6 +15,13 @@ namespace {
 using detail::grid_for;
 using detail::kThreads;
 using detail::OpScope;
+using detail::acc_t;
+using detail::from_acc;
+using detail::to_acc;
+
+// Activations are T (float, double or bf16); parameters, statistics and coefficients are
+// P = acc_t<T> (float for bf16 activations), which is also what each element is computed in.
+DType stats_dtype(const Tensor& x) { return x.dtype() == DType::BFloat16 ? DType::Float32 : x.dtype(); }
 
 struct Layout {
   int64_t n, c, hw;
@@ -62,7 +70,7 @@ __global__ void bn_stats_partial(const T* x, Layout l, double* psum, double* psq
   double a = 0.0, b = 0.0;
   for (int64_t j = s * blockDim.x + threadIdx.x; j < m; j += S * blockDim.x) {
     int64_t n = j / l.hw, k = j - n * l.hw;
-    double v = static_cast<double>(x[(n * l.c + c) * l.hw + k]);
+    double v = static_cast<double>(to_acc(x[(n * l.c + c) * l.hw + k]));
     a += v;
     b += v * v;
   }
@@ -97,13 +105,13 @@ __global__ void bn_stats_finish(const double* psum, const double* psq, int S, La
 }
 
 // y = (x - mean[c]) · scale[c] · gamma[c] + beta[c]
-template <class T>
-__global__ void bn_normalize(const T* x, const T* mean, const T* scale, const T* gamma, const T* beta,
+template <class T, class P>
+__global__ void bn_normalize(const T* x, const P* mean, const P* scale, const P* gamma, const P* beta,
                              Layout l, T* y) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
     int64_t c = (i / l.hw) % l.c;
-    T g = gamma ? gamma[c] : T(1), b = beta ? beta[c] : T(0);
-    y[i] = (x[i] - mean[c]) * scale[c] * g + b;
+    P g = gamma ? gamma[c] : P(1), b = beta ? beta[c] : P(0);
+    y[i] = from_acc<T>((to_acc(x[i]) - mean[c]) * scale[c] * g + b);
   }
 }
 
@@ -113,8 +121,8 @@ __global__ void bn_invstd_from_var(const T* var, double eps, int64_t c, T* invst
 }
 
 // grid (C, S): partial Σdy and Σdy·(x - mean).
-template <class T>
-__global__ void bn_backward_partial(const T* x, const T* dy, const T* mean, Layout l, double* psum,
+template <class T, class P>
+__global__ void bn_backward_partial(const T* x, const T* dy, const P* mean, Layout l, double* psum,
                                     double* pdot) {
   const int64_t c = blockIdx.x, s = blockIdx.y, S = gridDim.y, m = l.m();
   const double mu = static_cast<double>(mean[c]);
@@ -122,9 +130,9 @@ __global__ void bn_backward_partial(const T* x, const T* dy, const T* mean, Layo
   for (int64_t j = s * blockDim.x + threadIdx.x; j < m; j += S * blockDim.x) {
     int64_t n = j / l.hw, k = j - n * l.hw;
     int64_t idx = (n * l.c + c) * l.hw + k;
-    double g = static_cast<double>(dy[idx]);
+    double g = static_cast<double>(to_acc(dy[idx]));
     a += g;
-    b += g * (static_cast<double>(x[idx]) - mu);
+    b += g * (static_cast<double>(to_acc(x[idx])) - mu);
   }
   block_sum2(a, b);
   if (threadIdx.x == 0) {
@@ -154,20 +162,20 @@ __global__ void bn_backward_finish(const double* psum, const double* pdot, int S
   coef[2 * l.c + c] = static_cast<T>(istd * istd * dot / m);
 }
 
-template <class T>
-__global__ void bn_backward_dx(const T* x, const T* dy, const T* mean, const T* coef, Layout l, T* dx) {
+template <class T, class P>
+__global__ void bn_backward_dx(const T* x, const T* dy, const P* mean, const P* coef, Layout l, T* dx) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
     int64_t c = (i / l.hw) % l.c;
-    dx[i] = coef[c] * (dy[i] - coef[l.c + c] - (x[i] - mean[c]) * coef[2 * l.c + c]);
+    dx[i] = from_acc<T>(coef[c] * (to_acc(dy[i]) - coef[l.c + c] - (to_acc(x[i]) - mean[c]) * coef[2 * l.c + c]));
   }
 }
 
-template <class T>
-__global__ void bn_backward_eval_dx(const T* dy, const T* gamma, const T* var, double eps, Layout l, T* dx) {
+template <class T, class P>
+__global__ void bn_backward_eval_dx(const T* dy, const P* gamma, const P* var, double eps, Layout l, T* dx) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
     int64_t c = (i / l.hw) % l.c;
-    T g = gamma ? gamma[c] : T(1);
-    dx[i] = dy[i] * g * static_cast<T>(1.0 / sqrt(static_cast<double>(var[c]) + eps));
+    P g = gamma ? gamma[c] : P(1);
+    dx[i] = from_acc<T>(to_acc(dy[i]) * g * static_cast<P>(1.0 / sqrt(static_cast<double>(var[c]) + eps)));
   }
 }
 
@@ -192,19 +200,19 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
   Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
   double* psum = partial.data<double>();
   double* psq = psum + l.c * S;
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm", [&] {
+    using P = acc_t<scalar_t>;
     bn_stats_partial<<<dim3(static_cast<unsigned>(l.c), S), kThreads, 0, op.stream()>>>(x.data<scalar_t>(), l,
                                                                                           psum, psq);
     DP_CUDA_CHECK_LAUNCH();
     bn_stats_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
-        psum, psq, S, l, eps, momentum, mut_ptr_or_null<scalar_t>(running_mean),
-        running_mean.defined() ? running_var.data<scalar_t>() : nullptr, save_mean.data<scalar_t>(),
-        save_invstd.data<scalar_t>());
+        psum, psq, S, l, eps, momentum, mut_ptr_or_null<P>(running_mean),
+        running_mean.defined() ? running_var.data<P>() : nullptr, save_mean.data<P>(), save_invstd.data<P>());
     DP_CUDA_CHECK_LAUNCH();
     if (x.numel() == 0) return;
     bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), save_mean.data<scalar_t>(), save_invstd.data<scalar_t>(), ptr_or_null<scalar_t>(gamma),
-        ptr_or_null<scalar_t>(beta), l, y.data<scalar_t>());
+        x.data<scalar_t>(), save_mean.data<P>(), save_invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta),
+        l, y.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }
@@ -214,14 +222,15 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor&
   Layout l = layout_of(x);
   if (x.numel() == 0) return;
   OpScope op(x);
-  Tensor invstd = Tensor::empty({l.c}, x.dtype(), x.device());
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
-    bn_invstd_from_var<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(running_var.data<scalar_t>(), eps,
-                                                                              l.c, invstd.data<scalar_t>());
+  Tensor invstd = Tensor::empty({l.c}, stats_dtype(x), x.device());
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm", [&] {
+    using P = acc_t<scalar_t>;
+    bn_invstd_from_var<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(running_var.data<P>(), eps, l.c,
+                                                                              invstd.data<P>());
     DP_CUDA_CHECK_LAUNCH();
     bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), running_mean.data<scalar_t>(), invstd.data<scalar_t>(), ptr_or_null<scalar_t>(gamma),
-        ptr_or_null<scalar_t>(beta), l, y.data<scalar_t>());
+        x.data<scalar_t>(), running_mean.data<P>(), invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta), l,
+        y.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }
@@ -233,21 +242,21 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
   OpScope op(x);
   const int S = splits_for(op.ctx, l);
   Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
-  Tensor coef = Tensor::empty({3, l.c}, x.dtype(), x.device());
+  Tensor coef = Tensor::empty({3, l.c}, stats_dtype(x), x.device());
   double* psum = partial.data<double>();
   double* pdot = psum + l.c * S;
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "batch_norm_backward", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_backward", [&] {
+    using P = acc_t<scalar_t>;
     bn_backward_partial<<<dim3(static_cast<unsigned>(l.c), S), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<scalar_t>(), l, psum, pdot);
+        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<P>(), l, psum, pdot);
     DP_CUDA_CHECK_LAUNCH();
     bn_backward_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
-        psum, pdot, S, l, ptr_or_null<scalar_t>(gamma), save_invstd.data<scalar_t>(),
-        mut_ptr_or_null<scalar_t>(dgamma), mut_ptr_or_null<scalar_t>(dbeta), coef.data<scalar_t>());
+        psum, pdot, S, l, ptr_or_null<P>(gamma), save_invstd.data<P>(), mut_ptr_or_null<P>(dgamma),
+        mut_ptr_or_null<P>(dbeta), coef.data<P>());
     DP_CUDA_CHECK_LAUNCH();
     if (!dx.defined() || x.numel() == 0) return;
     bn_backward_dx<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<scalar_t>(), coef.data<scalar_t>(), l,
-        dx.data<scalar_t>());
+        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<P>(), coef.data<P>(), l, dx.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }
@@ -257,10 +266,10 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tenso
   if (dy.numel() == 0) return;
   Layout l = layout_of(dy);
   OpScope op(dy);
-  DP_CUDA_FLOAT_TYPES(dy.dtype(), "batch_norm_backward", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(dy.dtype(), "batch_norm_backward", [&] {
+    using P = acc_t<scalar_t>;
     bn_backward_eval_dx<<<grid_for(op.ctx, dy.numel()), kThreads, 0, op.stream()>>>(
-        dy.data<scalar_t>(), ptr_or_null<scalar_t>(gamma), running_var.data<scalar_t>(), eps, l,
-        dx.data<scalar_t>());
+        dy.data<scalar_t>(), ptr_or_null<P>(gamma), running_var.data<P>(), eps, l, dx.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }

@@ -2,8 +2,10 @@
 // dispatch. Included by kernels/cuda/*.cu only (no fmt here: nvcc and fmt's consteval checks
 // do not always agree).
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <string>
+#include <type_traits>
 
 #include <algorithm>
 #include <cstdint>
@@ -12,9 +14,32 @@
 #include "engine/cuda/context.h"
 #include "engine/tensor.h"
 
+namespace dp {
+// Lets Tensor::data<__nv_bfloat16>() check the dtype like the host types (device code only).
+template <> struct dtype_of<__nv_bfloat16> { static constexpr DType value = DType::BFloat16; };
+}  // namespace dp
+
 namespace dp::cuda::detail {
 
 constexpr int kThreads = 256;
+
+// Storage type -> compute type: bf16 is loaded into float, computed on, and rounded once on
+// store (round to nearest even, as dp::bfloat16 does on the host). float and double compute in
+// their own precision, so their kernels are unchanged by the bf16 support.
+template <class T> struct acc_type { using type = T; };
+template <> struct acc_type<__nv_bfloat16> { using type = float; };
+template <class T> using acc_t = typename acc_type<T>::type;
+
+template <class T>
+__device__ __forceinline__ acc_t<T> to_acc(T v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
+  else return v;
+}
+template <class T, class A>
+__device__ __forceinline__ T from_acc(A v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(static_cast<float>(v));
+  else return static_cast<T>(v);
+}
 
 // Makes the tensor's device current for the launches in scope and exposes its context.
 struct OpScope {
@@ -48,6 +73,26 @@ inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) 
       }                                                                            \
       case ::dp::DType::Float64: {                                                 \
         using scalar_t = double;                                                   \
+        return __VA_ARGS__();                                                      \
+      }                                                                            \
+      default: ::dp::cuda::detail::unsupported_dtype(op_name, dtype);              \
+    }                                                                              \
+  }()
+
+// float32, float64 or bfloat16 (activations of the bf16 mode); bodies compute in acc_t<scalar_t>.
+#define DP_CUDA_FLOAT_TYPES_BF16(dtype, op_name, ...)                              \
+  [&] {                                                                            \
+    switch (dtype) {                                                               \
+      case ::dp::DType::Float32: {                                                 \
+        using scalar_t = float;                                                    \
+        return __VA_ARGS__();                                                      \
+      }                                                                            \
+      case ::dp::DType::Float64: {                                                 \
+        using scalar_t = double;                                                   \
+        return __VA_ARGS__();                                                      \
+      }                                                                            \
+      case ::dp::DType::BFloat16: {                                                \
+        using scalar_t = __nv_bfloat16;                                            \
         return __VA_ARGS__();                                                      \
       }                                                                            \
       default: ::dp::cuda::detail::unsupported_dtype(op_name, dtype);              \

@@ -1,4 +1,6 @@
-// CUDA 2-D convolution through cuDNN (contract: kernels/conv2d.h), NCHW float32.
+// CUDA 2-D convolution through cuDNN (contract: kernels/conv2d.h), NCHW float32, or bf16 data
+// with float32 compute (cuDNN's PSEUDO_BFLOAT16 configuration, tensor cores on sm_80+) and a
+// float32 bias added and reduced by our own kernels (the bf16 mode of engine/autocast.h).
 //
 // The algorithm for each (shape, pass, math mode) is chosen once, by cuDNN's heuristics or, with
 // dp::cuda::set_cudnn_benchmark(true), by timing the candidates (cudnnFind*), and cached with its
@@ -16,15 +18,21 @@ namespace dp::cuda {
 namespace {
 
 using detail::OpScope;
+using detail::from_acc;
+using detail::grid_for;
+using detail::kThreads;
+using detail::to_acc;
+
+cudnnDataType_t cudnn_type(DType t) { return t == DType::BFloat16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT; }
 
 // Algorithms needing more scratch than this are skipped (cuDNN offers leaner ones).
 constexpr size_t kMaxWorkspace = size_t{1} << 30;
 
 struct TensorDesc {
   cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
+  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     DP_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    DP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(n),
+    DP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, static_cast<int>(n),
                                               static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
   }
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
@@ -32,9 +40,9 @@ struct TensorDesc {
 
 struct FilterDesc {
   cudnnFilterDescriptor_t d = nullptr;
-  explicit FilterDesc(const Conv2dGeometry& g) {
+  FilterDesc(const Conv2dGeometry& g, cudnnDataType_t type) {
     DP_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d));
-    DP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, static_cast<int>(g.k),
+    DP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, type, CUDNN_TENSOR_NCHW, static_cast<int>(g.k),
                                               static_cast<int>(g.c), static_cast<int>(g.r), static_cast<int>(g.s)));
   }
   ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
@@ -42,12 +50,14 @@ struct FilterDesc {
 
 struct ConvDesc {
   cudnnConvolutionDescriptor_t d = nullptr;
-  explicit ConvDesc(const Conv2dGeometry& g) {
+  ConvDesc(const Conv2dGeometry& g, bool bf16) {
     DP_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
     const int pad = static_cast<int>(g.pad), stride = static_cast<int>(g.stride);
     DP_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, pad, pad, stride, stride, 1, 1,
                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     DP_CUDNN_CHECK(cudnnSetConvolutionMathType(d, allow_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    // bf16 data computes in float32 (the compute type above) on tensor cores whatever TF32 says.
+    if (bf16) DP_CUDNN_CHECK(cudnnSetConvolutionMathType(d, CUDNN_TENSOR_OP_MATH));
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d); }
 };
@@ -57,8 +67,10 @@ struct ConvDescs {
   TensorDesc x, y;
   FilterDesc w;
   ConvDesc conv;
-  explicit ConvDescs(const Conv2dGeometry& g)
-      : x(g.n, g.c, g.h, g.w), y(g.n, g.k, g.p, g.q), w(g), conv(g) {}
+  ConvDescs(const Conv2dGeometry& g, DType dtype)
+      : x(g.n, g.c, g.h, g.w, cudnn_type(dtype)), y(g.n, g.k, g.p, g.q, cudnn_type(dtype)),
+        w(g, cudnn_type(dtype)), conv(g, dtype == DType::BFloat16), bf16(dtype == DType::BFloat16) {}
+  bool bf16;
 };
 
 enum class Pass { Forward, BackwardData, BackwardFilter };
@@ -69,7 +81,7 @@ struct AlgoChoice {
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
-using AlgoKey = std::tuple<int, Pass, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
+using AlgoKey = std::tuple<int, Pass, bool, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t, int64_t, int64_t>;
 
 std::mutex g_cache_mutex;
@@ -103,8 +115,9 @@ size_t find_workspace_bytes() {
 // used when timing candidates in benchmark mode (their contents are then overwritten).
 AlgoChoice choose(Context& ctx, const ConvDescs& d, const Conv2dGeometry& g, Pass pass,
                   const void* x, const void* w, const void* y, void* out) {
-  const bool tf32 = allow_tf32(), bench = cudnn_benchmark();
-  AlgoKey key{ctx.device(), pass, tf32, deterministic(), g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.stride, g.pad};
+  // bf16 takes whatever math type cuDNN ranks first (tensor cores); the TF32 switch is for float32.
+  const bool tf32 = allow_tf32() || d.bf16, bench = cudnn_benchmark();
+  AlgoKey key{ctx.device(), pass, tf32, deterministic(), d.bf16, g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.stride, g.pad};
   {
     std::lock_guard<std::mutex> lock(g_cache_mutex);
     auto it = g_algo_cache.find(key);
@@ -168,6 +181,43 @@ AlgoChoice choose(Context& ctx, const ConvDescs& d, const Conv2dGeometry& g, Pas
   return c;
 }
 
+// y[n, k, :, :] += bias[k] (float32 bias into bf16 output, computed in float32).
+template <class T>
+__global__ void conv_bias_add_kernel(T* y, const float* bias, int64_t k, int64_t pq, int64_t total) {
+  DP_GRID_STRIDE(i, total) y[i] = from_acc<T>(to_acc(y[i]) + bias[(i / pq) % k]);
+}
+
+// db[k] = Σ_{n,p,q} dy[n, k, p, q]: one block per channel, a fixed summation order (deterministic).
+template <class T>
+__global__ void conv_bias_grad_kernel(const T* dy, float* db, int64_t n, int64_t k, int64_t pq) {
+  __shared__ double partial[kThreads];
+  const int64_t c = blockIdx.x;
+  double acc = 0.0;
+  for (int64_t j = threadIdx.x; j < n * pq; j += blockDim.x) {
+    const int64_t b = j / pq, e = j - b * pq;
+    acc += static_cast<double>(to_acc(dy[(b * k + c) * pq + e]));
+  }
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) partial[threadIdx.x] += partial[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) db[c] = static_cast<float>(partial[0]);
+}
+
+void check_dtypes(const char* op, const Tensor& data, const Tensor& bias) {
+  if (data.dtype() == DType::Float32) {
+    DP_CHECK(!bias.defined() || bias.dtype() == DType::Float32, std::string(op) + ": bias must be float32",
+             "convert the bias with .to(DType::Float32)");
+    return;
+  }
+  DP_CHECK(data.dtype() == DType::BFloat16 && (!bias.defined() || bias.dtype() == DType::Float32),
+           std::string(op) + ": CUDA convolutions take float32, or bf16 data with a float32 bias; got " +
+               dtype_name(data.dtype()),
+           "use float32 tensors, or the bf16 mode (dp::AutocastGuard)");
+}
+
 void check_sizes(const Conv2dGeometry& g) {
   for (int64_t v : {g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q})
     DP_CHECK(v <= INT32_MAX, "conv2d: a dimension exceeds cuDNN's 32-bit sizes",
@@ -177,11 +227,11 @@ void check_sizes(const Conv2dGeometry& g) {
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, const Conv2dGeometry& g) {
-  DP_CUDA_REQUIRE_FLOAT32("conv2d", x);
+  check_dtypes("conv2d", x, b);
   if (y.numel() == 0) return;
   check_sizes(g);
   OpScope op(x);
-  ConvDescs d(g);
+  ConvDescs d(g, x.dtype());
   AlgoChoice c = choose(op.ctx, d, g, Pass::Forward, x.raw_data(), w.raw_data(), nullptr, y.raw_data());
   DP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
   const float one = 1.f, zero = 0.f;
@@ -190,18 +240,23 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
   DP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.d, x.raw_data(), d.w.d, w.raw_data(), d.conv.d,
                                          static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace,
                                          &zero, d.y.d, y.raw_data()));
-  if (b.defined()) {
+  if (b.defined() && d.bf16) {
+    const int64_t total = y.numel();
+    conv_bias_add_kernel<<<grid_for(op.ctx, total), kThreads, 0, op.stream()>>>(
+        y.data<__nv_bfloat16>(), b.data<float>(), g.k, g.p * g.q, total);
+    DP_CUDA_CHECK_LAUNCH();
+  } else if (b.defined()) {
     TensorDesc bd(1, g.k, 1, 1);
     DP_CUDNN_CHECK(cudnnAddTensor(h, &one, bd.d, b.raw_data(), &one, d.y.d, y.raw_data()));
   }
 }
 
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
-  DP_CUDA_REQUIRE_FLOAT32("conv2d_backward_data", dy);
+  check_dtypes("conv2d_backward_data", dy, Tensor());
   if (dx.numel() == 0) return;
   check_sizes(g);
   OpScope op(dy);
-  ConvDescs d(g);
+  ConvDescs d(g, dy.dtype());
   AlgoChoice c = choose(op.ctx, d, g, Pass::BackwardData, nullptr, w.raw_data(), dy.raw_data(), dx.raw_data());
   DP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
   const float one = 1.f, zero = 0.f;
@@ -212,10 +267,10 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const C
 }
 
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, const Conv2dGeometry& g) {
-  DP_CUDA_REQUIRE_FLOAT32("conv2d_backward_weight", x);
+  check_dtypes("conv2d_backward_weight", x, db);
   check_sizes(g);
   OpScope op(x);
-  ConvDescs d(g);
+  ConvDescs d(g, x.dtype());
   cudnnHandle_t h = op.ctx.cudnn();
   const float one = 1.f, zero = 0.f;
   if (dw.numel() > 0) {
@@ -226,7 +281,11 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
                                                   static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws,
                                                   c.workspace, &zero, d.w.d, dw.raw_data()));
   }
-  if (db.defined() && db.numel() > 0) {
+  if (db.defined() && db.numel() > 0 && d.bf16) {
+    conv_bias_grad_kernel<<<static_cast<unsigned>(g.k), kThreads, 0, op.stream()>>>(
+        dy.data<__nv_bfloat16>(), db.data<float>(), g.n, g.k, g.p * g.q);
+    DP_CUDA_CHECK_LAUNCH();
+  } else if (db.defined() && db.numel() > 0) {
     TensorDesc bd(1, g.k, 1, 1);
     DP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, d.y.d, dy.raw_data(), &zero, bd.d, db.raw_data()));
   }

@@ -13,7 +13,7 @@ using detail::kThreads;
 using detail::OpScope;
 
 template <class T>
-__global__ void dropout_kernel(const T* x, T* y, int64_t n, double p, T keep_scale, uint64_t seed,
+__global__ void dropout_kernel(const T* x, T* y, int64_t n, double p, detail::acc_t<T> keep_scale, uint64_t seed,
                                uint64_t stream) {
   DP_GRID_STRIDE(block, (n + 3) / 4) {
     const Philox4x32 words = philox_block(seed, stream, static_cast<uint64_t>(block));
@@ -22,7 +22,7 @@ __global__ void dropout_kernel(const T* x, T* y, int64_t n, double p, T keep_sca
       const int64_t i = block * 4 + k;
       if (i < n) {
         const bool keep = static_cast<double>(u32_to_uniform(words.v[k])) >= p;
-        y[i] = keep ? x[i] * keep_scale : T(0);
+        y[i] = detail::from_acc<T>(keep ? detail::to_acc(x[i]) * keep_scale : detail::acc_t<T>(0));
       }
     }
   }
@@ -34,8 +34,9 @@ void dropout_apply(const Tensor& x, double p, uint64_t seed, uint64_t stream, Te
   const int64_t n = x.numel();
   if (n == 0) return;
   OpScope op(x);
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "dropout", [&] {
-    const scalar_t keep_scale = p < 1.0 ? static_cast<scalar_t>(1.0 / (1.0 - p)) : scalar_t(0);
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "dropout", [&] {
+    using acc = detail::acc_t<scalar_t>;
+    const acc keep_scale = p < 1.0 ? static_cast<acc>(1.0 / (1.0 - p)) : acc(0);
     dropout_kernel<<<grid_for(op.ctx, (n + 3) / 4), kThreads, 0, op.stream()>>>(
         x.data<scalar_t>(), y.data<scalar_t>(), n, p, keep_scale, seed, stream);
     DP_CUDA_CHECK_LAUNCH();

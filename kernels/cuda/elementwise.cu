@@ -9,6 +9,9 @@ namespace {
 using detail::grid_for;
 using detail::kThreads;
 using detail::OpScope;
+using detail::acc_t;
+using detail::from_acc;
+using detail::to_acc;
 
 // ---- kernels ----
 
@@ -47,27 +50,27 @@ __global__ void cast_kernel(const From* x, To* y, int64_t n) {
 
 template <class T>
 __global__ void add_kernel(const T* a, const T* b, T* out, int64_t n) {
-  DP_GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+  DP_GRID_STRIDE(i, n) out[i] = from_acc<T>(to_acc(a[i]) + to_acc(b[i]));
 }
 
 template <class T>
-__global__ void axpy_kernel(T alpha, const T* x, T* y, int64_t n) {
-  DP_GRID_STRIDE(i, n) y[i] += alpha * x[i];
+__global__ void axpy_kernel(acc_t<T> alpha, const T* x, T* y, int64_t n) {
+  DP_GRID_STRIDE(i, n) y[i] = from_acc<T>(to_acc(y[i]) + alpha * to_acc(x[i]));
 }
 
 template <class T>
-__global__ void scale_kernel(const T* x, T s, T* out, int64_t n) {
-  DP_GRID_STRIDE(i, n) out[i] = x[i] * s;
+__global__ void scale_kernel(const T* x, acc_t<T> s, T* out, int64_t n) {
+  DP_GRID_STRIDE(i, n) out[i] = from_acc<T>(to_acc(x[i]) * s);
 }
 
 template <class T>
 __global__ void relu_forward_kernel(const T* x, T* y, int64_t n) {
-  DP_GRID_STRIDE(i, n) y[i] = x[i] > T(0) ? x[i] : T(0);
+  DP_GRID_STRIDE(i, n) y[i] = to_acc(x[i]) > acc_t<T>(0) ? x[i] : from_acc<T>(acc_t<T>(0));
 }
 
 template <class T>
 __global__ void relu_backward_kernel(const T* y, const T* dy, T* dx, int64_t n) {
-  DP_GRID_STRIDE(i, n) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+  DP_GRID_STRIDE(i, n) dx[i] = to_acc(y[i]) > acc_t<T>(0) ? dy[i] : from_acc<T>(acc_t<T>(0));
 }
 
 __device__ __forceinline__ double block_sum(double v) {
@@ -87,7 +90,7 @@ __device__ __forceinline__ double block_sum(double v) {
 template <class T>
 __global__ void sum_partial_kernel(const T* x, int64_t n, double* partial) {
   double acc = 0.0;
-  DP_GRID_STRIDE(i, n) acc += static_cast<double>(x[i]);
+  DP_GRID_STRIDE(i, n) acc += static_cast<double>(to_acc(x[i]));
   acc = block_sum(acc);
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
@@ -97,12 +100,12 @@ __global__ void sum_final_kernel(const double* partial, int nparts, T* out) {
   double acc = 0.0;
   for (int i = threadIdx.x; i < nparts; i += blockDim.x) acc += partial[i];
   acc = block_sum(acc);
-  if (threadIdx.x == 0) out[0] = static_cast<T>(acc);
+  if (threadIdx.x == 0) out[0] = from_acc<T>(acc);
 }
 
 template <class T>
 __global__ void broadcast_scalar_kernel(const T* s, double factor, T* out, int64_t n) {
-  T v = static_cast<T>(static_cast<double>(s[0]) * factor);
+  T v = from_acc<T>(static_cast<double>(to_acc(s[0])) * factor);
   DP_GRID_STRIDE(i, n) out[i] = v;
 }
 
@@ -156,7 +159,7 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
   int64_t n = a.numel();
   if (n == 0) return;
   OpScope op(a);
-  DP_CUDA_FLOAT_TYPES(a.dtype(), "add", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(a.dtype(), "add", [&] {
     add_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
         a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(), n);
     DP_CUDA_CHECK_LAUNCH();
@@ -167,9 +170,9 @@ void axpy(double alpha, const Tensor& x, Tensor& y) {
   int64_t n = x.numel();
   if (n == 0) return;
   OpScope op(x);
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "axpy", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "axpy", [&] {
     axpy_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
-        static_cast<scalar_t>(alpha), x.data<scalar_t>(), y.data<scalar_t>(), n);
+        static_cast<acc_t<scalar_t>>(alpha), x.data<scalar_t>(), y.data<scalar_t>(), n);
     DP_CUDA_CHECK_LAUNCH();
   });
 }
@@ -178,9 +181,9 @@ void scale(const Tensor& x, double s, Tensor& out) {
   int64_t n = x.numel();
   if (n == 0) return;
   OpScope op(x);
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "scale", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "scale", [&] {
     scale_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), static_cast<scalar_t>(s), out.data<scalar_t>(), n);
+        x.data<scalar_t>(), static_cast<acc_t<scalar_t>>(s), out.data<scalar_t>(), n);
     DP_CUDA_CHECK_LAUNCH();
   });
 }
@@ -189,7 +192,7 @@ void relu_forward(const Tensor& x, Tensor& y) {
   int64_t n = x.numel();
   if (n == 0) return;
   OpScope op(x);
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "relu", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "relu", [&] {
     relu_forward_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
         x.data<scalar_t>(), y.data<scalar_t>(), n);
     DP_CUDA_CHECK_LAUNCH();
@@ -200,7 +203,7 @@ void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   int64_t n = y.numel();
   if (n == 0) return;
   OpScope op(y);
-  DP_CUDA_FLOAT_TYPES(y.dtype(), "relu_backward", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(y.dtype(), "relu_backward", [&] {
     relu_backward_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
         y.data<scalar_t>(), dy.data<scalar_t>(), dx.data<scalar_t>(), n);
     DP_CUDA_CHECK_LAUNCH();
@@ -211,7 +214,7 @@ void sum_all(const Tensor& x, Tensor& out) {
   OpScope op(x);
   int64_t n = x.numel();
   Tensor partial = Tensor::empty({kSumBlocks}, DType::Float64, x.device());
-  DP_CUDA_FLOAT_TYPES(x.dtype(), "sum", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "sum", [&] {
     sum_partial_kernel<<<kSumBlocks, kThreads, 0, op.stream()>>>(x.data<scalar_t>(), n,
                                                                  partial.data<double>());
     DP_CUDA_CHECK_LAUNCH();
@@ -225,7 +228,7 @@ void broadcast_scalar(const Tensor& s, double factor, Tensor& out) {
   int64_t n = out.numel();
   if (n == 0) return;
   OpScope op(out);
-  DP_CUDA_FLOAT_TYPES(out.dtype(), "broadcast_scalar", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(out.dtype(), "broadcast_scalar", [&] {
     broadcast_scalar_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
         s.data<scalar_t>(), factor, out.data<scalar_t>(), n);
     DP_CUDA_CHECK_LAUNCH();

@@ -16,28 +16,33 @@ namespace {
 using detail::grid_for;
 using detail::kThreads;
 using detail::OpScope;
+using detail::acc_t;
+using detail::from_acc;
+using detail::to_acc;
 
-template <class T>
-__global__ void bias_add_rows_kernel(T* y, const T* bias, int64_t rows, int64_t cols) {
-  DP_GRID_STRIDE(i, rows * cols) y[i] += bias[i % cols];
+// T: the activations (float, double, bf16); B: the bias and its gradient (T, or float32 beside
+// bf16 activations in the bf16 mode).
+template <class T, class B>
+__global__ void bias_add_rows_kernel(T* y, const B* bias, int64_t rows, int64_t cols) {
+  DP_GRID_STRIDE(i, rows * cols) y[i] = from_acc<T>(to_acc(y[i]) + bias[i % cols]);
 }
 
 // db[j] = Σ_n dy[n, j]. A block covers 32 columns with 32×8 threads: each thread sums a
 // strided set of rows (coalesced across the warp), then the 8 partials are combined in a fixed
 // order, so the result is deterministic.
-template <class T>
-__global__ void sum_rows_kernel(const T* dy, T* db, int64_t rows, int64_t cols) {
+template <class T, class B>
+__global__ void sum_rows_kernel(const T* dy, B* db, int64_t rows, int64_t cols) {
   __shared__ double partial[8][33];
   int64_t j = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
   double acc = 0.0;
   if (j < cols)
-    for (int64_t n = threadIdx.y; n < rows; n += 8) acc += static_cast<double>(dy[n * cols + j]);
+    for (int64_t n = threadIdx.y; n < rows; n += 8) acc += static_cast<double>(to_acc(dy[n * cols + j]));
   partial[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && j < cols) {
     double total = 0.0;
     for (int k = 0; k < 8; ++k) total += partial[k][threadIdx.x];
-    db[j] = static_cast<T>(total);
+    db[j] = static_cast<B>(total);
   }
 }
 
@@ -73,6 +78,13 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
     DP_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
     DP_CUBLAS_CHECK(cublasDgemm(h, opb, opa, N, M, K, &alpha, b.data<double>(), ldb, a.data<double>(),
                                 lda, &beta, c.data<double>(), ldc));
+  } else if (a.dtype() == DType::BFloat16) {
+    // bf16 inputs and output on tensor cores, float32 accumulation and scaling.
+    DP_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
+    DP_CUBLAS_CHECK(cublasGemmEx(h, opb, opa, N, M, K, &al, b.raw_data(), CUDA_R_16BF, ldb, a.raw_data(),
+                                 CUDA_R_16BF, lda, &be, c.raw_data(), CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
   } else {
     detail::unsupported_dtype("gemm", a.dtype());
   }
@@ -83,9 +95,10 @@ void bias_add_rows(Tensor& y, const Tensor& bias) {
   const int64_t rows = cols ? y.numel() / cols : 0;
   if (rows == 0) return;
   OpScope op(y);
-  DP_CUDA_FLOAT_TYPES(y.dtype(), "bias_add_rows", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(y.dtype(), "bias_add_rows", [&] {
+    using B = acc_t<scalar_t>;
     bias_add_rows_kernel<<<grid_for(op.ctx, rows * cols), kThreads, 0, op.stream()>>>(
-        y.data<scalar_t>(), bias.data<scalar_t>(), rows, cols);
+        y.data<scalar_t>(), bias.data<B>(), rows, cols);
     DP_CUDA_CHECK_LAUNCH();
   });
 }
@@ -95,11 +108,11 @@ void sum_rows(const Tensor& dy, Tensor& db) {
   if (cols == 0) return;
   const int64_t rows = dy.numel() / cols;
   OpScope op(dy);
-  DP_CUDA_FLOAT_TYPES(dy.dtype(), "sum_rows", [&] {
+  DP_CUDA_FLOAT_TYPES_BF16(dy.dtype(), "sum_rows", [&] {
+    using B = acc_t<scalar_t>;
     dim3 block(32, 8);
     unsigned blocks = static_cast<unsigned>((cols + 31) / 32);
-    sum_rows_kernel<<<blocks, block, 0, op.stream()>>>(dy.data<scalar_t>(), db.data<scalar_t>(),
-                                                       rows, cols);
+    sum_rows_kernel<<<blocks, block, 0, op.stream()>>>(dy.data<scalar_t>(), db.data<B>(), rows, cols);
     DP_CUDA_CHECK_LAUNCH();
   });
 }

@@ -3,7 +3,9 @@
 // dp::Error that names the file. Nothing may crash.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <opencv2/imgcodecs.hpp>
@@ -220,4 +222,90 @@ TEST_F(JpegTestImages, DctScalingPicksTheSmallestCoveringFactor) {
   EXPECT_GE(d.image.width, 500);
   EXPECT_GE(d.image.height, 300);
   EXPECT_LT(d.image.width, 1134);
+}
+
+// Decoding a window (libjpeg's jpeg_crop_scanline / jpeg_skip_scanlines, widened to iMCU
+// boundaries plus a margin) must give exactly the pixels of a full decode at the same scale,
+// for every layout in the corpus (sampling factors, progressive, greyscale, CMYK, restart
+// intervals) and with EXIF orientation applied.
+TEST_F(JpegTestImages, WindowDecodeMatchesFullDecode) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(root())) {
+    const std::string ext = entry.path().extension().string();
+    if (entry.is_regular_file() && (ext == ".jpg" || ext == ".jpeg")) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  int checked = 0;
+  uint64_t state = 12345;
+  auto next = [&](int64_t n) {  // small LCG: deterministic windows
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int64_t>((state >> 33) % static_cast<uint64_t>(n));
+  };
+  for (const auto& path : files) {
+    const auto bytes = read_file_bytes(path.string());
+    for (const bool orient : {false, true}) {
+      for (const int64_t min_side : {int64_t{0}, int64_t{12}, int64_t{40}}) {
+        DecodeOptions full_options;
+        full_options.apply_exif_orientation = orient;
+        full_options.min_width = full_options.min_height = min_side;
+        Decoded full;
+        try {
+          full = decode_jpeg(bytes.data(), bytes.size(), full_options, path.string());
+        } catch (const dp::Error&) {
+          continue;  // files that must fail are covered above
+        }
+        ASSERT_EQ(full.offset_x, 0);
+        ASSERT_EQ(full.image.width, full.scaled_width);
+        for (int trial = 0; trial < 4; ++trial) {
+          DecodeOptions options = full_options;
+          const int64_t w = 1 + next(full.full_width), h = 1 + next(full.full_height);
+          options.region = {next(full.full_width - w + 1), next(full.full_height - h + 1), w, h};
+          const Decoded part = decode_jpeg(bytes.data(), bytes.size(), options, path.string());
+          ASSERT_EQ(part.scaled_width, full.scaled_width) << path;
+          ASSERT_EQ(part.scaled_height, full.scaled_height) << path;
+          // The requested window, mapped to the decoded scale, must lie inside the result.
+          const double sx = static_cast<double>(full.scaled_width) / static_cast<double>(full.full_width);
+          const double sy = static_cast<double>(full.scaled_height) / static_cast<double>(full.full_height);
+          const auto x0 = static_cast<int64_t>(std::floor(static_cast<double>(options.region.left) * sx));
+          const auto y0 = static_cast<int64_t>(std::floor(static_cast<double>(options.region.top) * sy));
+          const auto x1 = std::min<int64_t>(full.scaled_width, static_cast<int64_t>(std::ceil(static_cast<double>(options.region.left + w) * sx)));
+          const auto y1 = std::min<int64_t>(full.scaled_height, static_cast<int64_t>(std::ceil(static_cast<double>(options.region.top + h) * sy)));
+          ASSERT_LE(part.offset_x, x0) << path;
+          ASSERT_LE(part.offset_y, y0) << path;
+          ASSERT_GE(part.offset_x + part.image.width, x1) << path;
+          ASSERT_GE(part.offset_y + part.image.height, y1) << path;
+          int64_t mismatches = 0;
+          for (int64_t y = y0; y < y1; ++y)
+            mismatches += std::memcmp(full.image.row(y) + x0 * 3,
+                                      part.image.row(y - part.offset_y) + (x0 - part.offset_x) * 3,
+                                      static_cast<size_t>((x1 - x0) * 3)) != 0;
+          EXPECT_EQ(mismatches, 0) << path << " orient " << orient << " scale " << part.scale_num << "/"
+                                   << part.scale_denom << " window " << w << "x" << h << "+"
+                                   << options.region.left << "+" << options.region.top;
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GE(checked, 400);
+}
+
+// Only the rows above and in the window are needed, but a truncated file must still fail by
+// default even when the window lies in its intact part.
+TEST_F(JpegTestImages, TruncationBelowTheWindowIsStillAnError) {
+  const std::string path = root() + "/gdk-pixbuf-tests/valid.1.jpeg";
+  const auto bytes = read_file_bytes(path);
+  std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<long>(bytes.size() * 3 / 4));
+  DecodeOptions options;
+  options.region = {0, 0, 50, 20};  // top-left corner: its data is present
+  ASSERT_NO_THROW(decode_jpeg(bytes.data(), bytes.size(), options, path));
+  try {
+    decode_jpeg(cut.data(), cut.size(), options, "cut-window.jpg");
+    ADD_FAILURE() << "truncated file decoded";
+  } catch (const dp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut-window.jpg"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("remature end"), std::string::npos) << e.what();
+  }
+  options.warnings = JpegWarnings::kIgnore;
+  EXPECT_NO_THROW(decode_jpeg(cut.data(), cut.size(), options, "cut-window.jpg"));
 }

@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "data/image_ops.h"
 #include "data/sample_rng.h"
@@ -149,5 +152,53 @@ TEST(Transform, ResizeCenterCropMatchesTorchvisionWithinBounds) {
     mae /= static_cast<double>(out.size());
     std::cout << name << ": MAE " << mae * 255 << " grey levels (bound " << params.second * 255 << ")\n";
     EXPECT_LE(mae, params.second) << name;
+  }
+}
+
+// RandomResizedCrop on a JPEG decodes only the crop's window and resizes it in place; the result
+// must be exactly what decoding the whole image (at the same DCT scale), cropping and resizing
+// gives, and apply() (fused flip + normalise) must match normalize_to_chw(apply_uint8()).
+TEST(Transform, RandomResizedCropOnJpegMatchesFullDecodePath) {
+  // A textured 4:2:0 JPEG: smooth gradients plus a checkerboard so that misplaced windows show.
+  cv::Mat bgr(333, 517, CV_8UC3);
+  for (int y = 0; y < bgr.rows; ++y)
+    for (int x = 0; x < bgr.cols; ++x)
+      bgr.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uint8_t>(x / 2), static_cast<uint8_t>(y * 3 / 4),
+                                          static_cast<uint8_t>(((x / 7 + y / 5) % 2) * 200 + 20));
+  std::vector<uint8_t> jpeg;
+  ASSERT_TRUE(cv::imencode(".jpg", bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 90}));
+  for (const int64_t size : {int64_t{224}, int64_t{64}, int64_t{24}}) {  // 1/1 .. 1/8 DCT scales
+    TransformSpec spec = imagenet_train_transform(size);
+    Transform t(spec);
+    for (int64_t index = 0; index < 40; ++index) {
+      RawSample s;
+      s.index = index;
+      s.encoded = jpeg;
+      s.source = "textured.jpg";
+      SampleRng rng(3, RngStream::kAugment, 1, static_cast<uint64_t>(index));
+      const CropBox box = random_resized_crop_box(333, 517, spec.scale, spec.ratio, rng);
+      const bool flip = rng.uniform() < spec.flip_probability;
+      DecodeOptions options;
+      options.min_width = (size * 517 + box.width - 1) / box.width;
+      options.min_height = (size * 333 + box.height - 1) / box.height;
+      const Decoded full = decode_jpeg(jpeg.data(), jpeg.size(), options, "textured.jpg");
+      const double sx = static_cast<double>(full.image.width) / 517.0, sy = static_cast<double>(full.image.height) / 333.0;
+      auto scaled = [](int64_t v, double f) { return static_cast<int64_t>(std::llround(static_cast<double>(v) * f)); };
+      const int64_t top = std::min(scaled(box.top, sy), full.image.height - 1);
+      const int64_t left = std::min(scaled(box.left, sx), full.image.width - 1);
+      const int64_t h = std::clamp<int64_t>(scaled(box.top + box.height, sy) - top, 1, full.image.height - top);
+      const int64_t w = std::clamp<int64_t>(scaled(box.left + box.width, sx) - left, 1, full.image.width - left);
+      Image expected = resize_bilinear(crop_with_zero_pad(full.image, top, left, h, w), size, size);
+      if (flip) flip_horizontal(expected);
+      const Image got = t.apply_uint8(s, 3, 1);
+      ASSERT_EQ(got.height, size);
+      ASSERT_EQ(got.width, size);
+      EXPECT_EQ(got.pixels, expected.pixels) << "size " << size << " index " << index << " scale "
+                                             << full.scale_num << "/" << full.scale_denom;
+      std::vector<float> fused(static_cast<size_t>(3 * size * size)), reference(fused.size());
+      t.apply(s, 3, 1, fused.data());
+      normalize_to_chw(got, spec.mean, spec.std, reference.data());
+      for (size_t i = 0; i < fused.size(); ++i) ASSERT_NEAR(fused[i], reference[i], 1e-5f) << i;
+    }
   }
 }

@@ -56,6 +56,7 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   while (auto batch = loader.next()) {
     BatchTensors t = to_device(*batch, device);
     Tensor logits = model(t.images);
+    if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);
     loss_sum += ops::cross_entropy(logits, t.labels).item() * static_cast<double>(batch->n);
     std::vector<float> host = logits.to_float_vector();
     TopK k = count_topk(host, classes, batch->labels);

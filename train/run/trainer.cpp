@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
+#include "kernels/ops.h"
 #include "engine/error.h"
 #include "nets/registry.h"
 #include "train/io/event_writer.h"
@@ -87,10 +89,12 @@ std::vector<double> sigma_history_edges() {
 }
 
 // fp32: strict float32 everywhere; tf32: float32 storage with TF32 tensor-core convolutions and
-// GEMMs on CUDA (PyTorch's default); on the CPU both are plain float32.
+// GEMMs on CUDA (PyTorch's default); bf16: mixed precision on CUDA (bf16 activations and
+// convolution/GEMM inputs, float32 master weights, BN statistics and loss; see engine/autocast.h).
+// On the CPU fp32 and tf32 are plain float32 and bf16 is refused.
 void apply_precision(const std::string& precision, Device device) {
-  DP_CHECK(precision != "bf16", "run.precision = \"bf16\" is not available yet",
-           "use \"tf32\" (the default on GPUs) or \"fp32\"");
+  DP_CHECK(precision != "bf16" || device.is_cuda(), "run.precision = \"bf16\" needs run.device = \"cuda\"",
+           "use \"fp32\" on the CPU");
 #ifdef DP_WITH_CUDA
   if (device.is_cuda()) cuda::set_allow_tf32(precision == "tf32");
 #else
@@ -106,6 +110,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
            fmt::format("run.device = \"{}\" but no CUDA device is available", device_.str()),
            "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
   apply_precision(config_.get_string("run.precision"), device_);
+  autocast_dtype_ = config_.get_string("run.precision") == "bf16" ? DType::BFloat16 : DType::Float32;
   data_ = make_run_data(config_);
   const auto seed = static_cast<uint64_t>(config_.get_int("run.seed"));
   model_ = nets::make_net(config_.get_string("model.arch"), data_.num_classes, seed);
@@ -190,7 +195,12 @@ EpochSummary Trainer::train_one_epoch() {
     sgd_->set_lr(schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations));
     BatchTensors t = to_device(*batch, device_);
     model_->zero_grad();
-    Tensor logits = model_->forward(t.images);
+    Tensor logits;
+    {
+      AutocastGuard autocast(autocast_dtype_);
+      logits = model_->forward(t.images);
+    }
+    if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);  // loss in float32
     DataParamCeOutput out = data_params_->loss(logits, t.labels, t.indices);
     out.loss.backward();
     const double loss = out.loss.item();
@@ -256,8 +266,12 @@ RunSummary Trainer::run() {
   const bool noisy = data_.noise.num_corrupted() > 0;
   while (epoch_ < stop) {
     EpochSummary s = train_one_epoch();
-    EvalResult val = evaluate(*model_, data_.test, data_.test_transform, config_.get_int("run.eval_batch_size"),
-                              config_.get_int("run.workers"), device_);
+    EvalResult val;
+    {
+      AutocastGuard autocast(autocast_dtype_);
+      val = evaluate(*model_, data_.test, data_.test_transform, config_.get_int("run.eval_batch_size"),
+                     config_.get_int("run.workers"), device_);
+    }
     s.val_loss = val.loss;
     s.val_top1 = val.top1;
     s.val_top5 = val.top5;

@@ -72,6 +72,7 @@ class Trainer {
   Config config_;
   TrainerOptions options_;
   Device device_;
+  DType autocast_dtype_ = DType::Float32;  // BFloat16 under run.precision = "bf16"
   RunData data_;
   nn::ModulePtr model_;
   std::unique_ptr<SGD> sgd_;
