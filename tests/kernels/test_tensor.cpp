@@ -136,3 +136,24 @@ TEST(ThreadPool, NestedRegionsRunAndExceptionsPropagate) {
 
 }  // namespace
 }  // namespace dp
+
+#include "engine/allocator.h"
+
+// Large host blocks are cached on free and handed out again (no page faults per step), stay
+// 64-byte aligned, and small blocks keep working as before.
+TEST(CpuAllocator, ReusesFreedLargeBlocksAndAligns) {
+  dp::Allocator& a = dp::cpu_allocator();
+  const size_t big = (size_t{37} << 20) + 123;  // a large block of a size class no other test uses
+  void* p = a.allocate(big);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % dp::kCpuAlignment, 0u);
+  static_cast<char*>(p)[big - 1] = 42;  // the whole requested range is usable
+  a.deallocate(p, big);
+  void* q = a.allocate(big + 1000);  // same size class (at most 12.5% rounding)
+  EXPECT_EQ(q, p) << "a freed large block of the same size class was not reused";
+  a.deallocate(q, big + 1000);
+  void* small = a.allocate(100);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small) % dp::kCpuAlignment, 0u);
+  a.deallocate(small, 100);
+}
