@@ -10,7 +10,24 @@
 namespace dp::cpu {
 
 namespace {
+
 int64_t plane_grain(int64_t plane_size) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(plane_size, 1)); }
+
+// Calls body(p, q, h0, h1, w0, w1) for every output position (p, q) of one plane with its
+// input window [h0, h1) × [w0, w1), clipped to the unpadded input.
+template <class Body>
+void for_each_window(const Pool2dGeometry& g, Body&& body) {
+  for (int64_t p = 0; p < g.p; ++p) {
+    const int64_t h0 = std::max<int64_t>(p * g.stride - g.pad, 0);
+    const int64_t h1 = std::min(p * g.stride - g.pad + g.kernel, g.h);
+    for (int64_t q = 0; q < g.q; ++q) {
+      const int64_t w0 = std::max<int64_t>(q * g.stride - g.pad, 0);
+      const int64_t w1 = std::min(q * g.stride - g.pad + g.kernel, g.w);
+      body(p, q, h0, h1, w0, w1);
+    }
+  }
+}
+
 }  // namespace
 
 void max_pool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) {
@@ -22,28 +39,22 @@ void max_pool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2d
     parallel_for(0, g.n * g.c, plane_grain(HW), [&](int64_t b, int64_t e) {
       for (int64_t plane = b; plane < e; ++plane) {
         const scalar_t* xp = px + plane * HW;
-        for (int64_t p = 0; p < g.p; ++p) {
-          const int64_t h0 = std::max<int64_t>(p * g.stride - g.pad, 0);
-          const int64_t h1 = std::min(p * g.stride - g.pad + g.kernel, g.h);
-          for (int64_t q = 0; q < g.q; ++q) {
-            const int64_t w0 = std::max<int64_t>(q * g.stride - g.pad, 0);
-            const int64_t w1 = std::min(q * g.stride - g.pad + g.kernel, g.w);
-            scalar_t best = -std::numeric_limits<scalar_t>::infinity();
-            int64_t where = h0 * g.w + w0;
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) {
-                const scalar_t v = xp[h * g.w + w];
-                if (v > best || v != v) {  // strict: first maximum wins; NaN propagates
-                  best = v;
-                  where = h * g.w + w;
-                  if (v != v) goto done;
-                }
+        for_each_window(g, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+          scalar_t best = -std::numeric_limits<scalar_t>::infinity();
+          int64_t where = h0 * g.w + w0;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) {
+              const scalar_t v = xp[h * g.w + w];
+              if (v > best || v != v) {  // strict: first maximum wins; NaN propagates
+                best = v;
+                where = h * g.w + w;
+                if (v != v) goto done;
               }
-          done:
-            py[plane * PQ + p * g.q + q] = best;
-            pa[plane * PQ + p * g.q + q] = static_cast<int32_t>(where);
-          }
-        }
+            }
+        done:
+          py[plane * PQ + p * g.q + q] = best;
+          pa[plane * PQ + p * g.q + q] = static_cast<int32_t>(where);
+        });
       }
     });
   });
@@ -76,18 +87,12 @@ void avg_pool2d_forward(const Tensor& x, Tensor& y, const Pool2dGeometry& g) {
     parallel_for(0, g.n * g.c, plane_grain(HW), [&](int64_t b, int64_t e) {
       for (int64_t plane = b; plane < e; ++plane) {
         const scalar_t* xp = px + plane * HW;
-        for (int64_t p = 0; p < g.p; ++p) {
-          const int64_t h0 = std::max<int64_t>(p * g.stride - g.pad, 0);
-          const int64_t h1 = std::min(p * g.stride - g.pad + g.kernel, g.h);
-          for (int64_t q = 0; q < g.q; ++q) {
-            const int64_t w0 = std::max<int64_t>(q * g.stride - g.pad, 0);
-            const int64_t w1 = std::min(q * g.stride - g.pad + g.kernel, g.w);
-            scalar_t acc = 0;
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) acc += xp[h * g.w + w];
-            py[plane * PQ + p * g.q + q] = acc * inv;
-          }
-        }
+        for_each_window(g, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+          scalar_t acc = 0;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) acc += xp[h * g.w + w];
+          py[plane * PQ + p * g.q + q] = acc * inv;
+        });
       }
     });
   });
@@ -103,17 +108,11 @@ void avg_pool2d_backward(const Tensor& dy, Tensor& dx, const Pool2dGeometry& g) 
       for (int64_t plane = b; plane < e; ++plane) {
         scalar_t* dxp = pdx + plane * HW;
         std::fill(dxp, dxp + HW, scalar_t(0));
-        for (int64_t p = 0; p < g.p; ++p) {
-          const int64_t h0 = std::max<int64_t>(p * g.stride - g.pad, 0);
-          const int64_t h1 = std::min(p * g.stride - g.pad + g.kernel, g.h);
-          for (int64_t q = 0; q < g.q; ++q) {
-            const int64_t w0 = std::max<int64_t>(q * g.stride - g.pad, 0);
-            const int64_t w1 = std::min(q * g.stride - g.pad + g.kernel, g.w);
-            const scalar_t v = pdy[plane * PQ + p * g.q + q] * inv;
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) dxp[h * g.w + w] += v;
-          }
-        }
+        for_each_window(g, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+          const scalar_t v = pdy[plane * PQ + p * g.q + q] * inv;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) dxp[h * g.w + w] += v;
+        });
       }
     });
   });
