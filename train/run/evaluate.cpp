@@ -13,9 +13,9 @@ namespace dp::train {
 
 BatchTensors to_device(const data::Batch& batch, Device device) {
   BatchTensors t;
-  t.images = Tensor::empty({batch.n, batch.c, batch.h, batch.w});
-  std::copy(batch.data(), batch.data() + t.images.numel(), t.images.data<float>());
-  t.images = t.images.to(device);
+  // One copy from the loader's buffer straight into the tensor on its device.
+  t.images = Tensor::empty({batch.n, batch.c, batch.h, batch.w}, DType::Float32, device);
+  copy_bytes(t.images.raw_data(), device, batch.data(), Device::cpu(), t.images.nbytes());
   t.labels = Tensor::from_vector(batch.labels, {batch.n}).to(device);
   t.indices = Tensor::from_vector(batch.indices, {batch.n}).to(device);
   return t;
