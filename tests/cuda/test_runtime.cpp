@@ -184,3 +184,30 @@ TEST(CudaAllocator, OutOfMemoryThrowsWithHint) {
 
 }  // namespace
 }  // namespace dp
+
+#include "engine/cuda/pinned_pool.h"
+
+namespace dp {
+
+// The batch pool hands a released block out again (no cudaHostAlloc/cudaFreeHost per batch),
+// and its memory is page-locked: an async copy from it round-trips.
+TEST(CudaPinnedPool, ReusesBlocksAndCopies) {
+  if (!dp::cuda_available()) GTEST_SKIP() << "no CUDA device: pinned pool not tested";
+  const size_t n = 1000003;  // a size no other test uses
+  float* p = static_cast<float*>(cuda::pinned_allocate(n * sizeof(float)));
+  ASSERT_NE(p, nullptr);
+  cudaPointerAttributes attr{};
+  ASSERT_EQ(cudaPointerGetAttributes(&attr, p), cudaSuccess);
+  EXPECT_EQ(attr.type, cudaMemoryTypeHost) << "not page-locked";
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<float>(i % 977);
+  Tensor d = Tensor::empty({static_cast<int64_t>(n)}, DType::Float32, Device::cuda());
+  dp::copy_bytes(d.raw_data(), Device::cuda(), p, Device::cpu(), n * sizeof(float));
+  std::vector<float> back = d.to_float_vector();
+  EXPECT_EQ(back[n - 1], static_cast<float>((n - 1) % 977));
+  cuda::pinned_release(p, n * sizeof(float));
+  void* q = cuda::pinned_allocate(n * sizeof(float));
+  EXPECT_EQ(q, p) << "the released block was not reused";
+  cuda::pinned_release(q, n * sizeof(float));
+}
+
+}  // namespace dp

@@ -9,7 +9,22 @@
 #include "engine/autograd.h"
 #include "kernels/ops.h"
 
+#ifdef DP_WITH_CUDA
+#include "engine/cuda/pinned_pool.h"
+#endif
+
 namespace dp::train {
+
+data::HostAllocator batch_memory_for(Device device) {
+#ifdef DP_WITH_CUDA
+  if (device.is_cuda())
+    return {[](size_t count) { return static_cast<float*>(cuda::pinned_allocate(count * sizeof(float))); },
+            [](float* p, size_t count) { cuda::pinned_release(p, count * sizeof(float)); }};
+#else
+  (void)device;
+#endif
+  return {};
+}
 
 BatchTensors to_device(const data::Batch& batch, Device device) {
   BatchTensors t;
@@ -46,6 +61,7 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   o.batch_size = batch_size;
   o.shuffle = false;
   o.num_workers = std::max<int64_t>(1, workers);
+  o.allocator = batch_memory_for(device);
   data::Loader loader(dataset, data::Transform(transform), o);
   loader.start_epoch(0);
   const bool was_training = model.is_training();

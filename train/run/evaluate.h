@@ -20,6 +20,10 @@ struct BatchTensors {
 };
 BatchTensors to_device(const data::Batch& batch, Device device);
 
+// Where the loader should put batches for `device`: page-locked memory (a cached pool) for a
+// CUDA device, so the host-to-device copy runs at full DMA speed; plain heap memory otherwise.
+data::HostAllocator batch_memory_for(Device device);
+
 // Counts of correct top-1 / top-5 predictions of logits [n, C] (host copy) against labels.
 struct TopK {
   int64_t top1 = 0, top5 = 0;

@@ -182,6 +182,7 @@ EpochSummary Trainer::train_one_epoch() {
   lo.num_workers = std::max<int64_t>(1, config_.get_int("run.workers"));
   lo.bad_samples = config_.get_string("data.bad_samples") == "skip" ? data::BadSamplePolicy::kSkip
                                                                     : data::BadSamplePolicy::kFail;
+  lo.allocator = batch_memory_for(device_);
   data::Loader loader(data_.train, data::Transform(data_.train_transform), lo);
   loader.start_epoch(epoch);
   const int64_t iterations = loader.num_batches();
