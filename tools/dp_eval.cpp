@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
                  "(to compare with another framework)");
   CLI11_PARSE(app, argc, argv);
   try {
-    dp::train::Config config = dp::train::config_from_checkpoint(checkpoint);
+    dp::io::TensorFile file = dp::io::read_tensor_file(checkpoint);
+    dp::train::Config config = dp::train::config_from_checkpoint(file, checkpoint);
     if (kind.empty()) kind = config.get_string("data.dataset");
     if (path.empty()) path = config.get_string("data.path");
     dp::data::TransformSpec transform;
@@ -39,7 +40,6 @@ int main(int argc, char** argv) {
                                                 static_cast<uint64_t>(config.get_int("run.seed")),
                                                 config.get_int("data.synthetic_test_size"),
                                                 config.get_int("data.num_classes"), transform);
-    dp::io::TensorFile file = dp::io::read_tensor_file(checkpoint);
     auto model = dp::nets::make_net(config.get_string("model.arch"), file.ints.at("num_classes"));
     dp::nn::StateDict state;
     for (const auto& [name, t] : file.tensors)

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     for (uint8_t c : corrupted) n_corrupted += c;
 
     std::shared_ptr<const dp::data::Dataset> dataset;
-    if (with_paths) dataset = dp::train::make_run_data(dp::train::config_from_checkpoint(checkpoint)).train;
+    if (with_paths) dataset = dp::train::make_run_data(dp::train::config_from_checkpoint(f, checkpoint)).train;
 
     std::vector<int64_t> order = dp::inspect::rank_descending(sigma);
     std::string csv_path = output + "/sigma_ranking.csv";

@@ -63,18 +63,19 @@ inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) 
 
 }  // namespace dp::cuda::detail
 
+// One dispatch case: scalar_t names the C++ type of `dt` inside the body.
+#define DP_CUDA_TYPE_CASE(dt, type, ...) \
+  case dt: {                             \
+    using scalar_t = type;               \
+    return __VA_ARGS__();                \
+  }
+
 // Runs a templated body for float32 or float64 tensors.
 #define DP_CUDA_FLOAT_TYPES(dtype, op_name, ...)                                   \
   [&] {                                                                            \
     switch (dtype) {                                                               \
-      case ::dp::DType::Float32: {                                                 \
-        using scalar_t = float;                                                    \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
-      case ::dp::DType::Float64: {                                                 \
-        using scalar_t = double;                                                   \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
+      DP_CUDA_TYPE_CASE(::dp::DType::Float32, float, __VA_ARGS__)                  \
+      DP_CUDA_TYPE_CASE(::dp::DType::Float64, double, __VA_ARGS__)                 \
       default: ::dp::cuda::detail::unsupported_dtype(op_name, dtype);              \
     }                                                                              \
   }()
@@ -83,18 +84,9 @@ inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) 
 #define DP_CUDA_FLOAT_TYPES_BF16(dtype, op_name, ...)                              \
   [&] {                                                                            \
     switch (dtype) {                                                               \
-      case ::dp::DType::Float32: {                                                 \
-        using scalar_t = float;                                                    \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
-      case ::dp::DType::Float64: {                                                 \
-        using scalar_t = double;                                                   \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
-      case ::dp::DType::BFloat16: {                                                \
-        using scalar_t = __nv_bfloat16;                                            \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
+      DP_CUDA_TYPE_CASE(::dp::DType::Float32, float, __VA_ARGS__)                  \
+      DP_CUDA_TYPE_CASE(::dp::DType::Float64, double, __VA_ARGS__)                 \
+      DP_CUDA_TYPE_CASE(::dp::DType::BFloat16, __nv_bfloat16, __VA_ARGS__)         \
       default: ::dp::cuda::detail::unsupported_dtype(op_name, dtype);              \
     }                                                                              \
   }()

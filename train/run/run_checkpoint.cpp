@@ -141,8 +141,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   best_top1_ = f.floats.count("best_val_top1") ? f.floats.at("best_val_top1") : -1.0;
 }
 
-Config config_from_checkpoint(const std::string& path) {
-  io::TensorFile f = io::read_tensor_file(path);
+Config config_from_checkpoint(const io::TensorFile& f, const std::string& path) {
   DP_CHECK(f.strings.count("config"), path + " has no stored configuration",
            "it was not written by dp-train");
   return Config::from_string(f.strings.at("config"), path + "#config");

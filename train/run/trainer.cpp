@@ -171,10 +171,14 @@ void Trainer::record_sigma_history() {
   add(class_history_, data_params_->theta_class());
 }
 
+int64_t Trainer::last_epoch() const {
+  const int64_t epochs = config_.get_int("run.epochs"), stop = config_.get_int("run.stop_epoch");
+  return stop > 0 ? std::min(epochs, stop) : epochs;
+}
+
 EpochSummary Trainer::train_one_epoch() {
   const int64_t epoch = epoch_;  // 0-based, as the reference's loop variable
-  const int64_t epochs = config_.get_int("run.epochs");
-  const int64_t stop = config_.get_int("run.stop_epoch") > 0 ? std::min(epochs, config_.get_int("run.stop_epoch")) : epochs;
+  const int64_t stop = last_epoch();
   const int64_t print_freq = config_.get_int("run.print_freq");
   data::LoaderOptions lo;
   lo.batch_size = config_.get_int("optim.batch_size");
@@ -261,8 +265,7 @@ EpochSummary Trainer::train_one_epoch() {
 RunSummary Trainer::run() {
   RunSummary summary;
   summary.output = output_;
-  const int64_t epochs = config_.get_int("run.epochs");
-  const int64_t stop = config_.get_int("run.stop_epoch") > 0 ? std::min(epochs, config_.get_int("run.stop_epoch")) : epochs;
+  const int64_t stop = last_epoch();
   const std::vector<uint8_t>& corrupted = data_.noise.is_corrupted;
   const bool noisy = data_.noise.num_corrupted() > 0;
   while (epoch_ < stop) {

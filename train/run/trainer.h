@@ -19,6 +19,7 @@
 
 namespace dp::io {
 class EventWriter;
+struct TensorFile;
 }
 
 namespace dp::train {
@@ -64,6 +65,7 @@ class Trainer {
 
  private:
   EpochSummary train_one_epoch();
+  int64_t last_epoch() const;  // run.epochs, or run.stop_epoch when it ends the run earlier
   void log_sigma(const std::string& name, const Tensor& theta, int64_t step, const std::vector<uint8_t>* mask,
                  uint8_t select);
   void record_sigma_history();
@@ -87,7 +89,7 @@ class Trainer {
   inspect::SigmaHistory inst_history_, class_history_;
 };
 
-// Reads the resolved config stored in a checkpoint (for dp-eval, dp-export, dp-inspect).
-Config config_from_checkpoint(const std::string& path);
+// The resolved config stored in a checkpoint (for dp-eval and dp-inspect); `path` names it in errors.
+Config config_from_checkpoint(const io::TensorFile& file, const std::string& path);
 
 }  // namespace dp::train
