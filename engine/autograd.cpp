@@ -12,6 +12,14 @@ namespace dp {
 namespace {
 thread_local bool t_grad_enabled = true;
 
+// Gradients are kept in the memory format of the tensor they belong to, so that optimisers
+// (elementwise over parameter, gradient and momentum) and the ops' backward rules never see
+// two layouts. Ops already return gradients that way; this catches a user-given seed.
+Tensor in_format_of(const Tensor& g, const Tensor& t) {
+  if (g.memory_format() == t.memory_format()) return g;
+  return ops::convert(g, g.dtype(), t.memory_format());
+}
+
 void accumulate(Tensor& slot, const Tensor& g) {
   if (!slot.defined()) {
     slot = g;
@@ -56,6 +64,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
              "reduce the output to a scalar (e.g. a mean loss) or pass the gradient explicitly");
     seed = Tensor::ones(root.shape(), root.dtype(), root.device());
   }
+  seed = in_format_of(seed, root);
   NoGradGuard no_grad;  // the backward pass itself is not recorded
 
   if (root.is_leaf()) {
@@ -107,10 +116,11 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
                fmt::format("{}::backward produced a gradient of shape {} for an input of shape {}",
                            node->name(), shape_str(grads[i].shape()), shape_str(in.shape())),
                "this is a bug in the op's backward rule");
+      const Tensor g = in_format_of(grads[i], in);
       if (in.grad_fn())
-        accumulate(pending[in.grad_fn().get()], grads[i]);
+        accumulate(pending[in.grad_fn().get()], g);
       else
-        accumulate(in.mutable_grad(), grads[i]);
+        accumulate(in.mutable_grad(), g);
     }
     if (!retain_graph) {
       node->release();

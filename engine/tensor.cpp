@@ -29,6 +29,12 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+const char* memory_format_name(MemoryFormat f) {
+  return f == MemoryFormat::ChannelsLast ? "channels_last" : "contiguous";
+}
+
+bool formats_coincide(const Shape& s) { return s.size() != 4 || s[1] == 1 || s[2] * s[3] == 1; }
+
 StorageImpl::StorageImpl(size_t nbytes_, Device device_) : nbytes(nbytes_), device(device_) {
   allocator = &allocator_for(device);
   data = allocator->allocate(nbytes);
@@ -55,14 +61,23 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 
 // ---- construction ----
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device, MemoryFormat format) {
+  DP_CHECK(format == MemoryFormat::Contiguous || shape.size() == 4,
+           "channels_last needs a 4-D [N, C, H, W] shape, got " + shape_str(shape),
+           "use MemoryFormat::Contiguous for tensors that are not batches of images");
   Tensor t;
   t.impl_ = std::make_shared<TensorImpl>();
   t.impl_->shape = shape;
   t.impl_->dtype = dtype;
+  t.impl_->format = formats_coincide(shape) ? MemoryFormat::Contiguous : format;
   t.impl_->storage =
       std::make_shared<StorageImpl>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
   return t;
+}
+
+Tensor Tensor::empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device(), t.memory_format()); }
+Tensor Tensor::empty_like(const Tensor& t, DType dtype) {
+  return empty(t.shape(), dtype, t.device(), t.memory_format());
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
@@ -102,6 +117,7 @@ const Shape& Tensor::shape() const { return checked(impl_).shape; }
 int64_t Tensor::numel() const { return shape_numel(shape()); }
 DType Tensor::dtype() const { return checked(impl_).dtype; }
 Device Tensor::device() const { return checked(impl_).storage->device; }
+MemoryFormat Tensor::memory_format() const { return checked(impl_).format; }
 
 int64_t Tensor::size(int64_t d) const {
   int64_t n = dim();
@@ -113,7 +129,8 @@ int64_t Tensor::size(int64_t d) const {
 
 std::string Tensor::str() const {
   if (!defined()) return "undefined tensor";
-  return fmt::format("{}{} on {}", dtype_name(dtype()), shape_str(shape()), device().str());
+  return fmt::format("{}{} on {}{}", dtype_name(dtype()), shape_str(shape()), device().str(),
+                     is_channels_last() ? ", channels_last" : "");
 }
 
 void Tensor::check_type(DType want) const {
@@ -131,14 +148,14 @@ const void* Tensor::raw_data() const { return const_cast<Tensor*>(this)->raw_dat
 // ---- copies and views ----
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape(), dtype(), device());
+  Tensor t = empty_like(*this);
   t.copy_from(*this);
   return t;
 }
 
 Tensor Tensor::to(Device target) const {
   if (device() == target) return *this;
-  Tensor t = empty(shape(), dtype(), target);
+  Tensor t = empty(shape(), dtype(), target, memory_format());
   copy_bytes(t.raw_data(), target, raw_data(), device(), nbytes());
   return t;
 }
@@ -168,12 +185,22 @@ Tensor Tensor::view(const Shape& new_shape) const {
   DP_CHECK(shape_numel(s) == numel(),
            fmt::format("view(): shape {} does not match {}", shape_str(new_shape), str()),
            "the number of elements must stay the same");
+  DP_CHECK(!is_channels_last(), fmt::format("view(): {} is stored channels-last", str()),
+           "use ops::reshape (converts to contiguous first), or ops::to_memory_format");
+  Tensor t = alias();
+  t.impl_->shape = s;
+  return t;
+}
+
+Tensor Tensor::alias() const {
+  const TensorImpl& i = checked(impl_);
   Tensor t;
   t.impl_ = std::make_shared<TensorImpl>();
-  t.impl_->storage = impl_->storage;
-  t.impl_->offset = impl_->offset;
-  t.impl_->dtype = impl_->dtype;
-  t.impl_->shape = s;
+  t.impl_->storage = i.storage;
+  t.impl_->offset = i.offset;
+  t.impl_->dtype = i.dtype;
+  t.impl_->shape = i.shape;
+  t.impl_->format = i.format;
   return t;
 }
 
@@ -181,18 +208,20 @@ Tensor Tensor::narrow0(int64_t start, int64_t length) const {
   DP_CHECK(dim() >= 1 && start >= 0 && length >= 0 && start + length <= shape()[0],
            fmt::format("narrow0({}, {}) out of range for {}", start, length, str()),
            "rows must lie inside the first dimension");
-  Tensor t = view(shape());
+  // The batch dimension is outermost in both memory formats, so rows stay one block.
+  Tensor t = alias();
   t.impl_->shape[0] = length;
+  if (formats_coincide(t.impl_->shape)) t.impl_->format = MemoryFormat::Contiguous;
   t.impl_->offset += start * (shape()[0] ? numel() / shape()[0] : 0);
   return t;
 }
 
-Tensor Tensor::detach() const { return view(shape()); }
+Tensor Tensor::detach() const { return alias(); }
 
 void Tensor::copy_from(const Tensor& src) {
-  DP_CHECK(src.shape() == shape() && src.dtype() == dtype(),
+  DP_CHECK(src.shape() == shape() && src.dtype() == dtype() && src.memory_format() == memory_format(),
            fmt::format("copy_from: source {} does not match destination {}", src.str(), str()),
-           "convert or reshape the source first");
+           "convert, reshape or ops::to_memory_format the source first");
   copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
   bump_version();
 }
@@ -201,14 +230,19 @@ bool Tensor::shares_storage(const Tensor& other) const {
   return defined() && other.defined() && impl_->storage == other.impl_->storage;
 }
 
+// A host tensor of `dtype` in logical order.
+static Tensor host_logical(const Tensor& t, DType dtype) {
+  return ops::convert(t.to(Device::cpu()), dtype, MemoryFormat::Contiguous);
+}
+
 std::vector<double> Tensor::to_double_vector() const {
-  Tensor host = to(Device::cpu()).to(DType::Float64);
+  Tensor host = host_logical(*this, DType::Float64);
   const double* p = host.data<double>();
   return std::vector<double>(p, p + host.numel());
 }
 
 std::vector<float> Tensor::to_float_vector() const {
-  Tensor host = to(Device::cpu()).to(DType::Float32);
+  Tensor host = host_logical(*this, DType::Float32);
   const float* p = host.data<float>();
   return std::vector<float>(p, p + host.numel());
 }

@@ -1,8 +1,11 @@
 // Tensor: a typed, shaped view of reference-counted storage on one device, plus autograd state.
 //
-// Tensors are always contiguous row-major: views that stay contiguous (reshape, narrowing the
-// first dimension) share storage; anything else copies. That keeps every kernel simple and is
-// the cheap subset of views a CNN engine needs.
+// Tensors are dense: views that stay dense (reshape, narrowing the first dimension) share
+// storage; anything else copies. That keeps every kernel simple and is the cheap subset of views
+// a CNN engine needs. A 4-D tensor is stored in one of two memory formats, like PyTorch's:
+// Contiguous (row-major NCHW) or ChannelsLast (NHWC in memory). The shape is always the logical
+// [N, C, H, W]; only the order of the elements in memory differs. ChannelsLast exists because
+// cuDNN's tensor-core convolutions run on NHWC natively (bf16 NCHW pays for transposes).
 #pragma once
 #include <cstdint>
 #include <initializer_list>
@@ -21,6 +24,12 @@ std::string shape_str(const Shape& s);
 int64_t shape_numel(const Shape& s);
 
 class Allocator;
+
+enum class MemoryFormat : uint8_t { Contiguous, ChannelsLast };
+const char* memory_format_name(MemoryFormat f);
+// True when the two formats put the elements of `shape` in the same order (not 4-D, C == 1 or
+// H·W == 1): such tensors are always stored as Contiguous.
+bool formats_coincide(const Shape& shape);
 struct Node;
 struct TensorImpl;
 
@@ -43,7 +52,11 @@ class Tensor {
   Tensor() = default;
 
   // ---- construction ----
-  static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+  static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu(),
+                      MemoryFormat format = MemoryFormat::Contiguous);
+  // Same shape, device and memory format as t (dtype t's unless given).
+  static Tensor empty_like(const Tensor& t);
+  static Tensor empty_like(const Tensor& t, DType dtype);
   static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
   static Tensor full(const Shape& shape, double value, DType dtype = DType::Float32,
                      Device device = Device::cpu());
@@ -65,8 +78,10 @@ class Tensor {
   int64_t numel() const;
   DType dtype() const;
   Device device() const;
+  MemoryFormat memory_format() const;
+  bool is_channels_last() const { return memory_format() == MemoryFormat::ChannelsLast; }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
-  std::string str() const;  // "float32[2, 3] on cpu"
+  std::string str() const;  // "float32[2, 3] on cpu", ", channels_last" appended when so
 
   // ---- data access (no synchronisation: the caller owns ordering on CUDA) ----
   void* raw_data();
@@ -80,17 +95,19 @@ class Tensor {
     return static_cast<const T*>(raw_data());
   }
 
-  // ---- copies and views ----
+  // ---- copies and views (all keep the memory format) ----
   Tensor clone() const;                 // deep copy, same device/dtype, no autograd history
   Tensor to(Device device) const;       // copy to another device (no-op when already there)
   Tensor to(DType dtype) const;         // converting copy (no-op when same)
-  Tensor view(const Shape& shape) const;  // shares storage; -1 infers one dimension; no autograd
+  // Shares storage; -1 infers one dimension; no autograd. Refused on a ChannelsLast tensor
+  // (its memory is not in the new shape's order): use ops::reshape, which converts.
+  Tensor view(const Shape& shape) const;
   Tensor narrow0(int64_t start, int64_t length) const;  // rows [start, start+length), shares storage
   Tensor detach() const;                // shares storage, drops autograd history
-  void copy_from(const Tensor& src);    // same shape; any device pair; bumps version
+  void copy_from(const Tensor& src);    // same shape and format; any device pair; bumps version
   bool shares_storage(const Tensor& other) const;
 
-  // Host copies for tests and logging.
+  // Host copies for tests and logging, in logical (NCHW) order whatever the memory format.
   std::vector<float> to_float_vector() const;
   std::vector<double> to_double_vector() const;
   double item() const;  // one-element tensor
@@ -119,6 +136,7 @@ class Tensor {
 
  private:
   void check_type(DType want) const;
+  Tensor alias() const;  // a new TensorImpl on the same storage, offset, shape and format
   std::shared_ptr<TensorImpl> impl_;
   friend struct TensorImpl;
 };
@@ -128,6 +146,7 @@ struct TensorImpl {
   Shape shape;
   int64_t offset = 0;  // in elements
   DType dtype = DType::Float32;
+  MemoryFormat format = MemoryFormat::Contiguous;
   bool requires_grad = false;
   Tensor grad;
   std::shared_ptr<Node> grad_fn;

@@ -14,8 +14,9 @@ bool applies_to(const char* op, std::initializer_list<const Tensor*> tensors);
 // A float32 `t` cast to the autocast dtype, differentiably (other dtypes are returned as they are).
 Tensor lower(const Tensor& t);
 
-// Like lower(), for parameters: the cast of a leaf is computed once per autocast region and
-// storage version (so repeated forward passes between optimiser steps reuse it).
-Tensor lower_weight(const Tensor& w);
+// Like lower(), for parameters, in the given memory format: the cast of a leaf is computed
+// once per autocast region, storage version and format (so repeated forward passes between
+// optimiser steps reuse it), in one pass even when the format changes too.
+Tensor lower_weight(const Tensor& w, MemoryFormat format = MemoryFormat::Contiguous);
 
 }  // namespace dp::ops::autocast

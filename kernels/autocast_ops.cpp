@@ -1,28 +1,19 @@
-// The differentiable dtype conversion (ops::to_dtype) and the autocast cast policy.
+// The autocast cast policy: which ops cast, and the per-region cache of cast weights.
 #include <map>
+#include <tuple>
 #include <memory>
 #include <utility>
 
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "kernels/autocast.h"
+#include "kernels/convert.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
 namespace dp::ops {
 
 namespace {
-
-// The gradient goes back in the dtype the input had: this is what keeps the gradients of
-// float32 master weights float32 when the forward pass ran in bf16.
-struct CastNode final : Node {
-  DType source;
-  explicit CastNode(DType s) : source(s) {}
-  const char* name() const override { return "to_dtype"; }
-  std::vector<Tensor> backward(const Tensor& g) override {
-    return {g.dtype() == source ? g : cast(g, source)};
-  }
-};
 
 // The casts of parameters made in the current autocast region, keyed by storage and offset;
 // a cached cast is valid while the storage is alive and its version unchanged.
@@ -31,27 +22,14 @@ struct WeightCache {
     std::weak_ptr<StorageImpl> storage;
     uint64_t version = 0;
     Shape shape;
-    Tensor cast;
+    Tensor cast;  // in the autocast dtype and the requested memory format
   };
   uint64_t epoch = ~uint64_t{0};
-  std::map<std::pair<const StorageImpl*, int64_t>, Entry> entries;
+  std::map<std::tuple<const StorageImpl*, int64_t, MemoryFormat>, Entry> entries;
 };
 thread_local WeightCache g_weight_cache;
 
 }  // namespace
-
-Tensor to_dtype(const Tensor& x, DType dtype) {
-  DP_CHECK(x.defined(), "to_dtype: input is undefined", "pass a tensor");
-  if (x.dtype() == dtype) return x;
-  Tensor y = cast(x, dtype);
-  if (any_requires_grad({&x})) {
-    DP_CHECK(is_floating(dtype), fmt::format("to_dtype: cannot differentiate a cast of {} to {}", x.str(),
-                                             dtype_name(dtype)),
-             "cast to a floating dtype, or detach() the input first");
-    record_node(y, std::make_shared<CastNode>(x.dtype()), {x});
-  }
-  return y;
-}
 
 namespace autocast {
 
@@ -77,27 +55,27 @@ Tensor lower(const Tensor& t) {
   return to_dtype(t, autocast_dtype());
 }
 
-Tensor lower_weight(const Tensor& w) {
+Tensor lower_weight(const Tensor& w, MemoryFormat format) {
   const DType target = autocast_dtype();
-  if (!w.defined() || w.dtype() != DType::Float32 || !w.is_leaf()) return lower(w);
+  if (!w.defined() || w.dtype() != DType::Float32 || !w.is_leaf()) return to_memory_format(lower(w), format);
   WeightCache& cache = g_weight_cache;
   if (cache.epoch != autocast_epoch()) {
     cache.entries.clear();
     cache.epoch = autocast_epoch();
   }
   const auto& storage = w.impl()->storage;
-  const auto key = std::make_pair(static_cast<const StorageImpl*>(storage.get()), w.impl()->offset);
+  const auto key = std::make_tuple(static_cast<const StorageImpl*>(storage.get()), w.impl()->offset, format);
   Tensor data;
   auto it = cache.entries.find(key);
   if (it != cache.entries.end() && it->second.storage.lock() == storage &&
       it->second.version == w.version() && it->second.shape == w.shape() && it->second.cast.dtype() == target) {
     data = it->second.cast;
   } else {
-    data = cast(w, target);
+    data = convert(w, target, format);
     cache.entries[key] = {storage, w.version(), w.shape(), data};
   }
   Tensor out = data.detach();
-  if (any_requires_grad({&w})) record_node(out, std::make_shared<CastNode>(w.dtype()), {w});
+  detail::record_conversion(out, w);
   return out;
 }
 

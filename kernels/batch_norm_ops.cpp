@@ -10,7 +10,6 @@ namespace dp::ops {
 
 namespace {
 
-Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
 struct BatchNormTrainNode final : Node {
   SavedTensor x, gamma, mean, invstd;
@@ -20,9 +19,9 @@ struct BatchNormTrainNode final : Node {
   std::vector<Tensor> backward(const Tensor& g) override {
     const Tensor& xv = x.get(name());
     const Tensor& gv = gamma.get(name());
-    Tensor dx = empty_like(xv);
-    Tensor dgamma = gv.defined() ? empty_like(gv) : Tensor();
-    Tensor dbeta = gv.defined() ? empty_like(gv) : Tensor();
+    Tensor dx = Tensor::empty_like(xv);
+    Tensor dgamma = gv.defined() ? Tensor::empty_like(gv) : Tensor();
+    Tensor dbeta = gv.defined() ? Tensor::empty_like(gv) : Tensor();
     DP_DISPATCH(g.device(), batch_norm_backward, xv, g, gv, mean.get(name()), invstd.get(name()), dx,
                 dgamma, dbeta);
     return {inputs[0].requires_grad() ? dx : Tensor(), dgamma, dbeta};
@@ -45,15 +44,15 @@ struct BatchNormEvalNode final : Node {
     const Tensor& gv = gamma.get(name());
     Tensor dx, dgamma, dbeta;
     if (inputs[0].requires_grad()) {
-      dx = empty_like(g);
+      dx = Tensor::empty_like(g);
       DP_DISPATCH(g.device(), batch_norm_backward_eval, g, gv, running_var.get(name()), eps, dx);
     }
     const bool want_affine = (inputs[1].defined() && inputs[1].requires_grad()) ||
                              (inputs[2].defined() && inputs[2].requires_grad());
     if (want_affine) {
-      Tensor scratch_dx = empty_like(g);
-      dgamma = empty_like(gv);
-      dbeta = empty_like(gv);
+      Tensor scratch_dx = Tensor::empty_like(g);
+      dgamma = Tensor::empty_like(gv);
+      dbeta = Tensor::empty_like(gv);
       DP_DISPATCH(g.device(), batch_norm_backward, x.get(name()), g, gv, running_mean.get(name()),
                   invstd.get(name()), scratch_dx, dgamma, dbeta);
     }
@@ -88,6 +87,9 @@ Tensor inverse_std(const Tensor& running_var, double eps) {
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                   Tensor running_var, bool training, double momentum, double eps) {
   DP_CHECK(x.defined(), "batch_norm: input is undefined", "pass a tensor");
+  if (detail::cpu_channels_last(x))
+    return to_memory_format(batch_norm(contiguous(x), weight, bias, running_mean, running_var, training, momentum, eps),
+                            MemoryFormat::ChannelsLast);
   DP_CHECK(x.dim() == 2 || x.dim() == 4,
            fmt::format("batch_norm: input must be [N, C] or [N, C, H, W], got {}", x.str()),
            "BatchNorm2d takes NCHW activations, BatchNorm1d [N, C] features");
@@ -107,7 +109,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
            "register running_mean/var as buffers, not parameters");
   DP_CHECK(eps > 0 && momentum >= 0 && momentum <= 1,
            fmt::format("batch_norm: eps {} must be > 0 and momentum {} in [0, 1]", eps, momentum), "");
-  Tensor y = empty_like(x);
+  Tensor y = Tensor::empty_like(x);
   if (training) {
     const int64_t count = x.numel() / x.size(1);
     DP_CHECK(count > 1,

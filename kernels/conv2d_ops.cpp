@@ -42,13 +42,13 @@ struct Conv2dNode final : Node {
     Tensor dx, dw, db;
     if (inputs[0].requires_grad()) {
       const Tensor& wv = w.get(name());
-      dx = Tensor::empty(inputs[0].shape(), g.dtype(), g.device());
+      dx = Tensor::empty(inputs[0].shape(), g.dtype(), g.device(), inputs[0].memory_format());
       DP_DISPATCH(g.device(), conv2d_backward_data, g, wv, dx, geom);
     }
     const bool want_b = inputs[2].defined() && inputs[2].requires_grad();
     if (inputs[1].requires_grad() || want_b) {
       const Tensor& xv = x.get(name());
-      dw = Tensor::empty(inputs[1].shape(), g.dtype(), g.device());
+      dw = Tensor::empty(inputs[1].shape(), g.dtype(), g.device(), inputs[1].memory_format());
       // A float32 bias beside bf16 data (autocast) gets its gradient in float32 directly.
       if (want_b) db = Tensor::empty(inputs[2].shape(), inputs[2].dtype(), g.device());
       DP_DISPATCH(g.device(), conv2d_backward_weight, xv, g, dw, db, geom);
@@ -63,10 +63,17 @@ struct Conv2dNode final : Node {
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding) {
   DP_CHECK(x.defined() && w.defined(), "conv2d: input or weight is undefined", "pass both tensors");
+  if (detail::cpu_channels_last(x))
+    return to_memory_format(conv2d(contiguous(x), w, b, stride, padding), MemoryFormat::ChannelsLast);
+  // The convolution runs in x's memory format: a channels-last x takes a KRSC copy of the weight
+  // (cuDNN's NHWC kernels want both), whose gradient goes back to the KCRS parameter.
+  const MemoryFormat format = x.memory_format();
   if (autocast::applies_to("conv2d", {&x, &w})) {
     // bf16 input and weight, the bias stays float32 (added in float32 by the kernel).
-    return conv2d(autocast::lower(x), autocast::lower_weight(w), b, stride, padding);
+    return conv2d(autocast::lower(x), autocast::lower_weight(w, format), b, stride, padding);
   }
+  if (w.defined() && w.memory_format() != format && !formats_coincide(w.shape()))
+    return conv2d(x, to_memory_format(w, format), b, stride, padding);
   detail::check_float_or_bf16("conv2d", x);
   detail::check_same_device("conv2d", x, w);
   detail::check_same_device("conv2d", x, b);
@@ -82,7 +89,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
              fmt::format("conv2d: bias {} does not match {} output channels", b.str(), g.k),
              "the bias is [out_channels]");
   }
-  Tensor y = Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
+  Tensor y = Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device(), format);
   DP_DISPATCH(x.device(), conv2d_forward, x, w, b, y, g);
   if (any_requires_grad({&x, &w, &b})) record_node(y, std::make_shared<Conv2dNode>(x, w, g), {x, w, b});
   return y;

@@ -22,6 +22,12 @@ R no_cuda(const char* op) {
            "rebuild with -Dcuda=enabled, or keep every tensor on the CPU");
 }
 
+// True when x is channels-last on the CPU, whose kernels take NCHW only: the op then runs on
+// contiguous(x) and converts its result back (the reference path; CUDA runs NHWC natively).
+inline bool cpu_channels_last(const Tensor& x) {
+  return x.defined() && x.is_channels_last() && x.device().is_cpu();
+}
+
 inline void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
   if (!a.defined() || !b.defined()) return;
   DP_CHECK(a.device() == b.device(),

@@ -9,7 +9,6 @@ namespace dp::ops {
 
 namespace {
 
-Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
 struct AddNode final : Node {
   const char* name() const override { return "add"; }
@@ -29,7 +28,7 @@ struct ReluNode final : Node {
   const char* name() const override { return "relu"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     const Tensor& out = y.get(name());
-    Tensor dx = empty_like(g);
+    Tensor dx = Tensor::empty_like(g);
     DP_DISPATCH(g.device(), relu_backward, out, g, dx);
     return {dx};
   }
@@ -38,11 +37,12 @@ struct ReluNode final : Node {
 
 struct SumNode final : Node {
   Shape shape;
+  MemoryFormat format;
   double factor;
-  SumNode(Shape s, double f) : shape(std::move(s)), factor(f) {}
+  SumNode(const Tensor& x, double f) : shape(x.shape()), format(x.memory_format()), factor(f) {}
   const char* name() const override { return "sum"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor dx = Tensor::empty(shape, g.dtype(), g.device());
+    Tensor dx = Tensor::empty(shape, g.dtype(), g.device(), format);
     DP_DISPATCH(g.device(), broadcast_scalar, g, factor, dx);
     return {dx};
   }
@@ -56,7 +56,7 @@ void fill_(Tensor& t, double value) {
 }
 
 Tensor cast(const Tensor& x, DType dtype) {
-  Tensor y = Tensor::empty(x.shape(), dtype, x.device());
+  Tensor y = Tensor::empty_like(x, dtype);
   DP_DISPATCH(x.device(), cast, x, y);
   return y;
 }
@@ -70,7 +70,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
   DP_CHECK(a.shape() == b.shape() && a.dtype() == b.dtype(),
            fmt::format("add: operands {} and {} differ", a.str(), b.str()),
            "add needs tensors of the same shape and dtype (no broadcasting)");
-  Tensor out = empty_like(a);
+  if (b.memory_format() != a.memory_format()) return add(a, to_memory_format(b, a.memory_format()));
+  Tensor out = Tensor::empty_like(a);
   DP_DISPATCH(a.device(), add, a, b, out);
   if (any_requires_grad({&a, &b})) record_node(out, std::make_shared<AddNode>(), {a, b});
   return out;
@@ -82,19 +83,20 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
            fmt::format("add_: operands {} and {} differ", dst.str(), src.str()),
            "add_ needs tensors of the same shape and dtype");
   dst.check_inplace_allowed("add_");
-  DP_DISPATCH(dst.device(), axpy, alpha, src, dst);
+  const Tensor same_format = convert(src, src.dtype(), dst.memory_format());
+  DP_DISPATCH(dst.device(), axpy, alpha, same_format, dst);
   dst.bump_version();
 }
 
 Tensor mul(const Tensor& x, double scalar) {
-  Tensor out = empty_like(x);
+  Tensor out = Tensor::empty_like(x);
   DP_DISPATCH(x.device(), scale, x, scalar, out);
   if (any_requires_grad({&x})) record_node(out, std::make_shared<MulNode>(scalar), {x});
   return out;
 }
 
 Tensor relu(const Tensor& x) {
-  Tensor out = empty_like(x);
+  Tensor out = Tensor::empty_like(x);
   DP_DISPATCH(x.device(), relu_forward, x, out);
   if (any_requires_grad({&x})) record_node(out, std::make_shared<ReluNode>(out), {x});
   return out;
@@ -103,7 +105,7 @@ Tensor relu(const Tensor& x) {
 Tensor sum(const Tensor& x) {
   Tensor out = Tensor::empty({}, x.dtype(), x.device());
   DP_DISPATCH(x.device(), sum_all, x, out);
-  if (any_requires_grad({&x})) record_node(out, std::make_shared<SumNode>(x.shape(), 1.0), {x});
+  if (any_requires_grad({&x})) record_node(out, std::make_shared<SumNode>(x, 1.0), {x});
   return out;
 }
 
@@ -114,7 +116,7 @@ Tensor mean(const Tensor& x) {
   DP_DISPATCH(x.device(), sum_all, x, total);
   Tensor out = Tensor::empty({}, x.dtype(), x.device());
   DP_DISPATCH(x.device(), scale, total, inv, out);
-  if (any_requires_grad({&x})) record_node(out, std::make_shared<SumNode>(x.shape(), inv), {x});
+  if (any_requires_grad({&x})) record_node(out, std::make_shared<SumNode>(x, inv), {x});
   return out;
 }
 
@@ -130,6 +132,7 @@ struct ReshapeNode final : Node {
 }  // namespace
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
+  if (x.is_channels_last()) return reshape(contiguous(x), shape);
   Tensor out = x.view(shape);
   if (any_requires_grad({&x})) record_node(out, std::make_shared<ReshapeNode>(x.shape()), {x});
   return out;

@@ -18,6 +18,17 @@ void fill_(Tensor& t, double value);             // in place, no autograd
 Tensor cast(const Tensor& x, DType dtype);       // no autograd
 // Differentiable conversion: backward casts the gradient back to x's dtype (autocast's casts).
 Tensor to_dtype(const Tensor& x, DType dtype);
+
+// ---- memory formats (kernels/layout.h) ----
+// Every op keeps its input's memory format: a channels-last batch flows through conv, batch
+// norm, relu, add and pooling channels-last, and gradients come back in each input's format.
+// CUDA runs those ops on NHWC natively; the CPU converts to NCHW around its kernels (same
+// results, it is the reference). add() of mixed formats computes in the first operand's.
+// x in `dtype` and `format`, no autograd (x itself when nothing changes).
+Tensor convert(const Tensor& x, DType dtype, MemoryFormat format);
+// Differentiable memory-format change (x itself when already in `format`).
+Tensor to_memory_format(const Tensor& x, MemoryFormat format);
+inline Tensor contiguous(const Tensor& x) { return to_memory_format(x, MemoryFormat::Contiguous); }
 Tensor add(const Tensor& a, const Tensor& b);    // same shapes
 Tensor mul(const Tensor& x, double scalar);
 Tensor relu(const Tensor& x);
@@ -26,7 +37,7 @@ Tensor mean(const Tensor& x);                    // all elements -> scalar
 void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);  // dst += alpha*src, no autograd
 
 // ---- shape ----
-Tensor reshape(const Tensor& x, const Shape& shape);  // shares storage
+Tensor reshape(const Tensor& x, const Shape& shape);  // shares storage (copies a channels-last x)
 Tensor flatten(const Tensor& x, int64_t start_dim = 1);
 
 // ---- dense layers (kernels/gemm.h, kernels/linear.h) ----

@@ -35,7 +35,7 @@ struct MaxPoolNode final : Node {
   MaxPoolNode(const Tensor& a, const Pool2dGeometry& g) : argmax(a), geom(g) {}
   const char* name() const override { return "max_pool2d"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor dx = Tensor::empty(inputs[0].shape(), g.dtype(), g.device());
+    Tensor dx = Tensor::empty_like(inputs[0], g.dtype());
     DP_DISPATCH(g.device(), max_pool2d_backward, g, argmax.get(name()), dx, geom);
     return {dx};
   }
@@ -47,7 +47,7 @@ struct AvgPoolNode final : Node {
   explicit AvgPoolNode(const Pool2dGeometry& g) : geom(g) {}
   const char* name() const override { return "avg_pool2d"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor dx = Tensor::empty(inputs[0].shape(), g.dtype(), g.device());
+    Tensor dx = Tensor::empty_like(inputs[0], g.dtype());
     DP_DISPATCH(g.device(), avg_pool2d_backward, g, dx, geom);
     return {dx};
   }
@@ -56,7 +56,7 @@ struct AvgPoolNode final : Node {
 struct GlobalAvgPoolNode final : Node {
   const char* name() const override { return "global_avg_pool"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor dx = Tensor::empty(inputs[0].shape(), g.dtype(), g.device());
+    Tensor dx = Tensor::empty_like(inputs[0], g.dtype());
     DP_DISPATCH(g.device(), global_avg_pool_backward, g, dx);
     return {dx};
   }
@@ -72,10 +72,13 @@ void check_input(const char* op, const Tensor& x) {
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input("max_pool2d", x);
+  if (detail::cpu_channels_last(x))
+    return to_memory_format(max_pool2d(contiguous(x), kernel, stride, padding), MemoryFormat::ChannelsLast);
   const Pool2dGeometry g = Pool2dGeometry::make(x.shape(), kernel, stride, padding);
   DP_CHECK(g.h * g.w <= INT32_MAX, "max_pool2d: plane too large for int32 argmax", "");
-  Tensor y = Tensor::empty({g.n, g.c, g.p, g.q}, x.dtype(), x.device());
-  Tensor argmax = Tensor::empty({g.n, g.c, g.p, g.q}, DType::Int32, x.device());
+  // argmax is laid out like y (CUDA kernels walk them together); it holds h·W+w either way.
+  Tensor y = Tensor::empty({g.n, g.c, g.p, g.q}, x.dtype(), x.device(), x.memory_format());
+  Tensor argmax = Tensor::empty({g.n, g.c, g.p, g.q}, DType::Int32, x.device(), x.memory_format());
   DP_DISPATCH(x.device(), max_pool2d_forward, x, y, argmax, g);
   if (any_requires_grad({&x})) record_node(y, std::make_shared<MaxPoolNode>(argmax, g), {x});
   return y;
@@ -83,8 +86,10 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input("avg_pool2d", x);
+  if (detail::cpu_channels_last(x))
+    return to_memory_format(avg_pool2d(contiguous(x), kernel, stride, padding), MemoryFormat::ChannelsLast);
   const Pool2dGeometry g = Pool2dGeometry::make(x.shape(), kernel, stride, padding);
-  Tensor y = Tensor::empty({g.n, g.c, g.p, g.q}, x.dtype(), x.device());
+  Tensor y = Tensor::empty({g.n, g.c, g.p, g.q}, x.dtype(), x.device(), x.memory_format());
   DP_DISPATCH(x.device(), avg_pool2d_forward, x, y, g);
   if (any_requires_grad({&x})) record_node(y, std::make_shared<AvgPoolNode>(g), {x});
   return y;
@@ -92,6 +97,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor global_avg_pool(const Tensor& x) {
   check_input("global_avg_pool", x);
+  if (detail::cpu_channels_last(x)) return global_avg_pool(contiguous(x));
   Tensor y = Tensor::empty({x.size(0), x.size(1)}, x.dtype(), x.device());
   DP_DISPATCH(x.device(), global_avg_pool_forward, x, y);
   if (any_requires_grad({&x})) record_node(y, std::make_shared<GlobalAvgPoolNode>(), {x});

@@ -132,7 +132,7 @@ fi
 # ---- GPU benchmarks: the whole training step side by side with PyTorch, then per-op ----
 if [[ -x $WORK/bin/bench_train_step_gpu ]]; then
   PY=$(command -v python3 || echo /opt/torch/.venv/bin/python3)
-  run train_step_side_by_side "${KIT_STEP_LIMIT_S:-220}" "$PY" "$ROOT/bench/cuda/train_step_side_by_side.py" \
+  run train_step_side_by_side "${KIT_STEP_LIMIT_S:-300}" "$PY" "$ROOT/bench/cuda/train_step_side_by_side.py" \
     --binary "$WORK/bin/bench_train_step_gpu"
   cat "$LOGS/train_step_side_by_side.log"
 fi

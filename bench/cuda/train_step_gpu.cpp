@@ -4,10 +4,13 @@
 //
 //   bench_train_step_gpu [--net wrn-28-10 --batch 128 --size 32 --classes 100]
 //                        [--warmup 3 --iters 10] [--strict-fp32] [--precision fp32|bf16]
+//                        [--memory-format contiguous|channels_last]
 //
 // --precision bf16 runs forward and loss under dp::AutocastGuard(DType::BFloat16): bf16
 // activations and tensor-core convolutions/GEMMs, float32 master weights, BN statistics, loss
 // and SGD (engine/autocast.h). The default is float32 with TF32 (or strict with --strict-fp32).
+// --memory-format channels_last stores the batch NHWC (converted once, like PyTorch's
+// x.to(memory_format=torch.channels_last)); every activation then stays NHWC.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -33,7 +36,7 @@ struct Case {
   int64_t batch, size, classes;
 };
 
-double median_step_ms(const Case& c, int warmup, int iters, bool bf16) {
+double median_step_ms(const Case& c, int warmup, int iters, bool bf16, MemoryFormat format) {
   auto net = nets::make_net(c.net, c.classes, 1);
   net->to(Device::cuda());
   net->train();
@@ -42,7 +45,8 @@ double median_step_ms(const Case& c, int warmup, int iters, bool bf16) {
   for (auto& v : pixels) v = static_cast<float>(rng.uniform(-1.0, 1.0));
   std::vector<int64_t> labels(static_cast<size_t>(c.batch));
   for (int64_t i = 0; i < c.batch; ++i) labels[i] = i % c.classes;
-  Tensor x = Tensor::from_vector(pixels, {c.batch, 3, c.size, c.size}, Device::cuda());
+  Tensor x = ops::convert(Tensor::from_vector(pixels, {c.batch, 3, c.size, c.size}, Device::cuda()), DType::Float32,
+                          format);
   Tensor y = Tensor::from_vector(labels, {c.batch}, Device::cuda());
   train::SGD sgd(net->parameters(), {0.01, 0.9, 5e-4, false});
   auto step = [&] {
@@ -80,7 +84,7 @@ int main(int argc, char** argv) {
     }
     Case one{"", 0, 0, 0};
     int warmup = 3, iters = 10;
-    std::string precision = "fp32";
+    std::string precision = "fp32", layout = "contiguous";
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto value = [&]() -> std::string {
@@ -95,21 +99,26 @@ int main(int argc, char** argv) {
       else if (a == "--iters") iters = std::stoi(value());
       else if (a == "--strict-fp32") cuda::set_allow_tf32(false);
       else if (a == "--precision") precision = value();
+      else if (a == "--memory-format") layout = value();
       else DP_THROW("unknown argument " + a,
-                    "options: --net --batch --size --classes --warmup --iters --strict-fp32 --precision");
+                    "options: --net --batch --size --classes --warmup --iters --strict-fp32 --precision "
+                    "--memory-format");
     }
     DP_CHECK(precision == "fp32" || precision == "bf16", "--precision " + precision + " is not supported",
              "use --precision fp32 (TF32 unless --strict-fp32) or --precision bf16");
     const bool bf16 = precision == "bf16";
+    DP_CHECK(layout == "contiguous" || layout == "channels_last", "--memory-format " + layout + " is not supported",
+             "use contiguous or channels_last");
+    const MemoryFormat format = layout == "channels_last" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
     std::vector<Case> cases = {{"wrn-28-10", 128, 32, 100}, {"resnet18", 256, 224, 1000}};
     if (!one.net.empty()) cases = {one};
     for (const Case& c : cases) {
       cuda::empty_cache();
       cuda::reset_peak_memory_stats();
-      double ms = median_step_ms(c, warmup, std::max(iters, 1), bf16);
-      std::printf("RESULT net=%s batch=%lld size=%lld precision=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
+      double ms = median_step_ms(c, warmup, std::max(iters, 1), bf16, format);
+      std::printf("RESULT net=%s batch=%lld size=%lld precision=%s layout=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
                   c.net.c_str(), static_cast<long long>(c.batch), static_cast<long long>(c.size),
-                  bf16 ? "bf16" : cuda::allow_tf32() ? "tf32" : "fp32", ms, 1e3 * static_cast<double>(c.batch) / ms,
+                  bf16 ? "bf16" : cuda::allow_tf32() ? "tf32" : "fp32", layout.c_str(), ms, 1e3 * static_cast<double>(c.batch) / ms,
                   static_cast<double>(cuda::memory_stats().peak_allocated_bytes) / (1 << 20));
       std::fflush(stdout);
     }

@@ -5,9 +5,11 @@ dp-engine vs PyTorch eager on the same GPU in the same run, synthetic data on th
     python3 bench/cuda/train_step_side_by_side.py --binary PATH/bench_train_step_gpu [--iters 10]
 
 Cases: WRN-28-10 (batch 128, 32x32, 100 classes) and ResNet-18 (batch 256, 224x224, 1000
-classes). Both run fp32 with TF32 allowed (dp-engine's default), then bf16: PyTorch with
-autocast (ResNet-18 also channels-last), dp-engine with --precision bf16 (bf16 activations,
-NCHW, float32 master weights). Prints img/s for both and the ratio dp/PyTorch.
+classes). Both run fp32 with TF32 allowed (dp-engine's default), then bf16 (PyTorch autocast,
+dp-engine --precision bf16: bf16 activations, float32 master weights) twice: with NCHW
+activations, and with channels-last (NHWC) activations on both sides (PyTorch:
+model and input .to(memory_format=torch.channels_last)). Prints img/s for both and the ratio
+dp/PyTorch.
 """
 import argparse
 import os
@@ -25,7 +27,10 @@ from make_net_goldens import WideResNet  # noqa: E402  (the reference WRN, re-im
 CASES = [("wrn-28-10", 128, 32, 100), ("resnet18", 256, 224, 1000)]
 
 
-def torch_ms(name, batch, size, classes, precision, warmup, iters):
+ROWS = [("tf32", "contiguous"), ("bf16", "contiguous"), ("bf16", "channels_last")]
+
+
+def torch_ms(name, batch, size, classes, precision, layout, warmup, iters):
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
@@ -33,7 +38,7 @@ def torch_ms(name, batch, size, classes, precision, warmup, iters):
              else WideResNet(28, 10, classes)).cuda().train()
     x = torch.rand(batch, 3, size, size, device="cuda") * 2 - 1
     y = torch.arange(batch, device="cuda") % classes
-    if precision == "bf16" and name == "resnet18":
+    if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -61,14 +66,14 @@ def torch_ms(name, batch, size, classes, precision, warmup, iters):
     return times[len(times) // 2]
 
 
-def dp_ms(binary, name, batch, size, classes, precision, warmup, iters):
+def dp_ms(binary, name, batch, size, classes, precision, layout, warmup, iters):
     out = subprocess.run([binary, "--net", name, "--batch", str(batch), "--size", str(size), "--classes",
                           str(classes), "--warmup", str(warmup), "--iters", str(iters),
-                          "--precision", "bf16" if precision == "bf16" else "fp32"],
+                          "--precision", "bf16" if precision == "bf16" else "fp32", "--memory-format", layout],
                          capture_output=True, text=True, timeout=240)
     m = re.search(r"step_ms=([0-9.]+)", out.stdout)
     if out.returncode != 0 or not m:
-        print(f"dp {name} {precision}: failed (rc {out.returncode}): {out.stdout[-500:]} {out.stderr[-1500:]}")
+        print(f"dp {name} {precision} {layout}: failed (rc {out.returncode}): {out.stdout[-500:]} {out.stderr[-1500:]}")
         return None
     print("  " + out.stdout.strip().splitlines()[-1])
     return float(m.group(1))
@@ -84,15 +89,16 @@ def main():
           f"(median of {args.iters} steps after {args.warmup} warm-up, CUDA events)")
     rows = []
     for name, batch, size, classes in CASES:
-        for precision in ("tf32", "bf16"):
-            d = dp_ms(args.binary, name, batch, size, classes, precision, args.warmup, args.iters)
-            t = torch_ms(name, batch, size, classes, precision, args.warmup, args.iters)
-            rows.append((name, batch, precision, d, t))
-    print(f"\n{'net':<10} {'batch':>5} {'precision':>9} {'dp img/s':>10} {'torch img/s':>12} {'dp/torch':>9}")
-    for name, batch, precision, d, t in rows:
+        for precision, layout in ROWS:
+            d = dp_ms(args.binary, name, batch, size, classes, precision, layout, args.warmup, args.iters)
+            t = torch_ms(name, batch, size, classes, precision, layout, args.warmup, args.iters)
+            rows.append((name, batch, precision, layout, d, t))
+    print(f"\n{'net':<10} {'batch':>5} {'precision':>9} {'layout':>13} {'dp img/s':>10} {'torch img/s':>12} "
+          f"{'dp/torch':>9}")
+    for name, batch, precision, layout, d, t in rows:
         dp_ips = f"{batch * 1e3 / d:10.1f}" if d else f"{'n/a':>10}"
         ratio = f"{t / d:9.3f}" if d else f"{'-':>9}"
-        print(f"{name:<10} {batch:>5} {precision:>9} {dp_ips} {batch * 1e3 / t:12.1f} {ratio}")
+        print(f"{name:<10} {batch:>5} {precision:>9} {layout:>13} {dp_ips} {batch * 1e3 / t:12.1f} {ratio}")
 
 
 if __name__ == "__main__":

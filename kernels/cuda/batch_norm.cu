@@ -1,10 +1,14 @@
-// CUDA batch normalisation (contract: kernels/batch_norm.h), NCHW or [N, C], float32/float64, and
-// bf16 activations with float32 parameters and statistics (the bf16 mode).
+// CUDA batch normalisation (contract: kernels/batch_norm.h), NCHW, channels-last (NHWC) or
+// [N, C], float32/float64, and bf16 activations with float32 parameters and statistics (the bf16
+// mode).
 //
 // Own kernels rather than cuDNN's: the contract's backward takes no epsilon (cuDNN's wants the
 // forward's), eps below CUDNN_BN_MIN_EPSILON stays legal, and the reductions are deterministic.
 // Per-channel statistics come from a two-level reduction: a (channel, split) grid writes
 // double-precision partial sums, a finishing kernel adds each channel's partials in a fixed order.
+// Channels-last only changes how the partials are gathered (a tile of channels per block, so
+// that a warp reads consecutive channels of one pixel); the partials have the same layout, so
+// the finishing kernels and the elementwise ones (given the channel of a flat index) are shared.
 #include "kernels/batch_norm.h"
 #include "kernels/cuda/common.cuh"
 
@@ -25,21 +29,46 @@ DType stats_dtype(const Tensor& x) { return x.dtype() == DType::BFloat16 ? DType
 
 struct Layout {
   int64_t n, c, hw;
+  bool cl;  // channels-last (NHWC): element (n, k, p) sits at (n·hw + p)·c + k, channel fastest
   __host__ __device__ int64_t m() const { return n * hw; }  // elements per channel
+  // Channel of flat (memory) index i.
+  __device__ __forceinline__ int64_t channel(int64_t i) const { return cl ? i % c : (i / hw) % c; }
 };
 
+// x, y, dy and dx of one call share a memory format (the op wrappers allocate them like x, and
+// autograd hands each node its gradient in its output's format).
 Layout layout_of(const Tensor& x) {
   int64_t hw = 1;
   for (int64_t d = 2; d < x.dim(); ++d) hw *= x.size(d);
-  return {x.size(0), x.size(1), hw};
+  return {x.size(0), x.size(1), hw, x.is_channels_last()};
 }
 
-// Splits per channel so that the grid fills the GPU without tiny blocks of work.
-int splits_for(const Context& ctx, const Layout& l) {
-  int64_t want = (4 * static_cast<int64_t>(ctx.sm_count()) + l.c - 1) / l.c;
-  int64_t useful = (l.m() + 4 * kThreads - 1) / (4 * kThreads);
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, useful, 128})));
+// Channels-last partial kernels: a block is kTileC channels × kTileRows rows (pixels n·hw + p).
+constexpr int kTileC = 32, kTileRows = 8;
+static_assert(kTileC * kTileRows == kThreads, "a tile is one block of the usual size");
+
+// Splits per channel so that the grid fills the GPU (about 4 blocks per SM) without tiny blocks
+// of work (each thread should walk at least ~4 elements). `groups`: blocks per split (one per
+// channel for NCHW, one per channel tile for NHWC); `rows`: elements of a channel one block
+// visits per step. NHWC has few groups, so it gets a higher cap on the splits; the finishing
+// kernels add S partials per channel serially, which stays cheap at a few hundred.
+int splits_for(const Context& ctx, int64_t groups, int64_t m, int64_t rows, int64_t cap) {
+  int64_t want = (4 * static_cast<int64_t>(ctx.sm_count()) + groups - 1) / groups;
+  int64_t useful = (m + 4 * rows - 1) / (4 * rows);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, useful, cap})));
 }
+
+int splits_for(const Context& ctx, const Layout& l) {
+  if (l.cl) return splits_for(ctx, (l.c + kTileC - 1) / kTileC, l.m(), kTileRows, 512);
+  return splits_for(ctx, l.c, l.m(), kThreads, 128);
+}
+
+// Grid of the partial kernels: (channels or channel tiles, splits).
+dim3 partial_grid(const Layout& l, int S) {
+  const int64_t groups = l.cl ? (l.c + kTileC - 1) / kTileC : l.c;
+  return dim3(static_cast<unsigned>(groups), static_cast<unsigned>(S));
+}
+dim3 partial_block(const Layout& l) { return l.cl ? dim3(kTileC, kTileRows) : dim3(kThreads); }
 
 __device__ __forceinline__ void block_sum2(double& a, double& b) {
   __shared__ double sa[32], sb[32];
@@ -63,6 +92,20 @@ __device__ __forceinline__ void block_sum2(double& a, double& b) {
     }
 }
 
+// Channels-last blocks (kTileC, kTileRows): adds the kTileRows values of each column (channel)
+// in a fixed order; the sums end up in the threads of row threadIdx.y == 0.
+__device__ __forceinline__ void column_sum2(double& a, double& b) {
+  __shared__ double sa[kTileRows][kTileC], sb[kTileRows][kTileC];
+  sa[threadIdx.y][threadIdx.x] = a;
+  sb[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0)
+    for (int r = 1; r < kTileRows; ++r) {
+      a += sa[r][threadIdx.x];
+      b += sb[r][threadIdx.x];
+    }
+}
+
 // grid (C, S): partial Σx and Σx² of channel blockIdx.x over split blockIdx.y.
 template <class T>
 __global__ void bn_stats_partial(const T* x, Layout l, double* psum, double* psq) {
@@ -76,6 +119,27 @@ __global__ void bn_stats_partial(const T* x, Layout l, double* psum, double* psq
   }
   block_sum2(a, b);
   if (threadIdx.x == 0) {
+    psum[c * S + s] = a;
+    psq[c * S + s] = b;
+  }
+}
+
+// Channels-last, grid (ceil(C / kTileC), S), block (kTileC, kTileRows): the same partials as
+// bn_stats_partial. Split s takes rows s·kTileRows + threadIdx.y, stepping by S·kTileRows; a warp
+// reads kTileC consecutive channels of one row (coalesced).
+template <class T>
+__global__ void bn_stats_partial_nhwc(const T* x, Layout l, double* psum, double* psq) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
+  const int64_t s = blockIdx.y, S = gridDim.y, m = l.m();
+  double a = 0.0, b = 0.0;
+  if (c < l.c)
+    for (int64_t row = s * kTileRows + threadIdx.y; row < m; row += S * kTileRows) {
+      const double v = static_cast<double>(to_acc(x[row * l.c + c]));
+      a += v;
+      b += v * v;
+    }
+  column_sum2(a, b);  // every thread takes part: it synchronises the block
+  if (threadIdx.y == 0 && c < l.c) {
     psum[c * S + s] = a;
     psq[c * S + s] = b;
   }
@@ -109,7 +173,7 @@ template <class T, class P>
 __global__ void bn_normalize(const T* x, const P* mean, const P* scale, const P* gamma, const P* beta,
                              Layout l, T* y) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
-    int64_t c = (i / l.hw) % l.c;
+    int64_t c = l.channel(i);
     P g = gamma ? gamma[c] : P(1), b = beta ? beta[c] : P(0);
     y[i] = from_acc<T>((to_acc(x[i]) - mean[c]) * scale[c] * g + b);
   }
@@ -141,6 +205,29 @@ __global__ void bn_backward_partial(const T* x, const T* dy, const P* mean, Layo
   }
 }
 
+// Channels-last version of bn_backward_partial (see bn_stats_partial_nhwc for the tiling).
+template <class T, class P>
+__global__ void bn_backward_partial_nhwc(const T* x, const T* dy, const P* mean, Layout l, double* psum,
+                                         double* pdot) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
+  const int64_t s = blockIdx.y, S = gridDim.y, m = l.m();
+  double a = 0.0, b = 0.0;
+  if (c < l.c) {
+    const double mu = static_cast<double>(mean[c]);
+    for (int64_t row = s * kTileRows + threadIdx.y; row < m; row += S * kTileRows) {
+      const int64_t idx = row * l.c + c;
+      const double g = static_cast<double>(to_acc(dy[idx]));
+      a += g;
+      b += g * (static_cast<double>(to_acc(x[idx])) - mu);
+    }
+  }
+  column_sum2(a, b);  // every thread takes part: it synchronises the block
+  if (threadIdx.y == 0 && c < l.c) {
+    psum[c * S + s] = a;
+    pdot[c * S + s] = b;
+  }
+}
+
 // Per channel: dgamma, dbeta and the coefficients of dx = a·(dy - b - (x - mean)·k).
 template <class T>
 __global__ void bn_backward_finish(const double* psum, const double* pdot, int S, Layout l,
@@ -165,7 +252,7 @@ __global__ void bn_backward_finish(const double* psum, const double* pdot, int S
 template <class T, class P>
 __global__ void bn_backward_dx(const T* x, const T* dy, const P* mean, const P* coef, Layout l, T* dx) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
-    int64_t c = (i / l.hw) % l.c;
+    int64_t c = l.channel(i);
     dx[i] = from_acc<T>(coef[c] * (to_acc(dy[i]) - coef[l.c + c] - (to_acc(x[i]) - mean[c]) * coef[2 * l.c + c]));
   }
 }
@@ -173,7 +260,7 @@ __global__ void bn_backward_dx(const T* x, const T* dy, const P* mean, const P* 
 template <class T, class P>
 __global__ void bn_backward_eval_dx(const T* dy, const P* gamma, const P* var, double eps, Layout l, T* dx) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
-    int64_t c = (i / l.hw) % l.c;
+    int64_t c = l.channel(i);
     P g = gamma ? gamma[c] : P(1);
     dx[i] = from_acc<T>(to_acc(dy[i]) * g * static_cast<P>(1.0 / sqrt(static_cast<double>(var[c]) + eps)));
   }
@@ -202,8 +289,8 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
   double* psq = psum + l.c * S;
   DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm", [&] {
     using P = acc_t<scalar_t>;
-    bn_stats_partial<<<dim3(static_cast<unsigned>(l.c), S), kThreads, 0, op.stream()>>>(x.data<scalar_t>(), l,
-                                                                                          psum, psq);
+    const auto stats_partial = l.cl ? bn_stats_partial_nhwc<scalar_t> : bn_stats_partial<scalar_t>;
+    stats_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(x.data<scalar_t>(), l, psum, psq);
     DP_CUDA_CHECK_LAUNCH();
     bn_stats_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
         psum, psq, S, l, eps, momentum, mut_ptr_or_null<P>(running_mean),
@@ -247,7 +334,9 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
   double* pdot = psum + l.c * S;
   DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_backward", [&] {
     using P = acc_t<scalar_t>;
-    bn_backward_partial<<<dim3(static_cast<unsigned>(l.c), S), kThreads, 0, op.stream()>>>(
+    const auto backward_partial =
+        l.cl ? bn_backward_partial_nhwc<scalar_t, P> : bn_backward_partial<scalar_t, P>;
+    backward_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(
         x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<P>(), l, psum, pdot);
     DP_CUDA_CHECK_LAUNCH();
     bn_backward_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(

@@ -1,6 +1,10 @@
-// CUDA 2-D convolution through cuDNN (contract: kernels/conv2d.h), NCHW float32, or bf16 data
-// with float32 compute (cuDNN's PSEUDO_BFLOAT16 configuration, tensor cores on sm_80+) and a
-// float32 bias added and reduced by our own kernels (the bf16 mode of engine/autocast.h).
+// CUDA 2-D convolution through cuDNN (contract: kernels/conv2d.h), float32, or bf16 data with
+// float32 compute (cuDNN's PSEUDO_BFLOAT16 configuration, tensor cores on sm_80+) and a float32
+// bias added and reduced by our own kernels (the bf16 mode of engine/autocast.h).
+//
+// Activations are NCHW, or NHWC when the input is channels-last; the filter is then KRSC (the
+// op wrapper passes a channels-last copy of the weight). cuDNN's tensor-core kernels work on
+// NHWC natively: with NCHW bf16 data they transpose around every call.
 //
 // The algorithm for each (shape, pass, math mode) is chosen once, by cuDNN's heuristics or, with
 // dp::cuda::set_cudnn_benchmark(true), by timing the candidates (cudnnFind*), and cached with its
@@ -28,11 +32,15 @@ cudnnDataType_t cudnn_type(DType t) { return t == DType::BFloat16 ? CUDNN_DATA_B
 // Algorithms needing more scratch than this are skipped (cuDNN offers leaner ones).
 constexpr size_t kMaxWorkspace = size_t{1} << 30;
 
+cudnnTensorFormat_t cudnn_format(bool nhwc) { return nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW; }
+
+// Sizes are given in N, C, H, W order whatever the format (cuDNN's convention).
 struct TensorDesc {
   cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT,
+             bool nhwc = false) {
     DP_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    DP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, static_cast<int>(n),
+    DP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, cudnn_format(nhwc), type, static_cast<int>(n),
                                               static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
   }
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
@@ -40,9 +48,9 @@ struct TensorDesc {
 
 struct FilterDesc {
   cudnnFilterDescriptor_t d = nullptr;
-  FilterDesc(const Conv2dGeometry& g, cudnnDataType_t type) {
+  FilterDesc(const Conv2dGeometry& g, cudnnDataType_t type, bool nhwc) {
     DP_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d));
-    DP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, type, CUDNN_TENSOR_NCHW, static_cast<int>(g.k),
+    DP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, type, cudnn_format(nhwc), static_cast<int>(g.k),
                                               static_cast<int>(g.c), static_cast<int>(g.r), static_cast<int>(g.s)));
   }
   ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
@@ -67,10 +75,11 @@ struct ConvDescs {
   TensorDesc x, y;
   FilterDesc w;
   ConvDesc conv;
-  ConvDescs(const Conv2dGeometry& g, DType dtype)
-      : x(g.n, g.c, g.h, g.w, cudnn_type(dtype)), y(g.n, g.k, g.p, g.q, cudnn_type(dtype)),
-        w(g, cudnn_type(dtype)), conv(g, dtype == DType::BFloat16), bf16(dtype == DType::BFloat16) {}
-  bool bf16;
+  ConvDescs(const Conv2dGeometry& g, DType dtype, bool nhwc_)
+      : x(g.n, g.c, g.h, g.w, cudnn_type(dtype), nhwc_), y(g.n, g.k, g.p, g.q, cudnn_type(dtype), nhwc_),
+        w(g, cudnn_type(dtype), nhwc_), conv(g, dtype == DType::BFloat16), bf16(dtype == DType::BFloat16),
+        nhwc(nhwc_) {}
+  bool bf16, nhwc;
 };
 
 enum class Pass { Forward, BackwardData, BackwardFilter };
@@ -81,7 +90,7 @@ struct AlgoChoice {
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
-using AlgoKey = std::tuple<int, Pass, bool, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
+using AlgoKey = std::tuple<int, Pass, bool, bool, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t, int64_t, int64_t>;
 
 std::mutex g_cache_mutex;
@@ -117,7 +126,7 @@ AlgoChoice choose(Context& ctx, const ConvDescs& d, const Conv2dGeometry& g, Pas
                   const void* x, const void* w, const void* y, void* out) {
   // bf16 takes whatever math type cuDNN ranks first (tensor cores); the TF32 switch is for float32.
   const bool tf32 = allow_tf32() || d.bf16, bench = cudnn_benchmark();
-  AlgoKey key{ctx.device(), pass, tf32, deterministic(), d.bf16, g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.stride, g.pad};
+  AlgoKey key{ctx.device(), pass, tf32, deterministic(), d.bf16, d.nhwc, g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.stride, g.pad};
   {
     std::lock_guard<std::mutex> lock(g_cache_mutex);
     auto it = g_algo_cache.find(key);
@@ -181,10 +190,40 @@ AlgoChoice choose(Context& ctx, const ConvDescs& d, const Conv2dGeometry& g, Pas
   return c;
 }
 
-// y[n, k, :, :] += bias[k] (float32 bias into bf16 output, computed in float32).
+// y[n, k, :, :] += bias[k] (a float32 bias, computed in float32). pq = 1 for NHWC: the channel
+// of element i is then i % k.
 template <class T>
 __global__ void conv_bias_add_kernel(T* y, const float* bias, int64_t k, int64_t pq, int64_t total) {
   DP_GRID_STRIDE(i, total) y[i] = from_acc<T>(to_acc(y[i]) + bias[(i / pq) % k]);
+}
+
+// NHWC bias gradient, first level: grid (channel tiles of 32, S row splits), block (32, 8);
+// partial[c·S + s] = Σ over rows s·8+ty, (s+S)·8+ty, … of dy[row, c]. Reads are coalesced along
+// the channels; the fixed split and summation order keep it deterministic.
+constexpr int kBiasRows = 8;
+template <class T>
+__global__ void conv_bias_grad_nhwc_partial(const T* dy, double* partial, int64_t rows, int64_t k) {
+  __shared__ double sums[kBiasRows][32];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
+  const int64_t s = blockIdx.y, S = gridDim.y;
+  double acc = 0.0;
+  if (c < k)
+    for (int64_t r = s * kBiasRows + threadIdx.y; r < rows; r += S * kBiasRows)
+      acc += static_cast<double>(to_acc(dy[r * k + c]));
+  sums[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < k) {
+    for (int j = 1; j < kBiasRows; ++j) acc += sums[j][threadIdx.x];
+    partial[c * S + s] = acc;
+  }
+}
+
+__global__ void conv_bias_grad_finish(const double* partial, int S, int64_t k, float* db) {
+  DP_GRID_STRIDE(c, k) {
+    double acc = 0.0;
+    for (int s = 0; s < S; ++s) acc += partial[c * S + s];
+    db[c] = static_cast<float>(acc);
+  }
 }
 
 // db[k] = Σ_{n,p,q} dy[n, k, p, q]: one block per channel, a fixed summation order (deterministic).
@@ -218,6 +257,25 @@ void check_dtypes(const char* op, const Tensor& data, const Tensor& bias) {
            "use float32 tensors, or the bf16 mode (dp::AutocastGuard)");
 }
 
+// db[c] = Σ dy[n, p, q, c] for NHWC dy: two levels (partials per row split, then per channel).
+void bias_grad_nhwc(const OpScope& op, const Tensor& dy, Tensor& db, const Conv2dGeometry& g) {
+  const int64_t rows = g.n * g.p * g.q;
+  const int64_t tiles = (g.k + 31) / 32;
+  const int64_t want = (4 * static_cast<int64_t>(op.ctx.sm_count()) + tiles - 1) / tiles;
+  const int S = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, (rows + 255) / 256, 256})));
+  Tensor partial = Tensor::empty({g.k * S}, DType::Float64, dy.device());
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(S)), block(32, kBiasRows);
+  if (dy.dtype() == DType::BFloat16)
+    conv_bias_grad_nhwc_partial<<<grid, block, 0, op.stream()>>>(dy.data<__nv_bfloat16>(), partial.data<double>(),
+                                                                 rows, g.k);
+  else
+    conv_bias_grad_nhwc_partial<<<grid, block, 0, op.stream()>>>(dy.data<float>(), partial.data<double>(), rows, g.k);
+  DP_CUDA_CHECK_LAUNCH();
+  conv_bias_grad_finish<<<grid_for(op.ctx, g.k), kThreads, 0, op.stream()>>>(partial.data<double>(), S, g.k,
+                                                                              db.data<float>());
+  DP_CUDA_CHECK_LAUNCH();
+}
+
 void check_sizes(const Conv2dGeometry& g) {
   for (int64_t v : {g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q})
     DP_CHECK(v <= INT32_MAX, "conv2d: a dimension exceeds cuDNN's 32-bit sizes",
@@ -231,7 +289,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
   if (y.numel() == 0) return;
   check_sizes(g);
   OpScope op(x);
-  ConvDescs d(g, x.dtype());
+  ConvDescs d(g, x.dtype(), x.is_channels_last());
   AlgoChoice c = choose(op.ctx, d, g, Pass::Forward, x.raw_data(), w.raw_data(), nullptr, y.raw_data());
   DP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
   const float one = 1.f, zero = 0.f;
@@ -240,10 +298,14 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
   DP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.d, x.raw_data(), d.w.d, w.raw_data(), d.conv.d,
                                          static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace,
                                          &zero, d.y.d, y.raw_data()));
-  if (b.defined() && d.bf16) {
-    const int64_t total = y.numel();
-    conv_bias_add_kernel<<<grid_for(op.ctx, total), kThreads, 0, op.stream()>>>(
-        y.data<__nv_bfloat16>(), b.data<float>(), g.k, g.p * g.q, total);
+  if (b.defined() && (d.bf16 || d.nhwc)) {
+    const int64_t total = y.numel(), pq = d.nhwc ? 1 : g.p * g.q;
+    if (d.bf16)
+      conv_bias_add_kernel<<<grid_for(op.ctx, total), kThreads, 0, op.stream()>>>(y.data<__nv_bfloat16>(),
+                                                                                b.data<float>(), g.k, pq, total);
+    else
+      conv_bias_add_kernel<<<grid_for(op.ctx, total), kThreads, 0, op.stream()>>>(y.data<float>(), b.data<float>(),
+                                                                                g.k, pq, total);
     DP_CUDA_CHECK_LAUNCH();
   } else if (b.defined()) {
     TensorDesc bd(1, g.k, 1, 1);
@@ -256,7 +318,7 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const C
   if (dx.numel() == 0) return;
   check_sizes(g);
   OpScope op(dy);
-  ConvDescs d(g, dy.dtype());
+  ConvDescs d(g, dy.dtype(), dx.is_channels_last());
   AlgoChoice c = choose(op.ctx, d, g, Pass::BackwardData, nullptr, w.raw_data(), dy.raw_data(), dx.raw_data());
   DP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
   const float one = 1.f, zero = 0.f;
@@ -270,7 +332,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   check_dtypes("conv2d_backward_weight", x, db);
   check_sizes(g);
   OpScope op(x);
-  ConvDescs d(g, x.dtype());
+  ConvDescs d(g, x.dtype(), x.is_channels_last());
   cudnnHandle_t h = op.ctx.cudnn();
   const float one = 1.f, zero = 0.f;
   if (dw.numel() > 0) {
@@ -281,7 +343,9 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
                                                   static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws,
                                                   c.workspace, &zero, d.w.d, dw.raw_data()));
   }
-  if (db.defined() && db.numel() > 0 && d.bf16) {
+  if (db.defined() && db.numel() > 0 && d.nhwc) {
+    bias_grad_nhwc(op, dy, db, g);
+  } else if (db.defined() && db.numel() > 0 && d.bf16) {
     conv_bias_grad_kernel<<<static_cast<unsigned>(g.k), kThreads, 0, op.stream()>>>(
         dy.data<__nv_bfloat16>(), db.data<float>(), g.n, g.k, g.p * g.q);
     DP_CUDA_CHECK_LAUNCH();

@@ -20,7 +20,8 @@ struct StepResult {
   std::vector<std::pair<std::string, std::vector<float>>> grads, buffers;
 };
 
-StepResult run_step(const std::string& arch, int64_t batch, int64_t size, int64_t classes, Device device) {
+StepResult run_step(const std::string& arch, int64_t batch, int64_t size, int64_t classes, Device device,
+                    MemoryFormat format = MemoryFormat::Contiguous) {
   auto net = nets::make_net(arch, classes, 7);
   net->to(device);
   net->train();
@@ -29,7 +30,7 @@ StepResult run_step(const std::string& arch, int64_t batch, int64_t size, int64_
   for (float& v : pixels) v = static_cast<float>(rng.uniform(-1, 1));
   std::vector<int64_t> labels;
   for (int64_t b = 0; b < batch; ++b) labels.push_back(b % classes);
-  Tensor x = Tensor::from_vector(pixels, {batch, 3, size, size}, device);
+  Tensor x = ops::convert(Tensor::from_vector(pixels, {batch, 3, size, size}, device), DType::Float32, format);
   Tensor y = Tensor::from_vector(labels, {batch}, device);
   Tensor logits = net->forward(x);
   Tensor loss = ops::cross_entropy(logits, y);
@@ -55,12 +56,13 @@ double rel_norm_error(const std::vector<float>& a, const std::vector<float>& b) 
 
 // tol bounds the logits and loss; grad_tol all parameter gradients together (relative norm), and
 // 1.5·grad_tol the worst single parameter.
+// `format`: the GPU step's input layout (the CPU reference is always NCHW).
 void compare(const std::string& arch, int64_t batch, int64_t size, int64_t classes, bool tf32, double tol,
-             double grad_tol) {
+             double grad_tol, MemoryFormat format = MemoryFormat::Contiguous) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device: GPU-vs-CPU training step not run";
   cuda::set_allow_tf32(tf32);
   StepResult cpu = run_step(arch, batch, size, classes, Device::cpu());
-  StepResult gpu = run_step(arch, batch, size, classes, Device::cuda());
+  StepResult gpu = run_step(arch, batch, size, classes, Device::cuda(), format);
   cuda::set_allow_tf32(true);
   EXPECT_LT(rel_norm_error(gpu.logits, cpu.logits), tol) << "logits";
   EXPECT_NEAR(gpu.loss, cpu.loss, tol * std::abs(cpu.loss)) << "loss";
@@ -98,8 +100,9 @@ void compare(const std::string& arch, int64_t batch, int64_t size, int64_t class
   }
   EXPECT_LT(std::sqrt(err2 / ref2), grad_tol) << "all parameter gradients together";
   EXPECT_LT(worst, 1.5 * grad_tol) << "worst parameter gradient: " << worst_name;
-  std::printf("%s %s: logits %.2e, all gradients %.2e, worst parameter %.2e (%s)\n", arch.c_str(),
-              tf32 ? "tf32" : "strict fp32", rel_norm_error(gpu.logits, cpu.logits), std::sqrt(err2 / ref2), worst,
+  std::printf("%s %s%s: logits %.2e, all gradients %.2e, worst parameter %.2e (%s)\n", arch.c_str(),
+              tf32 ? "tf32" : "strict fp32",
+              format == MemoryFormat::ChannelsLast ? " channels-last" : "", rel_norm_error(gpu.logits, cpu.logits), std::sqrt(err2 / ref2), worst,
               worst_name.c_str());
   for (size_t i = 0; i < cpu.buffers.size(); ++i)
     EXPECT_LT(rel_norm_error(gpu.buffers[i].second, cpu.buffers[i].second), tol) << cpu.buffers[i].first;
@@ -116,3 +119,13 @@ TEST(CudaNetStep, ResNet18StrictFp32MatchesCpu) { compare("resnet18", 2, 64, 10,
 TEST(CudaNetStep, ResNet18Tf32MatchesCpu) { compare("resnet18", 2, 64, 10, true, 1e-2, 0.2); }
 TEST(CudaNetStep, Wrn16x4StrictFp32MatchesCpu) { compare("wrn-16-4", 4, 32, 10, false, 1e-4, 1e-4); }
 TEST(CudaNetStep, Wrn16x4Tf32MatchesCpu) { compare("wrn-16-4", 4, 32, 10, true, 1e-2, 0.1); }
+
+// The same steps with channels-last (NHWC) activations on the GPU: cuDNN's NHWC convolutions and
+// our NHWC BN/pooling kernels must give the NCHW CPU result to float32 rounding as well.
+// (Bounds as for NCHW; GPU validation pending when first written.)
+TEST(CudaNetStep, ResNet18ChannelsLastStrictFp32MatchesCpu) {
+  compare("resnet18", 2, 64, 10, false, 1e-4, 1e-4, MemoryFormat::ChannelsLast);
+}
+TEST(CudaNetStep, Wrn16x4ChannelsLastStrictFp32MatchesCpu) {
+  compare("wrn-16-4", 4, 32, 10, false, 1e-4, 1e-4, MemoryFormat::ChannelsLast);
+}

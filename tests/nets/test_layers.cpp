@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/autograd.h"
+#include "engine/rng.h"
 #include "kernels/ops.h"
 #include "layers/init.h"
 #include "layers/layers.h"
@@ -254,4 +255,34 @@ TEST(Module, MovesToCudaAndBack) {
   for (size_t i = 0; i < cpu_out.size(); ++i) EXPECT_NEAR(gpu_out[i], cpu_out[i], 1e-5);
   net->to(Device::cpu());
   EXPECT_TRUE(net->device().is_cpu());
+}
+
+// A channels-last batch through whole nets on the CPU gives exactly the NCHW step (the CPU runs
+// its NCHW kernels between conversions), and parameter gradients stay NCHW for the optimiser.
+TEST(Nets, ChannelsLastInputGivesTheSameStep) {
+  for (const char* arch : {"resnet18", "wrn-16-2"}) {
+    SCOPED_TRACE(arch);
+    const int64_t size = std::string(arch) == "resnet18" ? 48 : 32;
+    Rng rng(5, 0);
+    std::vector<float> pixels(static_cast<size_t>(3 * 3 * size * size));
+    for (float& v : pixels) v = static_cast<float>(rng.uniform(-1, 1));
+    Tensor x = Tensor::from_vector(pixels, {3, 3, size, size});
+    Tensor labels = Tensor::from_vector(std::vector<int64_t>{1, 4, 7}, {3});
+    std::vector<std::vector<std::vector<float>>> runs;  // [format][parameter] gradients, then logits
+    for (MemoryFormat f : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+      auto net = nets::make_net(arch, 10, 3);
+      Tensor logits = net->forward(ops::convert(x, DType::Float32, f));
+      ops::cross_entropy(logits, labels).backward();
+      std::vector<std::vector<float>> r;
+      for (const auto& [name, p] : net->named_parameters()) {
+        EXPECT_FALSE(p.grad().is_channels_last()) << name;
+        r.push_back(p.grad().to_float_vector());
+      }
+      r.push_back(logits.to_float_vector());
+      for (const auto& [name, b] : net->named_buffers()) r.push_back(b.to_float_vector());
+      runs.push_back(r);
+    }
+    ASSERT_EQ(runs[0].size(), runs[1].size());
+    for (size_t i = 0; i < runs[0].size(); ++i) EXPECT_EQ(runs[0][i], runs[1][i]) << "tensor " << i;
+  }
 }

@@ -84,6 +84,23 @@ TEST(Trainer, ResumeIsBitIdentical) {
   std::filesystem::remove_all(dir);
 }
 
+// run.memory_format = "channels_last" feeds NHWC batches through the whole run (training and
+// evaluation); on the CPU that must reproduce the NCHW run bit for bit.
+TEST(Trainer, ChannelsLastRunIsBitIdenticalOnTheCpu) {
+  std::string dir = temp_dir();
+  Trainer nchw(small_config(dir + "/nchw", {"run.stop_epoch=1", "run.memory_format=contiguous"}), quiet());
+  nchw.run();
+  Trainer nhwc(small_config(dir + "/nhwc", {"run.stop_epoch=1", "run.memory_format=channels_last"}), quiet());
+  nhwc.run();
+  EXPECT_EQ(nhwc.memory_format(), MemoryFormat::ChannelsLast);
+  EXPECT_EQ(Trainer(small_config(dir + "/auto"), quiet()).memory_format(), MemoryFormat::Contiguous)
+      << "auto is contiguous on the CPU";
+  for (const auto& [name, t] : nchw.model().state_dict())
+    expect_same_tensor_bits(t, nhwc.model().state_dict().at(name), "model " + name);
+  expect_same_tensor_bits(nchw.data_parameters().theta_inst(), nhwc.data_parameters().theta_inst(), "θ_inst");
+  std::filesystem::remove_all(dir);
+}
+
 // A NaN loss (here from NaN initial weights) stops the run with a message naming the last good
 // checkpoint, which stays loadable and unchanged.
 TEST(Trainer, NanLossStopsAndKeepsTheLastGoodCheckpoint) {

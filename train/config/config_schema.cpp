@@ -57,6 +57,8 @@ const std::vector<ConfigKey>& config_schema() {
       {"run.device", T::String, std::string("cpu"), 0, 0, {}, "cpu, cuda, cuda:N"},
       {"run.precision", T::String, std::string("tf32"), 0, 0, {"fp32", "tf32", "bf16"},
        "tf32: float32 with TF32 tensor cores on CUDA (PyTorch's default); fp32: strict"},
+      {"run.memory_format", T::String, std::string("auto"), 0, 0, {"auto", "contiguous", "channels_last"},
+       "activation layout; auto: channels_last with bf16 on CUDA (cuDNN's NHWC tensor-core kernels)"},
       {"run.workers", T::Int, int64_t{2}, 0, 256, {}, "loader threads"},
       {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
       {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},

@@ -26,11 +26,13 @@ data::HostAllocator batch_memory_for(Device device) {
   return {};
 }
 
-BatchTensors to_device(const data::Batch& batch, Device device) {
+BatchTensors to_device(const data::Batch& batch, Device device, MemoryFormat format) {
   BatchTensors t;
-  // One copy from the loader's buffer straight into the tensor on its device.
+  // One copy from the loader's buffer straight into the tensor on its device, then (channels-
+  // last runs) one transpose there; every op downstream keeps that format.
   t.images = Tensor::empty({batch.n, batch.c, batch.h, batch.w}, DType::Float32, device);
   copy_bytes(t.images.raw_data(), device, batch.data(), Device::cpu(), t.images.nbytes());
+  t.images = ops::convert(t.images, DType::Float32, format);
   t.labels = Tensor::from_vector(batch.labels, {batch.n}).to(device);
   t.indices = Tensor::from_vector(batch.indices, {batch.n}).to(device);
   return t;
@@ -53,7 +55,7 @@ TopK count_topk(const std::vector<float>& logits, int64_t classes, const std::ve
 
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
-                    Device device) {
+                    Device device, MemoryFormat format) {
   const int64_t classes = dataset->num_classes();
   EvalResult r;
   r.confusion.assign(static_cast<size_t>(classes), std::vector<int64_t>(static_cast<size_t>(classes), 0));
@@ -70,7 +72,7 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   double loss_sum = 0.0;
   TopK correct;
   while (auto batch = loader.next()) {
-    BatchTensors t = to_device(*batch, device);
+    BatchTensors t = to_device(*batch, device, format);
     Tensor logits = model(t.images);
     if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);
     loss_sum += ops::cross_entropy(logits, t.labels).item() * static_cast<double>(batch->n);

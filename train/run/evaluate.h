@@ -14,11 +14,12 @@
 namespace dp::train {
 
 struct BatchTensors {
-  Tensor images;   // float32 [n, c, h, w] on the device
+  Tensor images;   // float32 [n, c, h, w] on the device, in the requested memory format
   Tensor labels;   // int64 [n]
   Tensor indices;  // int64 [n]
 };
-BatchTensors to_device(const data::Batch& batch, Device device);
+BatchTensors to_device(const data::Batch& batch, Device device,
+                       MemoryFormat format = MemoryFormat::Contiguous);
 
 // Where the loader should put batches for `device`: page-locked memory (a cached pool) for a
 // CUDA device, so the host-to-device copy runs at full DMA speed; plain heap memory otherwise.
@@ -42,6 +43,6 @@ struct EvalResult {
 
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
-                    Device device);
+                    Device device, MemoryFormat format = MemoryFormat::Contiguous);
 
 }  // namespace dp::train

@@ -102,6 +102,14 @@ void apply_precision(const std::string& precision, Device device) {
 #endif
 }
 
+// run.memory_format: "auto" picks channels-last where it pays (bf16 on CUDA: cuDNN's tensor-core
+// kernels are NHWC-native), contiguous elsewhere (the CPU runs channels-last through NCHW kernels).
+MemoryFormat choose_memory_format(const std::string& setting, const std::string& precision, Device device) {
+  if (setting == "channels_last") return MemoryFormat::ChannelsLast;
+  if (setting == "contiguous") return MemoryFormat::Contiguous;
+  return device.is_cuda() && precision == "bf16" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+}
+
 }  // namespace
 
 Trainer::Trainer(const Config& config, TrainerOptions options)
@@ -111,6 +119,8 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
            "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
   apply_precision(config_.get_string("run.precision"), device_);
   autocast_dtype_ = config_.get_string("run.precision") == "bf16" ? DType::BFloat16 : DType::Float32;
+  memory_format_ = choose_memory_format(config_.get_string("run.memory_format"), config_.get_string("run.precision"),
+                                        device_);
   data_ = make_run_data(config_);
   const auto seed = static_cast<uint64_t>(config_.get_int("run.seed"));
   model_ = nets::make_net(config_.get_string("model.arch"), data_.num_classes, seed);
@@ -198,7 +208,7 @@ EpochSummary Trainer::train_one_epoch() {
   auto start = Clock::now();
   while (auto batch = loader.next()) {
     sgd_->set_lr(schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations));
-    BatchTensors t = to_device(*batch, device_);
+    BatchTensors t = to_device(*batch, device_, memory_format_);
     model_->zero_grad();
     Tensor logits;
     {
@@ -274,7 +284,7 @@ RunSummary Trainer::run() {
     {
       AutocastGuard autocast(autocast_dtype_);
       val = evaluate(*model_, data_.test, data_.test_transform, config_.get_int("run.eval_batch_size"),
-                     config_.get_int("run.workers"), device_);
+                     config_.get_int("run.workers"), device_, memory_format_);
     }
     s.val_loss = val.loss;
     s.val_top1 = val.top1;

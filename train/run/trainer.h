@@ -61,6 +61,7 @@ class Trainer {
   const RunData& run_data() const { return data_; }
   int64_t epochs_done() const { return epoch_; }
   int64_t global_step() const { return global_step_; }
+  MemoryFormat memory_format() const { return memory_format_; }  // of the batches fed to the model
   const std::string& checkpoint_path() const { return checkpoint_path_; }
 
  private:
@@ -75,6 +76,7 @@ class Trainer {
   TrainerOptions options_;
   Device device_;
   DType autocast_dtype_ = DType::Float32;  // BFloat16 under run.precision = "bf16"
+  MemoryFormat memory_format_ = MemoryFormat::Contiguous;  // of the batches (run.memory_format)
   RunData data_;
   nn::ModulePtr model_;
   std::unique_ptr<SGD> sgd_;
