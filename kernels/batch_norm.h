@@ -1,5 +1,10 @@
-// Batch normalisation over (N, H, W) per channel of an NCHW tensor (or over N of [N, C]).
-// save_mean / save_invstd ([C]) keep the batch statistics for backward.
+// Batch normalisation over (N, H, W) per channel of an NCHW or channels-last tensor (or over N
+// of [N, C]). save_mean / save_invstd ([C]) keep the batch statistics for backward.
+//
+// Fused ReLU (DESIGN: fuse what is memory-bound): with relu = true the forward passes write
+// max(y, 0) in the same pass; the backward passes then take that output as relu_out and use
+// dy·[relu_out > 0] in place of dy (exactly ops::relu's backward), so BN+ReLU costs one pass
+// over the activation each way instead of two.
 #pragma once
 #include "engine/tensor.h"
 
@@ -9,16 +14,18 @@
   void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,     \
                                 double eps, double momentum, Tensor& running_mean,            \
                                 Tensor& running_var, Tensor& y, Tensor& save_mean,            \
-                                Tensor& save_invstd);                                         \
+                                Tensor& save_invstd, bool relu = false);                      \
   void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,      \
                                const Tensor& running_mean, const Tensor& running_var,         \
-                               double eps, Tensor& y);                                        \
+                               double eps, Tensor& y, bool relu = false);                     \
+  /* relu_out: the fused forward's output, or undefined (no ReLU). dx may be undefined. */    \
   void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,            \
                            const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,    \
-                           Tensor& dgamma, Tensor& dbeta);                                    \
+                           Tensor& dgamma, Tensor& dbeta, const Tensor& relu_out = Tensor()); \
   /* Eval mode backward: y = (x - mean)·invstd·gamma + beta with fixed statistics. */         \
   void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma,                        \
-                                const Tensor& running_var, double eps, Tensor& dx);
+                                const Tensor& running_var, double eps, Tensor& dx,            \
+                                const Tensor& relu_out = Tensor());
 
 namespace dp::cpu { DP_BATCH_NORM_KERNELS }
 #ifdef DP_WITH_CUDA

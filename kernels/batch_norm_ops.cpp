@@ -1,4 +1,5 @@
-// Autograd wrapper for batch normalisation (training and eval modes).
+// Autograd wrapper for batch normalisation (training and eval modes), optionally with the
+// following ReLU fused in (ops::batch_norm_relu); the nodes then keep the output for the gate.
 #include <cmath>
 
 #include "engine/autograd.h"
@@ -11,11 +12,16 @@ namespace dp::ops {
 namespace {
 
 
+// The fused ReLU's output when there is one (undefined otherwise).
+Tensor relu_output(const Tensor& y, bool relu) { return relu ? y.detach() : Tensor(); }
+
 struct BatchNormTrainNode final : Node {
-  SavedTensor x, gamma, mean, invstd;
-  BatchNormTrainNode(const Tensor& x_, const Tensor& g_, const Tensor& m, const Tensor& i)
-      : x(x_.detach()), gamma(g_.defined() ? g_.detach() : Tensor()), mean(m), invstd(i) {}
-  const char* name() const override { return "batch_norm"; }
+  SavedTensor x, gamma, mean, invstd, out;
+  bool fused;
+  BatchNormTrainNode(const Tensor& x_, const Tensor& g_, const Tensor& m, const Tensor& i, const Tensor& relu_out)
+      : x(x_.detach()), gamma(g_.defined() ? g_.detach() : Tensor()), mean(m), invstd(i), out(relu_out),
+        fused(relu_out.defined()) {}
+  const char* name() const override { return fused ? "batch_norm_relu" : "batch_norm"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     const Tensor& xv = x.get(name());
     const Tensor& gv = gamma.get(name());
@@ -23,29 +29,30 @@ struct BatchNormTrainNode final : Node {
     Tensor dgamma = gv.defined() ? Tensor::empty_like(gv) : Tensor();
     Tensor dbeta = gv.defined() ? Tensor::empty_like(gv) : Tensor();
     DP_DISPATCH(g.device(), batch_norm_backward, xv, g, gv, mean.get(name()), invstd.get(name()), dx,
-                dgamma, dbeta);
+                dgamma, dbeta, out.get(name()));
     return {inputs[0].requires_grad() ? dx : Tensor(), dgamma, dbeta};
   }
-  void release() override { x.reset(); gamma.reset(); mean.reset(); invstd.reset(); }
+  void release() override { x.reset(); gamma.reset(); mean.reset(); invstd.reset(); out.reset(); }
 };
 
 // Eval mode: y = (x - running_mean)·invstd·γ + β with fixed statistics. dγ and dβ come from the
 // training backward kernel fed with the running statistics (its dγ, dβ formulas only use the
 // given mean and invstd); its dx is discarded and the eval dx kernel used instead.
 struct BatchNormEvalNode final : Node {
-  SavedTensor x, gamma, running_mean, running_var, invstd;
+  SavedTensor x, gamma, running_mean, running_var, invstd, out;
+  bool fused;
   double eps;
   BatchNormEvalNode(const Tensor& x_, const Tensor& g_, const Tensor& rm, const Tensor& rv,
-                    const Tensor& inv, double e)
+                    const Tensor& inv, double e, const Tensor& relu_out)
       : x(x_.detach()), gamma(g_.defined() ? g_.detach() : Tensor()), running_mean(rm.detach()),
-        running_var(rv.detach()), invstd(inv), eps(e) {}
-  const char* name() const override { return "batch_norm(eval)"; }
+        running_var(rv.detach()), invstd(inv), out(relu_out), fused(relu_out.defined()), eps(e) {}
+  const char* name() const override { return fused ? "batch_norm_relu(eval)" : "batch_norm(eval)"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     const Tensor& gv = gamma.get(name());
     Tensor dx, dgamma, dbeta;
     if (inputs[0].requires_grad()) {
       dx = Tensor::empty_like(g);
-      DP_DISPATCH(g.device(), batch_norm_backward_eval, g, gv, running_var.get(name()), eps, dx);
+      DP_DISPATCH(g.device(), batch_norm_backward_eval, g, gv, running_var.get(name()), eps, dx, out.get(name()));
     }
     const bool want_affine = (inputs[1].defined() && inputs[1].requires_grad()) ||
                              (inputs[2].defined() && inputs[2].requires_grad());
@@ -54,12 +61,12 @@ struct BatchNormEvalNode final : Node {
       dgamma = Tensor::empty_like(gv);
       dbeta = Tensor::empty_like(gv);
       DP_DISPATCH(g.device(), batch_norm_backward, x.get(name()), g, gv, running_mean.get(name()),
-                  invstd.get(name()), scratch_dx, dgamma, dbeta);
+                  invstd.get(name()), scratch_dx, dgamma, dbeta, out.get(name()));
     }
     return {dx, dgamma, dbeta};
   }
   void release() override {
-    x.reset(); gamma.reset(); running_mean.reset(); running_var.reset(); invstd.reset();
+    x.reset(); gamma.reset(); running_mean.reset(); running_var.reset(); invstd.reset(); out.reset();
   }
 };
 
@@ -82,14 +89,13 @@ Tensor inverse_std(const Tensor& running_var, double eps) {
   return Tensor::from_vector(v, running_var.shape()).to(running_var.dtype()).to(running_var.device());
 }
 
-}  // namespace
-
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                  Tensor running_var, bool training, double momentum, double eps) {
+Tensor batch_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                       Tensor running_var, bool training, double momentum, double eps, bool relu) {
   DP_CHECK(x.defined(), "batch_norm: input is undefined", "pass a tensor");
   if (detail::cpu_channels_last(x))
-    return to_memory_format(batch_norm(contiguous(x), weight, bias, running_mean, running_var, training, momentum, eps),
-                            MemoryFormat::ChannelsLast);
+    return to_memory_format(
+        batch_norm_impl(contiguous(x), weight, bias, running_mean, running_var, training, momentum, eps, relu),
+        MemoryFormat::ChannelsLast);
   DP_CHECK(x.dim() == 2 || x.dim() == 4,
            fmt::format("batch_norm: input must be [N, C] or [N, C, H, W], got {}", x.str()),
            "BatchNorm2d takes NCHW activations, BatchNorm1d [N, C] features");
@@ -119,26 +125,41 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
     Tensor mean = Tensor::empty({x.size(1)}, stats, x.device());
     Tensor invstd = Tensor::empty({x.size(1)}, stats, x.device());
     DP_DISPATCH(x.device(), batch_norm_forward_train, x, weight, bias, eps, momentum, running_mean,
-                running_var, y, mean, invstd);
+                running_var, y, mean, invstd, relu);
     if (running_mean.defined()) {
       running_mean.bump_version();
       running_var.bump_version();
     }
     if (any_requires_grad({&x, &weight, &bias}))
-      record_node(y, std::make_shared<BatchNormTrainNode>(x, weight, mean, invstd), {x, weight, bias});
+      record_node(y, std::make_shared<BatchNormTrainNode>(x, weight, mean, invstd, relu_output(y, relu)),
+                  {x, weight, bias});
     return y;
   }
   DP_CHECK(running_mean.defined(), "batch_norm: eval mode needs running_mean and running_var",
            "pass the running statistics, or use training mode");
-  DP_DISPATCH(x.device(), batch_norm_forward_eval, x, weight, bias, running_mean, running_var, eps, y);
+  DP_DISPATCH(x.device(), batch_norm_forward_eval, x, weight, bias, running_mean, running_var, eps, y, relu);
   if (any_requires_grad({&x, &weight, &bias})) {
     const bool affine_grad = (weight.defined() && weight.requires_grad()) ||
                              (bias.defined() && bias.requires_grad());
     Tensor invstd = affine_grad ? inverse_std(running_var, eps) : Tensor();
-    record_node(y, std::make_shared<BatchNormEvalNode>(x, weight, running_mean, running_var, invstd, eps),
+    record_node(y,
+                std::make_shared<BatchNormEvalNode>(x, weight, running_mean, running_var, invstd, eps,
+                                                    relu_output(y, relu)),
                 {x, weight, bias});
   }
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                  Tensor running_var, bool training, double momentum, double eps) {
+  return batch_norm_impl(x, weight, bias, running_mean, running_var, training, momentum, eps, false);
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                       Tensor running_var, bool training, double momentum, double eps) {
+  return batch_norm_impl(x, weight, bias, running_mean, running_var, training, momentum, eps, true);
 }
 
 }  // namespace dp::ops

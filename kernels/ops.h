@@ -55,6 +55,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride 
 // momentum·batch, with the unbiased batch variance. Eval: uses the running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                   Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// relu(batch_norm(...)) in one pass each way (same values and gradients as the two ops).
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                       Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
 // ---- pooling (kernels/pooling.h) ----
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);

@@ -48,12 +48,21 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps, double momentum)
   register_buffer("num_batches_tracked", &num_batches_tracked);
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+void BatchNorm2d::count_training_batch() {
   if (is_training()) {
     ++batches_tracked_;
     buffer_stale_ = true;
   }
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  count_training_batch();
   return ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+}
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  count_training_batch();
+  return ops::batch_norm_relu(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 
 void BatchNorm2d::reset_parameters(const InitContext&) {

@@ -28,6 +28,9 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) in one fused pass each way (ops::batch_norm_relu): what nets call where a
+  // ReLU follows the BN directly.
+  Tensor forward_relu(const Tensor& x);
   void reset_parameters(const InitContext& ctx) override;  // γ = 1, β = 0, stats reset
 
   int64_t channels;
@@ -37,6 +40,7 @@ class BatchNorm2d : public Module {
  protected:
   void before_state_read() const override;
   void after_state_write() override;
+  void count_training_batch();  // num_batches_tracked, like PyTorch's forward in training mode
 
  private:
   // Mirrors num_batches_tracked on the host so a training step never waits on the device.

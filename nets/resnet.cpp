@@ -23,7 +23,7 @@ BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int64_t stride) : Modu
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = ops::relu(bn1->forward(conv1->forward(x)));
+  Tensor out = bn1->forward_relu(conv1->forward(x));
   out = bn2->forward(conv2->forward(out));
   Tensor identity = downsample ? downsample->forward(x) : x;
   return ops::relu(ops::add(out, identity));
@@ -65,7 +65,7 @@ void ResNet::init_torchvision(uint64_t seed) {
 }
 
 Tensor ResNet::forward(const Tensor& x) {
-  Tensor y = maxpool->forward(relu->forward(bn1->forward(conv1->forward(x))));
+  Tensor y = maxpool->forward(bn1->forward_relu(conv1->forward(x)));  // bn1 + relu fused
   for (auto& layer : layers) y = layer->forward(y);
   y = ops::flatten(avgpool->forward(y), 1);
   return fc->forward(y);

@@ -23,8 +23,8 @@ WideBasic::WideBasic(int64_t in_planes, int64_t planes, double dropout_rate, int
 }
 
 Tensor WideBasic::forward(const Tensor& x) {
-  Tensor out = dropout->forward(conv1->forward(ops::relu(bn1->forward(x))));
-  out = conv2->forward(ops::relu(bn2->forward(out)));
+  Tensor out = dropout->forward(conv1->forward(bn1->forward_relu(x)));
+  out = conv2->forward(bn2->forward_relu(out));
   return ops::add(out, shortcut->forward(x));
 }
 
@@ -61,7 +61,7 @@ WideResNet::WideResNet(int64_t depth, int64_t k, int64_t num_classes, uint64_t s
 Tensor WideResNet::forward(const Tensor& x) {
   Tensor out = conv1->forward(x);
   out = layer3->forward(layer2->forward(layer1->forward(out)));
-  out = ops::relu(bn1->forward(out));
+  out = bn1->forward_relu(out);
   // The reference pools with a fixed 8x8 window (global for 32x32 inputs).
   out = out.size(2) == 8 && out.size(3) == 8 ? ops::global_avg_pool(out)
                                              : ops::flatten(ops::avg_pool2d(out, 8, 8), 1);

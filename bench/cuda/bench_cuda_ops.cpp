@@ -12,8 +12,10 @@
 #include "engine/device.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
+#include "kernels/ops.h"
 #include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 
 namespace {
@@ -124,6 +126,39 @@ void BM_BatchNormForwardTrain(benchmark::State& st) { bn_bench(st, false); }
 void BM_BatchNormBackward(benchmark::State& st) { bn_bench(st, true); }
 BENCHMARK(BM_BatchNormForwardTrain)->DenseRange(0, 3)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_BatchNormBackward)->DenseRange(0, 3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// BN + ReLU, forward and backward, bf16 activations as in the bf16 training step: the two ops
+// one after the other against the fused kernels, NCHW and channels-last.
+// Args: shape index, channels-last (0/1), fused (0/1).
+void BM_BatchNormReluBf16Step(benchmark::State& state) {
+  const Shape& s = kBnShapes[static_cast<size_t>(state.range(0))];
+  const MemoryFormat format = state.range(1) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+  const bool fused = state.range(2) != 0;
+  const int64_t c = s[1];
+  Tensor x = ops::convert(random_device(s, 4), DType::BFloat16, format);
+  Tensor dy = ops::convert(random_device(s, 5), DType::BFloat16, format);
+  Tensor y = Tensor::empty_like(x), r = Tensor::empty_like(x), dr = Tensor::empty_like(x), dx = Tensor::empty_like(x);
+  Tensor gamma = Tensor::ones({c}, DType::Float32, Device::cuda()), beta = Tensor::zeros({c}, DType::Float32, Device::cuda());
+  Tensor rm = Tensor::zeros({c}, DType::Float32, Device::cuda()), rv = Tensor::ones({c}, DType::Float32, Device::cuda());
+  Tensor mean = Tensor::empty({c}, DType::Float32, Device::cuda()), invstd = Tensor::empty({c}, DType::Float32, Device::cuda());
+  Tensor dgamma = Tensor::empty({c}, DType::Float32, Device::cuda()), dbeta = Tensor::empty({c}, DType::Float32, Device::cuda());
+  time_on_gpu(state, [&] {
+    if (fused) {
+      cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd, true);
+      cuda::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dgamma, dbeta, y);
+    } else {
+      cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
+      cuda::relu_forward(y, r);
+      cuda::relu_backward(r, dy, dr);
+      cuda::batch_norm_backward(x, dr, gamma, mean, invstd, dx, dgamma, dbeta);
+    }
+  });
+  state.SetLabel(shape_str(s) + (state.range(1) ? " NHWC" : " NCHW") + (fused ? " fused" : " bn,relu"));
+}
+BENCHMARK(BM_BatchNormReluBf16Step)
+    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}, {0, 1}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // ---- GEMM ----
 

@@ -4,13 +4,15 @@
 //
 //   bench_train_step_gpu [--net wrn-28-10 --batch 128 --size 32 --classes 100]
 //                        [--warmup 3 --iters 10] [--strict-fp32] [--precision fp32|bf16]
-//                        [--memory-format contiguous|channels_last]
+//                        [--memory-format contiguous|channels_last] [--cudnn-heuristics]
 //
 // --precision bf16 runs forward and loss under dp::AutocastGuard(DType::BFloat16): bf16
 // activations and tensor-core convolutions/GEMMs, float32 master weights, BN statistics, loss
 // and SGD (engine/autocast.h). The default is float32 with TF32 (or strict with --strict-fp32).
 // --memory-format channels_last stores the batch NHWC (converted once, like PyTorch's
 // x.to(memory_format=torch.channels_last)); every activation then stays NHWC.
+// cuDNN's algorithms are timed once per shape (cudnnFind, like torch.backends.cudnn.benchmark =
+// True in the side-by-side script) unless --cudnn-heuristics asks for its heuristics' first choice.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -85,6 +87,7 @@ int main(int argc, char** argv) {
     Case one{"", 0, 0, 0};
     int warmup = 3, iters = 10;
     std::string precision = "fp32", layout = "contiguous";
+    bool heuristics = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto value = [&]() -> std::string {
@@ -100,13 +103,15 @@ int main(int argc, char** argv) {
       else if (a == "--strict-fp32") cuda::set_allow_tf32(false);
       else if (a == "--precision") precision = value();
       else if (a == "--memory-format") layout = value();
+      else if (a == "--cudnn-heuristics") heuristics = true;
       else DP_THROW("unknown argument " + a,
                     "options: --net --batch --size --classes --warmup --iters --strict-fp32 --precision "
-                    "--memory-format");
+                    "--memory-format --cudnn-heuristics");
     }
     DP_CHECK(precision == "fp32" || precision == "bf16", "--precision " + precision + " is not supported",
              "use --precision fp32 (TF32 unless --strict-fp32) or --precision bf16");
     const bool bf16 = precision == "bf16";
+    cuda::set_cudnn_benchmark(!heuristics);
     DP_CHECK(layout == "contiguous" || layout == "channels_last", "--memory-format " + layout + " is not supported",
              "use contiguous or channels_last");
     const MemoryFormat format = layout == "channels_last" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
@@ -116,9 +121,9 @@ int main(int argc, char** argv) {
       cuda::empty_cache();
       cuda::reset_peak_memory_stats();
       double ms = median_step_ms(c, warmup, std::max(iters, 1), bf16, format);
-      std::printf("RESULT net=%s batch=%lld size=%lld precision=%s layout=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
+      std::printf("RESULT net=%s batch=%lld size=%lld precision=%s layout=%s algos=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
                   c.net.c_str(), static_cast<long long>(c.batch), static_cast<long long>(c.size),
-                  bf16 ? "bf16" : cuda::allow_tf32() ? "tf32" : "fp32", layout.c_str(), ms, 1e3 * static_cast<double>(c.batch) / ms,
+                  bf16 ? "bf16" : cuda::allow_tf32() ? "tf32" : "fp32", layout.c_str(), heuristics ? "heuristics" : "timed", ms, 1e3 * static_cast<double>(c.batch) / ms,
                   static_cast<double>(cuda::memory_stats().peak_allocated_bytes) / (1 << 20));
       std::fflush(stdout);
     }

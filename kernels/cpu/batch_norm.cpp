@@ -67,18 +67,30 @@ inline void lane_sq_dev(const T* x, int64_t n, double mean, LaneSum& acc) {
   }
 }
 
-// s_dy += Σ dy[j], s_dy_xc += Σ dy[j]·(x[j] - mean)
+// The fused ReLU's forward (what ops::relu computes: NaN becomes 0) and its gradient gate.
 template <class T>
-inline void lane_dy_xc(const T* x, const T* dy, int64_t n, double mean, LaneSum& s_dy, LaneSum& s_dy_xc) {
+inline T relu_if(bool relu, T v) {
+  return relu && !(v > T(0)) ? T(0) : v;
+}
+// dy, or 0 where the fused ReLU's output `out` is not positive (out null: no ReLU).
+template <class T>
+inline T gated(const T* out, const T* dy, int64_t j) {
+  return out != nullptr && !(out[j] > T(0)) ? T(0) : dy[j];
+}
+
+// s_dy += Σ dy[j], s_dy_xc += Σ dy[j]·(x[j] - mean), dy gated by the fused ReLU's output.
+template <class T>
+inline void lane_dy_xc(const T* x, const T* dy, const T* out, int64_t n, double mean, LaneSum& s_dy,
+                       LaneSum& s_dy_xc) {
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
     for (int k = 0; k < kLanes; ++k) {
-      const double g = static_cast<double>(dy[j + k]);
+      const double g = static_cast<double>(gated(out, dy, j + k));
       s_dy.v[k] += g;
       s_dy_xc.v[k] += g * (static_cast<double>(x[j + k]) - mean);
     }
   for (int k = 0; j < n; ++j, ++k) {
-    const double g = static_cast<double>(dy[j]);
+    const double g = static_cast<double>(gated(out, dy, j));
     s_dy.v[k] += g;
     s_dy_xc.v[k] += g * (static_cast<double>(x[j]) - mean);
   }
@@ -88,7 +100,7 @@ inline void lane_dy_xc(const T* x, const T* dy, int64_t n, double mean, LaneSum&
 
 void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                               double momentum, Tensor& running_mean, Tensor& running_var, Tensor& y,
-                              Tensor& save_mean, Tensor& save_invstd) {
+                              Tensor& save_mean, Tensor& save_invstd, bool relu) {
   const Layout s(x);
   DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
     const scalar_t* px = x.data<scalar_t>();
@@ -124,7 +136,7 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
         for (int64_t n = 0; n < s.n; ++n) {
           const scalar_t* row = px + (n * s.c + c) * s.l;
           scalar_t* out = py + (n * s.c + c) * s.l;
-          for (int64_t j = 0; j < s.l; ++j) out[j] = (row[j] - m) * a + b;
+          for (int64_t j = 0; j < s.l; ++j) out[j] = relu_if(relu, (row[j] - m) * a + b);
         }
       }
     });
@@ -133,7 +145,7 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
 
 void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var, double eps,
-                             Tensor& y) {
+                             Tensor& y, bool relu) {
   const Layout s(x);
   DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm", [&] {
     const scalar_t* px = x.data<scalar_t>();
@@ -153,7 +165,7 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor&
                      const scalar_t b = static_cast<scalar_t>(pb ? pb[c] : 0.0);
                      const scalar_t* row = px + r * s.l;
                      scalar_t* out = py + r * s.l;
-                     for (int64_t j = 0; j < s.l; ++j) out[j] = (row[j] - m) * a + b;
+                     for (int64_t j = 0; j < s.l; ++j) out[j] = relu_if(relu, (row[j] - m) * a + b);
                    }
                  });
   });
@@ -161,11 +173,12 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor&
 
 void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
                          const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
-                         Tensor& dgamma, Tensor& dbeta) {
+                         Tensor& dgamma, Tensor& dbeta, const Tensor& relu_out) {
   const Layout s(x);
   DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm_backward", [&] {
     const scalar_t* px = x.data<scalar_t>();
     const scalar_t* pdy = dy.data<scalar_t>();
+    const scalar_t* pout = ptr_or_null<scalar_t>(relu_out);
     const scalar_t* pg = ptr_or_null<scalar_t>(gamma);
     const scalar_t* pm = save_mean.data<scalar_t>();
     const scalar_t* pi = save_invstd.data<scalar_t>();
@@ -179,7 +192,7 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
         LaneSum acc_dy, acc_dy_xc;  // Σdy and Σdy·(x - mean)
         for (int64_t n = 0; n < s.n; ++n) {
           const int64_t off = (n * s.c + c) * s.l;
-          lane_dy_xc(px + off, pdy + off, s.l, mean, acc_dy, acc_dy_xc);
+          lane_dy_xc(px + off, pdy + off, pout ? pout + off : nullptr, s.l, mean, acc_dy, acc_dy_xc);
         }
         const double sum_dy = acc_dy.total(), sum_dy_xc = acc_dy_xc.total();
         if (pdg != nullptr) pdg[c] = static_cast<scalar_t>(sum_dy_xc * invstd);
@@ -192,10 +205,12 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
         const scalar_t k_0 = static_cast<scalar_t>(-g * invstd * sum_dy / count);
         const scalar_t m = static_cast<scalar_t>(mean);
         for (int64_t n = 0; n < s.n; ++n) {
-          const scalar_t* xr = px + (n * s.c + c) * s.l;
-          const scalar_t* gr = pdy + (n * s.c + c) * s.l;
-          scalar_t* out = pdx + (n * s.c + c) * s.l;
-          for (int64_t j = 0; j < s.l; ++j) out[j] = k_dy * gr[j] - k_x * (xr[j] - m) + k_0;
+          const int64_t off = (n * s.c + c) * s.l;
+          const scalar_t* xr = px + off;
+          const scalar_t* gr = pdy + off;
+          const scalar_t* fr = pout ? pout + off : nullptr;
+          scalar_t* out = pdx + off;
+          for (int64_t j = 0; j < s.l; ++j) out[j] = k_dy * gated(fr, gr, j) - k_x * (xr[j] - m) + k_0;
         }
       }
     });
@@ -203,10 +218,11 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
 }
 
 void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tensor& running_var,
-                              double eps, Tensor& dx) {
+                              double eps, Tensor& dx, const Tensor& relu_out) {
   const Layout s(dy);
   DP_CPU_FLOAT_TYPES(dy.dtype(), "batch_norm_backward_eval", [&] {
     const scalar_t* pdy = dy.data<scalar_t>();
+    const scalar_t* pout = ptr_or_null<scalar_t>(relu_out);
     const scalar_t* pg = ptr_or_null<scalar_t>(gamma);
     const scalar_t* prv = running_var.data<scalar_t>();
     scalar_t* pdx = dx.data<scalar_t>();
@@ -217,8 +233,9 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tenso
                      const scalar_t a = static_cast<scalar_t>((pg ? pg[c] : 1.0) /
                                                               std::sqrt(static_cast<double>(prv[c]) + eps));
                      const scalar_t* row = pdy + r * s.l;
+                     const scalar_t* fr = pout ? pout + r * s.l : nullptr;
                      scalar_t* out = pdx + r * s.l;
-                     for (int64_t j = 0; j < s.l; ++j) out[j] = row[j] * a;
+                     for (int64_t j = 0; j < s.l; ++j) out[j] = gated(fr, row, j) * a;
                    }
                  });
   });

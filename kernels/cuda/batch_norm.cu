@@ -168,14 +168,23 @@ __global__ void bn_stats_finish(const double* psum, const double* psq, int S, La
   }
 }
 
-// y = (x - mean[c]) · scale[c] · gamma[c] + beta[c]
+// dy[i], or 0 where the fused ReLU's output is not positive (relu_out null: no fused ReLU);
+// exactly the gate of ops::relu's backward.
+template <class T>
+__device__ __forceinline__ acc_t<T> gated(const T* relu_out, const T* dy, int64_t i) {
+  return relu_out != nullptr && !(to_acc(relu_out[i]) > acc_t<T>(0)) ? acc_t<T>(0) : to_acc(dy[i]);
+}
+
+// y = (x - mean[c]) · scale[c] · gamma[c] + beta[c], then max(y, 0) when the ReLU is fused
+// (NaN becomes 0, as in ops::relu).
 template <class T, class P>
 __global__ void bn_normalize(const T* x, const P* mean, const P* scale, const P* gamma, const P* beta,
-                             Layout l, T* y) {
+                             Layout l, bool relu, T* y) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
     int64_t c = l.channel(i);
     P g = gamma ? gamma[c] : P(1), b = beta ? beta[c] : P(0);
-    y[i] = from_acc<T>((to_acc(x[i]) - mean[c]) * scale[c] * g + b);
+    const P v = (to_acc(x[i]) - mean[c]) * scale[c] * g + b;
+    y[i] = from_acc<T>(relu && !(v > P(0)) ? P(0) : v);
   }
 }
 
@@ -186,15 +195,15 @@ __global__ void bn_invstd_from_var(const T* var, double eps, int64_t c, T* invst
 
 // grid (C, S): partial Σdy and Σdy·(x - mean).
 template <class T, class P>
-__global__ void bn_backward_partial(const T* x, const T* dy, const P* mean, Layout l, double* psum,
-                                    double* pdot) {
+__global__ void bn_backward_partial(const T* x, const T* dy, const T* relu_out, const P* mean, Layout l,
+                                    double* psum, double* pdot) {
   const int64_t c = blockIdx.x, s = blockIdx.y, S = gridDim.y, m = l.m();
   const double mu = static_cast<double>(mean[c]);
   double a = 0.0, b = 0.0;
   for (int64_t j = s * blockDim.x + threadIdx.x; j < m; j += S * blockDim.x) {
     int64_t n = j / l.hw, k = j - n * l.hw;
     int64_t idx = (n * l.c + c) * l.hw + k;
-    double g = static_cast<double>(to_acc(dy[idx]));
+    double g = static_cast<double>(gated(relu_out, dy, idx));
     a += g;
     b += g * (static_cast<double>(to_acc(x[idx])) - mu);
   }
@@ -207,8 +216,8 @@ __global__ void bn_backward_partial(const T* x, const T* dy, const P* mean, Layo
 
 // Channels-last version of bn_backward_partial (see bn_stats_partial_nhwc for the tiling).
 template <class T, class P>
-__global__ void bn_backward_partial_nhwc(const T* x, const T* dy, const P* mean, Layout l, double* psum,
-                                         double* pdot) {
+__global__ void bn_backward_partial_nhwc(const T* x, const T* dy, const T* relu_out, const P* mean, Layout l,
+                                         double* psum, double* pdot) {
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
   const int64_t s = blockIdx.y, S = gridDim.y, m = l.m();
   double a = 0.0, b = 0.0;
@@ -216,7 +225,7 @@ __global__ void bn_backward_partial_nhwc(const T* x, const T* dy, const P* mean,
     const double mu = static_cast<double>(mean[c]);
     for (int64_t row = s * kTileRows + threadIdx.y; row < m; row += S * kTileRows) {
       const int64_t idx = row * l.c + c;
-      const double g = static_cast<double>(to_acc(dy[idx]));
+      const double g = static_cast<double>(gated(relu_out, dy, idx));
       a += g;
       b += g * (static_cast<double>(to_acc(x[idx])) - mu);
     }
@@ -250,19 +259,21 @@ __global__ void bn_backward_finish(const double* psum, const double* pdot, int S
 }
 
 template <class T, class P>
-__global__ void bn_backward_dx(const T* x, const T* dy, const P* mean, const P* coef, Layout l, T* dx) {
+__global__ void bn_backward_dx(const T* x, const T* dy, const T* relu_out, const P* mean, const P* coef, Layout l,
+                               T* dx) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
     int64_t c = l.channel(i);
-    dx[i] = from_acc<T>(coef[c] * (to_acc(dy[i]) - coef[l.c + c] - (to_acc(x[i]) - mean[c]) * coef[2 * l.c + c]));
+    dx[i] = from_acc<T>(coef[c] * (gated(relu_out, dy, i) - coef[l.c + c] - (to_acc(x[i]) - mean[c]) * coef[2 * l.c + c]));
   }
 }
 
 template <class T, class P>
-__global__ void bn_backward_eval_dx(const T* dy, const P* gamma, const P* var, double eps, Layout l, T* dx) {
+__global__ void bn_backward_eval_dx(const T* dy, const T* relu_out, const P* gamma, const P* var, double eps,
+                                    Layout l, T* dx) {
   DP_GRID_STRIDE(i, l.n * l.c * l.hw) {
     int64_t c = l.channel(i);
     P g = gamma ? gamma[c] : P(1);
-    dx[i] = from_acc<T>(to_acc(dy[i]) * g * static_cast<P>(1.0 / sqrt(static_cast<double>(var[c]) + eps)));
+    dx[i] = from_acc<T>(gated(relu_out, dy, i) * g * static_cast<P>(1.0 / sqrt(static_cast<double>(var[c]) + eps)));
   }
 }
 
@@ -279,7 +290,7 @@ T* mut_ptr_or_null(Tensor& t) {
 
 void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                               double momentum, Tensor& running_mean, Tensor& running_var, Tensor& y,
-                              Tensor& save_mean, Tensor& save_invstd) {
+                              Tensor& save_mean, Tensor& save_invstd, bool relu) {
   Layout l = layout_of(x);
   if (l.c == 0) return;
   OpScope op(x);
@@ -299,13 +310,13 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
     if (x.numel() == 0) return;
     bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
         x.data<scalar_t>(), save_mean.data<P>(), save_invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta),
-        l, y.data<scalar_t>());
+        l, relu, y.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }
 
 void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                             const Tensor& running_var, double eps, Tensor& y) {
+                             const Tensor& running_var, double eps, Tensor& y, bool relu) {
   Layout l = layout_of(x);
   if (x.numel() == 0) return;
   OpScope op(x);
@@ -317,13 +328,14 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor&
     DP_CUDA_CHECK_LAUNCH();
     bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
         x.data<scalar_t>(), running_mean.data<P>(), invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta), l,
-        y.data<scalar_t>());
+        relu, y.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }
 
 void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& save_mean,
-                         const Tensor& save_invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+                         const Tensor& save_invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                         const Tensor& relu_out) {
   Layout l = layout_of(x);
   if (l.c == 0) return;
   OpScope op(x);
@@ -337,7 +349,7 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
     const auto backward_partial =
         l.cl ? bn_backward_partial_nhwc<scalar_t, P> : bn_backward_partial<scalar_t, P>;
     backward_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(
-        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<P>(), l, psum, pdot);
+        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), save_mean.data<P>(), l, psum, pdot);
     DP_CUDA_CHECK_LAUNCH();
     bn_backward_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
         psum, pdot, S, l, ptr_or_null<P>(gamma), save_invstd.data<P>(), mut_ptr_or_null<P>(dgamma),
@@ -345,20 +357,22 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
     DP_CUDA_CHECK_LAUNCH();
     if (!dx.defined() || x.numel() == 0) return;
     bn_backward_dx<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), dy.data<scalar_t>(), save_mean.data<P>(), coef.data<P>(), l, dx.data<scalar_t>());
+        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), save_mean.data<P>(), coef.data<P>(),
+        l, dx.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }
 
 void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tensor& running_var, double eps,
-                              Tensor& dx) {
+                              Tensor& dx, const Tensor& relu_out) {
   if (dy.numel() == 0) return;
   Layout l = layout_of(dy);
   OpScope op(dy);
   DP_CUDA_FLOAT_TYPES_BF16(dy.dtype(), "batch_norm_backward", [&] {
     using P = acc_t<scalar_t>;
     bn_backward_eval_dx<<<grid_for(op.ctx, dy.numel()), kThreads, 0, op.stream()>>>(
-        dy.data<scalar_t>(), ptr_or_null<P>(gamma), running_var.data<P>(), eps, l, dx.data<scalar_t>());
+        dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), ptr_or_null<P>(gamma), running_var.data<P>(), eps, l,
+        dx.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }

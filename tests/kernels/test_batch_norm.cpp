@@ -103,6 +103,37 @@ TEST_P(BatchNormTest, MatchesCpuWithGradients) {
   }
 }
 
+// The fused BN+ReLU against the two ops: bit-identical on the CPU (same arithmetic, the gate of
+// relu's backward applied inside BN's), within float32 bounds on CUDA; both memory formats,
+// training and eval, gradients of x, γ and β. The input straddles zero so the gate matters.
+TEST_P(BatchNormTest, FusedReluEqualsBatchNormThenRelu) {
+  Rng rng(24, 0);
+  Tensor x = random_tensor({4, 5, 6, 6}, rng, -2, 2), g = random_tensor({5}, rng, -1.5, 1.5);
+  Tensor b = random_tensor({5}, rng, -0.5, 0.5), rv = random_tensor({5}, rng, 0.5, 2);
+  for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast})
+    for (bool training : {true, false}) {
+      SCOPED_TRACE(std::string(training ? "train " : "eval ") + memory_format_name(format));
+      auto run = [&](bool fused) {
+        Tensor xl = ops::convert(x.to(DType::Float32).to(device()), DType::Float32, format).set_requires_grad(true);
+        Tensor gl = g.to(DType::Float32).to(device()).set_requires_grad(true);
+        Tensor bl = b.to(DType::Float32).to(device()).set_requires_grad(true);
+        Tensor rm = Tensor::zeros({5}, DType::Float32, device());
+        Tensor rvl = rv.to(DType::Float32).to(device()).clone();
+        Tensor y = fused ? ops::batch_norm_relu(xl, gl, bl, rm, rvl, training)
+                         : ops::relu(ops::batch_norm(xl, gl, bl, rm, rvl, training));
+        Rng seed_rng(25, 0);
+        y.backward(random_tensor(y.shape(), seed_rng, -1, 1, DType::Float32).to(device()));
+        return std::vector<Tensor>{y, xl.grad(), gl.grad(), bl.grad(), rm, rvl};
+      };
+      std::vector<Tensor> fused = run(true), reference = run(false);
+      const char* names[] = {"output", "dx", "dgamma", "dbeta", "running_mean", "running_var"};
+      // On CUDA both sides are GPU results; only the order of float32 roundings may differ.
+      const testing::Tolerance tol = on_cuda() ? testing::Tolerance{1e-5, 1e-6} : testing::Tolerance::exact();
+      for (size_t i = 0; i < fused.size(); ++i) EXPECT_TRUE(testing::all_close(fused[i], reference[i], tol, names[i]));
+      EXPECT_EQ(fused[1].is_channels_last(), format == MemoryFormat::ChannelsLast);
+    }
+}
+
 DP_INSTANTIATE_DEVICE_TEST(BatchNormTest);
 
 TEST(BatchNormGrad, TrainingFiniteDifferences) {

@@ -59,6 +59,8 @@ const std::vector<ConfigKey>& config_schema() {
        "tf32: float32 with TF32 tensor cores on CUDA (PyTorch's default); fp32: strict"},
       {"run.memory_format", T::String, std::string("auto"), 0, 0, {"auto", "contiguous", "channels_last"},
        "activation layout; auto: channels_last with bf16 on CUDA (cuDNN's NHWC tensor-core kernels)"},
+      {"run.cudnn_benchmark", T::Bool, true, 0, 0, {},
+       "time cuDNN's convolution algorithms once per shape (PyTorch's cudnn.benchmark, as the reference sets)"},
       {"run.workers", T::Int, int64_t{2}, 0, 256, {}, "loader threads"},
       {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
       {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},

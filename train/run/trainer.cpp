@@ -92,13 +92,19 @@ std::vector<double> sigma_history_edges() {
 // GEMMs on CUDA (PyTorch's default); bf16: mixed precision on CUDA (bf16 activations and
 // convolution/GEMM inputs, float32 master weights, BN statistics and loss; see engine/autocast.h).
 // On the CPU fp32 and tf32 are plain float32 and bf16 is refused.
-void apply_precision(const std::string& precision, Device device) {
+// run.cudnn_benchmark: cuDNN's algorithms are chosen by timing the candidates once per shape
+// (cudnnFind) rather than by its heuristics; the first step of each shape is slower.
+void apply_precision(const std::string& precision, bool cudnn_benchmark, Device device) {
   DP_CHECK(precision != "bf16" || device.is_cuda(), "run.precision = \"bf16\" needs run.device = \"cuda\"",
            "use \"fp32\" on the CPU");
 #ifdef DP_WITH_CUDA
-  if (device.is_cuda()) cuda::set_allow_tf32(precision == "tf32");
+  if (device.is_cuda()) {
+    cuda::set_allow_tf32(precision == "tf32");
+    cuda::set_cudnn_benchmark(cudnn_benchmark);
+  }
 #else
   (void)device;
+  (void)cudnn_benchmark;
 #endif
 }
 
@@ -117,7 +123,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   DP_CHECK(!device_.is_cuda() || cuda_available(),
            fmt::format("run.device = \"{}\" but no CUDA device is available", device_.str()),
            "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
-  apply_precision(config_.get_string("run.precision"), device_);
+  apply_precision(config_.get_string("run.precision"), config_.get_bool("run.cudnn_benchmark"), device_);
   autocast_dtype_ = config_.get_string("run.precision") == "bf16" ? DType::BFloat16 : DType::Float32;
   memory_format_ = choose_memory_format(config_.get_string("run.memory_format"), config_.get_string("run.precision"),
                                         device_);
