@@ -69,6 +69,10 @@ Tensor global_avg_pool(const Tensor& x);  // [N,C,H,W] -> [N,C]
 // Mean softmax cross-entropy of logits [B,C] against int64 labels [B].
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 
+// counts (int64 [2], on the logits' device) += the batch's top-1 and top-5 correct counts;
+// no copy to the host (kernels/topk.h).
+void topk_correct_(Tensor& counts, const Tensor& logits, const Tensor& labels);
+
 // ---- dropout (kernels/dropout.h) ----
 // Zeroes each element with probability p and scales the rest by 1/(1-p). The mask is a pure
 // function of (seed, stream, element index) through Philox, so CPU and CUDA agree.

@@ -9,49 +9,8 @@
 #include "engine/autograd.h"
 #include "kernels/ops.h"
 
-#ifdef DP_WITH_CUDA
-#include "engine/cuda/pinned_pool.h"
-#endif
 
 namespace dp::train {
-
-data::HostAllocator batch_memory_for(Device device) {
-#ifdef DP_WITH_CUDA
-  if (device.is_cuda())
-    return {[](size_t count) { return static_cast<float*>(cuda::pinned_allocate(count * sizeof(float))); },
-            [](float* p, size_t count) { cuda::pinned_release(p, count * sizeof(float)); }};
-#else
-  (void)device;
-#endif
-  return {};
-}
-
-BatchTensors to_device(const data::Batch& batch, Device device, MemoryFormat format) {
-  BatchTensors t;
-  // One copy from the loader's buffer straight into the tensor on its device, then (channels-
-  // last runs) one transpose there; every op downstream keeps that format.
-  t.images = Tensor::empty({batch.n, batch.c, batch.h, batch.w}, DType::Float32, device);
-  copy_bytes(t.images.raw_data(), device, batch.data(), Device::cpu(), t.images.nbytes());
-  t.images = ops::convert(t.images, DType::Float32, format);
-  t.labels = Tensor::from_vector(batch.labels, {batch.n}).to(device);
-  t.indices = Tensor::from_vector(batch.indices, {batch.n}).to(device);
-  return t;
-}
-
-TopK count_topk(const std::vector<float>& logits, int64_t classes, const std::vector<int64_t>& labels) {
-  TopK k;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    const float* row = logits.data() + i * static_cast<size_t>(classes);
-    float target = row[labels[i]];
-    // The label is in the top k when fewer than k classes score strictly higher than it
-    // (a tie counts in the label's favour; with float logits ties are rare).
-    int64_t higher = 0;
-    for (int64_t c = 0; c < classes; ++c) higher += row[c] > target ? 1 : 0;
-    k.top1 += higher < 1 ? 1 : 0;
-    k.top5 += higher < 5 ? 1 : 0;
-  }
-  return k;
-}
 
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
@@ -70,16 +29,14 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   model.eval();
   NoGradGuard no_grad;
   double loss_sum = 0.0;
-  TopK correct;
+  Tensor correct = Tensor::zeros({2}, DType::Int64, device);  // top-1, top-5
   while (auto batch = loader.next()) {
     BatchTensors t = to_device(*batch, device, format);
     Tensor logits = model(t.images);
     if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);
     loss_sum += ops::cross_entropy(logits, t.labels).item() * static_cast<double>(batch->n);
+    ops::topk_correct_(correct, logits, t.labels);
     std::vector<float> host = logits.to_float_vector();
-    TopK k = count_topk(host, classes, batch->labels);
-    correct.top1 += k.top1;
-    correct.top5 += k.top5;
     for (int64_t i = 0; i < batch->n; ++i) {
       const float* row = host.data() + i * classes;
       int64_t pred = std::max_element(row, row + classes) - row;
@@ -90,8 +47,9 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   model.train(was_training);
   if (r.count > 0) {
     r.loss = loss_sum / static_cast<double>(r.count);
-    r.top1 = 100.0 * static_cast<double>(correct.top1) / static_cast<double>(r.count);
-    r.top5 = 100.0 * static_cast<double>(correct.top5) / static_cast<double>(r.count);
+    const std::vector<double> k = correct.to_double_vector();
+    r.top1 = 100.0 * k[0] / static_cast<double>(r.count);
+    r.top5 = 100.0 * k[1] / static_cast<double>(r.count);
   }
   for (int64_t c = 0; c < classes; ++c) {
     int64_t total = 0;

@@ -10,26 +10,9 @@
 #include "data/loader.h"
 #include "data/transforms.h"
 #include "layers/module.h"
+#include "train/run/batch_upload.h"
 
 namespace dp::train {
-
-struct BatchTensors {
-  Tensor images;   // float32 [n, c, h, w] on the device, in the requested memory format
-  Tensor labels;   // int64 [n]
-  Tensor indices;  // int64 [n]
-};
-BatchTensors to_device(const data::Batch& batch, Device device,
-                       MemoryFormat format = MemoryFormat::Contiguous);
-
-// Where the loader should put batches for `device`: page-locked memory (a cached pool) for a
-// CUDA device, so the host-to-device copy runs at full DMA speed; plain heap memory otherwise.
-data::HostAllocator batch_memory_for(Device device);
-
-// Counts of correct top-1 / top-5 predictions of logits [n, C] (host copy) against labels.
-struct TopK {
-  int64_t top1 = 0, top5 = 0;
-};
-TopK count_topk(const std::vector<float>& logits, int64_t classes, const std::vector<int64_t>& labels);
 
 struct EvalResult {
   int64_t count = 0;

@@ -209,12 +209,26 @@ EpochSummary Trainer::train_one_epoch() {
   const bool tty = isatty(fileno(stdout)) != 0;
 
   model_->train();
-  double loss_sum = 0.0;
-  int64_t seen = 0, correct = 0, i = 0;
+  // The step never waits for the device: batches are uploaded asynchronously, and the running
+  // loss and top-1 count are summed on the device and read (a wait) only for a log line and at
+  // the end of the epoch. That is also where a NaN or infinite loss is caught.
+  BatchUploader uploader(device_, memory_format_);
+  Tensor loss_sum = Tensor::zeros({}, DType::Float64, device_);
+  Tensor correct = Tensor::zeros({2}, DType::Int64, device_);  // top-1, top-5
+  int64_t seen = 0, i = 0, checked_step = global_step_;
+  auto check_finite = [&](double loss_total) {
+    DP_CHECK(std::isfinite(loss_total),
+             fmt::format("the loss became {} at epoch {}, between global steps {} and {}", loss_total, epoch + 1,
+                         checked_step + 1, global_step_),
+             fmt::format("lower optim.lr or the data-parameter learning rates; the last good checkpoint is {}",
+                         std::filesystem::exists(checkpoint_path_) ? checkpoint_path_ : "(none yet)"));
+    checked_step = global_step_;
+  };
   auto start = Clock::now();
   while (auto batch = loader.next()) {
     sgd_->set_lr(schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations));
-    BatchTensors t = to_device(*batch, device_, memory_format_);
+    const int64_t n = batch->n;
+    BatchTensors t = uploader.upload(std::move(*batch));
     model_->zero_grad();
     Tensor logits;
     {
@@ -224,23 +238,20 @@ EpochSummary Trainer::train_one_epoch() {
     if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);  // loss in float32
     DataParamCeOutput out = data_params_->loss(logits, t.labels, t.indices);
     out.loss.backward();
-    const double loss = out.loss.item();
-    DP_CHECK(std::isfinite(loss),
-             fmt::format("the loss became {} at epoch {}, iteration {} (global step {})", loss, epoch + 1, i + 1,
-                         global_step_ + 1),
-             fmt::format("lower optim.lr or the data-parameter learning rates; the last good checkpoint is {}",
-                         std::filesystem::exists(checkpoint_path_) ? checkpoint_path_ : "(none yet)"));
     sgd_->step();
     data_params_->step();
     ++global_step_;
-
-    TopK k = count_topk(logits.to_float_vector(), data_.num_classes, batch->labels);
-    loss_sum += loss * static_cast<double>(batch->n);
-    correct += k.top1;
-    seen += batch->n;
+    {
+      NoGradGuard no_grad;
+      ops::add_(loss_sum, ops::cast(out.loss, DType::Float64), static_cast<double>(n));
+      ops::topk_correct_(correct, logits, t.labels);
+    }
+    seen += n;
     if (i % print_freq == 0) {
-      const double avg_loss = loss_sum / static_cast<double>(seen);
-      const double top1 = 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
+      const double total = loss_sum.item();
+      check_finite(total);
+      const double avg_loss = total / static_cast<double>(seen);
+      const double top1 = 100.0 * correct.to_double_vector()[0] / static_cast<double>(seen);
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();
       const double per_iter = secs / static_cast<double>(i + 1);
       const double eta = per_iter * static_cast<double>((iterations - i - 1) + (stop - epoch - 1) * iterations);
@@ -270,11 +281,13 @@ EpochSummary Trainer::train_one_epoch() {
     ++i;
   }
   if (tty && !options_.quiet) std::printf("\n");
+  const double total = loss_sum.item();  // waits for the epoch's last step
+  check_finite(total);
   EpochSummary s;
   s.epoch = epoch + 1;
   s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  s.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
-  s.train_top1 = seen ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
+  s.train_loss = seen ? total / static_cast<double>(seen) : 0.0;
+  s.train_top1 = seen ? 100.0 * correct.to_double_vector()[0] / static_cast<double>(seen) : 0.0;
   return s;
 }
 
