@@ -9,6 +9,8 @@
   void add(const Tensor& a, const Tensor& b, Tensor& out);                            \
   void axpy(double alpha, const Tensor& x, Tensor& y); /* y += alpha*x */             \
   void scale(const Tensor& x, double s, Tensor& out);                                 \
+  /* out = x·s[0], s one element of x's dtype on x's device (read there: no host wait) */ \
+  void scale_by_tensor(const Tensor& x, const Tensor& s, Tensor& out);                \
   void relu_forward(const Tensor& x, Tensor& y);                                      \
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx); /* dy·[y>0] */   \
   void sum_all(const Tensor& x, Tensor& out);          /* out: one element */         \

@@ -95,6 +95,15 @@ Tensor mul(const Tensor& x, double scalar) {
   return out;
 }
 
+Tensor scale_by(const Tensor& x, const Tensor& s) {
+  detail::check_same_device("scale_by", x, s);
+  DP_CHECK(s.numel() == 1, "scale_by: the factor must have one element, got " + s.str(), "pass a scalar tensor");
+  const Tensor factor = s.dtype() == x.dtype() ? s : cast(s, x.dtype());
+  Tensor out = Tensor::empty_like(x);
+  DP_DISPATCH(x.device(), scale_by_tensor, x, factor, out);
+  return out;
+}
+
 Tensor relu(const Tensor& x) {
   Tensor out = Tensor::empty_like(x);
   DP_DISPATCH(x.device(), relu_forward, x, out);

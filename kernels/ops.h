@@ -31,6 +31,9 @@ Tensor to_memory_format(const Tensor& x, MemoryFormat format);
 inline Tensor contiguous(const Tensor& x) { return to_memory_format(x, MemoryFormat::Contiguous); }
 Tensor add(const Tensor& a, const Tensor& b);    // same shapes
 Tensor mul(const Tensor& x, double scalar);
+// x · s with s a one-element tensor on x's device, read there (no host wait); no autograd: for
+// backward rules scaling by their upstream gradient.
+Tensor scale_by(const Tensor& x, const Tensor& s);
 Tensor relu(const Tensor& x);
 Tensor sum(const Tensor& x);                     // all elements -> scalar
 Tensor mean(const Tensor& x);                    // all elements -> scalar

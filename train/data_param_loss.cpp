@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "engine/autograd.h"
+#include "kernels/ops.h"
 #include "kernels/cpu/data_param_ce.h"
 
 #ifdef DP_WITH_CUDA
@@ -20,32 +21,8 @@ struct DataParamCeNode : Node {
   std::vector<Tensor> backward(const Tensor& grad_output) override {
     DP_CHECK(dlogits.defined(), "DataParamCrossEntropy: backward ran twice without retain_graph",
              "call backward once per forward, or pass retain_graph=true");
-    Tensor g = dlogits.clone();
-    if (g.device().is_cpu()) {
-      const Tensor go = grad_output.device().is_cpu() ? grad_output : grad_output.to(Device::cpu());
-      const double s = go.item();
-      if (s != 1.0) {
-        if (g.dtype() == DType::Float64) {
-          double* p = g.data<double>();
-          for (int64_t i = 0; i < g.numel(); ++i) p[i] *= s;
-        } else {
-          float* p = g.data<float>();
-          const float sf = static_cast<float>(s);
-          for (int64_t i = 0; i < g.numel(); ++i) p[i] *= sf;
-        }
-      }
-    } else {
-#ifdef DP_WITH_CUDA
-      const Tensor go = grad_output.to(g.dtype());
-      if (g.dtype() == DType::Float64)
-        kernels::scale_by_device_scalar_cuda(g.data<double>(), g.numel(), go.data<double>(),
-                                             cuda_stream());
-      else
-        kernels::scale_by_device_scalar_cuda(g.data<float>(), g.numel(), go.data<float>(),
-                                             cuda_stream());
-#endif
-    }
-    return {g};
+    // Scaled on the logits' device by the upstream gradient (1 from backward() on the loss).
+    return {ops::scale_by(dlogits, grad_output)};
   }
   void release() override { dlogits = Tensor(); }
 };

@@ -96,6 +96,10 @@ void scale(const Tensor& x, double s, Tensor& out) {
   });
 }
 
+void scale_by_tensor(const Tensor& x, const Tensor& s, Tensor& out) {
+  DP_CPU_FLOAT_TYPES(x.dtype(), "scale_by_tensor", [&] { scale(x, static_cast<double>(s.data<scalar_t>()[0]), out); });
+}
+
 void relu_forward(const Tensor& x, Tensor& y) {
   DP_CPU_FLOAT_TYPES(x.dtype(), "relu", [&] {
     const scalar_t* px = x.data<scalar_t>();

@@ -129,14 +129,6 @@ __global__ void sum_rows_kernel(const T* row_loss, int64_t n, T* out) {
   if (threadIdx.x == 0) *out = static_cast<T>(partial[0]);
 }
 
-template <class T>
-__global__ void scale_kernel(T* data, int64_t n, const T* scalar) {
-  const T s = *scalar;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    data[i] *= s;
-}
-
 }  // namespace
 
 template <class T>
@@ -156,18 +148,7 @@ void data_param_ce_cuda(const DataParamCeArgs<T>& args, T* loss, T* row_loss_scr
   DP_TRAIN_CUDA_CHECK(cudaGetLastError());
 }
 
-template <class T>
-void scale_by_device_scalar_cuda(T* data, int64_t n, const T* scalar, cudaStream_t stream) {
-  if (n == 0) return;
-  const int threads = 256;
-  const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 4096);
-  scale_kernel<T><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(data, n, scalar);
-  DP_TRAIN_CUDA_CHECK(cudaGetLastError());
-}
-
 template void data_param_ce_cuda<float>(const DataParamCeArgs<float>&, float*, float*, cudaStream_t);
 template void data_param_ce_cuda<double>(const DataParamCeArgs<double>&, double*, double*, cudaStream_t);
-template void scale_by_device_scalar_cuda<float>(float*, int64_t, const float*, cudaStream_t);
-template void scale_by_device_scalar_cuda<double>(double*, int64_t, const double*, cudaStream_t);
 
 }  // namespace dp::kernels

@@ -18,8 +18,4 @@ template <class T>
 void data_param_ce_cuda(const DataParamCeArgs<T>& args, T* loss, T* row_loss_scratch,
                         cudaStream_t stream);
 
-// data[i] *= *scalar (a device scalar, e.g. the upstream gradient): no host round trip.
-template <class T>
-void scale_by_device_scalar_cuda(T* data, int64_t n, const T* scalar, cudaStream_t stream);
-
 }  // namespace dp::kernels

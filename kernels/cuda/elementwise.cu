@@ -64,6 +64,12 @@ __global__ void scale_kernel(const T* x, acc_t<T> s, T* out, int64_t n) {
 }
 
 template <class T>
+__global__ void scale_by_tensor_kernel(const T* x, const T* s, T* out, int64_t n) {
+  const acc_t<T> f = to_acc(*s);
+  DP_GRID_STRIDE(i, n) out[i] = from_acc<T>(to_acc(x[i]) * f);
+}
+
+template <class T>
 __global__ void relu_forward_kernel(const T* x, T* y, int64_t n) {
   DP_GRID_STRIDE(i, n) y[i] = to_acc(x[i]) > acc_t<T>(0) ? x[i] : from_acc<T>(acc_t<T>(0));
 }
@@ -184,6 +190,17 @@ void scale(const Tensor& x, double s, Tensor& out) {
   DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "scale", [&] {
     scale_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
         x.data<scalar_t>(), static_cast<acc_t<scalar_t>>(s), out.data<scalar_t>(), n);
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void scale_by_tensor(const Tensor& x, const Tensor& s, Tensor& out) {
+  int64_t n = x.numel();
+  if (n == 0) return;
+  OpScope op(x);
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "scale_by_tensor", [&] {
+    scale_by_tensor_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(x.data<scalar_t>(), s.data<scalar_t>(),
+                                                                               out.data<scalar_t>(), n);
     DP_CUDA_CHECK_LAUNCH();
   });
 }
