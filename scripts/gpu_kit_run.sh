@@ -125,6 +125,10 @@ SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 
 if [[ -n $SAN && -x $WORK/bin/test_cuda_ops ]]; then
   run memcheck_test_cuda_ops "${KIT_MEMCHECK_LIMIT_S:-110}" "$SAN" --tool memcheck --error-exitcode 99 --print-limit 20 \
     "$WORK/bin/test_cuda_ops" --gtest_brief=1 --gtest_filter='-*BenchmarkMode*'
+  # The channels-last (NHWC) BN/pooling kernels and the layout conversions.
+  [[ -x $WORK/bin/test_cuda_channels_last ]] &&
+    run memcheck_test_cuda_channels_last "${KIT_MEMCHECK_LIMIT_S:-110}" "$SAN" --tool memcheck --error-exitcode 99 \
+      --print-limit 20 "$WORK/bin/test_cuda_channels_last" --gtest_brief=1
 else
   SUMMARY+=("$(printf '%-34s %-8s' memcheck_test_cuda_ops 'NO TOOL')")
 fi

@@ -145,7 +145,9 @@ TEST_P(Golden, Trajectory) {
         ASSERT_EQ(v, dp::train::data_param_clamp_lo()) << "every θ_inst clamps to log(0.05) after step 1";
     }
   }
-  if (c.learn_inst_parameters && c.wd_inst_param == 0) EXPECT_EQ(absent_rows_seen, T / 5);
+  if (c.learn_inst_parameters && c.wd_inst_param == 0) {
+    EXPECT_EQ(absent_rows_seen, T / 5);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(DataParams, Golden,
