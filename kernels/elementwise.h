@@ -6,7 +6,8 @@
 #define DP_ELEMENTWISE_KERNELS                                                        \
   void fill(Tensor& t, double value);                                                 \
   void cast(const Tensor& x, Tensor& y);               /* y has the target dtype */   \
-  void add(const Tensor& a, const Tensor& b, Tensor& out);                            \
+  /* relu: out = max(a + b, 0) in the same pass (NaN -> 0, like relu_forward) */       \
+  void add(const Tensor& a, const Tensor& b, Tensor& out, bool relu = false);         \
   void axpy(double alpha, const Tensor& x, Tensor& y); /* y += alpha*x */             \
   void scale(const Tensor& x, double s, Tensor& out);                                 \
   /* out = x·s[0], s one element of x's dtype on x's device (read there: no host wait) */ \

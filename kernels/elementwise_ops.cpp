@@ -9,10 +9,25 @@ namespace dp::ops {
 
 namespace {
 
+// dy·[y > 0] (ReLU's gradient given its output y).
+Tensor relu_grad(const Tensor& y, const Tensor& dy) {
+  Tensor dx = Tensor::empty_like(dy);
+  DP_DISPATCH(dy.device(), relu_backward, y, dy, dx);
+  return dx;
+}
 
+// a + b, or relu(a + b) when the ReLU is fused (then the output is kept for its gate).
 struct AddNode final : Node {
-  const char* name() const override { return "add"; }
-  std::vector<Tensor> backward(const Tensor& g) override { return {g, g}; }
+  SavedTensor out;
+  bool fused;
+  explicit AddNode(const Tensor& relu_out) : out(relu_out), fused(relu_out.defined()) {}
+  const char* name() const override { return fused ? "add_relu" : "add"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    if (!fused) return {g, g};
+    Tensor dx = relu_grad(out.get(name()), g);
+    return {dx, dx};
+  }
+  void release() override { out.reset(); }
 };
 
 struct MulNode final : Node {
@@ -26,12 +41,7 @@ struct ReluNode final : Node {
   SavedTensor y;
   explicit ReluNode(const Tensor& out) : y(out.detach()) {}
   const char* name() const override { return "relu"; }
-  std::vector<Tensor> backward(const Tensor& g) override {
-    const Tensor& out = y.get(name());
-    Tensor dx = Tensor::empty_like(g);
-    DP_DISPATCH(g.device(), relu_backward, out, g, dx);
-    return {dx};
-  }
+  std::vector<Tensor> backward(const Tensor& g) override { return {relu_grad(y.get(name()), g)}; }
   void release() override { y.reset(); }
 };
 
@@ -61,21 +71,27 @@ Tensor cast(const Tensor& x, DType dtype) {
   return y;
 }
 
-Tensor add(const Tensor& a, const Tensor& b) {
+namespace {
+Tensor add_impl(const Tensor& a, const Tensor& b, bool relu) {
   detail::check_same_device("add", a, b);
   // Under autocast, a bf16 + float32 sum is computed in float32 (PyTorch's type promotion).
   if (autocast_enabled() && a.defined() && b.defined() && a.dtype() != b.dtype() &&
       is_floating(a.dtype()) && is_floating(b.dtype()))
-    return add(to_dtype(a, DType::Float32), to_dtype(b, DType::Float32));
+    return add_impl(to_dtype(a, DType::Float32), to_dtype(b, DType::Float32), relu);
   DP_CHECK(a.shape() == b.shape() && a.dtype() == b.dtype(),
            fmt::format("add: operands {} and {} differ", a.str(), b.str()),
            "add needs tensors of the same shape and dtype (no broadcasting)");
-  if (b.memory_format() != a.memory_format()) return add(a, to_memory_format(b, a.memory_format()));
+  if (b.memory_format() != a.memory_format()) return add_impl(a, to_memory_format(b, a.memory_format()), relu);
   Tensor out = Tensor::empty_like(a);
-  DP_DISPATCH(a.device(), add, a, b, out);
-  if (any_requires_grad({&a, &b})) record_node(out, std::make_shared<AddNode>(), {a, b});
+  DP_DISPATCH(a.device(), add, a, b, out, relu);
+  if (any_requires_grad({&a, &b}))
+    record_node(out, std::make_shared<AddNode>(relu ? out.detach() : Tensor()), {a, b});
   return out;
 }
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return add_impl(a, b, false); }
+Tensor add_relu(const Tensor& a, const Tensor& b) { return add_impl(a, b, true); }
 
 void add_(Tensor& dst, const Tensor& src, double alpha) {
   detail::check_same_device("add_", dst, src);

@@ -30,6 +30,7 @@ Tensor convert(const Tensor& x, DType dtype, MemoryFormat format);
 Tensor to_memory_format(const Tensor& x, MemoryFormat format);
 inline Tensor contiguous(const Tensor& x) { return to_memory_format(x, MemoryFormat::Contiguous); }
 Tensor add(const Tensor& a, const Tensor& b);    // same shapes
+Tensor add_relu(const Tensor& a, const Tensor& b);  // relu(a + b) in one pass (residual blocks)
 Tensor mul(const Tensor& x, double scalar);
 // x · s with s a one-element tensor on x's device, read there (no host wait); no autograd: for
 // backward rules scaling by their upstream gradient.

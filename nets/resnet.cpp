@@ -26,7 +26,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
   Tensor out = bn1->forward_relu(conv1->forward(x));
   out = bn2->forward(conv2->forward(out));
   Tensor identity = downsample ? downsample->forward(x) : x;
-  return ops::relu(ops::add(out, identity));
+  return ops::add_relu(out, identity);
 }
 
 ResNet::ResNet(std::array<int64_t, 4> blocks, int64_t num_classes, uint64_t seed) : Module("ResNet") {

@@ -63,13 +63,20 @@ void cast(const Tensor& x, Tensor& y) {
   }
 }
 
-void add(const Tensor& a, const Tensor& b, Tensor& out) {
+void add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) {
   DP_CPU_FLOAT_TYPES(a.dtype(), "add", [&] {
     const scalar_t* pa = a.data<scalar_t>();
     const scalar_t* pb = b.data<scalar_t>();
     scalar_t* po = out.data<scalar_t>();
     parallel_for(0, a.numel(), kGrain, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) po[i] = pa[i] + pb[i];
+      if (relu) {
+        for (int64_t i = s; i < e; ++i) {
+          const scalar_t v = pa[i] + pb[i];
+          po[i] = v > scalar_t(0) ? v : scalar_t(0);
+        }
+      } else {
+        for (int64_t i = s; i < e; ++i) po[i] = pa[i] + pb[i];
+      }
     });
   });
 }

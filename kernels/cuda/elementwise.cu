@@ -49,8 +49,11 @@ __global__ void cast_kernel(const From* x, To* y, int64_t n) {
 }
 
 template <class T>
-__global__ void add_kernel(const T* a, const T* b, T* out, int64_t n) {
-  DP_GRID_STRIDE(i, n) out[i] = from_acc<T>(to_acc(a[i]) + to_acc(b[i]));
+__global__ void add_kernel(const T* a, const T* b, T* out, int64_t n, bool relu) {
+  DP_GRID_STRIDE(i, n) {
+    const acc_t<T> v = to_acc(a[i]) + to_acc(b[i]);
+    out[i] = from_acc<T>(relu && !(v > acc_t<T>(0)) ? acc_t<T>(0) : v);
+  }
 }
 
 template <class T>
@@ -161,13 +164,13 @@ void cast(const Tensor& x, Tensor& y) {
   });
 }
 
-void add(const Tensor& a, const Tensor& b, Tensor& out) {
+void add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) {
   int64_t n = a.numel();
   if (n == 0) return;
   OpScope op(a);
   DP_CUDA_FLOAT_TYPES_BF16(a.dtype(), "add", [&] {
     add_kernel<<<grid_for(op.ctx, n), kThreads, 0, op.stream()>>>(
-        a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(), n);
+        a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(), n, relu);
     DP_CUDA_CHECK_LAUNCH();
   });
 }
