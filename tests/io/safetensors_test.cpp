@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "engine/error.h"
+#include "kernels/ops.h"
 #include "train/io/safetensors.h"
 
 using namespace dp;
@@ -34,6 +35,19 @@ TEST(Safetensors, RoundTrip) {
   uint64_t n;
   f.read(reinterpret_cast<char*>(&n), 8);
   EXPECT_EQ(n % 8, 0u);
+}
+
+// A channels-last tensor is written in logical (NCHW) order, as PyTorch users read it.
+TEST(Safetensors, ChannelsLastIsWrittenInLogicalOrder) {
+  std::string path = temp_path("cl.safetensors");
+  std::vector<float> v(2 * 3 * 2 * 2);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  Tensor nchw = Tensor::from_vector(v, {2, 3, 2, 2});
+  io::write_safetensors(path, {{"x", ops::convert(nchw, DType::Float32, MemoryFormat::ChannelsLast)}});
+  auto out = io::read_safetensors(path);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].second.is_channels_last());
+  EXPECT_EQ(out[0].second.to_float_vector(), v);
 }
 
 TEST(Safetensors, ReadsHalfAndBfloat16AsFloat32) {

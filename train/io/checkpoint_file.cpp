@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "engine/error.h"
+#include "kernels/ops.h"
 
 namespace dp::io {
 
@@ -190,7 +191,7 @@ void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
     H5Id f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
     h5_check(f >= 0, "creating the file", tmp);
     for (const auto& [name, tensor] : file.tensors) {
-      Tensor t = tensor.to(Device::cpu());
+      Tensor t = ops::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
       size_t slash = name.rfind('/');
       std::string group = slash == std::string::npos ? "" : name.substr(0, slash);
       std::string leaf = slash == std::string::npos ? name : name.substr(slash + 1);

@@ -5,11 +5,12 @@
 #include <fstream>
 
 #include "engine/error.h"
+#include "kernels/ops.h"
 
 namespace dp::io {
 
 void write_npy(const std::string& path, const Tensor& tensor) {
-  Tensor t = tensor.to(Device::cpu());
+  Tensor t = ops::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
   const char* descr = nullptr;
   switch (t.dtype()) {
     case DType::Float32: descr = "<f4"; break;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "kernels/ops.h"
 
 namespace dp::io {
 
@@ -56,7 +57,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   size_t offset = 0;
   std::vector<Tensor> host;
   for (const auto& [name, t] : tensors) {
-    Tensor h = t.to(Device::cpu());
+    Tensor h = ops::convert(t.to(Device::cpu()), t.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
     header[name] = {{"dtype", st_dtype(h.dtype())}, {"shape", h.shape()},
                     {"data_offsets", {offset, offset + h.nbytes()}}};
     offset += h.nbytes();
