@@ -96,6 +96,35 @@ BENCHMARK(BM_ConvBackwardData)->DenseRange(0, kConvCount - 1)->UseManualTime()->
 BENCHMARK(BM_ConvBackwardWeight)->DenseRange(0, kConvCount - 1)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ConvForwardStrict)->Arg(1)->Arg(6)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// bf16 convolutions (the bf16 training mode), all three passes in one timing, NCHW against
+// channels-last (NHWC activations, KRSC filter), algorithms timed once per shape as in the
+// training step. Args: shape index, channels-last (0/1).
+void BM_ConvBf16Step(benchmark::State& state) {
+  cuda::set_cudnn_benchmark(true);
+  const ConvShape& s = kConvShapes[static_cast<size_t>(state.range(0))];
+  const MemoryFormat format = state.range(1) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+  Conv2dGeometry g{s.n, s.c, s.h, s.h, s.k, s.r, s.r, s.stride, s.pad, 0, 0};
+  g.p = (g.h + 2 * g.pad - g.r) / g.stride + 1;
+  g.q = (g.w + 2 * g.pad - g.s) / g.stride + 1;
+  auto bf16 = [&](const Tensor& t) { return ops::convert(t, DType::BFloat16, format); };
+  Tensor x = bf16(random_device({g.n, g.c, g.h, g.w}, 1)), w = bf16(random_device({g.k, g.c, g.r, g.s}, 2));
+  Tensor dy = bf16(random_device({g.n, g.k, g.p, g.q}, 3));
+  Tensor y = Tensor::empty_like(dy), dx = Tensor::empty_like(x), dw = Tensor::empty_like(w), none;
+  time_on_gpu(state, [&] {
+    cuda::conv2d_forward(x, w, none, y, g);
+    cuda::conv2d_backward_data(dy, w, dx, g);
+    cuda::conv2d_backward_weight(x, dy, dw, none, g);
+  });
+  const double flops = 3 * 2.0 * g.n * g.k * g.p * g.q * g.c * g.r * g.s;
+  state.counters["TFLOPS"] = benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(s.name) + (state.range(1) ? " NHWC" : " NCHW"));
+  cuda::set_cudnn_benchmark(false);
+}
+BENCHMARK(BM_ConvBf16Step)
+    ->ArgsProduct({benchmark::CreateDenseRange(0, kConvCount - 1, 1), {0, 1}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // ---- batch norm ----
 
 const std::vector<Shape> kBnShapes = {{32, 64, 112, 112}, {32, 64, 56, 56}, {128, 160, 32, 32}, {128, 640, 8, 8}};
