@@ -1,6 +1,7 @@
 // BatchUploader on CUDA: batches in page-locked buffers (the loader's pool) queued without
-// waiting, each checked against its values after the device caught up; the buffers of batches
-// still in flight are not reused (their contents would change under the DMA otherwise).
+// waiting through the two staging slots and the copy stream, each checked against its values
+// after the device caught up: slot reuse, a smaller and a larger batch (staging regrown), both
+// memory formats and a one-channel batch (whose formats coincide).
 #include <gtest/gtest.h>
 
 #include "engine/cuda/pinned_pool.h"
@@ -30,23 +31,27 @@ TEST(CudaBatchUpload, QueuedBatchesArriveIntact) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device: asynchronous upload not run";
   const data::HostAllocator alloc = train::batch_memory_for(Device::cuda());
   ASSERT_TRUE(static_cast<bool>(alloc.allocate)) << "CUDA runs use page-locked batch memory";
-  for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
-    train::BatchUploader uploader(Device::cuda(), format);
-    std::vector<train::BatchTensors> uploaded;
-    for (int k = 0; k < 6; ++k) uploaded.push_back(uploader.upload(make_batch(4, 3, 5, 6, 10.0f * k, alloc)));
-    for (int k = 0; k < 6; ++k) {
-      SCOPED_TRACE(k);
-      const train::BatchTensors& t = uploaded[static_cast<size_t>(k)];
-      EXPECT_EQ(t.images.is_channels_last(), format == MemoryFormat::ChannelsLast);
-      std::vector<float> images = t.images.to_float_vector();  // logical NCHW order
-      for (size_t i = 0; i < images.size(); ++i) ASSERT_EQ(images[i], 10.0f * k + static_cast<float>(i));
-      std::vector<double> labels = t.labels.to_double_vector(), indices = t.indices.to_double_vector();
-      for (int64_t i = 0; i < 4; ++i) {
-        EXPECT_EQ(labels[static_cast<size_t>(i)], 10.0 * k + i);
-        EXPECT_EQ(indices[static_cast<size_t>(i)], 10000.0 * k + i);
+  const int64_t sizes[] = {4, 4, 4, 4, 3, 6, 4, 4};
+  for (int64_t channels : {3, 1})
+    for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+      SCOPED_TRACE(std::string(memory_format_name(format)) + ", channels " + std::to_string(channels));
+      train::BatchUploader uploader(Device::cuda(), format);
+      std::vector<train::BatchTensors> uploaded;
+      for (int k = 0; k < 8; ++k) uploaded.push_back(uploader.upload(make_batch(sizes[k], channels, 5, 6, 10.0f * k, alloc)));
+      for (int k = 0; k < 8; ++k) {
+        SCOPED_TRACE(k);
+        const train::BatchTensors& t = uploaded[static_cast<size_t>(k)];
+        ASSERT_EQ(t.images.shape(), (Shape{sizes[k], channels, 5, 6}));
+        EXPECT_EQ(t.images.is_channels_last(), format == MemoryFormat::ChannelsLast && channels > 1);
+        std::vector<float> images = t.images.to_float_vector();  // logical NCHW order
+        for (size_t i = 0; i < images.size(); ++i) ASSERT_EQ(images[i], 10.0f * k + static_cast<float>(i));
+        std::vector<double> labels = t.labels.to_double_vector(), indices = t.indices.to_double_vector();
+        for (int64_t i = 0; i < sizes[k]; ++i) {
+          EXPECT_EQ(labels[static_cast<size_t>(i)], 10.0 * k + i);
+          EXPECT_EQ(indices[static_cast<size_t>(i)], 10000.0 * k + i);
+        }
       }
     }
-  }
 }
 
 }  // namespace

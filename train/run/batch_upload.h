@@ -1,6 +1,6 @@
 // Getting loader batches onto the run's device without stalling it.
 #pragma once
-#include <deque>
+#include <array>
 #include <memory>
 
 #include "data/loader.h"
@@ -22,11 +22,12 @@ BatchTensors to_device(const data::Batch& batch, Device device,
 // CUDA device, so the host-to-device copy runs at full DMA speed; plain heap memory otherwise.
 data::HostAllocator batch_memory_for(Device device);
 
-// The training loop's upload: on CUDA the copies are queued on the compute stream and return at
-// once, so the host prepares step i+1 while the GPU runs step i. The uploader keeps each batch
-// (its page-locked buffer) alive until an event says its copy is done; it waits only when more
-// than kInFlight batches are queued, which also bounds how far the host runs ahead. On the CPU
-// it is to_device().
+// The training loop's upload. On CUDA the host-to-device copies run on their own stream into
+// one of two device staging slots, overlapping the step the GPU is computing; the compute
+// stream waits for them (an event), copies the batch out of the slot into the tensors it hands
+// back and marks the slot free again (another event). Nothing waits on the host except for the
+// copy that last used the slot, which also keeps the host at most two batches ahead. The page-
+// locked host buffers of a batch stay alive until its copy is done. On the CPU it is to_device().
 class BatchUploader {
  public:
   BatchUploader(Device device, MemoryFormat format);
@@ -36,11 +37,13 @@ class BatchUploader {
   BatchTensors upload(data::Batch batch);
 
  private:
-  static constexpr size_t kInFlight = 2;
-  struct InFlight;
+  struct Slot;
+  struct CopyStream;
   Device device_;
   MemoryFormat format_;
-  std::deque<std::unique_ptr<InFlight>> in_flight_;
+  std::unique_ptr<CopyStream> stream_;
+  std::array<std::unique_ptr<Slot>, 2> slots_;
+  size_t next_ = 0;
 };
 
 }  // namespace dp::train
