@@ -11,7 +11,6 @@ namespace dp::ops {
 
 namespace {
 
-
 // The fused ReLU's output when there is one (undefined otherwise).
 Tensor relu_output(const Tensor& y, bool relu) { return relu ? y.detach() : Tensor(); }
 

@@ -9,7 +9,6 @@
 #include "engine/autograd.h"
 #include "kernels/ops.h"
 
-
 namespace dp::train {
 
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
