@@ -65,6 +65,17 @@ inline ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& 
   return ::testing::AssertionSuccess();
 }
 
+// ‖a − b‖ / ‖b‖: the relative error of a whole tensor, robust to entries near zero (whole-step
+// and whole-loop comparisons).
+inline double rel_norm_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
 class DeviceTest : public ::testing::TestWithParam<Device> {
  protected:
   void SetUp() override {

@@ -9,6 +9,7 @@
 #include "engine/rng.h"
 #include "kernels/ops.h"
 #include "nets/registry.h"
+#include "tests/common/devices.h"
 
 using namespace dp;
 
@@ -44,15 +45,7 @@ StepResult run_step(const std::string& arch, int64_t batch, int64_t size, int64_
   return r;
 }
 
-// ‖a − b‖ / ‖b‖ (relative error of the whole tensor, robust to entries near zero).
-double rel_norm_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
-}
+using dp::testing::rel_norm_error;
 
 // tol bounds the logits and loss; grad_tol all parameter gradients together (relative norm), and
 // 1.5·grad_tol the worst single parameter.

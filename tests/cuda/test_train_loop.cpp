@@ -15,6 +15,7 @@
 #include "nets/registry.h"
 #include "train/data_parameters.h"
 #include "train/run/batch_upload.h"
+#include "tests/common/devices.h"
 #include "train/sgd.h"
 
 using namespace dp;
@@ -91,25 +92,16 @@ LoopResult run_loop(Device device, bool bf16, MemoryFormat format) {
   return r;
 }
 
-double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
-}
-
 void compare(const LoopResult& gpu, const LoopResult& cpu, double tol, const char* what) {
   SCOPED_TRACE(what);
   EXPECT_NEAR(gpu.loss_sum, cpu.loss_sum, tol * std::abs(cpu.loss_sum)) << "running loss";
-  EXPECT_LT(rel_error(gpu.theta_class, cpu.theta_class), tol) << "θ_class";
-  EXPECT_LT(rel_error(gpu.theta_inst, cpu.theta_inst), tol) << "θ_inst";
+  EXPECT_LT(dp::testing::rel_norm_error(gpu.theta_class, cpu.theta_class), tol) << "θ_class";
+  EXPECT_LT(dp::testing::rel_norm_error(gpu.theta_inst, cpu.theta_inst), tol) << "θ_inst";
   double worst = 0;
-  for (size_t i = 0; i < cpu.params.size(); ++i) worst = std::max(worst, rel_error(gpu.params[i], cpu.params[i]));
+  for (size_t i = 0; i < cpu.params.size(); ++i) worst = std::max(worst, dp::testing::rel_norm_error(gpu.params[i], cpu.params[i]));
   EXPECT_LT(worst, tol) << "worst parameter after the steps";
   std::printf("%s: running loss %.6f vs %.6f, θ_inst %.2e, worst parameter %.2e, top-1 %g vs %g\n", what,
-              gpu.loss_sum, cpu.loss_sum, rel_error(gpu.theta_inst, cpu.theta_inst), worst, gpu.top1, cpu.top1);
+              gpu.loss_sum, cpu.loss_sum, dp::testing::rel_norm_error(gpu.theta_inst, cpu.theta_inst), worst, gpu.top1, cpu.top1);
 }
 
 }  // namespace
