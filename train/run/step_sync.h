@@ -1,0 +1,37 @@
+// What a data-parallel run adds to one training step (train/run/train_step.h). A single-process
+// step uses none; the data-parallel implementation (train/run/data_parallel.*) all-reduces the
+// model's gradients and exchanges the data parameters' per-row gradients.
+//
+// Every call is made from the step in a fixed order, on every rank:
+//   before_backward()                      once, after the loss, before loss.backward()
+//   grad_ready(param)                      from the autograd hook, as each gradient becomes final
+//   finish_gradients()                     after backward, before the model optimiser step
+//   exchange_rows(rows, grads) per θ kind  before the class step, then before the instance step
+// Nothing may wait on the host inside these calls on CUDA (the step may be captured in a graph
+// with no sync attached; a sync implementation that cannot be captured says so in
+// capturable()).
+#pragma once
+#include "engine/tensor.h"
+
+namespace dp::train {
+
+class StepSync {
+ public:
+  virtual ~StepSync() = default;
+
+  virtual void before_backward() {}
+  virtual void grad_ready(const Tensor& param) { (void)param; }
+  // On return every model gradient holds the average over ranks (ordered on the device stream).
+  virtual void finish_gradients() {}
+  // rows int64 [b] and grads float32 [b] of the local batch become those of the global batch, in
+  // global batch order, scaled as the single process's loss (the mean over the global batch)
+  // would give them; identical on every rank, so θ stays bitwise equal everywhere.
+  virtual void exchange_rows(Tensor& rows, Tensor& grads) {
+    (void)rows;
+    (void)grads;
+  }
+  // Whether the calls above can be recorded into a CUDA graph.
+  virtual bool capturable() const { return false; }
+};
+
+}  // namespace dp::train
