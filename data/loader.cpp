@@ -48,6 +48,11 @@ int64_t Loader::num_batches() const {
                             : (n + options_.batch_size - 1) / options_.batch_size;
 }
 
+void SkipReport::add(const SkippedSample& s) {
+  ++count;
+  if (first.size() < kExamples) first.push_back(s);
+}
+
 int64_t Loader::skipped_total() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return skipped_total_;
@@ -77,6 +82,7 @@ void Loader::start_epoch(int64_t epoch) {
     epoch_ = epoch;
     next_to_claim_ = next_to_return_ = 0;
     slots_.clear();
+    epoch_skips_ = SkipReport{};
     stopping_ = false;
   }
   const int64_t threads = std::min<int64_t>(options_.num_workers, std::max<int64_t>(1, num_batches()));
@@ -129,9 +135,11 @@ Batch Loader::build_batch(int64_t batch_index) const {
       if (stopping_) return batch;
     }
     const int64_t index = order_[k];
+    std::string source;
     try {
       RawSample sample = dataset_->load(index);
       if (sample.source.empty()) sample.source = dataset_->source(index);
+      source = sample.source;
       if (spec.geometry != Geometry::kNone) {
         // Output size known up front: transform straight into the batch (fused flip + normalise).
         const size_t per_sample = static_cast<size_t>(3 * spec.height * spec.width);
@@ -167,6 +175,7 @@ Batch Loader::build_batch(int64_t batch_index) const {
     } catch (const std::exception& e) {
       if (options_.bad_samples == BadSamplePolicy::kFail) throw;
       ++batch.skipped;
+      batch.skipped_samples.push_back({index, source.empty() ? dataset_->source(index) : source, e.what()});
     }
   }
   const size_t count = static_cast<size_t>(batch.n * batch.c * batch.h * batch.w);
@@ -197,6 +206,8 @@ std::optional<Batch> Loader::next() {
   lock.unlock();
   work_cv_.notify_all();
   if (slot.error) std::rethrow_exception(slot.error);
+  if (slot.batch)
+    for (const SkippedSample& s : slot.batch->skipped_samples) epoch_skips_.add(s);
   return std::move(slot.batch);
 }
 

@@ -25,6 +25,22 @@ struct HostAllocator {
   std::function<void(float*, size_t count)> deallocate;
 };
 
+// A sample the skip policy dropped, and why (the exception's message).
+struct SkippedSample {
+  int64_t index = 0;
+  std::string source;  // file path or description (Dataset::source)
+  std::string reason;
+};
+
+// What the skip policy dropped in one epoch: the count and the first few, in batch order (the
+// same for any number of workers).
+struct SkipReport {
+  static constexpr size_t kExamples = 5;
+  int64_t count = 0;
+  std::vector<SkippedSample> first;  // at most kExamples
+  void add(const SkippedSample& s);
+};
+
 struct Batch {
   // Images as contiguous float32 NCHW. `images` holds them unless a HostAllocator is set, in which
   // case `external` does; data() points at whichever is in use.
@@ -34,6 +50,7 @@ struct Batch {
   std::vector<int64_t> labels;
   std::vector<int64_t> indices;  // dataset indices (instance ids)
   int64_t skipped = 0;           // samples dropped from this batch by the skip policy
+  std::vector<SkippedSample> skipped_samples;  // which ones, and why
 
   float* data() { return external ? external.get() : images.data(); }
   const float* data() const { return external ? external.get() : images.data(); }
@@ -74,6 +91,8 @@ class Loader {
   int64_t num_batches() const;     // in an epoch, for this rank
   int64_t shard_size() const;      // samples of this rank per epoch
   int64_t skipped_total() const;   // samples skipped since construction (skip policy)
+  // The samples skipped in the current epoch by the batches next() has returned so far.
+  const SkipReport& epoch_skips() const { return epoch_skips_; }
   // The sample order of this rank for `epoch` (what start_epoch uses).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
@@ -103,6 +122,7 @@ class Loader {
   std::map<int64_t, Slot> slots_;
   bool stopping_ = false;
   int64_t skipped_total_ = 0;
+  SkipReport epoch_skips_;  // consumer side (next()), no lock needed
 };
 
 }  // namespace dp::data

@@ -1,4 +1,4 @@
-// dp-train CONFIG.toml [--set section.key=value ...] [--resume CHECKPOINT]
+// dp-train CONFIG.toml [--set section.key=value ...] [--resume CHECKPOINT | --overwrite]
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -10,10 +10,12 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   std::string resume;
-  bool quiet = false;
+  bool quiet = false, overwrite = false;
   app.add_option("config", config_path, "TOML run configuration (see configs/)")->required();
   app.add_option("--set", overrides, "override a key, e.g. --set optim.lr=0.05 (repeatable)");
   app.add_option("--resume", resume, "continue from a checkpoint written by an earlier run");
+  app.add_flag("--overwrite", overwrite,
+               "run.output already holds a run: move it aside to OUTPUT.replaced-DATE and start a new one");
   app.add_flag("--quiet", quiet, "no progress lines");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -21,7 +23,14 @@ int main(int argc, char** argv) {
     dp::train::TrainerOptions options;
     options.resume = resume;
     options.quiet = quiet;
+    options.overwrite = overwrite;
     dp::train::Trainer trainer(config, options);
+    if (!trainer.replaced_run().empty())
+      std::printf("dp-train: the earlier run in %s was moved aside to %s\n", trainer.output().c_str(),
+                  trainer.replaced_run().c_str());
+    if (!resume.empty())
+      std::printf("dp-train: resumed from %s after epoch %lld (global step %lld)\n", resume.c_str(),
+                  static_cast<long long>(trainer.epochs_done()), static_cast<long long>(trainer.global_step()));
     std::printf("dp-train: %s on %s, %lld training samples (%lld corrupted), %lld classes, output %s\n",
                 config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(),
                 static_cast<long long>(trainer.run_data().train->size()),
@@ -32,6 +41,10 @@ int main(int argc, char** argv) {
       const auto& last = s.epochs.back();
       std::printf("dp-train: finished epoch %lld: val top1 %.2f%% (best %.2f%%), checkpoints in %s\n",
                   static_cast<long long>(last.epoch), last.val_top1, s.best_val_top1, s.output.c_str());
+      if (s.skipped > 0)
+        std::printf("dp-train: %lld unreadable training samples were skipped over the run (data.bad_samples = "
+                    "\"skip\"); metrics.jsonl lists the first of each epoch\n",
+                    static_cast<long long>(s.skipped));
       if (trainer.data_parameters().learn_inst())
         std::printf("dp-train: see what the data parameters learnt: dp-inspect %s\n", trainer.checkpoint_path().c_str());
     }

@@ -130,6 +130,19 @@ TEST(Loader, SkipPolicyCountsBadSamples) {
   EXPECT_EQ(total, 47);
   EXPECT_EQ(skipped, 3);
   EXPECT_EQ(loader.skipped_total(), 3);
+  // The epoch's report names each skipped file and why it was dropped.
+  const SkipReport& report = loader.epoch_skips();
+  EXPECT_EQ(report.count, 3);
+  ASSERT_EQ(report.first.size(), 3u);
+  std::set<int64_t> named;
+  for (const SkippedSample& s : report.first) {
+    named.insert(s.index);
+    EXPECT_EQ(s.source, "/fake/bad_" + std::to_string(s.index) + ".jpg");
+    EXPECT_FALSE(s.reason.empty());
+  }
+  EXPECT_EQ(named, (std::set<int64_t>{3, 17, 40}));
+  loader.start_epoch(1);
+  EXPECT_EQ(loader.epoch_skips().count, 0) << "the report is per epoch";
 }
 
 TEST(Loader, FailPolicyNamesTheFile) {

@@ -1,10 +1,14 @@
 // The training loop end to end on the synthetic dataset: exact resume, NaN handling, and that
 // instance-level data parameters learn to distrust corrupted labels.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "engine/error.h"
 #include "kernels/ops.h"
@@ -101,20 +105,21 @@ TEST(Trainer, ChannelsLastRunIsBitIdenticalOnTheCpu) {
   std::filesystem::remove_all(dir);
 }
 
-// A NaN loss (here from NaN initial weights) stops the run with a message naming the last good
-// checkpoint, which stays loadable and unchanged.
+// A NaN loss (here from NaN weights, loaded into a resumed run) stops the run with a message
+// naming the last good checkpoint, which stays loadable and unchanged.
 TEST(Trainer, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
   std::string dir = temp_dir();
-  std::vector<std::pair<std::string, Tensor>> weights;
   {
     Trainer t(small_config(dir, {"run.stop_epoch=1"}), quiet());
     t.run();
-    for (const auto& [name, tensor] : t.model().state_dict()) weights.emplace_back(name, tensor.clone());
   }
-  for (auto& [name, tensor] : weights)
-    if (name == "classifier.weight") ops::fill_(tensor, std::nan(""));
-  io::write_safetensors(dir + "/nan.safetensors", weights);
-  Trainer exploding(small_config(dir, {"model.init_from=" + dir + "/nan.safetensors"}), quiet());
+  io::TensorFile f = io::read_tensor_file(dir + "/checkpoint.h5");
+  for (auto& [name, tensor] : f.tensors)
+    if (name == "model/classifier.weight") ops::fill_(tensor, std::nan(""));
+  io::write_tensor_file_atomic(dir + "/nan.h5", f);
+  TrainerOptions resume = quiet();
+  resume.resume = dir + "/nan.h5";
+  Trainer exploding(small_config(dir), resume);
   try {
     exploding.run();
     FAIL() << "a run with NaN weights did not stop";
@@ -123,8 +128,7 @@ TEST(Trainer, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
     EXPECT_NE(what.find("nan"), std::string::npos) << what;
     EXPECT_NE(what.find("checkpoint.h5"), std::string::npos) << what;
   }
-  io::TensorFile f = io::read_tensor_file(dir + "/checkpoint.h5");
-  EXPECT_EQ(f.ints.at("epoch"), 1);
+  EXPECT_EQ(io::read_tensor_file(dir + "/checkpoint.h5").ints.at("epoch"), 1);
   std::filesystem::remove_all(dir);
 }
 
@@ -156,5 +160,153 @@ TEST(Trainer, CorruptedSamplesGetHigherSigma) {
   EXPECT_GT(s.corrupted.mean, 1.0);
   EXPECT_LT(s.clean.mean, 1.0);
   EXPECT_GT(s.corrupted.mean - s.clean.mean, 0.1) << "corrupted " << s.corrupted.mean << " clean " << s.clean.mean;
+  std::filesystem::remove_all(dir);
+}
+
+// checkpoint.h5 must record the best score including its own epoch: a resumed run compares its
+// epochs with that score, and a stale one let it replace best.h5 with a worse model (issue 15).
+TEST(Trainer, CheckpointRecordsTheBestScoreOfItsOwnEpoch) {
+  std::string dir = temp_dir();
+  double first_top1 = 0;
+  {
+    Trainer t(small_config(dir, {"run.stop_epoch=1"}), quiet());
+    first_top1 = t.run().epochs.at(0).val_top1;
+  }
+  io::TensorFile ckpt = io::read_tensor_file(dir + "/checkpoint.h5");
+  EXPECT_EQ(ckpt.floats.at("best_val_top1"), first_top1) << "checkpoint.h5's best score is one epoch stale";
+  TrainerOptions resume = quiet();
+  resume.resume = dir + "/checkpoint.h5";
+  Trainer second(small_config(dir, {"run.stop_epoch=2"}), resume);
+  train::RunSummary s = second.run();
+  const double second_top1 = s.epochs.at(0).val_top1;
+  const int64_t best_epoch = second_top1 > first_top1 ? 2 : 1;
+  EXPECT_EQ(s.best_epoch, best_epoch);
+  EXPECT_EQ(io::read_tensor_file(dir + "/best.h5").ints.at("epoch"), best_epoch)
+      << "epoch 1: " << first_top1 << "%, epoch 2: " << second_top1 << "%";
+  std::filesystem::remove_all(dir);
+}
+
+// A folder that holds a run is neither reused silently nor appended to: a fresh run there is
+// refused, naming --resume and --overwrite, and leaves every file as it was (issue 15).
+TEST(Trainer, RefusesAFolderThatHoldsARun) {
+  std::string dir = temp_dir();
+  {
+    Trainer t(small_config(dir, {"run.stop_epoch=1"}), quiet());
+    t.run();
+  }
+  const auto best_time = std::filesystem::last_write_time(dir + "/best.h5");
+  const auto metrics_size = std::filesystem::file_size(dir + "/metrics.jsonl");
+  try {
+    Trainer again(small_config(dir, {"run.stop_epoch=1"}), quiet());
+    again.run();
+    FAIL() << "a fresh run reused a folder that holds a run";
+  } catch (const Error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("already holds a run"), std::string::npos) << what;
+    EXPECT_NE(what.find("--resume"), std::string::npos) << what;
+    EXPECT_NE(what.find("--overwrite"), std::string::npos) << what;
+  }
+  EXPECT_EQ(std::filesystem::last_write_time(dir + "/best.h5"), best_time);
+  EXPECT_EQ(std::filesystem::file_size(dir + "/metrics.jsonl"), metrics_size);
+  std::filesystem::remove_all(dir);
+}
+
+// --overwrite moves the earlier run aside (nothing is deleted) before the new run writes.
+TEST(Trainer, OverwriteMovesTheEarlierRunAside) {
+  std::string dir = temp_dir();
+  {
+    Trainer t(small_config(dir + "/run", {"run.stop_epoch=1"}), quiet());
+    t.run();
+  }
+  TrainerOptions overwrite = quiet();
+  overwrite.overwrite = true;
+  Trainer again(small_config(dir + "/run", {"run.stop_epoch=1"}), overwrite);
+  const std::string old = again.replaced_run();
+  ASSERT_FALSE(old.empty());
+  EXPECT_EQ(old.rfind(dir + "/run.replaced-", 0), 0u) << old;
+  EXPECT_EQ(io::read_tensor_file(old + "/checkpoint.h5").ints.at("epoch"), 1);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/run/checkpoint.h5"));
+  TrainerOptions both = overwrite;
+  both.resume = old + "/checkpoint.h5";
+  EXPECT_THROW(Trainer(small_config(dir + "/other"), both), Error) << "--resume with --overwrite";
+  std::filesystem::remove_all(dir);
+}
+
+// The run folder describes itself: config.toml holds the resolved configuration and reads back
+// as the same configuration.
+TEST(Trainer, WritesTheResolvedConfigBesideTheCheckpoints) {
+  std::string dir = temp_dir();
+  Config c = small_config(dir, {"run.stop_epoch=1"});
+  Trainer t(c, quiet());
+  ASSERT_TRUE(std::filesystem::exists(dir + "/config.toml"));
+  EXPECT_EQ(Config::from_file(dir + "/config.toml").resolved_toml(), c.resolved_toml());
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// An image folder (train/ and val/, two classes of 16×16 PNGs) whose training split holds
+// `bad` files that are not images.
+std::string image_folder_with_bad_files(const std::string& root, int bad) {
+  for (const char* split : {"train", "val"})
+    for (int c = 0; c < 2; ++c) {
+      const std::string folder = fmt::format("{}/{}/class{}", root, split, c);
+      std::filesystem::create_directories(folder);
+      for (int i = 0; i < 24; ++i) {
+        cv::Mat m(16, 16, CV_8UC3, cv::Scalar(40 + 160 * c, 90, 200 - 160 * c));
+        if (!cv::imwrite(fmt::format("{}/{:03}.png", folder, i), m)) throw std::runtime_error("cannot write " + folder);
+      }
+    }
+  for (int i = 0; i < bad; ++i) std::ofstream(fmt::format("{}/train/class0/broken{}.jpg", root, i)) << "not a JPEG";
+  return root;
+}
+
+Config image_folder_config(const std::string& data, const std::string& output, std::vector<std::string> extra) {
+  std::vector<std::string> sets = {"data.dataset=imagefolder", "data.path=" + data, "data.image_size=8",
+                                   "data.bad_samples=skip", "model.arch=tiny-cnn", "optim.batch_size=16",
+                                   "optim.schedule=constant", "run.epochs=1", "run.workers=2",
+                                   "run.output=" + output};
+  sets.insert(sets.end(), extra.begin(), extra.end());
+  return Config::from_string("", "test.toml", sets);
+}
+
+}  // namespace
+
+// Skipped samples are reported (metrics.jsonl names the files and reasons, the summary counts
+// them), and a run that skips more than data.max_skipped_fraction stops, naming the files (issue 15).
+TEST(Trainer, ReportsSkippedSamplesAndStopsAboveTheLimit) {
+  std::string dir = temp_dir();
+  const std::string data = image_folder_with_bad_files(dir + "/data", 2);
+  {
+    Trainer t(image_folder_config(data, dir + "/ok", {"data.max_skipped_fraction=0.1"}), quiet());
+    train::RunSummary s = t.run();
+    EXPECT_EQ(s.skipped, 2);
+    ASSERT_EQ(s.epochs.size(), 1u);
+    EXPECT_EQ(s.epochs[0].skipped.count, 2);
+    EXPECT_EQ(s.epochs[0].samples, 50);
+  }
+  bool found = false;
+  std::ifstream metrics(dir + "/ok/metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] != "epoch") continue;
+    ASSERT_TRUE(j.contains("skipped")) << line;
+    EXPECT_EQ(j["skipped"]["count"], 2);
+    ASSERT_EQ(j["skipped"]["first"].size(), 2u);
+    EXPECT_NE(j["skipped"]["first"][0]["source"].get<std::string>().find("broken"), std::string::npos) << line;
+    EXPECT_FALSE(j["skipped"]["first"][0]["reason"].get<std::string>().empty());
+    found = true;
+  }
+  EXPECT_TRUE(found) << "no epoch line in metrics.jsonl";
+
+  Trainer strict(image_folder_config(data, dir + "/strict", {"data.max_skipped_fraction=0.01"}), quiet());
+  try {
+    strict.run();
+    FAIL() << "2 of 50 samples skipped, above data.max_skipped_fraction = 0.01, and the run went on";
+  } catch (const Error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("data.max_skipped_fraction"), std::string::npos) << what;
+    EXPECT_NE(what.find("broken"), std::string::npos) << what;
+  }
   std::filesystem::remove_all(dir);
 }

@@ -25,7 +25,10 @@ const std::vector<ConfigKey>& config_schema() {
        "column of noise_file giving each row's dataset index, e.g. orig_index (empty: row order)"},
       {"data.index_order_csv", T::String, std::string(""), 0, 0, {},
        "cifar10-jpeg: CSV (orig_index, path) restoring CIFAR's original training order"},
-      {"data.bad_samples", T::String, std::string("fail"), 0, 0, {"fail", "skip"}, ""},
+      {"data.bad_samples", T::String, std::string("fail"), 0, 0, {"fail", "skip"},
+       "fail: stop at an unreadable sample; skip: drop it, report it, and go on"},
+      {"data.max_skipped_fraction", T::Float, 0.01, 0.0, 1.0, {},
+       "skip: stop the run when an epoch skips more than this fraction of its training samples"},
       // ---- model ----
       {"model.arch", T::String, std::string("wrn-28-10"), 0, 0, {}, "resnet18, resnet34, wrn-D-K, tiny-cnn"},
       {"model.init_from", T::String, std::string(""), 0, 0, {}, "safetensors file of initial weights"},

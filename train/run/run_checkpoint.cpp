@@ -77,6 +77,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   f.ints["seed"] = config_.get_int("run.seed");
   f.ints["num_classes"] = data_.num_classes;
   f.floats["best_val_top1"] = best_top1_;
+  f.ints["best_epoch"] = best_epoch_;
   f.strings["arch"] = config_.get_string("model.arch");
   f.strings["noise_protocol"] = n.protocol;
   f.strings["config"] = config_.resolved_toml();
@@ -139,6 +140,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   epoch_ = f.ints.at("epoch");
   global_step_ = f.ints.at("global_step");
   best_top1_ = f.floats.count("best_val_top1") ? f.floats.at("best_val_top1") : -1.0;
+  best_epoch_ = f.ints.count("best_epoch") ? f.ints.at("best_epoch") : 0;
 }
 
 Config config_from_checkpoint(const io::TensorFile& f, const std::string& path) {

@@ -17,6 +17,8 @@
 #include "train/io/event_writer.h"
 #include "train/io/safetensors.h"
 #include "train/run/evaluate.h"
+#include "train/run/run_folder.h"
+#include "train/run/skip_report.h"
 
 #ifdef DP_WITH_CUDA
 #include "engine/cuda/context.h"
@@ -148,10 +150,15 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   inst_history_.edges = class_history_.edges = sigma_history_edges();
 
   output_ = config_.get_string("run.output");
-  std::filesystem::create_directories(output_);
+  DP_CHECK(!(options_.overwrite && !options_.resume.empty()), "--resume and --overwrite exclude each other",
+           "--resume continues the run in its folder, --overwrite starts a new one there: give one of them");
+  replaced_ = prepare_run_folder(output_, !options_.resume.empty() ? FolderUse::kResume
+                                          : options_.overwrite      ? FolderUse::kOverwrite
+                                                                    : FolderUse::kFresh);
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
+  write_run_config(output_, config_);
   if (options_.write_logs) {
     events_ = std::make_unique<io::EventWriter>(output_ + "/tb");
     metrics_.open(output_ + "/metrics.jsonl", std::ios::app);
@@ -262,6 +269,7 @@ EpochSummary Trainer::train_one_epoch() {
             format_duration(eta), sgd_->lr());
         if (data_params_->learn_class()) line += fmt::format("  lr_class {:.4g}", data_params_->config().lr_class_param);
         if (data_params_->learn_inst()) line += fmt::format("  lr_inst {:.4g}", data_params_->config().lr_inst_param);
+        if (loader.epoch_skips().count > 0) line += fmt::format("  skipped {}", loader.epoch_skips().count);
         std::printf(tty ? "\r%s\033[K" : "%s\n", line.c_str());
         std::fflush(stdout);
       }
@@ -288,6 +296,8 @@ EpochSummary Trainer::train_one_epoch() {
   s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   s.train_loss = seen ? total / static_cast<double>(seen) : 0.0;
   s.train_top1 = seen ? 100.0 * correct.to_double_vector()[0] / static_cast<double>(seen) : 0.0;
+  s.skipped = loader.epoch_skips();
+  s.samples = seen + s.skipped.count;
   return s;
 }
 
@@ -312,6 +322,7 @@ RunSummary Trainer::run() {
     ++epoch_;
     record_sigma_history();
     if (events_) {
+      events_->add_scalar("train/skipped_samples", static_cast<double>(s.skipped.count), epoch0);
       events_->add_scalar("train/accuracy", s.train_top1, epoch0);
       events_->add_scalar("train/loss", s.train_loss, epoch0);
       events_->add_scalar("val/accuracy", s.val_top1, epoch0);
@@ -335,13 +346,22 @@ RunSummary Trainer::run() {
       line["sigma_inst_corrupted_mean"] = split.corrupted.mean;
       line["sigma_inst_clean_mean"] = split.clean.mean;
     }
+    if (s.skipped.count > 0) line["skipped"] = skips_json(s.skipped);
     write_metrics_line(line.dump());
-    save_checkpoint(checkpoint_path_);
-    if (s.val_top1 > best_top1_) {
+    summary.skipped += s.skipped.count;
+    if (!options_.quiet && s.skipped.count > 0)
+      std::printf("epoch %lld: %s\n", static_cast<long long>(s.epoch), describe_skips(s.skipped).c_str());
+    // Logged first, so the record of what was skipped survives the stop.
+    check_skipped_fraction(s.skipped, s.samples, config_.get_float("data.max_skipped_fraction"), s.epoch);
+    // The best score is part of the state: update it before checkpoint.h5 records it, or a resumed
+    // run would compare against a stale best and could replace best.h5 with a worse model.
+    const bool improved = s.val_top1 > best_top1_;
+    if (improved) {
       best_top1_ = s.val_top1;
-      save_checkpoint(best_path_);
-      summary.best_epoch = s.epoch;
+      best_epoch_ = s.epoch;
     }
+    save_checkpoint(checkpoint_path_);
+    if (improved) save_checkpoint(best_path_);
     if (!options_.quiet)
       std::printf("epoch %lld/%lld done in %.1f s: train loss %.4f top1 %.2f%% | val loss %.4f top1 %.2f%% top5 %.2f%%%s\n",
                   static_cast<long long>(s.epoch), static_cast<long long>(stop), s.seconds, s.train_loss,
@@ -355,6 +375,7 @@ RunSummary Trainer::run() {
     summary.epochs.push_back(s);
   }
   summary.best_val_top1 = best_top1_;
+  summary.best_epoch = best_epoch_;
   return summary;
 }
 

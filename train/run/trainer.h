@@ -14,6 +14,7 @@
 #include "train/data_parameters.h"
 #include "train/inspect/heatmap.h"
 #include "train/lr_schedule.h"
+#include "data/loader.h"
 #include "train/run/run_data.h"
 #include "train/sgd.h"
 
@@ -26,6 +27,7 @@ namespace dp::train {
 
 struct TrainerOptions {
   std::string resume;       // checkpoint to continue from ("" = fresh run)
+  bool overwrite = false;   // run.output holds a run: move it aside and start anew (else refuse)
   bool quiet = false;       // no progress lines (tests)
   bool write_logs = true;   // TensorBoard + metrics.jsonl
 };
@@ -33,12 +35,15 @@ struct TrainerOptions {
 struct EpochSummary {
   int64_t epoch = 0;  // 1-based
   double train_loss = 0, train_top1 = 0, val_loss = 0, val_top1 = 0, val_top5 = 0, seconds = 0;
+  int64_t samples = 0;       // training samples the epoch drew (trained on + skipped)
+  data::SkipReport skipped;  // dropped by data.bad_samples = "skip"
 };
 
 struct RunSummary {
   std::vector<EpochSummary> epochs;
   double best_val_top1 = 0;
   int64_t best_epoch = 0;
+  int64_t skipped = 0;  // training samples skipped over the run's epochs (data.bad_samples = "skip")
   std::string output;
 };
 
@@ -63,6 +68,8 @@ class Trainer {
   int64_t global_step() const { return global_step_; }
   MemoryFormat memory_format() const { return memory_format_; }  // of the batches fed to the model
   const std::string& checkpoint_path() const { return checkpoint_path_; }
+  const std::string& output() const { return output_; }
+  const std::string& replaced_run() const { return replaced_; }  // where --overwrite moved an earlier run
 
  private:
   EpochSummary train_one_epoch();
@@ -85,9 +92,11 @@ class Trainer {
   std::unique_ptr<io::EventWriter> events_;
   std::ofstream metrics_;
   std::string output_, checkpoint_path_, best_path_;
+  std::string replaced_;  // where --overwrite moved an earlier run ("" if none)
   int64_t epoch_ = 0;        // epochs completed
   int64_t global_step_ = 0;  // iterations completed (1-based in logs, like the reference)
   double best_top1_ = -1.0;
+  int64_t best_epoch_ = 0;   // epoch of best_top1_ (1-based; 0: none yet)
   inspect::SigmaHistory inst_history_, class_history_;
 };
 

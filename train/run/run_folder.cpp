@@ -1,0 +1,75 @@
+#include "train/run/run_folder.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/error.h"
+
+namespace dp::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// What a run writes into its folder (dp-inspect's outputs alone do not make a run).
+constexpr std::array<const char*, 5> kRunFiles = {"checkpoint.h5", "best.h5", "metrics.jsonl", "tb", "config.toml"};
+
+std::string utc_stamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y%m%d-%H%M%S", &tm);
+  return buf.data();
+}
+
+}  // namespace
+
+bool holds_run(const std::string& folder) {
+  for (const char* name : kRunFiles)
+    if (fs::exists(fs::path(folder) / name)) return true;
+  return false;
+}
+
+std::string prepare_run_folder(const std::string& folder, FolderUse use) {
+  std::string moved;
+  if (holds_run(folder)) {
+    DP_CHECK(use != FolderUse::kFresh, fmt::format("run.output = \"{}\" already holds a run", folder),
+             fmt::format("continue it with --resume {}/checkpoint.h5, start a new one with --overwrite (the old "
+                         "folder is moved aside, nothing is deleted), or choose another run.output",
+                         folder));
+    if (use == FolderUse::kOverwrite) {
+      std::string target = folder;
+      while (!target.empty() && target.back() == '/') target.pop_back();
+      target += ".replaced-" + utc_stamp();
+      for (int i = 2; fs::exists(target); ++i) target = fmt::format("{}-{}", target.substr(0, target.rfind('-')), i);
+      std::error_code ec;
+      fs::rename(folder, target, ec);
+      DP_CHECK(!ec, fmt::format("could not move the old run {} aside to {}: {}", folder, target, ec.message()),
+               "move or remove it yourself, or choose another run.output");
+      moved = target;
+    }
+  }
+  fs::create_directories(folder);
+  return moved;
+}
+
+void write_run_config(const std::string& folder, const Config& config) {
+  const fs::path path = fs::path(folder) / "config.toml";
+  const fs::path tmp = fs::path(folder) / ".config.toml.tmp";
+  {
+    std::ofstream out(tmp);
+    DP_CHECK(out.good(), fmt::format("cannot write {}", tmp.string()), "check that run.output is writable");
+    out << "# The resolved configuration of this run (every key, defaults included), written by dp-train.\n"
+        << "# Repeat the run with: dp-train " << path.string() << " --overwrite\n"
+        << config.resolved_toml();
+    DP_CHECK(out.good(), fmt::format("writing {} failed", tmp.string()), "check the free disk space");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace dp::train

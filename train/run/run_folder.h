@@ -1,0 +1,29 @@
+// The run folder (run.output): one run per folder. A folder that already holds a run is only
+// continued (--resume) or explicitly replaced (--overwrite); its files are never silently
+// overwritten or appended to.
+#pragma once
+#include <string>
+
+#include "train/config/config.h"
+
+namespace dp::train {
+
+enum class FolderUse {
+  kFresh,      // the folder must not hold a run yet (missing or empty folders are fine)
+  kResume,     // continue the run that is there
+  kOverwrite,  // move the run that is there aside, then start a new one
+};
+
+// True when `folder` holds files a run writes (checkpoint.h5, best.h5, metrics.jsonl, tb/, config.toml).
+bool holds_run(const std::string& folder);
+
+// Creates run.output for `use`. kFresh throws dp::Error (naming --resume and --overwrite) when the
+// folder holds a run; kOverwrite renames such a folder to FOLDER.replaced-YYYYmmdd-HHMMSS (nothing
+// is deleted) and returns that name; otherwise returns "".
+std::string prepare_run_folder(const std::string& folder, FolderUse use);
+
+// Writes the resolved configuration as FOLDER/config.toml (atomically), so the folder says how it
+// was made: `dp-train FOLDER/config.toml` repeats the run.
+void write_run_config(const std::string& folder, const Config& config);
+
+}  // namespace dp::train
