@@ -13,6 +13,7 @@
 #include "engine/autograd.h"
 #include "engine/rng.h"
 #include "kernels/ops.h"
+#include "tools/tool_common.h"
 
 using namespace dp;
 
@@ -48,7 +49,10 @@ Tensor param(const Shape& shape, double bound, Rng& rng) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  CLI::App app{"dp-demo: train a tiny conv net on a built-in synthetic task on the CPU (no data, no GPU needed)"};
+  dp::tools::add_version_flag(app, "dp-demo");
+  CLI11_PARSE(app, argc, argv);
   try {
     Rng init(/*seed=*/1, /*stream=*/0);
     Tensor w1 = param({8, 1, 3, 3}, 1.0 / 3.0, init);

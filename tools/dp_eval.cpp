@@ -1,7 +1,11 @@
-// dp-eval CHECKPOINT [--data KIND --path PATH] [--device cuda] [--json OUT]
-// Evaluates a checkpoint on a validation set with the validation transforms (SPEC §4):
-// top-1, top-5, per-class accuracy, loss and the confusion matrix, as JSON.
+// dp-eval CHECKPOINT [--data KIND --path PATH] [--device cuda] [--json OUT] [--worst N]
+// Evaluates a checkpoint on a validation set with the validation transforms (SPEC §4): prints
+// loss, top-1, top-5 and the worst classes by name; --json writes the full report (per-class
+// accuracy and the confusion matrix, with class names).
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,21 +18,25 @@
 #include "train/run/evaluate.h"
 #include "train/run/run_data.h"
 #include "train/run/trainer.h"
+#include "train/run/class_names.h"
+#include "tools/tool_common.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"dp-eval: evaluate a dp-train checkpoint"};
   std::string checkpoint, kind, path, device = "cpu", json_out, dump;
-  int64_t batch = 100, workers = 2;
+  int64_t batch = 100, workers = 2, worst = 5;
   app.add_option("checkpoint", checkpoint, "checkpoint.h5 or best.h5 from a run")->required();
   app.add_option("--data", kind, "dataset kind (default: the run's): synthetic, cifar10, cifar100, cifar10-jpeg, imagefolder");
   app.add_option("--path", path, "dataset folder (default: the run's)");
   app.add_option("--device", device, "cpu, cuda, cuda:N");
   app.add_option("--batch-size", batch, "evaluation batch size");
   app.add_option("--workers", workers, "loader threads");
-  app.add_option("--json", json_out, "write the JSON report here instead of standard output");
+  app.add_option("--json", json_out, "also write the full JSON report (per class, confusion matrix) here ('-': standard output)");
+  app.add_option("--worst", worst, "how many of the worst classes to list");
   app.add_option("--dump", dump,
                  "write the first batch's inputs.npy, logits.npy and labels.npy into this folder "
                  "(to compare with another framework)");
+  dp::tools::add_version_flag(app, "dp-eval");
   CLI11_PARSE(app, argc, argv);
   try {
     dp::io::TensorFile file = dp::io::read_tensor_file(checkpoint);
@@ -45,7 +53,7 @@ int main(int argc, char** argv) {
     for (const auto& [name, t] : file.tensors)
       if (name.rfind("model/", 0) == 0) state.insert(name.substr(6), t);
     model->load_state_dict(state);
-    dp::Device dev = dp::parse_device(device);
+    dp::Device dev = dp::tools::checked_device(device);
     model->to(dev);
     dp::train::EvalResult r = dp::train::evaluate(*model, dataset, transform, batch, workers, dev);
     if (!dump.empty()) {
@@ -66,13 +74,34 @@ int main(int argc, char** argv) {
       dp::io::write_npy(dump + "/logits.npy", logits);
       dp::io::write_npy(dump + "/labels.npy", t.labels);
     }
-    std::string json = r.to_json();
-    if (json_out.empty()) {
+    const std::vector<std::string> names = dp::train::class_names(kind, path, *dataset);
+    std::printf("dp-eval: %s on %s (%s), %lld samples\n  loss %.4f   top-1 %.2f%%   top-5 %.2f%%\n",
+                checkpoint.c_str(), kind.c_str(), path.empty() ? "built in" : path.c_str(),
+                static_cast<long long>(r.count), r.loss, r.top1, r.top5);
+    // The worst classes, each with the class it is most often mistaken for.
+    std::vector<size_t> order;
+    for (size_t c = 0; c < r.per_class_accuracy.size(); ++c)
+      if (!std::isnan(r.per_class_accuracy[c])) order.push_back(c);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return r.per_class_accuracy[a] < r.per_class_accuracy[b]; });
+    if (worst > 0 && !order.empty()) {
+      std::printf("  worst classes:\n");
+      for (size_t k = 0; k < std::min<size_t>(static_cast<size_t>(worst), order.size()); ++k) {
+        const size_t c = order[k];
+        size_t confused = c;
+        int64_t most = 0;
+        for (size_t p = 0; p < r.confusion[c].size(); ++p)
+          if (p != c && r.confusion[c][p] > most) most = r.confusion[c][p], confused = p;
+        std::printf("    %-20s %6.2f%%%s\n", names[c].c_str(), r.per_class_accuracy[c],
+                    confused != c ? fmt::format("   most often taken for {} ({}x)", names[confused], most).c_str() : "");
+      }
+    }
+    const std::string json = r.to_json(names);
+    if (json_out == "-") {
       std::printf("%s\n", json.c_str());
-    } else {
+    } else if (!json_out.empty()) {
       std::ofstream(json_out) << json << "\n";
-      std::printf("dp-eval: %lld samples: top1 %.2f%%, top5 %.2f%%, loss %.4f -> %s\n",
-                  static_cast<long long>(r.count), r.top1, r.top5, r.loss, json_out.c_str());
+      std::printf("  full report (per class, confusion matrix): %s\n", json_out.c_str());
     }
     return 0;
   } catch (const std::exception& e) {

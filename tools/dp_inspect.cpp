@@ -1,118 +1,285 @@
-// dp-inspect CHECKPOINT [--output DIR] [--top N] [--with-paths]
-// Reads the curriculum a run learnt: ranks training samples by instance σ (most distrusted
-// first), scores σ as a detector of the corrupted labels when the noise map is known
-// (precision at k, ROC-AUC), and draws the σ histogram over epochs like the paper's figure.
+// dp-inspect CHECKPOINT [--output DIR] [--top N] [--with-paths] [--per-sample] [--device D]
+// Reads the curriculum a run learnt: ranks training samples (or classes, for class-level runs) by
+// σ (most distrusted first), scores σ as a detector of wrong labels when the noise map is known
+// (ROC-AUC, precision at k; against label != original_label, and against the set the noise
+// protocol touched), draws the σ-over-epochs figures, and with --per-sample writes each training
+// sample's σ, loss and prediction at the end of training.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <optional>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "engine/autocast.h"
 #include "engine/error.h"
+#include "data/image_folder.h"
+#include "nets/registry.h"
+#include "tools/tool_common.h"
 #include "train/inspect/detection.h"
-#include "train/inspect/heatmap.h"
+#include "train/inspect/sigma_figure.h"
 #include "train/io/checkpoint_file.h"
+#include "train/run/class_names.h"
+#include "train/run/evaluate.h"
 #include "train/run/run_data.h"
+#include "train/run/sigma_record.h"
 #include "train/run/trainer.h"
 
 namespace {
+
+using dp::train::SampleGroup;
 
 std::vector<int64_t> as_ints(const dp::Tensor& t) {
   std::vector<double> v = t.to_double_vector();
   return std::vector<int64_t>(v.begin(), v.end());
 }
 
+std::vector<float> sigma_of(const dp::Tensor& theta) {
+  std::vector<float> s = theta.to_float_vector();
+  for (float& v : s) v = std::exp(v);
+  return s;
+}
+
+std::string csv_quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// ROC-AUC and precision@k of σ as a detector of `positive` samples, into `out`; one summary line.
+std::string detection(const std::vector<float>& sigma, const std::vector<uint8_t>& positive, const char* what,
+                      nlohmann::ordered_json& out) {
+  int64_t n = 0;
+  for (uint8_t p : positive) n += p;
+  out["count"] = n;
+  if (n == 0 || n == static_cast<int64_t>(sigma.size())) return "";
+  const double auc = dp::inspect::roc_auc(sigma, positive);
+  out["roc_auc"] = auc;
+  for (int64_t k : {int64_t{100}, int64_t{1000}, n})
+    if (k <= static_cast<int64_t>(sigma.size()))
+      out["precision_at_" + std::to_string(k)] = dp::inspect::precision_at_k(sigma, positive, k);
+  return fmt::format("σ as a detector of the {} {}: ROC-AUC {:.4f}, precision@{} {:.4f}", n, what, auc, n,
+                     out["precision_at_" + std::to_string(n)].get<double>());
+}
+
+void write_figure(const std::string& path, const std::vector<dp::inspect::SigmaPanel>& panels,
+                  const std::string& title, nlohmann::ordered_json& report, const char* key) {
+  if (panels.empty()) return;
+  dp::inspect::write_sigma_figure(path, panels, title);
+  report[key] = path;
+  nlohmann::ordered_json means;
+  for (const auto& p : panels) {
+    std::vector<double> m;
+    for (int64_t e = 0; e < p.history.epochs(); ++e) m.push_back(p.history.mean(e));
+    means[p.name] = m;
+  }
+  report[std::string(key) + "_mean_sigma"] = means;
+}
+
+// Long format (one row per non-empty bin), the easiest to load into pandas or R.
+void write_history_csv(const std::string& path, const dp::train::SigmaRecord& r) {
+  std::ofstream csv(path);
+  csv << "group,epoch,sigma_from,sigma_to,count\n";
+  auto rows = [&](const char* group, const dp::train::SigmaHistory& h) {
+    for (int64_t e = 0; e < h.epochs(); ++e)
+      for (size_t b = 0; b + 1 < h.edges.size(); ++b)
+        if (h.counts[static_cast<size_t>(e)][b] > 0)
+          csv << group << ',' << e + 1 << ',' << h.edges[b] << ',' << h.edges[b + 1] << ','
+              << h.counts[static_cast<size_t>(e)][b] << '\n';
+  };
+  rows("inst", r.inst);
+  if (r.noisy) {
+    rows("inst_mislabelled", r.inst_mislabelled);
+    rows("inst_permuted_kept", r.inst_permuted_kept);
+    rows("inst_untouched", r.inst_untouched);
+  }
+  rows("class", r.cls);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dp-inspect: what did the data parameters learn?"};
-  std::string checkpoint, output;
+  std::string checkpoint, output, device = "cpu";
   int64_t top = 20;
-  bool with_paths = false;
+  bool with_paths = false, per_sample = false;
   app.add_option("checkpoint", checkpoint, "checkpoint.h5 or best.h5 from a run")->required();
   app.add_option("--output,-o", output, "folder for the CSV, PNG and JSON (default: next to the checkpoint)");
-  app.add_option("--top", top, "how many of the most distrusted samples to print");
+  app.add_option("--top", top, "how many of the most distrusted samples (or classes) to print");
   app.add_flag("--with-paths", with_paths, "name each sample by its file (needs the dataset)");
+  app.add_flag("--per-sample", per_sample,
+               "write per_sample.csv: each training sample's path, labels, σ, loss and prediction at the end of "
+               "training (runs the model over the training split; needs the dataset)");
+  app.add_option("--device", device, "for --per-sample: cpu, cuda, cuda:N");
+  dp::tools::add_version_flag(app, "dp-inspect");
   CLI11_PARSE(app, argc, argv);
   try {
     dp::io::TensorFile f = dp::io::read_tensor_file(checkpoint);
+    const dp::train::Config config = dp::train::config_from_checkpoint(f, checkpoint);
     if (output.empty()) output = std::filesystem::path(checkpoint).parent_path().string();
     if (output.empty()) output = ".";
     std::filesystem::create_directories(output);
-    const dp::Tensor* theta = f.find("data_parameters/theta_inst");
-    DP_CHECK(theta != nullptr, checkpoint + " has no instance-level data parameters",
-             "dp-inspect reads runs with data_parameters.learn_inst_parameters = true");
-    std::vector<float> sigma = theta->to_float_vector();
-    for (float& s : sigma) s = std::exp(s);
-    std::vector<int64_t> label = as_ints(f.at("noise/label"));
-    std::vector<int64_t> original = as_ints(f.at("noise/original_label"));
+    const dp::Tensor* theta_inst = f.find("data_parameters/theta_inst");
+    const dp::Tensor* theta_class = f.find("data_parameters/theta_class");
+    DP_CHECK(theta_inst != nullptr || theta_class != nullptr, checkpoint + " has no learnt data parameters",
+             "dp-inspect reads runs with data_parameters.learn_inst_parameters or learn_class_parameters = true");
+
+    dp::data::NoiseMap noise;
+    noise.label = as_ints(f.at("noise/label"));
+    noise.original_label = as_ints(f.at("noise/original_label"));
     std::vector<int64_t> corrupted_i = as_ints(f.at("noise/is_corrupted"));
-    std::vector<uint8_t> corrupted(corrupted_i.begin(), corrupted_i.end());
-    int64_t n_corrupted = 0;
-    for (uint8_t c : corrupted) n_corrupted += c;
-
-    std::shared_ptr<const dp::data::Dataset> dataset;
-    if (with_paths) dataset = dp::train::make_run_data(dp::train::config_from_checkpoint(f, checkpoint)).train;
-
-    std::vector<int64_t> order = dp::inspect::rank_descending(sigma);
-    std::string csv_path = output + "/sigma_ranking.csv";
-    std::ofstream csv(csv_path);
-    csv << "rank,index,sigma,label,original_label,corrupted" << (dataset ? ",source" : "") << "\n";
-    for (size_t r = 0; r < order.size(); ++r) {
-      int64_t i = order[r];
-      csv << r + 1 << ',' << i << ',' << sigma[i] << ',' << label[i] << ',' << original[i] << ','
-          << int(corrupted[i]);
-      if (dataset) csv << ",\"" << dataset->source(i) << '"';
-      csv << '\n';
+    noise.is_corrupted.assign(corrupted_i.begin(), corrupted_i.end());
+    const std::vector<uint8_t> groups = dp::train::sample_groups(noise);
+    std::vector<uint8_t> mislabelled(groups.size()), permuted(groups.size());
+    int64_t n_mislabelled = 0, n_kept = 0;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      mislabelled[i] = groups[i] == dp::train::kMislabelled;
+      permuted[i] = groups[i] != dp::train::kUntouched;
+      n_mislabelled += mislabelled[i];
+      n_kept += groups[i] == dp::train::kPermutedKept;
     }
-    std::printf("most distrusted training samples (highest σ):\n  rank  index      σ  label  true  corrupted\n");
-    for (int64_t r = 0; r < std::min<int64_t>(top, static_cast<int64_t>(order.size())); ++r) {
-      int64_t i = order[r];
-      std::printf("  %4lld  %5lld  %6.3f  %5lld  %4lld  %s%s%s\n", static_cast<long long>(r + 1),
-                  static_cast<long long>(i), sigma[i], static_cast<long long>(label[i]),
-                  static_cast<long long>(original[i]), corrupted[i] ? "yes" : "no", dataset ? "  " : "",
-                  dataset ? dataset->source(i).c_str() : "");
+
+    // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
+    std::optional<dp::train::RunData> data;
+    if (with_paths || per_sample) data = dp::train::make_run_data(config);
+    std::vector<std::string> names;
+    try {
+      if (data) names = dp::train::class_names(config.get_string("data.dataset"), config.get_string("data.path"), *data->test);
+    } catch (const std::exception&) {
     }
+    const int64_t num_classes = f.ints.count("num_classes") ? f.ints.at("num_classes") : 0;
+    if (names.empty() && config.get_string("data.dataset").rfind("cifar10", 0) == 0 && num_classes == 10)
+      names = dp::data::cifar10_class_names();
+    auto name_of = [&](int64_t c) { return c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c); };
 
     nlohmann::ordered_json report;
-    report["samples"] = sigma.size();
-    report["corrupted"] = n_corrupted;
-    if (n_corrupted > 0 && n_corrupted < static_cast<int64_t>(sigma.size())) {
-      double auc = dp::inspect::roc_auc(sigma, corrupted);
-      report["roc_auc"] = auc;
-      for (int64_t k : {int64_t{100}, int64_t{1000}, n_corrupted})
-        if (k <= static_cast<int64_t>(sigma.size()))
-          report["precision_at_" + std::to_string(k)] = dp::inspect::precision_at_k(sigma, corrupted, k);
-      std::printf("σ as a detector of the %lld corrupted labels: ROC-AUC %.4f, precision@%lld %.4f\n",
-                  static_cast<long long>(n_corrupted), auc, static_cast<long long>(n_corrupted),
-                  report["precision_at_" + std::to_string(n_corrupted)].get<double>());
-    } else {
-      std::printf("no label noise recorded in this run: detection metrics skipped\n");
-    }
-    if (const dp::Tensor* counts = f.find("history/sigma_inst_counts")) {
-      dp::inspect::SigmaHistory h;
-      std::vector<double> edges = f.at("history/sigma_edges").to_double_vector();
-      h.edges = edges;
-      std::vector<int64_t> flat = as_ints(*counts);
-      for (int64_t e = 0; e < counts->size(0); ++e)
-        h.counts.emplace_back(flat.begin() + e * counts->size(1), flat.begin() + (e + 1) * counts->size(1));
-      std::string png = output + "/sigma_over_epochs.png";
-      dp::inspect::write_heatmap_png(png, h, "instance sigma per epoch (log-spaced bins, log count)");
-      std::ofstream hist_csv(output + "/sigma_over_epochs.csv");
-      hist_csv << "epoch";
-      for (size_t b = 0; b + 1 < edges.size(); ++b) hist_csv << ",[" << edges[b] << ";" << edges[b + 1] << ")";
-      hist_csv << "\n";
-      for (size_t e = 0; e < h.counts.size(); ++e) {
-        hist_csv << e + 1;
-        for (int64_t c : h.counts[e]) hist_csv << ',' << c;
-        hist_csv << "\n";
+    report["checkpoint"] = checkpoint;
+    report["samples"] = groups.size();
+    report["noise_protocol"] = f.strings.count("noise_protocol") ? f.strings.at("noise_protocol") : "none";
+    report["mislabelled"] = n_mislabelled;
+    report["noise_applied"] = n_mislabelled + n_kept;
+    report["noise_applied_kept_class"] = n_kept;
+    std::vector<std::string> written;
+
+    std::vector<float> sigma;
+    if (theta_inst != nullptr) {
+      sigma = sigma_of(*theta_inst);
+      std::vector<int64_t> order = dp::inspect::rank_descending(sigma);
+      const std::string csv_path = output + "/sigma_ranking.csv";
+      std::ofstream csv(csv_path);
+      csv << "rank,index,sigma,label,original_label,corrupted,mislabelled" << (data ? ",source" : "") << "\n";
+      for (size_t r = 0; r < order.size(); ++r) {
+        const int64_t i = order[r];
+        csv << r + 1 << ',' << i << ',' << sigma[i] << ',' << noise.label[i] << ',' << noise.original_label[i] << ','
+            << int(noise.is_corrupted[i]) << ',' << int(mislabelled[i]);
+        if (data) csv << ',' << csv_quoted(data->train->source(i));
+        csv << '\n';
       }
-      report["sigma_over_epochs_png"] = png;
+      written.push_back(csv_path);
+      std::printf("most distrusted training samples (highest σ):\n  rank  index       σ  label         true\n");
+      for (int64_t r = 0; r < std::min<int64_t>(top, static_cast<int64_t>(order.size())); ++r) {
+        const int64_t i = order[r];
+        std::printf("  %4lld  %5lld  %6.3f  %-12s  %-12s%s%s%s\n", static_cast<long long>(r + 1),
+                    static_cast<long long>(i), sigma[i], name_of(noise.label[i]).c_str(),
+                    name_of(noise.original_label[i]).c_str(), mislabelled[i] ? "  wrong label" : "",
+                    data ? "  " : "", data ? data->train->source(i).c_str() : "");
+      }
+      if (n_mislabelled + n_kept > 0) {
+        nlohmann::ordered_json wrong, applied;
+        const std::string line = detection(sigma, mislabelled, "wrong labels (label != original_label)", wrong);
+        report["wrong_labels"] = wrong;
+        if (!line.empty()) std::printf("%s\n", line.c_str());
+        if (n_kept > 0) {
+          std::printf("the noise protocol touched %lld samples; %lld of them kept their true class, so %lld labels "
+                      "are wrong\n",
+                      static_cast<long long>(n_mislabelled + n_kept), static_cast<long long>(n_kept),
+                      static_cast<long long>(n_mislabelled));
+          const std::string l2 = detection(sigma, permuted, "samples the noise protocol touched", applied);
+          report["noise_applied_set"] = applied;
+          if (!l2.empty()) std::printf("%s\n", l2.c_str());
+        }
+      } else {
+        std::printf("no label noise recorded in this run: detection metrics skipped\n");
+      }
     }
+
+    if (theta_class != nullptr) {
+      const std::vector<float> cs = sigma_of(*theta_class);
+      const std::vector<int64_t> order = dp::inspect::rank_descending(cs);
+      const std::string csv_path = output + "/sigma_class_ranking.csv";
+      std::ofstream csv(csv_path);
+      csv << "rank,class,name,sigma\n";
+      for (size_t r = 0; r < order.size(); ++r)
+        csv << r + 1 << ',' << order[r] << ',' << csv_quoted(name_of(order[r])) << ',' << cs[order[r]] << '\n';
+      written.push_back(csv_path);
+      std::printf("classes with the highest σ (the hardest or noisiest):\n");
+      for (int64_t r = 0; r < std::min<int64_t>(top, static_cast<int64_t>(order.size())); ++r)
+        std::printf("  %4lld  %-20s  %6.3f\n", static_cast<long long>(r + 1), name_of(order[r]).c_str(), cs[order[r]]);
+    }
+
+    dp::train::SigmaRecord record;
+    record.read(f);
+    write_figure(output + "/sigma_over_epochs.png", record.label_panels(),
+                 record.noisy ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
+                 report, "sigma_over_epochs_png");
+    write_figure(output + "/sigma_over_epochs_noise_applied.png", record.permuted_panels(),
+                 "instance sigma per epoch: samples the noise protocol touched vs the others", report,
+                 "sigma_over_epochs_noise_applied_png");
+    write_figure(output + "/sigma_class_over_epochs.png", record.class_panels(), "class sigma per epoch", report,
+                 "sigma_class_over_epochs_png");
+    if (record.inst.epochs() > 0 || record.cls.epochs() > 0) {
+      write_history_csv(output + "/sigma_over_epochs.csv", record);
+      written.push_back(output + "/sigma_over_epochs.csv");
+    }
+    for (const char* key : {"sigma_over_epochs_png", "sigma_over_epochs_noise_applied_png", "sigma_class_over_epochs_png"})
+      if (report.contains(key)) written.push_back(report[key].get<std::string>());
+
+    if (per_sample) {
+      auto model = dp::nets::make_net(config.get_string("model.arch"), data->num_classes);
+      dp::nn::StateDict state;
+      for (const auto& [name, t] : f.tensors)
+        if (name.rfind("model/", 0) == 0) state.insert(name.substr(6), t);
+      model->load_state_dict(state);
+      const dp::Device dev = dp::tools::checked_device(device);
+      model->to(dev);
+      dp::train::EvalResult r;
+      {
+        dp::AutocastGuard autocast(config.get_string("run.precision") == "bf16" && dev.is_cuda() ? dp::DType::BFloat16
+                                                                                                  : dp::DType::Float32);
+        r = dp::train::evaluate(*model, data->train, data->test_transform, config.get_int("run.eval_batch_size"),
+                                config.get_int("run.workers"), dev, dp::MemoryFormat::Contiguous, /*per_sample=*/true);
+      }
+      std::vector<float> class_sigma;
+      if (theta_class != nullptr) class_sigma = sigma_of(*theta_class);
+      const std::string path = output + "/per_sample.csv";
+      std::ofstream csv(path);
+      csv << "index,path,label,label_name,original_label,original_name,corrupted,mislabelled,sigma_inst,"
+             "sigma_class,loss,prediction,prediction_name\n";
+      for (size_t i = 0; i < groups.size(); ++i) {
+        const int64_t pred = r.sample_prediction[i];
+        csv << i << ',' << csv_quoted(data->train->source(static_cast<int64_t>(i))) << ',' << noise.label[i] << ','
+            << csv_quoted(name_of(noise.label[i])) << ',' << noise.original_label[i] << ','
+            << csv_quoted(name_of(noise.original_label[i])) << ',' << int(noise.is_corrupted[i]) << ','
+            << int(mislabelled[i]) << ',';
+        if (!sigma.empty()) csv << sigma[i];
+        csv << ',';
+        if (!class_sigma.empty()) csv << class_sigma[static_cast<size_t>(noise.label[i])];
+        csv << ',' << r.sample_loss[i] << ',' << pred << ',' << csv_quoted(name_of(pred)) << '\n';
+      }
+      written.push_back(path);
+      report["per_sample_csv"] = path;
+      std::printf("per-sample export: %zu training samples, loss and prediction of the checkpoint's model on the "
+                  "validation transforms (train accuracy against the given labels %.2f%%)\n",
+                  groups.size(), r.top1);
+    }
+
     std::ofstream(output + "/inspect.json") << report.dump(2) << "\n";
-    std::printf("wrote %s, %s/inspect.json%s\n", csv_path.c_str(), output.c_str(),
-                report.contains("sigma_over_epochs_png") ? ", sigma_over_epochs.png/.csv" : "");
+    written.push_back(output + "/inspect.json");
+    std::printf("wrote");
+    for (const std::string& w : written) std::printf(" %s", w.c_str());
+    std::printf("\n");
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dp-inspect: error: %s\n", e.what());

@@ -4,6 +4,7 @@
 
 #include "engine/error.h"
 #include "train/run/trainer.h"
+#include "tools/tool_common.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"dp-train: train an image classifier with data parameters"};
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   app.add_flag("--overwrite", overwrite,
                "run.output already holds a run: move it aside to OUTPUT.replaced-DATE and start a new one");
   app.add_flag("--quiet", quiet, "no progress lines");
+  dp::tools::add_version_flag(app, "dp-train");
   CLI11_PARSE(app, argc, argv);
   try {
     dp::train::Config config = dp::train::Config::from_file(config_path, overrides);
@@ -31,8 +33,14 @@ int main(int argc, char** argv) {
     if (!resume.empty())
       std::printf("dp-train: resumed from %s after epoch %lld (global step %lld)\n", resume.c_str(),
                   static_cast<long long>(trainer.epochs_done()), static_cast<long long>(trainer.global_step()));
-    std::printf("dp-train: %s on %s, %lld training samples (%lld corrupted), %lld classes, output %s\n",
-                config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(),
+    // On the CPU "tf32" is plain float32 (TF32 is a tensor-core format): say so instead of accepting it silently.
+    const std::string precision = config.get_string("run.precision");
+    const bool cpu = config.get_string("run.device") == "cpu";
+    const std::string shown = cpu && precision == "tf32" ? "fp32" : precision;
+    if (cpu && precision == "tf32" && config.was_set("run.precision"))
+      std::printf("dp-train: note: run.precision = \"tf32\" means fp32 on the CPU (TF32 is a GPU tensor-core mode)\n");
+    std::printf("dp-train: %s on %s (%s), %lld training samples (%lld corrupted), %lld classes, output %s\n",
+                config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(), shown.c_str(),
                 static_cast<long long>(trainer.run_data().train->size()),
                 static_cast<long long>(trainer.run_data().noise.num_corrupted()),
                 static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "train/sigma_histogram.h"
+
 #ifdef DP_WITH_CUDA
 #include "kernels/cuda/sparse_sgd.h"
 #include "train/cuda_stream.h"
@@ -123,14 +125,9 @@ SigmaStats sigma_stats(const Tensor& theta, int bins, const std::vector<uint8_t>
     for (double v : sig) m2 += (v - s.mean) * (v - s.mean);
     s.std = std::sqrt(m2 / static_cast<double>(s.count - 1));
   }
-  s.bucket_edges.resize(static_cast<size_t>(bins) + 1);
-  const double width = (s.highest - s.lowest) / bins;
-  for (int k = 0; k <= bins; ++k) s.bucket_edges[k] = s.lowest + width * k;
-  s.bucket_edges[bins] = s.highest;
-  for (double v : sig) {
-    int k = width > 0.0 ? static_cast<int>((v - s.lowest) / width) : 0;
-    s.bucket_counts[std::clamp(k, 0, bins - 1)]++;
-  }
+  s.bucket_edges = linear_edges(s.lowest, s.highest, bins);
+  const std::vector<float> sig_f(sig.begin(), sig.end());
+  s.bucket_counts = histogram(sig_f, s.bucket_edges);
   return s;
 }
 

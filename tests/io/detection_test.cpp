@@ -44,16 +44,3 @@ TEST(Detection, DegenerateInputsGiveNaN) {
   EXPECT_TRUE(std::isnan(precision_at_k({}, {}, 5)));
 }
 
-#include <filesystem>
-
-#include "train/inspect/heatmap.h"
-
-TEST(Heatmap, HistogramAndPng) {
-  auto edges = linear_edges(0.0, 2.0, 4);
-  EXPECT_EQ(histogram({0.1f, 0.6f, 1.9f, 2.0f, 5.0f}, edges), (std::vector<int64_t>{1, 1, 0, 3}));
-  SigmaHistory h{edges, {{1, 1, 0, 3}, {0, 2, 2, 1}}};
-  std::string tmpl = (std::filesystem::temp_directory_path() / "dp-hm-XXXXXX").string();
-  std::string path = std::string(mkdtemp(tmpl.data())) + "/sigma.png";
-  write_heatmap_png(path, h, "test");
-  EXPECT_GT(std::filesystem::file_size(path), 100u);
-}

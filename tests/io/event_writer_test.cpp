@@ -95,12 +95,21 @@ TEST(EventWriter, ScalarsAndHistogramsReadBack) {
     dp::io::EventWriter w(dir);
     w.add_scalar("train/loss", 2.5, 10);
     w.add_scalar("train/top1", 31.25, 20);
-    w.add_histogram("sigma/inst", dp::io::Histogram::of({1.0f, 1.5f, 2.0f, 2.0f}, 4), 20);
+    dp::io::Histogram h;  // of {1.0, 1.5, 2.0, 2.0} in 4 buckets
+    h.min = 1.0;
+    h.max = 2.0;
+    h.num = 4;
+    h.sum = 6.5;
+    h.sum_squares = 11.25;
+    h.bucket_limit = {1.25, 1.5, 1.75, 2.0};
+    h.bucket = {1, 0, 1, 2};
+    w.add_histogram("sigma/inst", h, 20);
+    w.add_image("sigma/figure", {0x89, 'P', 'N', 'G'}, 7, 5, 30);
     w.flush();
     path = w.path();
   }
   std::vector<std::string> records = read_records(path);
-  ASSERT_EQ(records.size(), 4u);
+  ASSERT_EQ(records.size(), 5u);
 
   auto first = parse(records[0]);
   ASSERT_NE(field(first, 3), nullptr);
@@ -131,5 +140,14 @@ TEST(EventWriter, ScalarsAndHistogramsReadBack) {
   std::memcpy(c, counts.data(), 32);
   EXPECT_EQ(c[0] + c[1] + c[2] + c[3], 4.0);
   EXPECT_EQ(c[3], 2.0);  // both 2.0 values land in the last bucket
+
+  auto image_event = parse(records[4]);
+  EXPECT_EQ(field(image_event, 2)->varint, 30u);
+  auto ivalue = parse(field(parse(field(image_event, 5)->bytes), 1)->bytes);
+  EXPECT_EQ(field(ivalue, 1)->bytes, "sigma/figure");
+  auto image = parse(field(ivalue, 4)->bytes);
+  EXPECT_EQ(field(image, 1)->varint, 5u);
+  EXPECT_EQ(field(image, 2)->varint, 7u);
+  EXPECT_EQ(field(image, 4)->bytes, std::string("\x89PNG"));
   std::filesystem::remove_all(dir);
 }

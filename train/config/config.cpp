@@ -117,7 +117,8 @@ void walk(const toml::table& table, const std::string& prefix, const std::string
     if (key == nullptr) {
       std::string near = nearest_key(path);
       DP_THROW(fmt::format("config {}: unknown key '{}'", at, path),
-               near.empty() ? "see configs/README.md for the keys of each section"
+               near.empty() ? "README.md (Configuration) lists the keys of each section; train/config/config_schema.cpp "
+                             "gives each one's type, default and range"
                             : fmt::format("did you mean '{}'?", near));
     }
     values[path] = convert(*key, node, at);

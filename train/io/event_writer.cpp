@@ -94,28 +94,6 @@ uint32_t masked_crc32c(const void* data, size_t n) {
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 
-Histogram Histogram::of(const std::vector<float>& values, int bins) {
-  Histogram h;
-  if (values.empty()) return h;
-  auto [lo, hi] = std::minmax_element(values.begin(), values.end());
-  h.min = *lo;
-  h.max = *hi;
-  h.num = static_cast<double>(values.size());
-  for (float v : values) {
-    h.sum += v;
-    h.sum_squares += static_cast<double>(v) * v;
-  }
-  double width = (h.max - h.min) / bins;
-  if (width <= 0) width = 1e-12;
-  h.bucket.assign(static_cast<size_t>(bins), 0.0);
-  for (int i = 0; i < bins; ++i) h.bucket_limit.push_back(h.min + width * (i + 1));
-  for (float v : values) {
-    auto i = static_cast<size_t>(std::min<double>(bins - 1, std::floor((v - h.min) / width)));
-    h.bucket[i] += 1;
-  }
-  return h;
-}
-
 EventWriter::EventWriter(const std::string& dir, const std::string& suffix) {
   std::filesystem::create_directories(dir);
   char host[256] = "localhost";
@@ -168,6 +146,25 @@ void EventWriter::add_histogram(const std::string& tag, const Histogram& h, int6
   std::string v;
   put_bytes(v, 1, tag);
   put_bytes(v, 5, histo);  // Value.histo = 5
+  std::string summary;
+  put_bytes(summary, 1, v);
+  write_record(event(step, nullptr, &summary));
+}
+
+void EventWriter::add_image(const std::string& tag, const std::vector<uint8_t>& png, int width, int height,
+                            int64_t step) {
+  // Summary.Image { int32 height=1, width=2, colorspace=3; bytes encoded_image_string=4; }
+  std::string image;
+  put_key(image, 1, 0);
+  put_varint(image, static_cast<uint64_t>(height));
+  put_key(image, 2, 0);
+  put_varint(image, static_cast<uint64_t>(width));
+  put_key(image, 3, 0);
+  put_varint(image, 3);  // RGB
+  put_bytes(image, 4, std::string(png.begin(), png.end()));
+  std::string v;
+  put_bytes(v, 1, tag);
+  put_bytes(v, 4, image);  // Value.image = 4
   std::string summary;
   put_bytes(summary, 1, v);
   write_record(event(step, nullptr, &summary));

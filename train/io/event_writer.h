@@ -1,5 +1,5 @@
 // TensorBoard event files without TensorFlow: TFRecord framing around hand-encoded Event
-// protobufs (scalars and histograms), which TensorBoard and tensorboardX readers accept.
+// protobufs (scalars, histograms and PNG images), which TensorBoard and tensorboardX readers accept.
 #pragma once
 #include <cstdint>
 #include <fstream>
@@ -11,9 +11,7 @@ namespace dp::io {
 struct Histogram {
   double min = 0, max = 0, num = 0, sum = 0, sum_squares = 0;
   std::vector<double> bucket_limit;  // right edges, last one +inf-like
-  std::vector<double> bucket;        // counts
-  // Buckets `values` into `bins` equal-width bins between their min and max.
-  static Histogram of(const std::vector<float>& values, int bins = 30);
+  std::vector<double> bucket;        // counts (binned by the caller: train/sigma_histogram.h)
 };
 
 class EventWriter {
@@ -22,6 +20,8 @@ class EventWriter {
   EventWriter(const std::string& dir, const std::string& suffix = "dp-engine");
   void add_scalar(const std::string& tag, double value, int64_t step);
   void add_histogram(const std::string& tag, const Histogram& h, int64_t step);
+  // A PNG-encoded RGB image of width × height pixels (TensorBoard's Images tab).
+  void add_image(const std::string& tag, const std::vector<uint8_t>& png, int width, int height, int64_t step);
   void flush();
   const std::string& path() const { return path_; }
 

@@ -13,7 +13,7 @@ namespace dp::train {
 
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
-                    Device device, MemoryFormat format) {
+                    Device device, MemoryFormat format, bool per_sample) {
   const int64_t classes = dataset->num_classes();
   EvalResult r;
   r.confusion.assign(static_cast<size_t>(classes), std::vector<int64_t>(static_cast<size_t>(classes), 0));
@@ -22,6 +22,10 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   o.shuffle = false;
   o.num_workers = std::max<int64_t>(1, workers);
   o.allocator = batch_memory_for(device);
+  if (per_sample) {
+    r.sample_loss.assign(static_cast<size_t>(dataset->size()), std::nanf(""));
+    r.sample_prediction.assign(static_cast<size_t>(dataset->size()), -1);
+  }
   data::Loader loader(dataset, data::Transform(transform), o);
   loader.start_epoch(0);
   const bool was_training = model.is_training();
@@ -40,6 +44,13 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
       const float* row = host.data() + i * classes;
       int64_t pred = std::max_element(row, row + classes) - row;
       ++r.confusion[static_cast<size_t>(batch->labels[i])][static_cast<size_t>(pred)];
+      if (per_sample) {  // cross-entropy = logsumexp(row) - row[label], in double
+        double sum = 0;
+        for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c]) - row[pred]);
+        const auto index = static_cast<size_t>(batch->indices[i]);
+        r.sample_loss[index] = static_cast<float>(row[pred] + std::log(sum) - row[batch->labels[i]]);
+        r.sample_prediction[index] = pred;
+      }
     }
     r.count += batch->n;
   }

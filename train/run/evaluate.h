@@ -21,11 +21,14 @@ struct EvalResult {
   double top5 = 0.0;   // percent
   std::vector<double> per_class_accuracy;      // percent, NaN for a class with no sample
   std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
+  // With per_sample: by dataset index, each sample's cross-entropy and top-1 prediction.
+  std::vector<float> sample_loss;
+  std::vector<int64_t> sample_prediction;
   std::string to_json(const std::vector<std::string>& class_names = {}) const;
 };
 
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
-                    Device device, MemoryFormat format = MemoryFormat::Contiguous);
+                    Device device, MemoryFormat format = MemoryFormat::Contiguous, bool per_sample = false);
 
 }  // namespace dp::train

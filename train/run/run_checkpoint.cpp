@@ -4,7 +4,7 @@
 //   /data_parameters/theta_class        log-space θ (and _momentum), when learnt
 //   /data_parameters/theta_inst         log-space θ (and _momentum), when learnt
 //   /noise/{label,original_label,is_corrupted,image_source}   the training set's noise map
-//   /history/{sigma_edges,sigma_inst_counts,sigma_class_counts}  σ histograms per epoch
+//   /history/sigma_edges, sigma_<group>_counts, sigma_<group>_sums   σ histograms per epoch (sigma_record.h)
 //   attributes: format_version, epoch (completed), global_step, seed, class_param_steps,
 //               inst_param_steps, best_val_top1, arch, num_classes, noise_protocol, config
 // Randomness is counter-based (Philox keyed by seed, epoch, sample index), so seed + epoch is
@@ -20,26 +20,6 @@ namespace dp::train {
 namespace {
 
 constexpr int64_t kFormatVersion = 1;
-
-Tensor history_tensor(const inspect::SigmaHistory& h) {
-  const auto epochs = static_cast<int64_t>(h.counts.size());
-  const auto bins = static_cast<int64_t>(h.edges.size()) - 1;
-  std::vector<int64_t> flat;
-  for (const auto& row : h.counts) flat.insert(flat.end(), row.begin(), row.end());
-  return Tensor::from_vector(flat, {epochs, bins});
-}
-
-void history_from(const io::TensorFile& f, const std::string& name, inspect::SigmaHistory& h) {
-  h.counts.clear();
-  const Tensor* t = f.find(name);
-  if (t == nullptr || t->dim() != 2) return;
-  std::vector<double> v = t->to_double_vector();
-  for (int64_t e = 0; e < t->size(0); ++e) {
-    std::vector<int64_t> row;
-    for (int64_t b = 0; b < t->size(1); ++b) row.push_back(static_cast<int64_t>(v[e * t->size(1) + b]));
-    h.counts.push_back(row);
-  }
-}
 
 }  // namespace
 
@@ -66,11 +46,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   f.tensors.emplace_back("noise/original_label", Tensor::from_vector(n.original_label, {n.size()}));
   f.tensors.emplace_back("noise/is_corrupted", Tensor::from_vector(n.is_corrupted, {n.size()}));
   f.tensors.emplace_back("noise/image_source", Tensor::from_vector(n.image_source, {n.size()}));
-  f.tensors.emplace_back("history/sigma_edges",
-                         Tensor::from_vector(inst_history_.edges, {static_cast<int64_t>(inst_history_.edges.size())}));
-  if (!inst_history_.counts.empty()) f.tensors.emplace_back("history/sigma_inst_counts", history_tensor(inst_history_));
-  if (!class_history_.counts.empty())
-    f.tensors.emplace_back("history/sigma_class_counts", history_tensor(class_history_));
+  sigma_record_.write(f);
   f.ints["format_version"] = kFormatVersion;
   f.ints["epoch"] = epoch_;
   f.ints["global_step"] = global_step_;
@@ -135,8 +111,7 @@ void Trainer::load_checkpoint(const std::string& path) {
                        "builds ({} samples, protocol {})",
                        path, n.size(), n.protocol, data_.noise.size(), data_.noise.protocol),
            "resume with the dataset, noise settings and seed the run was started with");
-  history_from(f, "history/sigma_inst_counts", inst_history_);
-  history_from(f, "history/sigma_class_counts", class_history_);
+  sigma_record_.read(f);
   epoch_ = f.ints.at("epoch");
   global_step_ = f.ints.at("global_step");
   best_top1_ = f.floats.count("best_val_top1") ? f.floats.at("best_val_top1") : -1.0;

@@ -82,14 +82,6 @@ io::Histogram to_histogram(const SigmaStats& s) {
   return h;
 }
 
-// Fixed log-spaced σ bins over the clamp range, shared by every epoch of the history.
-std::vector<double> sigma_history_edges() {
-  const int bins = 60;
-  std::vector<double> e;
-  for (int i = 0; i <= bins; ++i) e.push_back(0.05 * std::pow(400.0, static_cast<double>(i) / bins));
-  return e;
-}
-
 // fp32: strict float32 everywhere; tf32: float32 storage with TF32 tensor-core convolutions and
 // GEMMs on CUDA (PyTorch's default); bf16: mixed precision on CUDA (bf16 activations and
 // convolution/GEMM inputs, float32 master weights, BN statistics and loss; see engine/autocast.h).
@@ -147,7 +139,6 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   schedule_ = make_schedule(config_);
   data_params_ = std::make_unique<DataParameters>(data_param_config(config_), data_.num_classes,
                                                   data_.train->size(), device_);
-  inst_history_.edges = class_history_.edges = sigma_history_edges();
 
   output_ = config_.get_string("run.output");
   DP_CHECK(!(options_.overwrite && !options_.resume.empty()), "--resume and --overwrite exclude each other",
@@ -183,15 +174,17 @@ void Trainer::log_sigma(const std::string& name, const Tensor& theta, int64_t st
   events_->add_histogram(name, to_histogram(s), step);
 }
 
-void Trainer::record_sigma_history() {
-  auto add = [](inspect::SigmaHistory& h, const Tensor& theta) {
-    if (!theta.defined()) return;
-    std::vector<float> sigma = theta.to_float_vector();
-    for (float& v : sigma) v = std::exp(v);
-    h.counts.push_back(inspect::histogram(sigma, h.edges));
-  };
-  add(inst_history_, data_params_->theta_inst());
-  add(class_history_, data_params_->theta_class());
+void Trainer::record_sigma_history(int64_t epoch0) {
+  sigma_record_.record_epoch(data_params_->theta_inst(), data_params_->theta_class(), sample_groups(data_.noise));
+  if (!events_) return;
+  std::vector<inspect::SigmaPanel> panels = sigma_record_.label_panels();
+  if (panels.empty()) panels = sigma_record_.class_panels();
+  if (panels.empty()) return;
+  const inspect::SigmaFigureLayout layout = inspect::sigma_figure_layout(panels.size());
+  events_->add_image("sigma_over_epochs",
+                     inspect::sigma_figure_png(panels, data_params_->learn_inst() ? "instance sigma per epoch"
+                                                                                   : "class sigma per epoch"),
+                     layout.width, layout.height, epoch0);
 }
 
 int64_t Trainer::last_epoch() const {
@@ -261,7 +254,9 @@ EpochSummary Trainer::train_one_epoch() {
       const double top1 = 100.0 * correct.to_double_vector()[0] / static_cast<double>(seen);
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();
       const double per_iter = secs / static_cast<double>(i + 1);
-      const double eta = per_iter * static_cast<double>((iterations - i - 1) + (stop - epoch - 1) * iterations);
+      // Training left plus the evaluations left (this epoch's included), timed by the last one.
+      const double eta = per_iter * static_cast<double>((iterations - i - 1) + (stop - epoch - 1) * iterations) +
+                         eval_seconds_ * static_cast<double>(stop - epoch);
       if (!options_.quiet) {
         std::string line = fmt::format(
             "epoch {}/{}  step {}/{}  loss {:.4f}  top1 {:.2f}%  {:.0f} img/s  ETA {}  lr {:.4g}", epoch + 1, stop,
@@ -277,6 +272,7 @@ EpochSummary Trainer::train_one_epoch() {
         events_->add_scalar("train_iteration_stats/accuracy_top1", top1, global_step_);
         events_->add_scalar("train_iteration_stats/loss", avg_loss, global_step_);
         events_->add_scalar("train_iteration_stats/epoch", static_cast<double>(epoch), global_step_);
+        events_->add_scalar("train_iteration_stats/lr", sgd_->lr(), global_step_);
       }
       if (data_params_->learn_class())
         log_sigma("iter_stats_class_parameter", data_params_->theta_class(), global_step_, nullptr, 1);
@@ -311,18 +307,25 @@ RunSummary Trainer::run() {
     EpochSummary s = train_one_epoch();
     EvalResult val;
     {
+      const auto eval_start = Clock::now();
       AutocastGuard autocast(autocast_dtype_);
       val = evaluate(*model_, data_.test, data_.test_transform, config_.get_int("run.eval_batch_size"),
                      config_.get_int("run.workers"), device_, memory_format_);
+      eval_seconds_ = std::chrono::duration<double>(Clock::now() - eval_start).count();
     }
     s.val_loss = val.loss;
     s.val_top1 = val.top1;
     s.val_top5 = val.top5;
     const int64_t epoch0 = epoch_;  // the reference logs epoch scalars at the 0-based epoch
     ++epoch_;
-    record_sigma_history();
+    record_sigma_history(epoch0);
     if (events_) {
       events_->add_scalar("train/skipped_samples", static_cast<double>(s.skipped.count), epoch0);
+      events_->add_scalar("train/lr", schedule_->lr(static_cast<double>(epoch0)), epoch0);  // at the epoch's start
+      if (data_params_->learn_class())
+        events_->add_scalar("train/lr_class_param", data_params_->config().lr_class_param, epoch0);
+      if (data_params_->learn_inst())
+        events_->add_scalar("train/lr_inst_param", data_params_->config().lr_inst_param, epoch0);
       events_->add_scalar("train/accuracy", s.train_top1, epoch0);
       events_->add_scalar("train/loss", s.train_loss, epoch0);
       events_->add_scalar("val/accuracy", s.val_top1, epoch0);

@@ -12,10 +12,10 @@
 #include "layers/module.h"
 #include "train/config/config.h"
 #include "train/data_parameters.h"
-#include "train/inspect/heatmap.h"
 #include "train/lr_schedule.h"
 #include "data/loader.h"
 #include "train/run/run_data.h"
+#include "train/run/sigma_record.h"
 #include "train/sgd.h"
 
 namespace dp::io {
@@ -68,6 +68,7 @@ class Trainer {
   int64_t global_step() const { return global_step_; }
   MemoryFormat memory_format() const { return memory_format_; }  // of the batches fed to the model
   const std::string& checkpoint_path() const { return checkpoint_path_; }
+  const SigmaRecord& sigma_record() const { return sigma_record_; }
   const std::string& output() const { return output_; }
   const std::string& replaced_run() const { return replaced_; }  // where --overwrite moved an earlier run
 
@@ -76,7 +77,7 @@ class Trainer {
   int64_t last_epoch() const;  // run.epochs, or run.stop_epoch when it ends the run earlier
   void log_sigma(const std::string& name, const Tensor& theta, int64_t step, const std::vector<uint8_t>* mask,
                  uint8_t select);
-  void record_sigma_history();
+  void record_sigma_history(int64_t epoch0);
   void write_metrics_line(const std::string& json_line);
 
   Config config_;
@@ -97,7 +98,8 @@ class Trainer {
   int64_t global_step_ = 0;  // iterations completed (1-based in logs, like the reference)
   double best_top1_ = -1.0;
   int64_t best_epoch_ = 0;   // epoch of best_top1_ (1-based; 0: none yet)
-  inspect::SigmaHistory inst_history_, class_history_;
+  double eval_seconds_ = 0;  // the last evaluation's duration (for the ETA)
+  SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
 };
 
 // The resolved config stored in a checkpoint (for dp-eval and dp-inspect); `path` names it in errors.

@@ -1,0 +1,37 @@
+// The one σ histogram of the project: TensorBoard's σ histograms (sigma_stats), the per-epoch
+// history stored in checkpoints and dp-inspect's figure all bin with `histogram` below.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace dp::train {
+
+std::vector<double> linear_edges(double lo, double hi, int bins);
+std::vector<double> log_edges(double lo, double hi, int bins);
+
+// Counts of σ per bin [edges[b], edges[b + 1]) (the last bin closed; values outside the edges
+// count in the end bins), over the entries where mask is null or mask[i] == select.
+std::vector<int64_t> histogram(const std::vector<float>& sigma, const std::vector<double>& edges,
+                               const std::vector<uint8_t>* mask = nullptr, uint8_t select = 1);
+
+// The edges of the per-epoch history: fine log-spaced bins over the clamp range [1/20, 20], fine
+// enough (0.6 % wide) that a figure can zoom in on the few percent of that range a run's σ occupy.
+std::vector<double> sigma_history_edges();
+
+// σ histograms of one group of samples, one row per epoch, over edges shared by every epoch.
+struct SigmaHistory {
+  std::vector<double> edges;                 // bins + 1 σ values
+  std::vector<std::vector<int64_t>> counts;  // [epoch][bin]
+  std::vector<double> sums;                  // [epoch] exact sum of the group's σ (empty: unknown)
+
+  int64_t epochs() const { return static_cast<int64_t>(counts.size()); }
+  int64_t total(int64_t epoch) const;  // samples in the group at `epoch` (0-based)
+  double mean(int64_t epoch) const;    // exact when sums are known, else from bin centres
+  // Appends an epoch: the histogram and sum of σ over the entries selected by mask/select.
+  void add_epoch(const std::vector<float>& sigma, const std::vector<uint8_t>* mask = nullptr, uint8_t select = 1);
+};
+
+// Two disjoint groups as one (same edges and epochs): e.g. clean = untouched + permuted-but-kept.
+SigmaHistory merged(const SigmaHistory& a, const SigmaHistory& b);
+
+}  // namespace dp::train
