@@ -8,7 +8,7 @@
 
 #ifdef DP_WITH_CUDA
 #include "kernels/cuda/data_param_ce.h"
-#include "train/cuda_stream.h"
+#include "engine/cuda/context.h"
 #endif
 
 namespace dp::train {
@@ -66,7 +66,8 @@ DataParamCeOutput run(const Tensor& logits, const Tensor& labels, const Tensor& 
 #ifdef DP_WITH_CUDA
     out.loss = Tensor::empty({}, dt, dev);
     Tensor scratch = Tensor::empty({B}, dt, dev);
-    kernels::data_param_ce_cuda<T>(a, out.loss.data<T>(), scratch.data<T>(), cuda_stream());
+    const cuda::DeviceGuard guard(dev.index);
+    kernels::data_param_ce_cuda<T>(a, out.loss.data<T>(), scratch.data<T>(), cuda::context(dev).stream());
 #else
     DP_THROW("data_param_cross_entropy on " + dev.str() + " in a build without CUDA",
              "rebuild with -Dcuda=enabled or keep the tensors on the CPU");

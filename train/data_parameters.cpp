@@ -7,7 +7,7 @@
 
 #ifdef DP_WITH_CUDA
 #include "kernels/cuda/sparse_sgd.h"
-#include "train/cuda_stream.h"
+#include "engine/cuda/context.h"
 #endif
 
 namespace dp::train {
@@ -71,7 +71,8 @@ void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& 
     kernels::clamp_all_cpu(theta.data<float>(), theta.numel(), lo, hi);
   } else {
 #ifdef DP_WITH_CUDA
-    kernels::clamp_all_cuda(theta.data<float>(), theta.numel(), lo, hi, cuda_stream());
+    const cuda::DeviceGuard guard(theta.device().index);
+    kernels::clamp_all_cuda(theta.data<float>(), theta.numel(), lo, hi, cuda::context(theta.device()).stream());
 #endif
   }
   fully_clamped = true;

@@ -6,7 +6,7 @@
 
 #ifdef DP_WITH_CUDA
 #include "kernels/cuda/sgd.h"
-#include "train/cuda_stream.h"
+#include "engine/cuda/context.h"
 #endif
 
 namespace dp::train {
@@ -75,7 +75,8 @@ void SGD::step() {
       t.n[t.count] = spans[k].n;
       t.first[t.count] = spans[k].first ? 1 : 0;
     }
-    kernels::sgd_step_cuda(t, lr, m, wd, options_.nesterov, cuda_stream());
+    const cuda::DeviceGuard guard(params_[0].device().index);
+    kernels::sgd_step_cuda(t, lr, m, wd, options_.nesterov, cuda::context(params_[0].device()).stream());
   }
 #else
   DP_THROW("SGD on CUDA tensors in a build without CUDA", "rebuild with -Dcuda=enabled");

@@ -4,7 +4,7 @@
 
 #ifdef DP_WITH_CUDA
 #include "kernels/cuda/sparse_sgd.h"
-#include "train/cuda_stream.h"
+#include "engine/cuda/context.h"
 #endif
 
 namespace dp::train {
@@ -48,7 +48,8 @@ void SparseSGD::step(const Tensor& rows, const Tensor& grads, SparseClamp clamp)
   } else {
 #ifdef DP_WITH_CUDA
     updated_.clear();
-    kernels::sparse_sgd_step_cuda(a, clamp.enabled, clamp.lo, clamp.hi, cuda_stream());
+    const cuda::DeviceGuard guard(param_.device().index);
+    kernels::sparse_sgd_step_cuda(a, clamp.enabled, clamp.lo, clamp.hi, cuda::context(param_.device()).stream());
 #else
     DP_THROW("SparseSGD on " + param_.device().str() + " in a build without CUDA",
              "rebuild with -Dcuda=enabled");

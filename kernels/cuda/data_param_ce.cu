@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/cuda/cuda_check.h"
+#include "engine/cuda/check.h"
 #include "kernels/cuda/data_param_ce.h"
 
 namespace dp::kernels {
@@ -142,10 +142,10 @@ void data_param_ce_cuda(const DataParamCeArgs<T>& args, T* loss, T* row_loss_scr
     const int64_t threads = kWarpsPerBlock * 32;
     const int64_t blocks = (args.batch * 32 + threads - 1) / threads;
     data_param_ce_kernel<T><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(args, row_loss_scratch);
-    DP_TRAIN_CUDA_CHECK(cudaGetLastError());
+    DP_CUDA_CHECK_LAUNCH();
   }
   sum_rows_kernel<T><<<1, kReduceThreads, 0, stream>>>(row_loss_scratch, args.batch, loss);
-  DP_TRAIN_CUDA_CHECK(cudaGetLastError());
+  DP_CUDA_CHECK_LAUNCH();
 }
 
 template void data_param_ce_cuda<float>(const DataParamCeArgs<float>&, float*, float*, cudaStream_t);

@@ -3,7 +3,7 @@
 // bit-identical to the CPU version (std::fma for the "+ α·x" steps, separate rounding for m·buf).
 #include <algorithm>
 
-#include "kernels/cuda/cuda_check.h"
+#include "engine/cuda/check.h"
 #include "kernels/cuda/sgd.h"
 
 namespace dp::kernels {
@@ -40,7 +40,7 @@ void sgd_step_cuda(const SgdTensorTable& table, float lr, float momentum, float 
   const int64_t blocks = std::min<int64_t>((largest + threads - 1) / threads, 132 * 16);
   sgd_kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(table, lr, momentum, weight_decay,
                                                                     nesterov);
-  DP_TRAIN_CUDA_CHECK(cudaGetLastError());
+  DP_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace dp::kernels

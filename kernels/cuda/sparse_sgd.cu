@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "kernels/cuda/cuda_check.h"
+#include "engine/cuda/check.h"
 #include "kernels/cuda/sparse_sgd.h"
 
 namespace dp::kernels {
@@ -109,7 +109,7 @@ template <class Kernel>
 size_t prepare_shared(Kernel kernel, int64_t P) {
   const size_t bytes = static_cast<size_t>(P) * (sizeof(int64_t) + sizeof(int));
   if (bytes > 48 * 1024)
-    DP_TRAIN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    DP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(bytes)));
   return bytes;
 }
@@ -125,7 +125,7 @@ void sparse_sgd_step_cuda(const SparseSgdArgs& args, bool clamp, float clamp_lo,
   const size_t shared = prepare_shared(sparse_sgd_kernel, P);
   const int threads = static_cast<int>(std::min<int64_t>(kSortThreads, std::max<int64_t>(32, P / 2)));
   sparse_sgd_kernel<<<1, threads, shared, stream>>>(args, P, clamp, clamp_lo, clamp_hi);
-  DP_TRAIN_CUDA_CHECK(cudaGetLastError());
+  DP_CUDA_CHECK_LAUNCH();
 }
 
 void clamp_all_cuda(float* param, int64_t num_rows, float lo, float hi, cudaStream_t stream) {
@@ -133,7 +133,7 @@ void clamp_all_cuda(float* param, int64_t num_rows, float lo, float hi, cudaStre
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((num_rows + threads - 1) / threads, 8192);
   clamp_all_kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(param, num_rows, lo, hi);
-  DP_TRAIN_CUDA_CHECK(cudaGetLastError());
+  DP_CUDA_CHECK_LAUNCH();
 }
 
 void scatter_rows_to_dense_cuda(const int64_t* rows, const float* grads, int64_t n, float* dense,
@@ -149,7 +149,7 @@ void scatter_rows_to_dense_cuda(const int64_t* rows, const float* grads, int64_t
     scatter_atomic_kernel<<<static_cast<unsigned>((n + threads - 1) / threads), threads, 0, stream>>>(
         rows, grads, n, dense, dense_size);
   }
-  DP_TRAIN_CUDA_CHECK(cudaGetLastError());
+  DP_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace dp::kernels
