@@ -5,10 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#ifdef DP_WITH_CUDA
-#include "kernels/cuda/sparse_sgd.h"
-#include "engine/cuda/context.h"
-#endif
+#include "kernels/training_ops.h"
 
 namespace dp::train {
 
@@ -67,14 +64,7 @@ void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& 
   }
   opt.step(rows, grads);
   Tensor theta = opt.param();
-  if (theta.device().is_cpu()) {
-    kernels::clamp_all_cpu(theta.data<float>(), theta.numel(), lo, hi);
-  } else {
-#ifdef DP_WITH_CUDA
-    const cuda::DeviceGuard guard(theta.device().index);
-    kernels::clamp_all_cuda(theta.data<float>(), theta.numel(), lo, hi, cuda::context(theta.device()).stream());
-#endif
-  }
+  ops::clamp_all_(theta, lo, hi);
   fully_clamped = true;
 }
 
