@@ -113,7 +113,7 @@ RunData make_run_data(const Config& c) {
              "config: data.noise = \"file\" needs data.noise_file and data.noise_column",
              "e.g. noise_file = \"../shared/data/cifar10n-labels.csv\", noise_column = \"worse_label\"");
     r.noise = data::file_label_noise(labels, c.get_string("data.noise_file"), c.get_string("data.noise_column"),
-                                     c.get_string("data.noise_index_column"));
+                                     c.get_string("data.noise_index_column"), r.num_classes);
   }
   r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
   return r;
