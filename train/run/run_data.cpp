@@ -65,6 +65,13 @@ std::shared_ptr<const data::Dataset> make_split(const std::string& kind, const s
                       : data::imagenet_val_transform(image_size * 256 / 224, image_size);
     data::ImageFolderOptions o;
     o.root = split;
+    // The validation split's labels index the training split's classes (its own sorted list
+    // would shift every label after a missing class).
+    const std::string train_split = (fs::path(path) / "train").string();
+    if (!train && fs::is_directory(train_split)) {
+      o.class_order = data::class_folder_names(train_split);
+      o.subset_of_classes = true;
+    }
     return std::make_shared<data::ImageFolderDataset>(o);
   }
   DP_THROW(fmt::format("config: unknown data.dataset \"{}\"", kind),
