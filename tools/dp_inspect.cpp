@@ -20,21 +20,15 @@
 #include "tools/tool_common.h"
 #include "train/inspect/detection.h"
 #include "train/inspect/sigma_figure.h"
-#include "train/io/checkpoint_file.h"
+#include "train/io/checkpoint_schema.h"
 #include "train/run/class_names.h"
 #include "train/run/evaluate.h"
 #include "train/run/run_data.h"
-#include "train/run/sigma_record.h"
 #include "train/run/trainer.h"
 
 namespace {
 
 using dp::train::SampleGroup;
-
-std::vector<int64_t> as_ints(const dp::Tensor& t) {
-  std::vector<double> v = t.to_double_vector();
-  return std::vector<int64_t>(v.begin(), v.end());
-}
 
 std::vector<float> sigma_of(const dp::Tensor& theta) {
   std::vector<float> s = theta.to_float_vector();
@@ -89,13 +83,7 @@ void write_history_csv(const std::string& path, const dp::train::SigmaRecord& r)
           csv << group << ',' << e + 1 << ',' << h.edges[b] << ',' << h.edges[b + 1] << ','
               << h.counts[static_cast<size_t>(e)][b] << '\n';
   };
-  rows("inst", r.inst);
-  if (r.noisy) {
-    rows("inst_mislabelled", r.inst_mislabelled);
-    rows("inst_permuted_kept", r.inst_permuted_kept);
-    rows("inst_untouched", r.inst_untouched);
-  }
-  rows("class", r.cls);
+  for (const auto& [group, h] : r.named()) rows(group.c_str(), *h);
 }
 
 }  // namespace
@@ -116,21 +104,18 @@ int main(int argc, char** argv) {
   dp::tools::add_version_flag(app, "dp-inspect");
   CLI11_PARSE(app, argc, argv);
   try {
-    dp::io::TensorFile f = dp::io::read_tensor_file(checkpoint);
-    const dp::train::Config config = dp::train::config_from_checkpoint(f, checkpoint);
+    // Validated by the checkpoint schema: θ and every noise vector have the training set's length.
+    const dp::io::Checkpoint f = dp::io::read_checkpoint(checkpoint);
+    const dp::train::Config config = dp::train::config_from_checkpoint(f);
     if (output.empty()) output = std::filesystem::path(checkpoint).parent_path().string();
     if (output.empty()) output = ".";
     std::filesystem::create_directories(output);
-    const dp::Tensor* theta_inst = f.find("data_parameters/theta_inst");
-    const dp::Tensor* theta_class = f.find("data_parameters/theta_class");
+    const dp::Tensor* theta_inst = f.theta_inst.defined() ? &f.theta_inst.theta : nullptr;
+    const dp::Tensor* theta_class = f.theta_class.defined() ? &f.theta_class.theta : nullptr;
     DP_CHECK(theta_inst != nullptr || theta_class != nullptr, checkpoint + " has no learnt data parameters",
              "dp-inspect reads runs with data_parameters.learn_inst_parameters or learn_class_parameters = true");
-
-    dp::data::NoiseMap noise;
-    noise.label = as_ints(f.at("noise/label"));
-    noise.original_label = as_ints(f.at("noise/original_label"));
-    std::vector<int64_t> corrupted_i = as_ints(f.at("noise/is_corrupted"));
-    noise.is_corrupted.assign(corrupted_i.begin(), corrupted_i.end());
+    DP_CHECK(f.noise.has_value(), checkpoint + " has no noise map (/noise/*)", "it was not written by dp-train");
+    const dp::data::NoiseMap& noise = *f.noise;
     const std::vector<uint8_t> groups = dp::train::sample_groups(noise);
     std::vector<uint8_t> mislabelled(groups.size()), permuted(groups.size());
     int64_t n_mislabelled = 0, n_kept = 0;
@@ -149,7 +134,7 @@ int main(int argc, char** argv) {
       if (data) names = dp::train::class_names(config.get_string("data.dataset"), config.get_string("data.path"), *data->test);
     } catch (const std::exception&) {
     }
-    const int64_t num_classes = f.ints.count("num_classes") ? f.ints.at("num_classes") : 0;
+    const int64_t num_classes = f.num_classes;
     if (names.empty() && config.get_string("data.dataset").rfind("cifar10", 0) == 0 && num_classes == 10)
       names = dp::data::cifar10_class_names();
     auto name_of = [&](int64_t c) { return c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c); };
@@ -157,7 +142,7 @@ int main(int argc, char** argv) {
     nlohmann::ordered_json report;
     report["checkpoint"] = checkpoint;
     report["samples"] = groups.size();
-    report["noise_protocol"] = f.strings.count("noise_protocol") ? f.strings.at("noise_protocol") : "none";
+    report["noise_protocol"] = noise.protocol;
     report["mislabelled"] = n_mislabelled;
     report["noise_applied"] = n_mislabelled + n_kept;
     report["noise_applied_kept_class"] = n_kept;
@@ -219,17 +204,16 @@ int main(int argc, char** argv) {
         std::printf("  %4lld  %-20s  %6.3f\n", static_cast<long long>(r + 1), name_of(order[r]).c_str(), cs[order[r]]);
     }
 
-    dp::train::SigmaRecord record;
-    record.read(f);
-    write_figure(output + "/sigma_over_epochs.png", record.label_panels(),
-                 record.noisy ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
+    const dp::train::SigmaRecord& record = f.history;
+    write_figure(output + "/sigma_over_epochs.png", dp::inspect::label_panels(record),
+                 record.has_groups() ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
                  report, "sigma_over_epochs_png");
-    write_figure(output + "/sigma_over_epochs_noise_applied.png", record.permuted_panels(),
+    write_figure(output + "/sigma_over_epochs_noise_applied.png", dp::inspect::noise_applied_panels(record),
                  "instance sigma per epoch: samples the noise protocol touched vs the others", report,
                  "sigma_over_epochs_noise_applied_png");
-    write_figure(output + "/sigma_class_over_epochs.png", record.class_panels(), "class sigma per epoch", report,
+    write_figure(output + "/sigma_class_over_epochs.png", dp::inspect::class_panels(record), "class sigma per epoch", report,
                  "sigma_class_over_epochs_png");
-    if (record.inst.epochs() > 0 || record.cls.epochs() > 0) {
+    if (!record.empty()) {
       write_history_csv(output + "/sigma_over_epochs.csv", record);
       written.push_back(output + "/sigma_over_epochs.csv");
     }
@@ -237,11 +221,7 @@ int main(int argc, char** argv) {
       if (report.contains(key)) written.push_back(report[key].get<std::string>());
 
     if (per_sample) {
-      auto model = dp::nets::make_net(config.get_string("model.arch"), data->num_classes);
-      dp::nn::StateDict state;
-      for (const auto& [name, t] : f.tensors)
-        if (name.rfind("model/", 0) == 0) state.insert(name.substr(6), t);
-      model->load_state_dict(state);
+      auto model = dp::io::make_checkpoint_model(f);
       const dp::Device dev = dp::tools::checked_device(device);
       model->to(dev);
       dp::train::EvalResult r;

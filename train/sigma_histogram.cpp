@@ -79,4 +79,50 @@ SigmaHistory merged(const SigmaHistory& a, const SigmaHistory& b) {
   return m;
 }
 
+std::vector<uint8_t> sample_groups(const data::NoiseMap& noise) {
+  std::vector<uint8_t> g(static_cast<size_t>(noise.size()), kUntouched);
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (noise.label[i] != noise.original_label[i]) g[i] = kMislabelled;
+    else if (i < noise.is_corrupted.size() && noise.is_corrupted[i]) g[i] = kPermutedKept;
+  }
+  return g;
+}
+
+SigmaRecord::SigmaRecord(std::vector<double> edges) {
+  for (auto& [name, h] : named()) h->edges = edges;
+}
+
+std::vector<std::pair<std::string, SigmaHistory*>> SigmaRecord::named() {
+  return {{"inst", &inst}, {"inst_mislabelled", &inst_mislabelled}, {"inst_permuted_kept", &inst_permuted_kept},
+          {"inst_untouched", &inst_untouched}, {"class", &cls}};
+}
+
+std::vector<std::pair<std::string, const SigmaHistory*>> SigmaRecord::named() const {
+  std::vector<std::pair<std::string, const SigmaHistory*>> out;
+  for (auto& [name, h] : const_cast<SigmaRecord*>(this)->named()) out.emplace_back(name, h);
+  return out;
+}
+
+void SigmaRecord::record_epoch(const Tensor& theta_inst, const Tensor& theta_class,
+                               const std::vector<uint8_t>& groups) {
+  auto sigma_of = [](const Tensor& theta) {
+    std::vector<float> s = theta.to_float_vector();
+    for (float& v : s) v = std::exp(v);
+    return s;
+  };
+  if (theta_inst.defined()) {
+    const std::vector<float> s = sigma_of(theta_inst);
+    const bool noisy = std::any_of(groups.begin(), groups.end(), [](uint8_t g) { return g != kUntouched; });
+    // Groups only while they cover every epoch (a resumed run from before the groups has no early rows).
+    const bool complete = inst_mislabelled.epochs() == inst.epochs();
+    inst.add_epoch(s);
+    if (noisy && complete && groups.size() == s.size()) {
+      inst_mislabelled.add_epoch(s, &groups, kMislabelled);
+      inst_permuted_kept.add_epoch(s, &groups, kPermutedKept);
+      inst_untouched.add_epoch(s, &groups, kUntouched);
+    }
+  }
+  if (theta_class.defined()) cls.add_epoch(sigma_of(theta_class));
+}
+
 }  // namespace dp::train

@@ -1,8 +1,14 @@
 // The one σ histogram of the project: TensorBoard's σ histograms (sigma_stats), the per-epoch
-// history stored in checkpoints and dp-inspect's figure all bin with `histogram` below.
+// history stored in checkpoints (SigmaRecord, under /history: train/io/checkpoint_schema.h) and
+// dp-inspect's figure all bin with `histogram` below.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
+
+#include "data/label_noise.h"
+#include "engine/tensor.h"
 
 namespace dp::train {
 
@@ -33,5 +39,29 @@ struct SigmaHistory {
 
 // Two disjoint groups as one (same edges and epochs): e.g. clean = untouched + permuted-but-kept.
 SigmaHistory merged(const SigmaHistory& a, const SigmaHistory& b);
+
+// The disjoint groups of a noise map, one byte per sample.
+enum SampleGroup : uint8_t {
+  kUntouched = 0,     // the noise protocol left the sample alone
+  kPermutedKept = 1,  // touched by the noise protocol, yet its label is still its true class
+  kMislabelled = 2,   // label != original_label: the label really is wrong
+};
+std::vector<uint8_t> sample_groups(const data::NoiseMap& noise);
+
+// What the data parameters learnt, epoch by epoch: σ histograms of the instance parameters (all
+// samples, and each group of the noise map when it changed any label) and of the class parameters.
+struct SigmaRecord {
+  SigmaHistory inst, inst_mislabelled, inst_permuted_kept, inst_untouched, cls;
+
+  explicit SigmaRecord(std::vector<double> edges = sigma_history_edges());
+  // The groups were recorded for every epoch of `inst`.
+  bool has_groups() const { return inst.epochs() > 0 && inst_mislabelled.epochs() == inst.epochs(); }
+  bool empty() const { return inst.epochs() == 0 && cls.epochs() == 0; }
+  // Appends one epoch from the log-space parameters (undefined tensors are skipped).
+  void record_epoch(const Tensor& theta_inst, const Tensor& theta_class, const std::vector<uint8_t>& groups);
+  // Each history with its name in the checkpoint (history/sigma_<name>_counts), in a fixed order.
+  std::vector<std::pair<std::string, SigmaHistory*>> named();
+  std::vector<std::pair<std::string, const SigmaHistory*>> named() const;
+};
 
 }  // namespace dp::train

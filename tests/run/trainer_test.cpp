@@ -144,6 +144,36 @@ TEST(Trainer, ResumeRefusesAnotherModel) {
   std::filesystem::remove_all(dir);
 }
 
+// Issue 13: --resume took a transposed momentum buffer without a word; the schema refuses it,
+// naming the file and the dataset.
+TEST(Trainer, ResumeRefusesATransposedMomentumBuffer) {
+  std::string dir = temp_dir();
+  {
+    Trainer t(small_config(dir, {"run.stop_epoch=1"}), quiet());
+    t.run();
+  }
+  std::string path = dir + "/checkpoint.h5";
+  io::TensorFile f = io::read_tensor_file(path);
+  std::string tampered;
+  for (auto& [name, t] : f.tensors)
+    if (tampered.empty() && name.rfind("optimizer/momentum/", 0) == 0 && t.dim() == 2 && t.size(0) != t.size(1)) {
+      t = Tensor::zeros({t.size(1), t.size(0)});
+      tampered = name;
+    }
+  ASSERT_FALSE(tampered.empty());
+  io::write_tensor_file_atomic(path, f);
+  TrainerOptions resume = quiet();
+  resume.resume = path;
+  try {
+    Trainer second(small_config(dir), resume);
+    FAIL() << "a transposed momentum buffer was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/" + tampered), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // The quickstart's claim, on a shorter run: corrupted samples end with a higher mean σ.
 TEST(Trainer, CorruptedSamplesGetHigherSigma) {
   std::string dir = temp_dir();

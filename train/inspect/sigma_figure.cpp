@@ -275,6 +275,33 @@ std::vector<int64_t> epoch_ticks(int64_t epochs) {
   return ticks;
 }
 
+namespace {
+
+SigmaPanel panel(const char* what, train::SigmaHistory h) {
+  std::string name = h.epochs() > 0 ? fmt::format("{} ({})", what, h.total(h.epochs() - 1)) : what;
+  return {std::move(name), std::move(h)};
+}
+
+}  // namespace
+
+std::vector<SigmaPanel> label_panels(const train::SigmaRecord& r) {
+  if (r.inst.epochs() == 0) return {};
+  if (!r.has_groups()) return {panel("all samples", r.inst)};
+  return {panel("correct labels", train::merged(r.inst_untouched, r.inst_permuted_kept)),
+          panel("wrong labels", r.inst_mislabelled)};
+}
+
+std::vector<SigmaPanel> noise_applied_panels(const train::SigmaRecord& r) {
+  if (!r.has_groups()) return {};
+  return {panel("untouched", r.inst_untouched),
+          panel("noise protocol applied", train::merged(r.inst_mislabelled, r.inst_permuted_kept))};
+}
+
+std::vector<SigmaPanel> class_panels(const train::SigmaRecord& r) {
+  if (r.cls.epochs() == 0) return {};
+  return {panel("classes", r.cls)};
+}
+
 SigmaFigureLayout sigma_figure_layout(size_t panels) {
   SigmaFigureLayout l;
   const int n = static_cast<int>(std::max<size_t>(panels, 1));

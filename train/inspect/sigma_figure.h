@@ -33,6 +33,13 @@ SigmaFigureLayout sigma_figure_layout(size_t panels);
 std::vector<uint8_t> sigma_figure_png(const std::vector<SigmaPanel>& panels, const std::string& title);
 void write_sigma_figure(const std::string& path, const std::vector<SigmaPanel>& panels, const std::string& title);
 
+// The panels of the figures of a run: correct vs wrong labels (all samples when no label was
+// changed), untouched vs touched by the noise protocol, and the class parameters. Empty when there
+// is nothing to draw. Panel names carry the group's size.
+std::vector<SigmaPanel> label_panels(const train::SigmaRecord& record);
+std::vector<SigmaPanel> noise_applied_panels(const train::SigmaRecord& record);
+std::vector<SigmaPanel> class_panels(const train::SigmaRecord& record);
+
 // Axis ticks: "nice" σ values inside [lo, hi] (linear steps for a narrow range, 1-2-5 per decade
 // for a wide one) and epochs at regular multiples of 1, 2, 5, 10, ... up to `epochs`.
 std::vector<double> sigma_ticks(double lo, double hi);

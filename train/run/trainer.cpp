@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "engine/error.h"
 #include "nets/registry.h"
+#include "train/inspect/sigma_figure.h"
 #include "train/io/event_writer.h"
 #include "train/io/safetensors.h"
 #include "train/run/evaluate.h"
@@ -125,8 +126,8 @@ void Trainer::log_sigma(const std::string& name, const Tensor& theta, int64_t st
 void Trainer::record_sigma_history(int64_t epoch0) {
   sigma_record_.record_epoch(data_params_->theta_inst(), data_params_->theta_class(), sample_groups(data_.noise));
   if (!events_) return;
-  std::vector<inspect::SigmaPanel> panels = sigma_record_.label_panels();
-  if (panels.empty()) panels = sigma_record_.class_panels();
+  std::vector<inspect::SigmaPanel> panels = inspect::label_panels(sigma_record_);
+  if (panels.empty()) panels = inspect::class_panels(sigma_record_);
   if (panels.empty()) return;
   const inspect::SigmaFigureLayout layout = inspect::sigma_figure_layout(panels.size());
   events_->add_image("sigma_over_epochs",

@@ -17,12 +17,12 @@
 #include "train/run/run_config.h"
 #include "train/run/run_data.h"
 #include "train/run/train_step.h"
-#include "train/run/sigma_record.h"
+#include "train/sigma_histogram.h"
 #include "train/sgd.h"
 
 namespace dp::io {
 class EventWriter;
-struct TensorFile;
+struct Checkpoint;
 }
 
 namespace dp::train {
@@ -105,7 +105,7 @@ class Trainer {
   SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
 };
 
-// The resolved config stored in a checkpoint (for dp-eval and dp-inspect); `path` names it in errors.
-Config config_from_checkpoint(const io::TensorFile& file, const std::string& path);
+// The resolved config stored in a checkpoint (for dp-eval and dp-inspect).
+Config config_from_checkpoint(const io::Checkpoint& checkpoint);
 
 }  // namespace dp::train
