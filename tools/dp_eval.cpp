@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
     auto dataset = dp::train::make_eval_dataset(kind, path, config.get_int("data.image_size"),
                                                 static_cast<uint64_t>(config.get_int("run.seed")),
                                                 config.get_int("data.synthetic_test_size"),
-                                                config.get_int("data.num_classes"), transform);
+                                                config.get_int("data.num_classes"), transform,
+                                                config.get_float("data.synthetic_noise"));
     auto model = dp::io::make_checkpoint_model(file);
     dp::Device dev = dp::tools::checked_device(device);
     model->to(dev);

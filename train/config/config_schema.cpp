@@ -14,6 +14,8 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.num_classes", T::Int, int64_t{0}, 0, 100000, {}, "0: from the dataset"},
       {"data.synthetic_train_size", T::Int, int64_t{2048}, 1, 10000000, {}, ""},
       {"data.synthetic_test_size", T::Int, int64_t{512}, 1, 10000000, {}, ""},
+      {"data.synthetic_noise", T::Float, 0.25, 0.0, 10.0, {},
+       "synthetic: std of the per-pixel noise relative to 0..255 (higher: a harder task)"},
       {"data.image_size", T::Int, int64_t{32}, 8, 1024, {}, "training crop size"},
       {"data.noise", T::String, std::string("none"), 0, 0,
        {"none", "permute", "symmetric", "symmetric-other", "file"},

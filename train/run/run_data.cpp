@@ -36,9 +36,10 @@ std::shared_ptr<const data::Dataset> make_split(const std::string& kind, const s
                                                 bool train, int64_t image_size, uint64_t seed,
                                                 int64_t synthetic_size, int64_t num_classes,
                                                 const std::string& index_order_csv,
-                                                data::TransformSpec& transform) {
+                                                data::TransformSpec& transform, double synthetic_noise) {
   if (kind == "synthetic") {
     data::SyntheticOptions o;
+    o.noise = synthetic_noise;
     o.size = synthetic_size;
     o.num_classes = num_classes > 0 ? num_classes : 10;
     o.height = o.width = image_size;
@@ -83,8 +84,9 @@ std::shared_ptr<const data::Dataset> make_split(const std::string& kind, const s
 std::shared_ptr<const data::Dataset> make_eval_dataset(const std::string& kind, const std::string& path,
                                                        int64_t image_size, uint64_t seed,
                                                        int64_t synthetic_size, int64_t num_classes,
-                                                       data::TransformSpec& transform) {
-  return make_split(kind, path, false, image_size, seed, synthetic_size, num_classes, "", transform);
+                                                       data::TransformSpec& transform, double synthetic_noise) {
+  return make_split(kind, path, false, image_size, seed, synthetic_size, num_classes, "", transform,
+                    synthetic_noise);
 }
 
 RunData make_run_data(const Config& c) {
@@ -96,9 +98,9 @@ RunData make_run_data(const Config& c) {
   const int64_t classes = c.get_int("data.num_classes");
   std::shared_ptr<const data::Dataset> clean =
       make_split(kind, path, true, size, seed, c.get_int("data.synthetic_train_size"), classes,
-                 c.get_string("data.index_order_csv"), r.train_transform);
+                 c.get_string("data.index_order_csv"), r.train_transform, c.get_float("data.synthetic_noise"));
   r.test = make_split(kind, path, false, size, seed, c.get_int("data.synthetic_test_size"), classes, "",
-                      r.test_transform);
+                      r.test_transform, c.get_float("data.synthetic_noise"));
   r.num_classes = clean->num_classes();
   DP_CHECK(classes == 0 || classes == r.num_classes,
            fmt::format("config: data.num_classes = {} but the dataset has {} classes", classes, r.num_classes),

@@ -25,6 +25,6 @@ RunData make_run_data(const Config& config);
 std::shared_ptr<const data::Dataset> make_eval_dataset(const std::string& kind, const std::string& path,
                                                        int64_t image_size, uint64_t seed,
                                                        int64_t synthetic_size, int64_t num_classes,
-                                                       data::TransformSpec& transform);
+                                                       data::TransformSpec& transform, double synthetic_noise = 0.25);
 
 }  // namespace dp::train
