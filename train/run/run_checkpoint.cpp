@@ -99,11 +99,12 @@ void Trainer::load_checkpoint(const std::string& path) {
     if (name.rfind("model/", 0) == 0) state.insert(name.substr(6), t);
   model_->load_state_dict(state, /*strict=*/true);
   auto named = model_->named_parameters();
-  auto& bufs = sgd_->momentum_buffers();
-  for (size_t i = 0; i < named.size() && i < bufs.size(); ++i) {
+  std::vector<Tensor> bufs(named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
     const Tensor* m = f.find("optimizer/momentum/" + named[i].first);
-    bufs[i] = m ? m->to(device_).clone() : Tensor();
+    if (m != nullptr) bufs[i] = *m;
   }
+  sgd_->load_momentum_buffers(bufs);  // into the flat momentum buffer (train/sgd.h)
   auto load_dp = [&](const char* name, const Tensor& theta, SparseSGD* opt, const char* steps) {
     if (!theta.defined()) return;
     Tensor target = theta;
