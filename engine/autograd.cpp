@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/ops.h"
+#include "engine/primitives.h"
 
 namespace dp {
 
@@ -18,21 +18,21 @@ thread_local bool t_grad_enabled = true;
 // two layouts. Ops already return gradients that way; this catches a user-given seed.
 Tensor in_format_of(const Tensor& g, const Tensor& t) {
   if (g.memory_format() == t.memory_format()) return g;
-  return ops::convert(g, g.dtype(), t.memory_format());
+  return engine_primitives("convert").convert(g, g.dtype(), t.memory_format());
 }
 
 void accumulate(Tensor& slot, const Tensor& g) {
   if (!slot.defined()) {
     slot = g;
   } else {
-    slot = ops::add(slot, g);
+    slot = engine_primitives("add").add(slot, g);
   }
 }
 
 // A leaf's gradient: in place into a bound slot (a flat gradient buffer's view), else as above.
 void accumulate_leaf(Tensor& leaf, const Tensor& g) {
   if (leaf.grad_is_bound()) {
-    ops::add_(leaf.mutable_grad(), g);
+    engine_primitives("accumulate").accumulate(leaf.mutable_grad(), g);
   } else {
     accumulate(leaf.mutable_grad(), g);
   }

@@ -6,7 +6,7 @@
 
 #include "engine/allocator.h"
 #include "engine/autograd.h"
-#include "kernels/ops.h"
+#include "engine/primitives.h"
 
 #ifdef DP_WITH_CUDA
 #include "engine/cuda/copy.h"
@@ -86,7 +86,7 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  ops::fill_(t, value);
+  engine_primitives("fill").fill(t, value);
   return t;
 }
 
@@ -162,7 +162,7 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::to(DType target) const {
   if (dtype() == target) return *this;
-  return ops::cast(*this, target);
+  return engine_primitives("cast").cast(*this, target);
 }
 
 Tensor Tensor::view(const Shape& new_shape) const {
@@ -258,7 +258,7 @@ bool Tensor::shares_storage(const Tensor& other) const {
 
 // A host tensor of `dtype` in logical order.
 static Tensor host_logical(const Tensor& t, DType dtype) {
-  return ops::convert(t.to(Device::cpu()), dtype, MemoryFormat::Contiguous);
+  return engine_primitives("convert").convert(t.to(Device::cpu()), dtype, MemoryFormat::Contiguous);
 }
 
 std::vector<double> Tensor::to_double_vector() const {
@@ -322,7 +322,7 @@ void Tensor::set_grad(const Tensor& g) {
 }
 void Tensor::zero_grad() {
   if (grad_is_bound()) {
-    ops::fill_(impl_->grad, 0.0);
+    engine_primitives("fill").fill(impl_->grad, 0.0);
     return;
   }
   mutable_grad() = Tensor();
