@@ -130,7 +130,9 @@ void check_fused_equals_per_tensor(double momentum, bool nesterov, double wd) {
     sgd.step();
     for (size_t i = 0; i < ref_params.size(); ++i) {
       ASSERT_TRUE(same_bits(fused_params[i], ref_params[i])) << "parameter " << i << " step " << step;
-      if (momentum != 0.0) ASSERT_TRUE(same_bits(sgd.momentum_buffers()[i], ref_bufs[i])) << i;
+      if (momentum != 0.0) {
+        ASSERT_TRUE(same_bits(sgd.momentum_buffers()[i], ref_bufs[i])) << i;
+      }
     }
   }
 }
@@ -237,7 +239,9 @@ TEST(FusedSgdCuda, BitIdenticalToCpu) {
       gpu_sgd.step();
     }
     EXPECT_TRUE(same_bits(cpu_sgd.flat().weights(), gpu_sgd.flat().weights())) << "momentum " << momentum;
-    if (momentum != 0.0) EXPECT_TRUE(same_bits(cpu_sgd.momentum_flat(), gpu_sgd.momentum_flat()));
+    if (momentum != 0.0) {
+      EXPECT_TRUE(same_bits(cpu_sgd.momentum_flat(), gpu_sgd.momentum_flat()));
+    }
   }
 }
 
