@@ -79,6 +79,20 @@ TEST(CifarBinary, ErrorsNameTheFile) {
   EXPECT_THROW(CifarBinaryDataset(dir.path(), CifarVariant::kCifar10, true), dp::Error);
 }
 
+// Issue 13: a CIFAR batch that is a directory gave std::bad_alloc (data/file_io.cpp).
+TEST(CifarBinary, ABatchThatIsADirectoryIsNamed) {
+  tu::TempDir dir;
+  fs::create_directories(dir.path() + "/test_batch.bin");
+  try {
+    CifarBinaryDataset bad(dir.path(), CifarVariant::kCifar10, false);
+    ADD_FAILURE() << "a directory was read as a CIFAR batch";
+  } catch (const dp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("test_batch.bin' is a directory"), std::string::npos) << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "raw exception: " << e.what();
+  }
+}
+
 TEST(Synthetic, DeterministicBalancedAndClassDependent) {
   SyntheticOptions options;
   options.size = 200;

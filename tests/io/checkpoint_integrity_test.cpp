@@ -95,6 +95,14 @@ TEST(CheckpointIntegrity, ACheckpointWithoutChecksumsStillLoads) {
   EXPECT_EQ(difference(old, fixture::small_checkpoint()), "");
 }
 
+// The checksummed format as this dp-engine writes it (also the checkpoint fuzzer's seed).
+TEST(CheckpointIntegrity, TheCurrentFormatGoldenLoads) {
+  const char* src = std::getenv("DP_SOURCE_DIR");
+  if (src == nullptr) GTEST_SKIP() << "DP_SOURCE_DIR is not set (run through meson test)";
+  io::Checkpoint c = io::read_checkpoint(std::string(src) + "/tests/io/golden/checkpoint_v1.h5");
+  EXPECT_EQ(difference(c, fixture::small_checkpoint()), "");
+}
+
 TEST(CheckpointIntegrity, EveryFlippedBitIsCaughtOrHarmless) {
   std::vector<size_t> offsets;
   for (size_t o = 0; o < file_size_of_fixture(); o += 41) offsets.push_back(o);

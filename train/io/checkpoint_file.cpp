@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <hdf5.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <exception>
 #include <filesystem>
 
@@ -274,6 +276,26 @@ void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
   DP_CHECK(!ec, fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()),
            "check permissions of the output folder");
   fsync_path(target.has_parent_path() ? target.parent_path().string() : ".", true);
+}
+
+int remove_stale_temporaries(const std::string& folder) {
+  namespace fsys = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  for (fsys::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t tag = name.rfind(".h5.tmp.");
+    if (tag == std::string::npos) continue;
+    const std::string digits = name.substr(tag + 8);
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    // kill(pid, 0) probes without signalling; ESRCH: no such process (EPERM: alive, not ours).
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      if (fsys::remove(it->path(), rm)) ++removed;
+    }
+  }
+  return removed;
 }
 
 TensorFile read_tensor_file(const std::string& path) {

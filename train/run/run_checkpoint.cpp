@@ -49,11 +49,12 @@ void Trainer::load_checkpoint(const std::string& path) {
            "resume with the dataset the run was started with");
   model_->load_state_dict(c.model, /*strict=*/true);
   auto named = model_->named_parameters();
-  auto& bufs = sgd_->momentum_buffers();
-  for (size_t i = 0; i < named.size() && i < bufs.size(); ++i) {
+  std::vector<Tensor> bufs(named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
     const Tensor* m = c.find_momentum(named[i].first);
-    bufs[i] = m ? m->to(device_).clone() : Tensor();
+    if (m != nullptr) bufs[i] = *m;
   }
+  sgd_->load_momentum_buffers(bufs);  // into the flat momentum buffer (train/sgd.h)
   auto load_dp = [&](const char* name, const io::ThetaState& stored, const Tensor& theta, SparseSGD* opt) {
     if (!theta.defined()) return;
     DP_CHECK(stored.defined(), fmt::format("{} has no learnt {} but the config learns it", path, name),

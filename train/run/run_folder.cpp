@@ -54,7 +54,12 @@ std::string prepare_run_folder(const std::string& folder, FolderUse use) {
       moved = target;
     }
   }
-  fs::create_directories(folder);
+  std::error_code made;
+  fs::create_directories(folder, made);
+  DP_CHECK(!made && fs::is_directory(folder),
+           fmt::format("config: run.output = \"{}\" cannot be used as the run's folder: {}", folder,
+                       made ? made.message() : "it is not a directory"),
+           "set run.output to a writable folder (not under a regular file, nor in /proc or /sys)");
   return moved;
 }
 

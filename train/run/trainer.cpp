@@ -15,6 +15,7 @@
 #include "engine/error.h"
 #include "nets/registry.h"
 #include "train/inspect/sigma_figure.h"
+#include "train/io/checkpoint_file.h"
 #include "train/io/event_writer.h"
 #include "train/io/safetensors.h"
 #include "train/run/evaluate.h"
@@ -91,6 +92,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   replaced_ = prepare_run_folder(output_, !options_.resume.empty() ? FolderUse::kResume
                                           : options_.overwrite      ? FolderUse::kOverwrite
                                                                     : FolderUse::kFresh);
+  io::remove_stale_temporaries(output_);  // checkpoints half-written by killed runs
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
