@@ -27,10 +27,10 @@ void Trainer::save_checkpoint(const std::string& path) const {
   c.class_history = class_history_;
   c.epoch = epoch_;
   c.global_step = global_step_;
-  c.seed = config_.get_int("run.seed");
+  c.seed = static_cast<int64_t>(rc_.seed);
   c.num_classes = data_.num_classes;
   c.best_val_top1 = best_top1_;
-  c.arch = config_.get_string("model.arch");
+  c.arch = rc_.arch;
   c.config = config_.resolved_toml();
   c.rng = "philox4x32-10 keyed by (seed, epoch, sample index): seed and epoch are the state";
   io::write_checkpoint(path, c);
@@ -40,9 +40,8 @@ void Trainer::load_checkpoint(const std::string& path) {
   // Validated against the net it names: names, shapes and dtypes of the model and momentum
   // datasets, θ and noise-map lengths (train/io/checkpoint_schema.h); then against this run.
   io::Checkpoint c = io::read_checkpoint(path);
-  DP_CHECK(c.arch == config_.get_string("model.arch"),
-           fmt::format("{} holds a '{}' model but the config asks for '{}'", path, c.arch,
-                       config_.get_string("model.arch")),
+  DP_CHECK(c.arch == rc_.arch,
+           fmt::format("{} holds a '{}' model but the config asks for '{}'", path, c.arch, rc_.arch),
            "resume with the config the run was started with");
   DP_CHECK(c.num_classes == data_.num_classes,
            fmt::format("{} was trained with {} classes but this config's dataset has {}", path, c.num_classes,
@@ -50,11 +49,10 @@ void Trainer::load_checkpoint(const std::string& path) {
            "resume with the dataset the run was started with");
   model_->load_state_dict(c.model, /*strict=*/true);
   auto named = model_->named_parameters();
-  auto& bufs = sgd_->momentum_buffers();
-  for (size_t i = 0; i < named.size() && i < bufs.size(); ++i) {
-    const Tensor* m = c.find_momentum(named[i].first);
-    bufs[i] = m ? m->to(device_).clone() : Tensor();
-  }
+  std::vector<Tensor> bufs(named.size());
+  for (size_t i = 0; i < named.size(); ++i)
+    if (const Tensor* m = c.find_momentum(named[i].first)) bufs[i] = *m;
+  sgd_->load_momentum_buffers(bufs);  // into the flat momentum buffer (train/sgd.h)
   auto load_dp = [&](const char* name, const io::ThetaState& stored, const Tensor& theta, SparseSGD* opt) {
     if (!theta.defined()) return;
     DP_CHECK(stored.defined(), fmt::format("{} has no learnt {} but the config learns it", path, name),
