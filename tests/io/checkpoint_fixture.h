@@ -40,10 +40,6 @@ inline io::Checkpoint small_checkpoint() {
                   Tensor::from_vector(std::vector<float>(6, 0.02f), {6}), 6};
   c.history = train::SigmaRecord({0.1, 1.0, 10.0});
   c.history.inst.counts = {{2, 4}, {1, 5}};
-  c.history.inst.sums = {3.5, 4.25};
-  c.history.inst_mislabelled.counts = {{0, 1}, {0, 1}};
-  c.history.inst_permuted_kept.counts = {{0, 0}, {0, 0}};
-  c.history.inst_untouched.counts = {{2, 3}, {1, 4}};
   c.history.cls.counts = {{10, 0}, {9, 1}};
   return c;
 }
