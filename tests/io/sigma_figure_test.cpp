@@ -32,8 +32,11 @@ TEST(SigmaFigure, RegularTicks) {
   EXPECT_EQ(inspect::epoch_ticks(8), (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
   EXPECT_EQ(inspect::epoch_ticks(16), (std::vector<int64_t>{2, 4, 6, 8, 10, 12, 14, 16}));
   EXPECT_EQ(inspect::epoch_ticks(120), (std::vector<int64_t>{20, 40, 60, 80, 100, 120}));
-  EXPECT_EQ(inspect::sigma_ticks(3.1, 4.9), (std::vector<double>{3.5, 4.0, 4.5}));
+  EXPECT_EQ(inspect::sigma_ticks(3.1, 4.9), (std::vector<double>{3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 4.75}));
   EXPECT_EQ(inspect::sigma_ticks(0.65, 3.2), (std::vector<double>{1.0, 1.5, 2.0, 2.5, 3.0}));
+  const std::vector<double> low = inspect::sigma_ticks(0.7, 2.3);  // steps of 0.2, from 0.8
+  ASSERT_EQ(low.size(), 8u);
+  for (size_t i = 0; i < low.size(); ++i) EXPECT_NEAR(low[i], 0.8 + 0.2 * static_cast<double>(i), 1e-12);
   EXPECT_EQ(inspect::sigma_ticks(0.05, 20.0), (std::vector<double>{0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20}));
 }
 

@@ -255,7 +255,7 @@ std::vector<double> sigma_ticks(double lo, double hi) {
     }
     return ticks;
   }
-  const double step = nice_step((hi - lo) / 6.0);
+  const double step = nice_step((hi - lo) / 8.0);  // dense enough for the stretched low end of a log axis
   for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi * (1 + 1e-12); t += step)
     ticks.push_back(std::round(t / step) * step);
   return ticks;
