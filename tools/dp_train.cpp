@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
         std::printf("dp-train: %lld unreadable training samples were skipped over the run (data.bad_samples = "
                     "\"skip\"); metrics.jsonl lists the first of each epoch\n",
                     static_cast<long long>(s.skipped));
-      if (trainer.data_parameters().learn_inst())
+      if (trainer.data_parameters().active())
         std::printf("dp-train: see what the data parameters learnt: dp-inspect %s\n", trainer.checkpoint_path().c_str());
     }
     return 0;

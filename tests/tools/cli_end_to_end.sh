@@ -74,6 +74,13 @@ if "$export" "$tmp/run/best.h5" -o "$tmp/model.h5" --format safetensors > /dev/n
   fail "dp-export wrote safetensors into a .h5 name"
 fi
 
+# Class-level runs are inspected too (class ranking by name, class σ figure).
+"$train" "$tmp/run.toml" --quiet --set run.output="$tmp/class" --set run.epochs=2 \
+  --set data_parameters.learn_inst_parameters=false --set data_parameters.learn_class_parameters=true > /dev/null
+"$inspect" "$tmp/class/checkpoint.h5" > "$tmp/class.log" || fail "dp-inspect refused a class-level run: $(cat "$tmp/class.log")"
+[[ -s $tmp/class/sigma_class_over_epochs.png ]] || fail "no class σ figure"
+[[ $(wc -l < "$tmp/class/sigma_class_ranking.csv") -eq 11 ]] || fail "the class ranking does not list the 10 classes"
+
 for tool in "$train" "$inspect" "$eval" "$export" "$demo"; do
   "$tool" --version | grep -q "commit" || fail "$tool --version does not name the commit"
 done
