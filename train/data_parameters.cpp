@@ -5,10 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#ifdef DP_WITH_CUDA
-#include "kernels/cuda/sparse_sgd.h"
-#include "train/cuda_stream.h"
-#endif
+#include "kernels/training_ops.h"
 
 namespace dp::train {
 
@@ -57,8 +54,9 @@ DataParamCeOutput DataParameters::loss(const Tensor& logits, const Tensor& label
   return out;
 }
 
-void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& grads,
-                              bool& fully_clamped) {
+void DataParameters::step_one(SparseSGD& opt, Tensor rows, Tensor grads, bool& fully_clamped,
+                              const RowsExchange& exchange) {
+  if (exchange) exchange(rows, grads);
   const bool clamp = !config_.skip_clamp_data_param;
   const float lo = data_param_clamp_lo(), hi = data_param_clamp_hi();
   if (!clamp || fully_clamped) {
@@ -67,29 +65,32 @@ void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& 
   }
   opt.step(rows, grads);
   Tensor theta = opt.param();
-  if (theta.device().is_cpu()) {
-    kernels::clamp_all_cpu(theta.data<float>(), theta.numel(), lo, hi);
-  } else {
-#ifdef DP_WITH_CUDA
-    kernels::clamp_all_cuda(theta.data<float>(), theta.numel(), lo, hi, cuda_stream());
-#endif
-  }
+  ops::clamp_all_(theta, lo, hi);
   fully_clamped = true;
 }
 
-void DataParameters::step() {
+void DataParameters::note_replayed_step() {
+  for (SparseSGD* opt : {class_opt_.get(), inst_opt_.get()}) {
+    if (opt == nullptr) continue;
+    opt->set_steps(opt->steps() + 1);
+    Tensor theta = opt->param();
+    theta.bump_version();
+  }
+}
+
+void DataParameters::step(const RowsExchange& exchange) {
   if (!active()) return;
   DP_CHECK(pending_labels_.defined(), "DataParameters::step: no loss() since the last step",
            "call loss() (forward and backward) before step()");
   if (class_opt_) {
     Tensor grads = pending_class_grads_.dtype() == DType::Float32 ? pending_class_grads_
                                                                   : pending_class_grads_.to(DType::Float32);
-    step_one(*class_opt_, pending_labels_, grads, fully_clamped_class_);
+    step_one(*class_opt_, pending_labels_, grads, fully_clamped_class_, exchange);
   }
   if (inst_opt_) {
     Tensor grads = pending_inst_grads_.dtype() == DType::Float32 ? pending_inst_grads_
                                                                  : pending_inst_grads_.to(DType::Float32);
-    step_one(*inst_opt_, pending_indices_, grads, fully_clamped_inst_);
+    step_one(*inst_opt_, pending_indices_, grads, fully_clamped_inst_, exchange);
   }
   pending_labels_ = pending_indices_ = pending_class_grads_ = pending_inst_grads_ = Tensor();
 }

@@ -2,84 +2,72 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
-
-#ifdef DP_WITH_CUDA
-#include "kernels/cuda/sgd.h"
-#include "train/cuda_stream.h"
-#endif
+#include "engine/autograd.h"
+#include "kernels/ops.h"
+#include "kernels/training_ops.h"
 
 namespace dp::train {
 
-SGD::SGD(std::vector<Tensor> params, SgdOptions options)
-    : params_(std::move(params)), bufs_(params_.size()), options_(options) {
-  for (size_t i = 0; i < params_.size(); ++i) {
-    DP_CHECK(params_[i].defined() && params_[i].dtype() == DType::Float32 &&
-                 params_[i].device() == params_[0].device(),
-             fmt::format("SGD: parameter {} is {}; all must be float32 on one device", i,
-                         params_[i].defined() ? params_[i].str() : std::string("undefined")),
-             "keep fp32 master weights for the optimiser");
-  }
+SGD::SGD(std::vector<Tensor> params, SgdOptions options) : flat_(std::move(params)), options_(options) {
   DP_CHECK(!options_.nesterov || options_.momentum > 0.0, "SGD: Nesterov momentum requires momentum > 0",
            "set momentum (0.9 in the reference) or turn nesterov off");
+  DP_CHECK(options_.momentum >= 0.0 && options_.weight_decay >= 0.0,
+           fmt::format("SGD: momentum {} and weight decay {} must be >= 0", options_.momentum,
+                       options_.weight_decay),
+           "check optimizer.momentum and optimizer.weight_decay");
+  lr_ = Tensor::scalar(options_.lr, DType::Float32, flat_.weights().device());
+  buf_views_.resize(flat_.size());
 }
 
-void SGD::zero_grad() {
-  for (Tensor& p : params_) p.zero_grad();
+void SGD::set_lr(double lr) {
+  options_.lr = lr;
+  ops::fill_(lr_, lr);
+}
+
+void SGD::zero_grad() { flat_.zero_grad(); }
+
+void SGD::create_momentum() {
+  buf_ = Tensor::empty({flat_.total()}, DType::Float32, flat_.weights().device());
+  for (size_t i = 0; i < flat_.size(); ++i) buf_views_[i] = flat_.view(buf_, i);
 }
 
 void SGD::step() {
-  const float lr = static_cast<float>(options_.lr), m = static_cast<float>(options_.momentum),
-              wd = static_cast<float>(options_.weight_decay);
-  if (params_.empty()) return;
-  const bool cuda = params_[0].device().is_cuda();
-  std::vector<SgdSpan> spans;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = params_[i];
-    const Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    DP_CHECK(g.dtype() == DType::Float32 && g.numel() == p.numel() && g.device() == p.device(),
-             fmt::format("SGD: gradient {} does not match parameter {}", g.str(), p.str()),
-             "gradients must have the parameter's shape, dtype and device");
-    bool first = false;
-    if (options_.momentum != 0.0 && !bufs_[i].defined()) {
-      bufs_[i] = Tensor::empty(p.shape(), DType::Float32, p.device());
-      first = true;
-    }
-    float* buf = options_.momentum != 0.0 ? bufs_[i].data<float>() : nullptr;
-    spans.push_back({p.data<float>(), g.data<float>(), buf, p.numel(), first});
-    p.bump_version();
+  if (flat_.total() == 0) return;
+  const SgdHyper h{static_cast<float>(options_.momentum), static_cast<float>(options_.weight_decay),
+                   options_.nesterov};
+  // The first step writes buf ← d everywhere, padding included: no fill needed.
+  const bool first = options_.momentum != 0.0 && !buf_.defined();
+  if (first) create_momentum();
+  NoGradGuard no_grad;
+  ops::sgd_step_(flat_.weights(), flat_.grads(), buf_, lr_, h, first);
+}
+
+void SGD::load_momentum_buffers(const std::vector<Tensor>& buffers) {
+  DP_CHECK(buffers.size() == flat_.size(),
+           fmt::format("SGD: {} momentum buffers for {} parameters", buffers.size(), flat_.size()),
+           "pass one (possibly undefined) buffer per parameter, in params() order");
+  bool any = false;
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (!buffers[i].defined()) continue;
+    any = true;
+    DP_CHECK(buffers[i].shape() == flat_.params()[i].shape() && buffers[i].dtype() == DType::Float32,
+             fmt::format("SGD: momentum buffer {} is {}, its parameter {}", i, buffers[i].str(),
+                         flat_.params()[i].str()),
+             "the checkpoint was written for another model");
   }
-  if (options_.momentum == 0.0) {
-    // Plain SGD: w ← w − lr·(g + wd·w). Route through the same code with buf = a scratch copy.
-    for (SgdSpan& s : spans) s.first = true;
-  }
-  std::vector<Tensor> scratch;
-  if (options_.momentum == 0.0) {
-    for (SgdSpan& s : spans) {
-      scratch.push_back(Tensor::empty({s.n}, DType::Float32, params_[0].device()));
-      s.buf = scratch.back().data<float>();
-    }
-  }
-  if (!cuda) {
-    sgd_step_cpu(spans, lr, m, wd, options_.nesterov);
+  if (options_.momentum == 0.0 || !any) {
+    buf_ = Tensor();
+    for (Tensor& v : buf_views_) v = Tensor();
     return;
   }
-#ifdef DP_WITH_CUDA
-  for (size_t start = 0; start < spans.size(); start += kernels::kSgdMaxTensors) {
-    kernels::SgdTensorTable t;
-    for (size_t k = start; k < spans.size() && t.count < kernels::kSgdMaxTensors; ++k, ++t.count) {
-      t.w[t.count] = spans[k].w;
-      t.g[t.count] = spans[k].g;
-      t.buf[t.count] = spans[k].buf;
-      t.n[t.count] = spans[k].n;
-      t.first[t.count] = spans[k].first ? 1 : 0;
-    }
-    kernels::sgd_step_cuda(t, lr, m, wd, options_.nesterov, cuda_stream());
+  create_momentum();
+  ops::fill_(buf_, 0.0);
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (!buffers[i].defined()) continue;
+    const Tensor& b = buffers[i];
+    const Tensor src = b.device() == buf_.device() ? b : b.to(buf_.device());
+    buf_views_[i].copy_from(ops::convert(src, DType::Float32, buf_views_[i].memory_format()));
   }
-#else
-  DP_THROW("SGD on CUDA tensors in a build without CUDA", "rebuild with -Dcuda=enabled");
-#endif
 }
 
 }  // namespace dp::train
