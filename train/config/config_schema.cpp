@@ -9,7 +9,8 @@ const std::vector<ConfigKey>& config_schema() {
   static const std::vector<ConfigKey> schema = {
       // ---- data ----
       {"data.dataset", T::String, std::string("synthetic"), 0, 0,
-       {"synthetic", "cifar10", "cifar100", "cifar10-jpeg", "imagefolder"}, "dataset kind"},
+       {"synthetic", "cifar10", "cifar100", "cifar10-jpeg", "imagefolder", "packed", "packed-imagenet"},
+       "dataset kind; packed: a dp-pack folder with CIFAR-style transforms, packed-imagenet: with ImageNet-style ones"},
       {"data.path", T::String, std::string(""), 0, 0, {}, "dataset folder (unused for synthetic)"},
       {"data.num_classes", T::Int, int64_t{0}, 0, 100000, {}, "0: from the dataset"},
       {"data.synthetic_train_size", T::Int, int64_t{2048}, 1, 10000000, {}, ""},
