@@ -91,7 +91,8 @@ fi
 if [[ -x $WORK/bin/bench_train_step_gpu ]]; then
   PY=$(command -v python3 || echo /opt/torch/.venv/bin/python3)
   run train_step_side_by_side "${KIT_STEP_LIMIT_S:-300}" "$PY" "$ROOT/bench/cuda/train_step_side_by_side.py" \
-    --binary "$WORK/bin/bench_train_step_gpu"
+    --binary "$WORK/bin/bench_train_step_gpu" --torch-modes "${KIT_TORCH_MODES:-eager,graph,compile}" \
+    --rows "${KIT_STEP_ROWS:-bf16:channels_last,tf32:contiguous}"
   cat "$LOGS/train_step_side_by_side.log"
 fi
 if [[ -x $WORK/bin/bench_cuda_ops && ${KIT_SKIP_OPS_BENCH:-0} != 1 ]]; then
