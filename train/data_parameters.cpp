@@ -57,8 +57,9 @@ DataParamCeOutput DataParameters::loss(const Tensor& logits, const Tensor& label
   return out;
 }
 
-void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& grads,
-                              bool& fully_clamped) {
+void DataParameters::step_one(SparseSGD& opt, Tensor rows, Tensor grads, bool& fully_clamped,
+                              const RowsExchange& exchange) {
+  if (exchange) exchange(rows, grads);
   const bool clamp = !config_.skip_clamp_data_param;
   const float lo = data_param_clamp_lo(), hi = data_param_clamp_hi();
   if (!clamp || fully_clamped) {
@@ -77,19 +78,19 @@ void DataParameters::step_one(SparseSGD& opt, const Tensor& rows, const Tensor& 
   fully_clamped = true;
 }
 
-void DataParameters::step() {
+void DataParameters::step(const RowsExchange& exchange) {
   if (!active()) return;
   DP_CHECK(pending_labels_.defined(), "DataParameters::step: no loss() since the last step",
            "call loss() (forward and backward) before step()");
   if (class_opt_) {
     Tensor grads = pending_class_grads_.dtype() == DType::Float32 ? pending_class_grads_
                                                                   : pending_class_grads_.to(DType::Float32);
-    step_one(*class_opt_, pending_labels_, grads, fully_clamped_class_);
+    step_one(*class_opt_, pending_labels_, grads, fully_clamped_class_, exchange);
   }
   if (inst_opt_) {
     Tensor grads = pending_inst_grads_.dtype() == DType::Float32 ? pending_inst_grads_
                                                                  : pending_inst_grads_.to(DType::Float32);
-    step_one(*inst_opt_, pending_indices_, grads, fully_clamped_inst_);
+    step_one(*inst_opt_, pending_indices_, grads, fully_clamped_inst_, exchange);
   }
   pending_labels_ = pending_indices_ = pending_class_grads_ = pending_inst_grads_ = Tensor();
 }

@@ -14,6 +14,7 @@
 // reads θ of the other tensor and the clamp never touches momentum buffers.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -87,15 +88,19 @@ class DataParameters {
   // batch's rows for step(). With no kind learnt: plain mean CE.
   DataParamCeOutput loss(const Tensor& logits, const Tensor& labels, const Tensor& indices);
 
+  // Turns the local batch's (rows, per-row gradients) into the global batch's (data-parallel
+  // runs: train/run/step_sync.h); empty: a single process.
+  using RowsExchange = std::function<void(Tensor& rows, Tensor& grads)>;
+
   // The class-parameter step, the instance-parameter step and the clamp (call after the model
   // step). Uses the gradients of the last loss() call.
-  void step();
+  void step(const RowsExchange& exchange = {});
 
   // Call after writing θ from outside (checkpoint load): the next clamp is a full one.
   void mark_theta_modified() { fully_clamped_class_ = fully_clamped_inst_ = false; }
 
  private:
-  void step_one(SparseSGD& opt, const Tensor& rows, const Tensor& grads, bool& fully_clamped);
+  void step_one(SparseSGD& opt, Tensor rows, Tensor grads, bool& fully_clamped, const RowsExchange& exchange);
 
   DataParamConfig config_;
   Tensor theta_class_, theta_inst_;
