@@ -44,6 +44,7 @@ class BatchNorm2d : public Module {
  protected:
   void before_state_read() const override;
   void after_state_write() override;
+  void on_replayed_training_step() override { count_training_batch(); }
   void count_training_batch();  // num_batches_tracked, like PyTorch's forward in training mode
 
  private:
@@ -108,6 +109,9 @@ class Dropout : public Module {
   Tensor forward(const Tensor& x) override;
   double p;
   uint64_t seed, stream_base, calls = 0;
+
+ protected:
+  bool replayable_self() const override { return p == 0.0; }  // the mask's stream is a host counter
 };
 
 class Identity : public Module {

@@ -62,6 +62,18 @@ void Module::train(bool on) {
   for (auto& [_, m] : children_) m->train(on);
 }
 
+void Module::note_replayed_training_step() {
+  on_replayed_training_step();
+  for (auto& [_, m] : children_) m->note_replayed_training_step();
+}
+
+bool Module::replayable() const {
+  if (!replayable_self()) return false;
+  for (const auto& [_, m] : children_)
+    if (!m->replayable()) return false;
+  return true;
+}
+
 void Module::collect(const std::string& prefix, bool params, bool buffers,
                      std::vector<std::pair<std::string, Tensor*>>& out) const {
   if (params) {

@@ -83,6 +83,14 @@ class Module {
   void to(Device device);  // moves every parameter and buffer (recursive)
   Device device() const;   // the device of the first parameter or buffer (CPU when none)
 
+  // ---- CUDA graph replay (train/run/train_step.h) ----
+  // A replayed training step runs the recorded kernels but none of forward()'s host code; this
+  // redoes that code's effects once per replayed step (recursive; e.g. BatchNorm's batch counter).
+  void note_replayed_training_step();
+  // False when some module's forward draws fresh host-side randomness per call (dropout with
+  // p > 0), which a replay would repeat (recursive).
+  bool replayable() const;
+
   // One-line-per-module summary with parameter counts, for logs and dp-inspect.
   std::string describe() const;
 
@@ -100,6 +108,8 @@ class Module {
   virtual void before_state_read() const {}
   virtual void after_state_write() {}
   virtual void on_train_mode(bool) {}
+  virtual void on_replayed_training_step() {}
+  virtual bool replayable_self() const { return true; }
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> module);

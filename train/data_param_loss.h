@@ -1,6 +1,6 @@
 // Tensor-level fused data-parameter cross-entropy (SPEC-data-parameters §1).
 //
-// One call runs the fused kernel (kernels/{cpu,cuda}/data_param_ce): it returns the scalar loss
+// One call runs the fused kernel family (kernels/data_param_ce.h): it returns the scalar loss
 // (mean CE + the log-space weight-decay penalties, i.e. the logged loss) with an autograd node
 // whose backward gives ∂L/∂logits (times the upstream gradient), and the per-row gradients of
 // the data parameters.

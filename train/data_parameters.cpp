@@ -5,10 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#ifdef DP_WITH_CUDA
-#include "kernels/cuda/sparse_sgd.h"
-#include "train/cuda_stream.h"
-#endif
+#include "kernels/training_ops.h"
 
 namespace dp::train {
 
@@ -68,14 +65,17 @@ void DataParameters::step_one(SparseSGD& opt, Tensor rows, Tensor grads, bool& f
   }
   opt.step(rows, grads);
   Tensor theta = opt.param();
-  if (theta.device().is_cpu()) {
-    kernels::clamp_all_cpu(theta.data<float>(), theta.numel(), lo, hi);
-  } else {
-#ifdef DP_WITH_CUDA
-    kernels::clamp_all_cuda(theta.data<float>(), theta.numel(), lo, hi, cuda_stream());
-#endif
-  }
+  ops::clamp_all_(theta, lo, hi);
   fully_clamped = true;
+}
+
+void DataParameters::note_replayed_step() {
+  for (SparseSGD* opt : {class_opt_.get(), inst_opt_.get()}) {
+    if (opt == nullptr) continue;
+    opt->set_steps(opt->steps() + 1);
+    Tensor theta = opt->param();
+    theta.bump_version();
+  }
 }
 
 void DataParameters::step(const RowsExchange& exchange) {

@@ -96,6 +96,10 @@ class DataParameters {
   // step). Uses the gradients of the last loss() call.
   void step(const RowsExchange& exchange = {});
 
+  // A CUDA graph replayed a captured step (train/run/train_step.h): counts its optimiser steps,
+  // which the replay did on the device only, and marks θ as written.
+  void note_replayed_step();
+
   // Call after writing θ from outside (checkpoint load): the next clamp is a full one.
   void mark_theta_modified() { fully_clamped_class_ = fully_clamped_inst_ = false; }
 

@@ -2,12 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
-
-#ifdef DP_WITH_CUDA
-#include "kernels/cuda/sgd.h"
-#include "train/cuda_stream.h"
-#endif
+#include "kernels/ops.h"
+#include "kernels/training_ops.h"
 
 namespace dp::train {
 
@@ -22,6 +18,12 @@ SGD::SGD(std::vector<Tensor> params, SgdOptions options)
   }
   DP_CHECK(!options_.nesterov || options_.momentum > 0.0, "SGD: Nesterov momentum requires momentum > 0",
            "set momentum (0.9 in the reference) or turn nesterov off");
+  lr_ = Tensor::scalar(options_.lr, DType::Float32, params_.empty() ? Device::cpu() : params_[0].device());
+}
+
+void SGD::set_lr(double lr) {
+  options_.lr = lr;
+  ops::fill_(lr_, lr);
 }
 
 void SGD::zero_grad() {
@@ -29,57 +31,19 @@ void SGD::zero_grad() {
 }
 
 void SGD::step() {
-  const float lr = static_cast<float>(options_.lr), m = static_cast<float>(options_.momentum),
-              wd = static_cast<float>(options_.weight_decay);
-  if (params_.empty()) return;
-  const bool cuda = params_[0].device().is_cuda();
-  std::vector<SgdSpan> spans;
+  const SgdHyper h{static_cast<float>(options_.momentum), static_cast<float>(options_.weight_decay),
+                   options_.nesterov};
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
     const Tensor& g = p.grad();
     if (!g.defined()) continue;
-    DP_CHECK(g.dtype() == DType::Float32 && g.numel() == p.numel() && g.device() == p.device(),
-             fmt::format("SGD: gradient {} does not match parameter {}", g.str(), p.str()),
-             "gradients must have the parameter's shape, dtype and device");
     bool first = false;
     if (options_.momentum != 0.0 && !bufs_[i].defined()) {
-      bufs_[i] = Tensor::empty(p.shape(), DType::Float32, p.device());
+      bufs_[i] = Tensor::empty_like(p);
       first = true;
     }
-    float* buf = options_.momentum != 0.0 ? bufs_[i].data<float>() : nullptr;
-    spans.push_back({p.data<float>(), g.data<float>(), buf, p.numel(), first});
-    p.bump_version();
+    ops::sgd_step_(p, g, bufs_[i], lr_, h, first);
   }
-  if (options_.momentum == 0.0) {
-    // Plain SGD: w ← w − lr·(g + wd·w). Route through the same code with buf = a scratch copy.
-    for (SgdSpan& s : spans) s.first = true;
-  }
-  std::vector<Tensor> scratch;
-  if (options_.momentum == 0.0) {
-    for (SgdSpan& s : spans) {
-      scratch.push_back(Tensor::empty({s.n}, DType::Float32, params_[0].device()));
-      s.buf = scratch.back().data<float>();
-    }
-  }
-  if (!cuda) {
-    sgd_step_cpu(spans, lr, m, wd, options_.nesterov);
-    return;
-  }
-#ifdef DP_WITH_CUDA
-  for (size_t start = 0; start < spans.size(); start += kernels::kSgdMaxTensors) {
-    kernels::SgdTensorTable t;
-    for (size_t k = start; k < spans.size() && t.count < kernels::kSgdMaxTensors; ++k, ++t.count) {
-      t.w[t.count] = spans[k].w;
-      t.g[t.count] = spans[k].g;
-      t.buf[t.count] = spans[k].buf;
-      t.n[t.count] = spans[k].n;
-      t.first[t.count] = spans[k].first ? 1 : 0;
-    }
-    kernels::sgd_step_cuda(t, lr, m, wd, options_.nesterov, cuda_stream());
-  }
-#else
-  DP_THROW("SGD on CUDA tensors in a build without CUDA", "rebuild with -Dcuda=enabled");
-#endif
 }
 
 }  // namespace dp::train

@@ -1,13 +1,11 @@
-// Model SGD with PyTorch's exact semantics (torch.optim.SGD, dampening 0): per parameter,
-//   g ← g + wd·w                 (coupled weight decay, on every parameter incl. BN and biases)
-//   buf ← g on the parameter's first step, else buf ← momentum·buf + g
-//   w ← w − lr·(g + momentum·buf)  (Nesterov)   or   w ← w − lr·buf
-// The "+ α·x" operations are fused multiply-adds (one rounding), as PyTorch's vectorised
-// add(alpha=) and CUDA kernels compute them; momentum·buf is rounded before adding g.
-// All parameters are updated by one fused multi-tensor call: a loop over (param, grad, buf)
-// spans on CPU, one launch over a table of pointers per 64 tensors on CUDA.
+// Model SGD with PyTorch's exact semantics (torch.optim.SGD, dampening 0): the update is the
+// sgd kernel family (kernels/sgd.h), which documents the float32 operations.
+//
+// The learning rate lives in a float32 scalar on the parameters' device (lr_tensor()): set_lr()
+// writes it there (a fill on the device's stream), and step() only launches the update, which
+// reads the rate on the device. Between steps no launch argument changes except the one-off
+// "first step" flag, so a CUDA graph can capture step() and replay it under a changing rate.
 #pragma once
-#include <cstdint>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -27,8 +25,10 @@ class SGD {
   SGD(std::vector<Tensor> params, SgdOptions options);
   void step();
   void zero_grad();
-  void set_lr(double lr) { options_.lr = lr; }
+  void set_lr(double lr);
   double lr() const { return options_.lr; }
+  // float32 scalar on the parameters' device holding lr() (what the update reads).
+  const Tensor& lr_tensor() const { return lr_; }
   const SgdOptions& options() const { return options_; }
   // Undefined until the parameter's first step (PyTorch: no 'momentum_buffer' yet).
   const std::vector<Tensor>& momentum_buffers() const { return bufs_; }
@@ -38,17 +38,7 @@ class SGD {
  private:
   std::vector<Tensor> params_, bufs_;
   SgdOptions options_;
+  Tensor lr_;
 };
-
-// The CPU multi-tensor update on raw spans (also used by the benchmarks).
-struct SgdSpan {
-  float* w;
-  const float* g;
-  float* buf;
-  int64_t n;
-  bool first;  // buf ← g
-};
-void sgd_step_cpu(const std::vector<SgdSpan>& spans, float lr, float momentum, float weight_decay,
-                  bool nesterov);
 
 }  // namespace dp::train

@@ -2,10 +2,7 @@
 
 #include <fmt/format.h>
 
-#ifdef DP_WITH_CUDA
-#include "kernels/cuda/sparse_sgd.h"
-#include "train/cuda_stream.h"
-#endif
+#include "kernels/training_ops.h"
 
 namespace dp::train {
 
@@ -22,39 +19,12 @@ SparseSGD::SparseSGD(Tensor param, SparseSgdOptions options)
 }
 
 void SparseSGD::step(const Tensor& rows, const Tensor& grads, SparseClamp clamp) {
-  DP_CHECK(rows.dim() == 1 && rows.dtype() == DType::Int64 && grads.dim() == 1 &&
-               grads.dtype() == DType::Float32 && rows.numel() == grads.numel() &&
-               rows.device() == param_.device() && grads.device() == param_.device(),
-           fmt::format("SparseSGD::step: rows {} and grads {} do not match parameter {}", rows.str(),
-                       grads.str(), param_.str()),
-           "pass int64 [n] rows and float32 [n] per-row gradients on the parameter's device");
-  kernels::SparseSgdArgs a;
-  a.param = param_.data<float>();
-  a.momentum_buf = buf_.data<float>();
-  a.num_rows = param_.numel();
-  a.rows = rows.data<int64_t>();
-  a.grads = grads.data<float>();
-  a.n = rows.numel();
-  a.lr = static_cast<float>(options_.lr);
-  a.momentum = static_cast<float>(options_.momentum);
-  a.first_step = steps_ == 0;
-  a.presence = options_.presence;
-  if (param_.device().is_cpu()) {
-    updated_.resize(static_cast<size_t>(a.n));
-    a.updated_rows = updated_.data();
-    const int64_t count = kernels::sparse_sgd_step_cpu(a);
-    updated_.resize(static_cast<size_t>(count));
-    if (clamp.enabled) kernels::clamp_rows_cpu(a.param, updated_.data(), count, clamp.lo, clamp.hi);
-  } else {
-#ifdef DP_WITH_CUDA
-    updated_.clear();
-    kernels::sparse_sgd_step_cuda(a, clamp.enabled, clamp.lo, clamp.hi, cuda_stream());
-#else
-    DP_THROW("SparseSGD on " + param_.device().str() + " in a build without CUDA",
-             "rebuild with -Dcuda=enabled");
-#endif
-  }
-  param_.bump_version();
+  const SparseSgdHyper h{static_cast<float>(options_.lr), static_cast<float>(options_.momentum),
+                         options_.presence, clamp.enabled, clamp.lo, clamp.hi};
+  // The CPU reports the rows it updated; CUDA does not (that would need a copy to the host).
+  ops::sparse_sgd_step_(param_, buf_, rows, grads, h, steps_ == 0,
+                        param_.device().is_cpu() ? &updated_ : nullptr);
+  if (!param_.device().is_cpu()) updated_.clear();
   ++steps_;
 }
 
@@ -64,10 +34,8 @@ void SparseSGD::step_dense(const Tensor& dense_grad) {
            "SparseSGD::step_dense: needs a float32 CPU gradient shaped like the parameter, got " +
                dense_grad.str(),
            "use step(rows, grads) on CUDA");
-  kernels::sparse_sgd_step_dense_cpu(param_.data<float>(), buf_.data<float>(),
-                                     dense_grad.data<float>(), param_.numel(),
-                                     static_cast<float>(options_.lr),
-                                     static_cast<float>(options_.momentum), steps_ == 0);
+  cpu::sparse_sgd_step_dense(param_, buf_, dense_grad, static_cast<float>(options_.lr),
+                             static_cast<float>(options_.momentum), steps_ == 0);
   param_.bump_version();
   ++steps_;
 }

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "engine/tensor.h"
-#include "kernels/cpu/sparse_sgd.h"
+#include "kernels/sparse_sgd.h"
 
 namespace dp::train {
 
-using kernels::SparsePresence;
+using dp::SparsePresence;
 
 struct SparseSgdOptions {
   double lr = 0.1;

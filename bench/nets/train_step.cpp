@@ -1,5 +1,7 @@
-// Throughput of one full training step on CPU (forward, cross-entropy, backward, SGD update)
-// for the nets the project trains, timed with std::chrono after warm-up steps.
+// Throughput of one full training step on CPU — dp-train's own step (train/run/train_step.h):
+// forward, cross-entropy (the fused data-parameter loss with no θ learnt), backward, plain SGD
+// (lr 0.01, no momentum or weight decay, as side_by_side.py's PyTorch step) — for the nets the
+// project trains, timed with std::chrono after warm-up steps.
 //
 //   bench_nets_train_step [--net wrn-16-4 --batch 128 --size 32 --classes 10]
 //                         [--warmup 1 --iters 3 --threads N]
@@ -18,6 +20,9 @@
 #include "engine/thread_pool.h"
 #include "kernels/ops.h"
 #include "nets/registry.h"
+#include "train/data_parameters.h"
+#include "train/run/train_step.h"
+#include "train/sgd.h"
 
 using namespace dp;
 
@@ -36,18 +41,13 @@ double run(const Config& c, int warmup, int iters) {
   for (auto& v : pixels) v = static_cast<float>(rng.uniform(-1.0, 1.0));
   std::vector<int64_t> labels(static_cast<size_t>(c.batch));
   for (int64_t i = 0; i < c.batch; ++i) labels[i] = i % c.classes;
-  Tensor x = Tensor::from_vector(pixels, {c.batch, 3, c.size, c.size});
-  Tensor y = Tensor::from_vector(labels, {c.batch});
-  auto params = net->parameters();
-
-  auto step = [&] {
-    net->zero_grad();
-    Tensor loss = ops::cross_entropy(net->forward(x), y);
-    loss.backward();
-    NoGradGuard no_grad;
-    for (auto& p : params) ops::add_(p, p.grad(), -0.01);
-    return loss.item();
-  };
+  train::BatchTensors batch;
+  batch.images = Tensor::from_vector(pixels, {c.batch, 3, c.size, c.size});
+  batch.labels = Tensor::from_vector(labels, {c.batch});
+  train::SGD sgd(net->parameters(), {0.01, 0.0, 0.0, false});
+  train::DataParameters no_data_params({}, c.classes, c.batch);
+  train::TrainStep train_step(*net, sgd, no_data_params);
+  auto step = [&] { train_step.run(batch, 0.01); };
   for (int i = 0; i < warmup; ++i) step();
   std::vector<double> times;
   for (int i = 0; i < iters; ++i) {

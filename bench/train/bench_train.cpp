@@ -16,18 +16,24 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/data_param_ce.h"
+#include "engine/tensor.h"
 #include "engine/thread_pool.h"
-#include "kernels/cpu/sparse_sgd.h"
+#include "kernels/training_ops.h"
 
 #ifdef DP_WITH_CUDA
 #include <cuda_runtime_api.h>
 
-#include "kernels/cuda/data_param_ce.h"
-#include "kernels/cuda/sparse_sgd.h"
+#include "engine/cuda/context.h"
 #endif
 
 namespace {
+
+using dp::Tensor;
+
+template <class T>
+Tensor vec(const std::vector<T>& v) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+}
 
 constexpr int64_t kImageNetRows = 1281167;
 constexpr int64_t kBatch = 256;
@@ -55,21 +61,20 @@ struct CeProblem {
       indices[b] = inst(gen);
     }
   }
-  dp::kernels::DataParamCeArgs<float> args() {
-    dp::kernels::DataParamCeArgs<float> a;
-    a.logits = logits.data();
-    a.labels = labels.data();
-    a.indices = indices.data();
-    a.theta_class = tc.data();
-    a.theta_inst = ti.data();
-    a.batch = B;
-    a.num_classes = C;
-    a.num_instances = N;
+  // The fused op's tensors on `device`, outputs allocated.
+  dp::DataParamCeTensors args(dp::Device device = dp::Device::cpu()) const {
+    dp::DataParamCeTensors a;
+    a.logits = Tensor::from_vector(logits, {B, C}).to(device);
+    a.labels = vec(labels).to(device);
+    a.indices = vec(indices).to(device);
+    a.theta_class = vec(tc).to(device);
+    a.theta_inst = vec(ti).to(device);
     a.wd_class = 1e-4;
     a.wd_inst = 1e-8;
-    a.dlogits = dl.data();
-    a.dtheta_class_rows = gc.data();
-    a.dtheta_inst_rows = gi.data();
+    a.loss = Tensor::empty({}, dp::DType::Float32, device);
+    a.dlogits = Tensor::empty({B, C}, dp::DType::Float32, device);
+    a.dtheta_class_rows = Tensor::empty({B}, dp::DType::Float32, device);
+    a.dtheta_inst_rows = Tensor::empty({B}, dp::DType::Float32, device);
     return a;
   }
 };
@@ -121,8 +126,8 @@ struct Unfused {
 
 void BM_FusedDataParamCe_Cpu(benchmark::State& state) {
   CeProblem p(kBatch, state.range(0), kImageNetRows);
-  auto a = p.args();
-  for (auto _ : state) benchmark::DoNotOptimize(dp::kernels::data_param_ce_cpu(a));
+  const auto a = p.args();
+  for (auto _ : state) dp::cpu::data_param_ce(a);
 }
 BENCHMARK(BM_FusedDataParamCe_Cpu)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
@@ -134,39 +139,30 @@ void BM_UnfusedDataParamCe_Cpu(benchmark::State& state) {
 BENCHMARK(BM_UnfusedDataParamCe_Cpu)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 struct SgdProblem {
-  std::vector<float> theta, buf, dense_grad;
-  std::vector<int64_t> rows, updated;
-  std::vector<float> grads;
-  explicit SgdProblem(int64_t N) : theta(N, 0.1f), buf(N, 0.f), dense_grad(N, 0.f), updated(kBatch) {
+  Tensor theta, buf, dense_grad, rows, grads;
+  std::vector<int64_t> updated;
+  explicit SgdProblem(int64_t N)
+      : theta(Tensor::full({N}, 0.1)), buf(Tensor::zeros({N})), dense_grad(Tensor::zeros({N})) {
     std::mt19937 gen(2);
     std::uniform_int_distribution<int64_t> row(0, N - 1);
     std::normal_distribution<float> normal(0.f, 1e-3f);
+    std::vector<int64_t> r;
+    std::vector<float> g;
     for (int64_t b = 0; b < kBatch; ++b) {
-      rows.push_back(row(gen));
-      grads.push_back(normal(gen));
+      r.push_back(row(gen));
+      g.push_back(normal(gen));
     }
+    rows = vec(r);
+    grads = vec(g);
   }
-  void sparse_step(bool first) {
-    dp::kernels::SparseSgdArgs a;
-    a.param = theta.data();
-    a.momentum_buf = buf.data();
-    a.num_rows = static_cast<int64_t>(theta.size());
-    a.rows = rows.data();
-    a.grads = grads.data();
-    a.n = kBatch;
-    a.lr = 0.8f;
-    a.first_step = first;
-    a.updated_rows = updated.data();
-    const int64_t count = dp::kernels::sparse_sgd_step_cpu(a);
-    dp::kernels::clamp_rows_cpu(theta.data(), updated.data(), count, kLo, kHi);
-  }
+  static dp::SparseSgdHyper hyper() { return {0.8f, 0.9f, dp::SparsePresence::NonZeroGrad, true, kLo, kHi}; }
+  void sparse_step(bool first) { dp::cpu::sparse_sgd_step(theta, buf, rows, grads, hyper(), first, &updated); }
   // The reference: dense gradient zeroed, filled by the index backward, masked step, clamp all.
   void dense_step(bool first) {
-    const int64_t N = static_cast<int64_t>(theta.size());
-    std::memset(dense_grad.data(), 0, N * sizeof(float));
-    dp::kernels::scatter_rows_to_dense_cpu(rows.data(), grads.data(), kBatch, dense_grad.data(), N);
-    dp::kernels::sparse_sgd_step_dense_cpu(theta.data(), buf.data(), dense_grad.data(), N, 0.8f, 0.9f, first);
-    dp::kernels::clamp_all_cpu(theta.data(), N, kLo, kHi);
+    std::memset(dense_grad.data<float>(), 0, dense_grad.nbytes());
+    dp::cpu::scatter_rows_add(dense_grad, rows, grads, true);
+    dp::cpu::sparse_sgd_step_dense(theta, buf, dense_grad, 0.8f, 0.9f, first);
+    dp::cpu::clamp_all(theta, kLo, kHi);
   }
 };
 
@@ -183,30 +179,18 @@ void BM_DenseReferenceSgd_Cpu(benchmark::State& state) {
 BENCHMARK(BM_DenseReferenceSgd_Cpu)->Unit(benchmark::kMicrosecond);
 
 #ifdef DP_WITH_CUDA
-bool have_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-template <class T>
-T* to_device(const std::vector<T>& v) {
-  T* p = nullptr;
-  cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(1, v.size()) * sizeof(T));
-  cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
-  return p;
-}
-
-// Times `body` with CUDA events per iteration (manual time).
+// Times `body` with CUDA events on the context's stream per iteration (manual time).
 template <class F>
 void time_cuda(benchmark::State& state, F body) {
+  cudaStream_t stream = dp::cuda::context(0).stream();
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
   for (int i = 0; i < 10; ++i) body();  // warm-up
   for (auto _ : state) {
-    cudaEventRecord(start);
+    cudaEventRecord(start, stream);
     body();
-    cudaEventRecord(stop);
+    cudaEventRecord(stop, stream);
     cudaEventSynchronize(stop);
     float ms = 0.f;
     cudaEventElapsedTime(&ms, start, stop);
@@ -217,67 +201,35 @@ void time_cuda(benchmark::State& state, F body) {
 }
 
 void BM_FusedDataParamCe_Cuda(benchmark::State& state) {
-  if (!have_device()) {
+  if (!dp::cuda_available()) {
     state.SkipWithError("no CUDA device");
     return;
   }
   CeProblem p(kBatch, state.range(0), kImageNetRows);
-  auto a = p.args();
-  a.logits = to_device(p.logits);
-  a.labels = to_device(p.labels);
-  a.indices = to_device(p.indices);
-  a.theta_class = to_device(p.tc);
-  a.theta_inst = to_device(p.ti);
-  a.dlogits = to_device(p.dl);
-  a.dtheta_class_rows = to_device(p.gc);
-  a.dtheta_inst_rows = to_device(p.gi);
-  float* loss = to_device(std::vector<float>(1));
-  float* scratch = to_device(std::vector<float>(kBatch));
-  time_cuda(state, [&] { dp::kernels::data_param_ce_cuda(a, loss, scratch, nullptr); });
-  for (const void* ptr : {static_cast<const void*>(a.logits), static_cast<const void*>(a.labels),
-                          static_cast<const void*>(a.indices), static_cast<const void*>(a.theta_class),
-                          static_cast<const void*>(a.theta_inst), static_cast<const void*>(a.dlogits),
-                          static_cast<const void*>(a.dtheta_class_rows),
-                          static_cast<const void*>(a.dtheta_inst_rows), static_cast<const void*>(loss),
-                          static_cast<const void*>(scratch)})
-    cudaFree(const_cast<void*>(ptr));
+  const auto a = p.args(dp::Device::cuda(0));
+  time_cuda(state, [&] { dp::cuda::data_param_ce(a); });
 }
 BENCHMARK(BM_FusedDataParamCe_Cuda)->Arg(10)->Arg(1000)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_SparseSgd_Cuda(benchmark::State& state) {
-  if (!have_device()) {
+  if (!dp::cuda_available()) {
     state.SkipWithError("no CUDA device");
     return;
   }
+  const dp::Device gpu = dp::Device::cuda(0);
   SgdProblem p(kImageNetRows);
-  float* theta = to_device(p.theta);
-  float* buf = to_device(p.buf);
-  int64_t* rows = to_device(p.rows);
-  float* grads = to_device(p.grads);
-  float* dense = to_device(p.dense_grad);
+  Tensor theta = p.theta.to(gpu), buf = p.buf.to(gpu), rows = p.rows.to(gpu), grads = p.grads.to(gpu),
+         dense = p.dense_grad.to(gpu);
   const bool dense_ref = state.range(0) != 0;
   time_cuda(state, [&] {
     if (dense_ref) {  // the O(N) part of the reference on the GPU: zero grad, scatter, clamp all
-      cudaMemsetAsync(dense, 0, kImageNetRows * sizeof(float));
-      dp::kernels::scatter_rows_to_dense_cuda(rows, grads, kBatch, dense, kImageNetRows, false, nullptr);
-      dp::kernels::clamp_all_cuda(theta, kImageNetRows, kLo, kHi, nullptr);
+      cudaMemsetAsync(dense.raw_data(), 0, dense.nbytes(), dp::cuda::context(gpu).stream());
+      dp::cuda::scatter_rows_add(dense, rows, grads, false);
+      dp::cuda::clamp_all(theta, kLo, kHi);
     } else {
-      dp::kernels::SparseSgdArgs a;
-      a.param = theta;
-      a.momentum_buf = buf;
-      a.num_rows = kImageNetRows;
-      a.rows = rows;
-      a.grads = grads;
-      a.n = kBatch;
-      a.lr = 0.8f;
-      dp::kernels::sparse_sgd_step_cuda(a, true, kLo, kHi, nullptr);
+      dp::cuda::sparse_sgd_step(theta, buf, rows, grads, SgdProblem::hyper(), false, nullptr);
     }
   });
-  cudaFree(theta);
-  cudaFree(buf);
-  cudaFree(rows);
-  cudaFree(grads);
-  cudaFree(dense);
 }
 BENCHMARK(BM_SparseSgd_Cuda)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
 #endif
@@ -297,12 +249,12 @@ double median_us(F fn, int reps) {
 void print_ratios() {
   for (int64_t C : {10, 1000}) {
     CeProblem p(kBatch, C, kImageNetRows);
-    auto a = p.args();
+    const auto a = p.args();
     Unfused u;
-    const double fused = median_us([&] { benchmark::DoNotOptimize(dp::kernels::data_param_ce_cpu(a)); }, 51);
+    const double fused = median_us([&] { dp::cpu::data_param_ce(a); }, 51);
     const int threads = dp::num_threads();
     dp::set_num_threads(1);
-    const double fused1 = median_us([&] { benchmark::DoNotOptimize(dp::kernels::data_param_ce_cpu(a)); }, 51);
+    const double fused1 = median_us([&] { dp::cpu::data_param_ce(a); }, 51);
     dp::set_num_threads(threads);
     const double unfused = median_us([&] { benchmark::DoNotOptimize(u.run(p)); }, 51);
     std::printf("ratio CPU unfused(1 thread)/fused data-param CE, B=%ld C=%ld: %.2fx with %d threads "

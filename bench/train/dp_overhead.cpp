@@ -14,6 +14,7 @@
 #include "engine/rng.h"
 #include "nets/registry.h"
 #include "train/data_parameters.h"
+#include "train/run/train_step.h"
 #include "train/sgd.h"
 
 using namespace dp;
@@ -39,7 +40,9 @@ double step_ms(const Setup& s, bool joint) {
   Rng rng(5, 0);
   std::vector<float> pixels(static_cast<size_t>(s.batch * 3 * s.size * s.size));
   for (float& v : pixels) v = static_cast<float>(rng.uniform(-1, 1));
-  Tensor x = Tensor::from_vector(pixels, {s.batch, 3, s.size, s.size}, s.device);
+  train::TrainStep step(*model, sgd, dp);  // dp-train's step, eager (graphs would hide the launches)
+  train::BatchTensors batch;
+  batch.images = Tensor::from_vector(pixels, {s.batch, 3, s.size, s.size}, s.device);
   std::vector<double> times;
   for (int it = 0; it < s.iters + 2; ++it) {
     std::vector<int64_t> labels, indices;
@@ -47,15 +50,11 @@ double step_ms(const Setup& s, bool joint) {
       labels.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.classes))));
       indices.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.instances))));
     }
-    Tensor y = Tensor::from_vector(labels, {s.batch}, s.device);
-    Tensor idx = Tensor::from_vector(indices, {s.batch}, s.device);
+    batch.labels = Tensor::from_vector(labels, {s.batch}, s.device);
+    batch.indices = Tensor::from_vector(indices, {s.batch}, s.device);
     auto t0 = std::chrono::steady_clock::now();
-    model->zero_grad();
-    train::DataParamCeOutput out = dp.loss(model->forward(x), y, idx);
-    out.loss.backward();
-    sgd.step();
-    dp.step();
-    (void)out.loss.item();  // synchronises on CUDA
+    step.run(batch, 0.1);
+    (void)step.totals();  // waits for the device
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (it >= 2) times.push_back(ms);  // two warm-up steps (the first clamp is the full O(N) one)
   }

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -11,27 +12,39 @@
 
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
+#include "engine/cuda/graph.h"
 #include "engine/error.h"
 
 namespace dp::cuda {
+
+namespace {
+// The private pool the calling thread allocates from (0: the shared cache); set while the thread
+// captures a CUDA graph (engine/cuda/graph.cpp).
+thread_local uint64_t t_private_pool = 0;
+}  // namespace
 
 struct CachingAllocator::Impl {
   struct Block {
     size_t size;  // size class
     int device;
     cudaStream_t stream;
+    uint64_t pool;  // 0: shared; else the private pool of a CUDA graph
   };
-  using BinKey = std::tuple<int, cudaStream_t, size_t>;  // device, stream, size class
+  using BinKey = std::tuple<int, cudaStream_t, size_t, uint64_t>;  // device, stream, size class, pool
 
   mutable std::mutex mutex;
   std::unordered_map<void*, Block> in_use;
   std::map<BinKey, std::vector<void*>> free_bins;
+  std::set<uint64_t> live_pools;
+  uint64_t next_pool = 1;
   AllocatorStats stats;
 
+  // Frees the shared cache's blocks. A live private pool keeps its free blocks: the graph that
+  // owns them still writes there when it replays.
   void free_cached_locked(int device) {  // device < 0: all devices
     for (auto it = free_bins.begin(); it != free_bins.end();) {
       int dev = std::get<0>(it->first);
-      if (device >= 0 && dev != device) {
+      if ((device >= 0 && dev != device) || std::get<3>(it->first) != 0) {
         ++it;
         continue;
       }
@@ -67,19 +80,25 @@ void* CachingAllocator::allocate(size_t nbytes) {
 void* CachingAllocator::allocate(size_t nbytes, int device, cudaStream_t stream) {
   if (nbytes == 0) return nullptr;
   size_t size = size_class(nbytes);
+  const uint64_t pool = t_private_pool;
   std::lock_guard<std::mutex> lock(impl_->mutex);
   AllocatorStats& s = impl_->stats;
   ++s.allocations;
   void* ptr = nullptr;
-  auto bin = impl_->free_bins.find({device, stream, size});
+  auto bin = impl_->free_bins.find({device, stream, size, pool});
   if (bin != impl_->free_bins.end() && !bin->second.empty()) {
     ptr = bin->second.back();
     bin->second.pop_back();
     ++s.cache_hits;
   } else {
     DeviceGuard guard(device);
+    // cudaMalloc is not recorded by a capture, and that is what a private pool wants (the
+    // memory stays the graph's); the relaxed mode lets the capturing thread call it.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    if (pool != 0) DP_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     cudaError_t err = cudaMalloc(&ptr, size);
-    if (err == cudaErrorMemoryAllocation) {
+    if (pool != 0) DP_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    if (err == cudaErrorMemoryAllocation && pool == 0) {
       cudaGetLastError();
       impl_->free_cached_locked(device);
       err = cudaMalloc(&ptr, size);
@@ -96,7 +115,7 @@ void* CachingAllocator::allocate(size_t nbytes, int device, cudaStream_t stream)
     s.reserved_bytes += size;
     if (s.reserved_bytes > s.peak_reserved_bytes) s.peak_reserved_bytes = s.reserved_bytes;
   }
-  impl_->in_use.emplace(ptr, Impl::Block{size, device, stream});
+  impl_->in_use.emplace(ptr, Impl::Block{size, device, stream, pool});
   s.allocated_bytes += size;
   if (s.allocated_bytes > s.peak_allocated_bytes) s.peak_allocated_bytes = s.allocated_bytes;
   return ptr;
@@ -111,8 +130,34 @@ void CachingAllocator::deallocate(void* ptr, size_t) {
   Impl::Block b = it->second;
   impl_->in_use.erase(it);
   impl_->stats.allocated_bytes -= b.size;
-  impl_->free_bins[{b.device, b.stream, b.size}].push_back(ptr);
+  const uint64_t pool = impl_->live_pools.count(b.pool) ? b.pool : 0;  // a released pool's blocks are shared
+  impl_->free_bins[{b.device, b.stream, b.size, pool}].push_back(ptr);
 }
+
+uint64_t CachingAllocator::create_private_pool() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  const uint64_t pool = impl_->next_pool++;
+  impl_->live_pools.insert(pool);
+  return pool;
+}
+
+void CachingAllocator::release_private_pool(uint64_t pool) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (!impl_->live_pools.erase(pool)) return;
+  for (auto it = impl_->free_bins.begin(); it != impl_->free_bins.end();) {
+    auto [device, stream, size, p] = it->first;
+    if (p != pool) {
+      ++it;
+      continue;
+    }
+    auto& shared = impl_->free_bins[{device, stream, size, 0}];
+    shared.insert(shared.end(), it->second.begin(), it->second.end());
+    it = impl_->free_bins.erase(it);
+  }
+}
+
+PrivatePoolScope::PrivatePoolScope(uint64_t pool) : previous_(std::exchange(t_private_pool, pool)) {}
+PrivatePoolScope::~PrivatePoolScope() { t_private_pool = previous_; }
 
 AllocatorStats CachingAllocator::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -126,6 +171,7 @@ void CachingAllocator::reset_peak_stats() {
 }
 
 void CachingAllocator::empty_cache() {
+  check_not_capturing("empty_cache (cudaFree synchronises the device)");
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->free_cached_locked(-1);
 }
@@ -181,7 +227,10 @@ Event& Event::operator=(Event&& o) noexcept {
   return *this;
 }
 void Event::record(cudaStream_t stream) { DP_CUDA_CHECK(cudaEventRecord(event_, stream)); }
-void Event::synchronize() const { DP_CUDA_CHECK(cudaEventSynchronize(event_)); }
+void Event::synchronize() const {
+  check_not_capturing("an event wait (Event::synchronize)");
+  DP_CUDA_CHECK(cudaEventSynchronize(event_));
+}
 bool Event::query() const {
   cudaError_t err = cudaEventQuery(event_);
   if (err == cudaErrorNotReady) {

@@ -6,6 +6,7 @@
 // order, so a block freed by the host while kernels that use it are still queued is safe to
 // hand to later work on that stream. A block used on another stream must be synchronised by
 // its user before it is freed. When cudaMalloc fails, the cache is emptied and the call retried.
+// CUDA graphs get private pools (below).
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -42,6 +43,13 @@ class CachingAllocator final : public Allocator {
 
   static size_t size_class(size_t nbytes);
 
+  // Private pools, for CUDA graphs: while a PrivatePoolScope is active on a thread, that thread's
+  // allocations come from (and its frees of the pool's blocks return to) the pool alone, so a
+  // graph's memory is never handed to other work. empty_cache() leaves live pools alone. After
+  // release_private_pool() the pool's free blocks, and its blocks freed later, join the shared cache.
+  uint64_t create_private_pool();
+  void release_private_pool(uint64_t pool);
+
   struct Impl;
   CachingAllocator();
   ~CachingAllocator() override;
@@ -51,6 +59,17 @@ class CachingAllocator final : public Allocator {
 };
 
 CachingAllocator& caching_allocator();
+
+class PrivatePoolScope {
+ public:
+  explicit PrivatePoolScope(uint64_t pool);
+  ~PrivatePoolScope();
+  PrivatePoolScope(const PrivatePoolScope&) = delete;
+  PrivatePoolScope& operator=(const PrivatePoolScope&) = delete;
+
+ private:
+  uint64_t previous_;
+};
 
 // Registers caching_allocator() as dp's CUDA allocator (idempotent; also done at start-up).
 void register_cuda_allocator();

@@ -8,6 +8,7 @@
 
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/check.h"
+#include "engine/cuda/graph.h"
 #include "engine/error.h"
 
 namespace dp::cuda {
@@ -69,6 +70,11 @@ cublasHandle_t Context::cublas() {
     DeviceGuard guard(device_);
     DP_CUBLAS_CHECK(cublasCreate(&cublas_));
     DP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // A workspace of our own (32 MiB, what cuBLAS recommends for Hopper), set after the stream
+    // (cublasSetStream resets it): cuBLAS then never allocates inside a CUDA graph capture.
+    constexpr size_t kCublasWorkspace = size_t{32} << 20;
+    cublas_workspace_ = caching_allocator().allocate(kCublasWorkspace, device_, stream_);
+    DP_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspace));
   }
   return cublas_;
 }
@@ -85,10 +91,14 @@ cudnnHandle_t Context::cudnn() {
 
 void* Context::workspace(size_t nbytes) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!current_capture().empty()) workspace_in_graph_ = true;
   if (nbytes <= workspace_bytes_) return workspace_;
   // Stream-ordered reuse makes freeing the old buffer safe: the allocator hands it out again
-  // only to later work on the same stream.
-  if (workspace_) caching_allocator().deallocate(workspace_, workspace_bytes_);
+  // only to later work on the same stream. Unless a CUDA graph recorded it: a graph replays with
+  // the addresses it captured, so that buffer is kept for the life of the process.
+  if (workspace_ && workspace_in_graph_) retired_workspaces_.push_back(workspace_);
+  else if (workspace_) caching_allocator().deallocate(workspace_, workspace_bytes_);
+  workspace_in_graph_ = !current_capture().empty();
   workspace_ = nullptr;
   workspace_bytes_ = 0;
   workspace_ = caching_allocator().allocate(nbytes, device_, stream_);
@@ -98,12 +108,17 @@ void* Context::workspace(size_t nbytes) {
 
 void Context::release_workspace() {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (workspace_) caching_allocator().deallocate(workspace_, workspace_bytes_);
+  if (workspace_ && workspace_in_graph_) retired_workspaces_.push_back(workspace_);
+  else if (workspace_) caching_allocator().deallocate(workspace_, workspace_bytes_);
+  workspace_in_graph_ = false;
   workspace_ = nullptr;
   workspace_bytes_ = 0;
 }
 
-void Context::synchronize() { DP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void Context::synchronize() {
+  check_not_capturing("a stream wait (Context::synchronize)");
+  DP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 Context& context(int device) {
   static std::mutex mutex;

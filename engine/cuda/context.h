@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <mutex>
+#include <vector>
 
 #include "engine/device.h"
 
@@ -34,6 +35,7 @@ class Context {
 
   // Device scratch of at least nbytes for cuDNN/cuBLAS calls on stream(). Valid until the next
   // workspace() call on this context; grows, never shrinks (free it with release_workspace()).
+  // A buffer handed out during a CUDA graph capture is never freed (the graph replays into it).
   void* workspace(size_t nbytes);
   void release_workspace();
 
@@ -47,6 +49,9 @@ class Context {
   cudaDeviceProp props_{};
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  bool workspace_in_graph_ = false;        // handed out during a CUDA graph capture
+  std::vector<void*> retired_workspaces_;  // outgrown, but recorded in a graph: never freed
+  void* cublas_workspace_ = nullptr;
   std::mutex mutex_;
 };
 

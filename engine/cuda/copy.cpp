@@ -4,6 +4,7 @@
 
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
+#include "engine/cuda/graph.h"
 
 namespace dp::cuda {
 
@@ -29,6 +30,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     std::memcpy(dst, src, nbytes);
     return;
   }
+  check_not_capturing("a synchronous copy between devices (Tensor::item, to_vector, .to(), copy_from, from_vector)");
   Context& ctx = context(dst_device.is_cuda() ? dst_device : src_device);
   if (dst_device.is_cuda() && src_device.is_cuda() && dst_device.index != src_device.index) {
     // The source's pending work must finish before the peer copy on the destination's stream.

@@ -1,5 +1,5 @@
-#include "kernels/cpu/data_param_ce.h"
-
+// CPU data-parameter cross-entropy (contract: kernels/data_param_ce.h). Compiled with
+// -ffp-contract=off (kernels/meson.build), like the optimisers.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -7,10 +7,30 @@
 
 #include "engine/error.h"
 #include "engine/thread_pool.h"
+#include "kernels/cpu/type_dispatch.h"
+#include "kernels/data_param_ce.h"
 
-namespace dp::kernels {
+namespace dp::cpu {
 
 namespace {
+
+// The op on raw pointers (null: not given / not wanted).
+template <class T>
+struct DataParamCeArgs {
+  const T* logits = nullptr;
+  const int64_t* labels = nullptr;
+  const int64_t* indices = nullptr;
+  const T* theta_class = nullptr;
+  const T* theta_inst = nullptr;
+  int64_t batch = 0, num_classes = 0, num_instances = 0;
+  double wd_class = 0.0, wd_inst = 0.0;
+  T* dlogits = nullptr;
+  T* row_ce = nullptr;
+  T* sigma = nullptr;
+  T* dsigma = nullptr;
+  T* dtheta_class_rows = nullptr;
+  T* dtheta_inst_rows = nullptr;
+};
 
 template <class T>
 void validate(const DataParamCeArgs<T>& a) {
@@ -37,10 +57,8 @@ void validate(const DataParamCeArgs<T>& a) {
   }
 }
 
-}  // namespace
-
 template <class T>
-double data_param_ce_cpu(const DataParamCeArgs<T>& a) {
+double run(const DataParamCeArgs<T>& a) {
   validate(a);
   const int64_t B = a.batch, C = a.num_classes;
   if (B == 0) return 0.0;
@@ -121,21 +139,38 @@ double data_param_ce_cpu(const DataParamCeArgs<T>& a) {
 }
 
 template <class T>
-void scatter_rows_to_dense_cpu(const int64_t* rows, const T* grads, int64_t n, T* dense,
-                               int64_t dense_size) {
-  for (int64_t b = 0; b < n; ++b) {
-    DP_CHECK(rows[b] >= 0 && rows[b] < dense_size,
-             fmt::format("scatter_rows_to_dense: row {} at position {} is outside [0, {})", rows[b], b,
-                         dense_size),
-             "rows must index the parameter tensor");
-    dense[rows[b]] += grads[b];
-  }
+T* out_ptr(const Tensor& t) {
+  return t.defined() ? const_cast<Tensor&>(t).data<T>() : nullptr;
 }
 
-template double data_param_ce_cpu<float>(const DataParamCeArgs<float>&);
-template double data_param_ce_cpu<double>(const DataParamCeArgs<double>&);
-template void scatter_rows_to_dense_cpu<float>(const int64_t*, const float*, int64_t, float*, int64_t);
-template void scatter_rows_to_dense_cpu<double>(const int64_t*, const double*, int64_t, double*,
-                                                int64_t);
+template <class T>
+const T* in_ptr(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
 
-}  // namespace dp::kernels
+}  // namespace
+
+void data_param_ce(const DataParamCeTensors& t) {
+  DP_CPU_FLOAT_TYPES(t.logits.dtype(), "data_param_ce", [&] {
+    DataParamCeArgs<scalar_t> a;
+    a.logits = t.logits.data<scalar_t>();
+    a.labels = t.labels.data<int64_t>();
+    a.indices = in_ptr<int64_t>(t.indices);
+    a.theta_class = in_ptr<scalar_t>(t.theta_class);
+    a.theta_inst = in_ptr<scalar_t>(t.theta_inst);
+    a.batch = t.logits.size(0);
+    a.num_classes = t.logits.size(1);
+    a.num_instances = t.theta_inst.defined() ? t.theta_inst.numel() : 0;
+    a.wd_class = t.wd_class;
+    a.wd_inst = t.wd_inst;
+    a.dlogits = out_ptr<scalar_t>(t.dlogits);
+    a.row_ce = out_ptr<scalar_t>(t.row_ce);
+    a.sigma = out_ptr<scalar_t>(t.sigma);
+    a.dsigma = out_ptr<scalar_t>(t.dsigma);
+    a.dtheta_class_rows = out_ptr<scalar_t>(t.dtheta_class_rows);
+    a.dtheta_inst_rows = out_ptr<scalar_t>(t.dtheta_inst_rows);
+    *out_ptr<scalar_t>(t.loss) = static_cast<scalar_t>(run(a));
+  });
+}
+
+}  // namespace dp::cpu

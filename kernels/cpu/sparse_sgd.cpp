@@ -1,5 +1,5 @@
-#include "kernels/cpu/sparse_sgd.h"
-
+// CPU SparseSGD, clamp and row scatter (contract: kernels/sparse_sgd.h). Compiled with
+// -ffp-contract=off (kernels/meson.build): the rounding order below is the contract.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "kernels/sparse_sgd.h"
 
-namespace dp::kernels {
+namespace dp::cpu {
 
 namespace {
 
@@ -27,51 +28,67 @@ inline void update_row(float& theta, float& buf, float g, float lr, float moment
 
 }  // namespace
 
-int64_t sparse_sgd_step_cpu(const SparseSgdArgs& a) {
-  DP_CHECK(a.param != nullptr && a.momentum_buf != nullptr, "sparse_sgd: parameter and momentum buffer are required",
-           "construct the optimiser with the data-parameter tensor");
-  if (a.n == 0) return 0;
+void sparse_sgd_step(Tensor& theta, Tensor& momentum_buf, const Tensor& rows_t, const Tensor& grads_t,
+                     const SparseSgdHyper& h, bool first_step, std::vector<int64_t>* updated_rows) {
+  if (updated_rows != nullptr) updated_rows->clear();
+  const int64_t n = rows_t.numel(), num_rows = theta.numel();
+  if (n == 0) return;
+  float* param = theta.data<float>();
+  float* buf = momentum_buf.data<float>();
+  const int64_t* rows = rows_t.data<int64_t>();
+  const float* grads = grads_t.data<float>();
   // (row, batch position) pairs sorted by row then position: each segment is one unique row
   // whose gradients are summed in batch order.
-  std::vector<std::pair<int64_t, int64_t>> order(static_cast<size_t>(a.n));
-  for (int64_t b = 0; b < a.n; ++b) {
-    const int64_t r = a.rows[b];
-    DP_CHECK(r >= 0 && r < a.num_rows,
-             fmt::format("sparse_sgd: row {} at batch position {} is outside [0, {})", r, b, a.num_rows),
+  std::vector<std::pair<int64_t, int64_t>> order(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n; ++b) {
+    const int64_t r = rows[b];
+    DP_CHECK(r >= 0 && r < num_rows,
+             fmt::format("sparse_sgd: row {} at batch position {} is outside [0, {})", r, b, num_rows),
              "the batch's labels/dataset indices must index the data-parameter tensor");
     order[b] = {r, b};
   }
   std::sort(order.begin(), order.end());
-  int64_t updated = 0;
   for (size_t s = 0; s < order.size();) {
     const int64_t row = order[s].first;
     float g = 0.0f;  // like the dense reference: zero-initialised, then += in batch order
     size_t e = s;
-    for (; e < order.size() && order[e].first == row; ++e) g += a.grads[order[e].second];
+    for (; e < order.size() && order[e].first == row; ++e) g += grads[order[e].second];
     s = e;
-    if (a.presence == SparsePresence::NonZeroGrad && g == 0.0f) continue;
-    update_row(a.param[row], a.momentum_buf[row], g, a.lr, a.momentum, a.first_step);
-    if (a.updated_rows != nullptr) a.updated_rows[updated] = row;
-    ++updated;
+    if (h.presence == SparsePresence::NonZeroGrad && g == 0.0f) continue;
+    update_row(param[row], buf[row], g, h.lr, h.momentum, first_step);
+    if (h.clamp) param[row] = clamp_value(param[row], h.clamp_lo, h.clamp_hi);
+    if (updated_rows != nullptr) updated_rows->push_back(row);
   }
-  return updated;
 }
 
-void sparse_sgd_step_dense_cpu(float* param, float* momentum_buf, const float* dense_grad,
-                               int64_t num_rows, float lr, float momentum, bool first_step) {
-  for (int64_t r = 0; r < num_rows; ++r) {
-    const float g = dense_grad[r];
+void sparse_sgd_step_dense(Tensor& theta, Tensor& momentum_buf, const Tensor& dense_grad, float lr,
+                           float momentum, bool first_step) {
+  float* param = theta.data<float>();
+  float* buf = momentum_buf.data<float>();
+  const float* grad = dense_grad.data<float>();
+  for (int64_t r = 0; r < theta.numel(); ++r) {
+    const float g = grad[r];
     if (g == 0.0f) continue;
-    update_row(param[r], momentum_buf[r], g, lr, momentum, first_step);
+    update_row(param[r], buf[r], g, lr, momentum, first_step);
   }
 }
 
-void clamp_all_cpu(float* param, int64_t num_rows, float lo, float hi) {
-  for (int64_t r = 0; r < num_rows; ++r) param[r] = clamp_value(param[r], lo, hi);
+void clamp_all(Tensor& theta, float lo, float hi) {
+  float* p = theta.data<float>();
+  for (int64_t r = 0; r < theta.numel(); ++r) p[r] = clamp_value(p[r], lo, hi);
 }
 
-void clamp_rows_cpu(float* param, const int64_t* rows, int64_t n, float lo, float hi) {
-  for (int64_t b = 0; b < n; ++b) param[rows[b]] = clamp_value(param[rows[b]], lo, hi);
+void scatter_rows_add(Tensor& dense_t, const Tensor& rows_t, const Tensor& grads_t, bool /*deterministic*/) {
+  float* dense = dense_t.data<float>();
+  const int64_t* rows = rows_t.data<int64_t>();
+  const float* grads = grads_t.data<float>();
+  const int64_t size = dense_t.numel();
+  for (int64_t b = 0; b < rows_t.numel(); ++b) {
+    DP_CHECK(rows[b] >= 0 && rows[b] < size,
+             fmt::format("scatter_rows_add: row {} at position {} is outside [0, {})", rows[b], b, size),
+             "rows must index the parameter tensor");
+    dense[rows[b]] += grads[b];
+  }
 }
 
-}  // namespace dp::kernels
+}  // namespace dp::cpu

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "kernels/conv2d.h"
+#include "engine/cuda/graph.h"
 #include "kernels/cuda/common.cuh"
 
 namespace dp::cuda {
@@ -132,6 +133,10 @@ AlgoChoice choose(Context& ctx, const ConvDescs& d, const Conv2dGeometry& g, Pas
     auto it = g_algo_cache.find(key);
     if (it != g_algo_cache.end()) return it->second;
   }
+  // A new shape inside a graph capture: cuDNN's timed search synchronises and may grow the
+  // workspace. The training step runs each shape eagerly before capturing it, so this is a shape
+  // its warm-up never saw.
+  check_not_capturing("choosing a cuDNN convolution algorithm for a new shape");
   cudnnHandle_t h = ctx.cudnn();
   constexpr int kMax = 16;
   int count = 0;

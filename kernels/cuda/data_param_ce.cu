@@ -1,15 +1,36 @@
 // Fused data-parameter cross-entropy on CUDA: one warp per row (rows are short: 10 to 1000
 // classes), three sweeps over the row held in L1 (max; Σe and Σe·z; dlogits). Contract and CPU
-// reference: kernels/cpu/data_param_ce.{h,cpp}.
+// reference: kernels/data_param_ce.h, kernels/cpu/data_param_ce.cpp. Launches go on the
+// context's stream; nothing synchronises.
 #include <cmath>
 #include <limits>
 
-#include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/data_param_ce.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/data_param_ce.h"
 
-namespace dp::kernels {
+namespace dp::cuda {
 
 namespace {
+
+using detail::OpScope;
+
+// The op on raw device pointers (null: not given / not wanted).
+template <class T>
+struct DataParamCeArgs {
+  const T* logits = nullptr;
+  const int64_t* labels = nullptr;
+  const int64_t* indices = nullptr;
+  const T* theta_class = nullptr;
+  const T* theta_inst = nullptr;
+  int64_t batch = 0, num_classes = 0, num_instances = 0;
+  double wd_class = 0.0, wd_inst = 0.0;
+  T* dlogits = nullptr;
+  T* row_ce = nullptr;
+  T* sigma = nullptr;
+  T* dsigma = nullptr;
+  T* dtheta_class_rows = nullptr;
+  T* dtheta_inst_rows = nullptr;
+};
 
 constexpr int kWarpsPerBlock = 8;
 constexpr int kReduceThreads = 256;
@@ -129,26 +150,51 @@ __global__ void sum_rows_kernel(const T* row_loss, int64_t n, T* out) {
   if (threadIdx.x == 0) *out = static_cast<T>(partial[0]);
 }
 
-}  // namespace
-
 template <class T>
-void data_param_ce_cuda(const DataParamCeArgs<T>& args, T* loss, T* row_loss_scratch,
-                        cudaStream_t stream) {
-  DP_CHECK(args.batch >= 0 && args.num_classes > 0 && args.logits && args.labels && loss &&
-               row_loss_scratch && (args.theta_inst == nullptr || args.indices != nullptr),
-           "data_param_ce_cuda: missing inputs or bad sizes",
-           "logits [B, C], labels [B], indices [B] with instance parameters, a loss scalar and [B] scratch");
-  if (args.batch > 0) {
-    const int64_t threads = kWarpsPerBlock * 32;
-    const int64_t blocks = (args.batch * 32 + threads - 1) / threads;
-    data_param_ce_kernel<T><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(args, row_loss_scratch);
-    DP_TRAIN_CUDA_CHECK(cudaGetLastError());
-  }
-  sum_rows_kernel<T><<<1, kReduceThreads, 0, stream>>>(row_loss_scratch, args.batch, loss);
-  DP_TRAIN_CUDA_CHECK(cudaGetLastError());
+T* out_ptr(const Tensor& t) {
+  return t.defined() ? const_cast<Tensor&>(t).data<T>() : nullptr;
 }
 
-template void data_param_ce_cuda<float>(const DataParamCeArgs<float>&, float*, float*, cudaStream_t);
-template void data_param_ce_cuda<double>(const DataParamCeArgs<double>&, double*, double*, cudaStream_t);
+template <class T>
+const T* in_ptr(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
 
-}  // namespace dp::kernels
+}  // namespace
+
+void data_param_ce(const DataParamCeTensors& t) {
+  OpScope op(t.logits);
+  DP_CUDA_FLOAT_TYPES(t.logits.dtype(), "data_param_ce", [&] {
+    using T = scalar_t;
+    DataParamCeArgs<T> a;
+    a.logits = t.logits.data<T>();
+    a.labels = t.labels.data<int64_t>();
+    a.indices = in_ptr<int64_t>(t.indices);
+    a.theta_class = in_ptr<T>(t.theta_class);
+    a.theta_inst = in_ptr<T>(t.theta_inst);
+    a.batch = t.logits.size(0);
+    a.num_classes = t.logits.size(1);
+    a.num_instances = t.theta_inst.defined() ? t.theta_inst.numel() : 0;
+    a.wd_class = t.wd_class;
+    a.wd_inst = t.wd_inst;
+    a.dlogits = out_ptr<T>(t.dlogits);
+    a.row_ce = out_ptr<T>(t.row_ce);
+    a.sigma = out_ptr<T>(t.sigma);
+    a.dsigma = out_ptr<T>(t.dsigma);
+    a.dtheta_class_rows = out_ptr<T>(t.dtheta_class_rows);
+    a.dtheta_inst_rows = out_ptr<T>(t.dtheta_inst_rows);
+    // Per-row losses, reduced by one block in a fixed order (from the caching allocator: a
+    // captured graph gets it from its private pool).
+    Tensor row_loss = Tensor::empty({a.batch}, t.logits.dtype(), t.logits.device());
+    if (a.batch > 0) {
+      const int64_t threads = kWarpsPerBlock * 32;
+      const int64_t blocks = (a.batch * 32 + threads - 1) / threads;
+      data_param_ce_kernel<T><<<static_cast<unsigned>(blocks), threads, 0, op.stream()>>>(a, row_loss.data<T>());
+      DP_CUDA_CHECK_LAUNCH();
+    }
+    sum_rows_kernel<T><<<1, kReduceThreads, 0, op.stream()>>>(row_loss.data<T>(), a.batch, out_ptr<T>(t.loss));
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace dp::cuda

@@ -10,15 +10,45 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/tensor.h"
-#include "kernels/cpu/data_param_ce.h"
+#include "kernels/training_ops.h"
 #include "train/data_param_loss.h"
 
 namespace {
 
-using dp::kernels::DataParamCeArgs;
-using dp::kernels::data_param_ce_cpu;
+using dp::DataParamCeTensors;
+using dp::Tensor;
 
 enum Mode { kClass = 1, kInst = 2, kJoint = 3 };
+
+template <class T>
+Tensor vec(const std::vector<T>& v) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+}
+
+// Host copies of the op's outputs (empty where not requested).
+struct Result {
+  double loss = 0.0;
+  std::vector<double> dlogits, row_ce, sigma, dsigma, gc_rows, gi_rows;
+};
+
+// Runs ops::data_param_ce on CPU tensors, asking for every output when `all` is set.
+Result run(DataParamCeTensors t, bool all = true) {
+  const dp::DType dt = t.logits.dtype();
+  const int64_t B = t.logits.size(0);
+  t.loss = Tensor::empty({}, dt);
+  if (all) {
+    t.dlogits = Tensor::empty(t.logits.shape(), dt);
+    t.row_ce = Tensor::empty({B}, dt);
+    t.sigma = Tensor::empty({B}, dt);
+    t.dsigma = Tensor::empty({B}, dt);
+    if (t.theta_class.defined()) t.dtheta_class_rows = Tensor::empty({B}, dt);
+    if (t.theta_inst.defined()) t.dtheta_inst_rows = Tensor::empty({B}, dt);
+  }
+  dp::ops::data_param_ce(t);
+  auto host = [](const Tensor& x) { return x.defined() ? x.to_double_vector() : std::vector<double>{}; };
+  return {t.loss.item(),    host(t.dlogits), host(t.row_ce),           host(t.sigma),
+          host(t.dsigma), host(t.dtheta_class_rows), host(t.dtheta_inst_rows)};
+}
 
 struct Problem {
   int64_t B = 12, C = 7, N = 20;
@@ -46,21 +76,18 @@ struct Problem {
     }
   }
 
-  DataParamCeArgs<double> args() const {
-    DataParamCeArgs<double> a;
-    a.logits = logits.data();
-    a.labels = labels.data();
-    a.indices = indices.data();
-    a.batch = B;
-    a.num_classes = C;
-    a.num_instances = N;
-    if (mode & kClass) a.theta_class = theta_c.data();
-    if (mode & kInst) a.theta_inst = theta_i.data();
+  DataParamCeTensors args() const {
+    DataParamCeTensors a;
+    a.logits = Tensor::from_vector(logits, {B, C});
+    a.labels = vec(labels);
+    a.indices = vec(indices);
+    if (mode & kClass) a.theta_class = vec(theta_c);
+    if (mode & kInst) a.theta_inst = vec(theta_i);
     a.wd_class = wd_c;
     a.wd_inst = wd_i;
     return a;
   }
-  double loss() const { return data_param_ce_cpu(args()); }
+  double loss() const { return run(args(), false).loss; }
 };
 
 void expect_close(double analytic, double numeric, const char* what, int64_t i) {
@@ -70,14 +97,9 @@ void expect_close(double analytic, double numeric, const char* what, int64_t i) 
 
 void check_gradients(Mode mode, bool decay) {
   Problem p(mode, decay);
-  std::vector<double> dlogits(p.B * p.C), dsig(p.B), gc_rows(p.B), gi_rows(p.B), sig(p.B);
-  auto a = p.args();
-  a.dlogits = dlogits.data();
-  a.dsigma = dsig.data();
-  a.sigma = sig.data();
-  a.dtheta_class_rows = gc_rows.data();
-  a.dtheta_inst_rows = gi_rows.data();
-  data_param_ce_cpu(a);
+  const Result r = run(p.args());
+  const std::vector<double>&dlogits = r.dlogits, &dsig = r.dsigma, &gc_rows = r.gc_rows, &gi_rows = r.gi_rows,
+                           &sig = r.sigma;
   const double h = 1e-5;
   auto fd = [&](double& x) {
     const double x0 = x;
@@ -91,12 +113,12 @@ void check_gradients(Mode mode, bool decay) {
   for (int64_t k = 0; k < p.B * p.C; ++k) expect_close(dlogits[k], fd(p.logits[k]), "dlogits", k);
   if (mode & kClass) {
     std::vector<double> dense(p.C, 0.0);
-    dp::kernels::scatter_rows_to_dense_cpu(p.labels.data(), gc_rows.data(), p.B, dense.data(), p.C);
+    for (int64_t b = 0; b < p.B; ++b) dense[p.labels[b]] += gc_rows[b];
     for (int64_t c = 0; c < p.C; ++c) expect_close(dense[c], fd(p.theta_c[c]), "dtheta_class", c);
   }
   if (mode & kInst) {
     std::vector<double> dense(p.N, 0.0);
-    dp::kernels::scatter_rows_to_dense_cpu(p.indices.data(), gi_rows.data(), p.B, dense.data(), p.N);
+    for (int64_t b = 0; b < p.B; ++b) dense[p.indices[b]] += gi_rows[b];
     for (int64_t i = 0; i < p.N; ++i) expect_close(dense[i], fd(p.theta_i[i]), "dtheta_inst", i);
   }
   // ∂L/∂σ*: perturb σ* through a pure instance-level problem whose θ_inst = log σ*.
@@ -110,15 +132,12 @@ void check_gradients(Mode mode, bool decay) {
     auto loss_at = [&](double s) {
       std::vector<double> t = theta;
       t[b] = std::log(s);
-      DataParamCeArgs<double> q;
-      q.logits = p.logits.data();
-      q.labels = p.labels.data();
-      q.indices = rows.data();
-      q.theta_inst = t.data();
-      q.batch = p.B;
-      q.num_classes = p.C;
-      q.num_instances = p.B;
-      return data_param_ce_cpu(q);
+      DataParamCeTensors q;
+      q.logits = Tensor::from_vector(p.logits, {p.B, p.C});
+      q.labels = vec(p.labels);
+      q.indices = vec(rows);
+      q.theta_inst = vec(t);
+      return run(q, false).loss;
     };
     const double hs = 1e-6 * sig[b];
     const double numeric = (loss_at(sig[b] + hs) - loss_at(sig[b] - hs)) / (2 * hs);
@@ -135,11 +154,9 @@ TEST(DataParamCe, GradientsJointWithDecay) { check_gradients(kJoint, true); }
 
 TEST(DataParamCe, LossIsMeanCePlusSummedPenalties) {
   Problem p(kJoint, true);
-  std::vector<double> ce(p.B), sig(p.B);
-  auto a = p.args();
-  a.row_ce = ce.data();
-  a.sigma = sig.data();
-  const double loss = data_param_ce_cpu(a);
+  const Result r = run(p.args());
+  const std::vector<double>&ce = r.row_ce, &sig = r.sigma;
+  const double loss = r.loss;
   double want = 0.0;
   for (int64_t b = 0; b < p.B; ++b) {
     const int64_t y = p.labels[b];
@@ -157,22 +174,22 @@ TEST(DataParamCe, LossIsMeanCePlusSummedPenalties) {
   // No penalty for a kind that is not learnt even when its wd > 0.
   Problem q(kInst, true);
   auto qa = q.args();
-  double want_q = data_param_ce_cpu(qa);
+  double want_q = run(qa).loss;
   qa.wd_class = 123.0;
-  EXPECT_EQ(data_param_ce_cpu(qa), want_q);
+  EXPECT_EQ(run(qa).loss, want_q);
 }
 
 TEST(DataParamCe, NoDataParametersIsPlainCrossEntropy) {
   Problem p(kJoint, false);
   auto a = p.args();
-  a.theta_class = a.theta_inst = nullptr;
+  a.theta_class = a.theta_inst = Tensor();
   double want = 0.0;
   for (int64_t b = 0; b < p.B; ++b) {
     double lse = 0.0;
     for (int64_t j = 0; j < p.C; ++j) lse += std::exp(p.logits[b * p.C + j]);
     want += (std::log(lse) - p.logits[b * p.C + p.labels[b]]) / p.B;
   }
-  EXPECT_NEAR(data_param_ce_cpu(a), want, 1e-12);
+  EXPECT_NEAR(run(a).loss, want, 1e-12);
 }
 
 TEST(DataParamCe, StableForLargeLogitsAndExtremeSigma) {
@@ -184,19 +201,15 @@ TEST(DataParamCe, StableForLargeLogitsAndExtremeSigma) {
   logits[5] = 1e4f;  // huge winning logit on row 0 (its label)
   std::vector<int64_t> labels = {5, 17, 999, 0}, indices = {0, 1, 2, 3};
   for (float sigma : {0.05f, 1.0f, 40.0f}) {
-    std::vector<float> theta(4, std::log(sigma)), dl(B * C), gi(B), ce(B);
-    DataParamCeArgs<float> a;
-    a.logits = logits.data();
-    a.labels = labels.data();
-    a.indices = indices.data();
-    a.theta_inst = theta.data();
-    a.batch = B;
-    a.num_classes = C;
-    a.num_instances = 4;
-    a.dlogits = dl.data();
-    a.dtheta_inst_rows = gi.data();
-    a.row_ce = ce.data();
-    const double loss = data_param_ce_cpu(a);
+    std::vector<float> theta(4, std::log(sigma));
+    DataParamCeTensors a;
+    a.logits = Tensor::from_vector(logits, {B, C});
+    a.labels = vec(labels);
+    a.indices = vec(indices);
+    a.theta_inst = vec(theta);
+    const Result r = run(a);  // float32 outputs, read back through double (exact)
+    const std::vector<double>&dl = r.dlogits, &gi = r.gi_rows, &ce = r.row_ce;
+    const double loss = r.loss;
     ASSERT_TRUE(std::isfinite(loss)) << "sigma " << sigma;
     EXPECT_GE(loss, 0.0);
     EXPECT_EQ(ce[0], 0.0f) << "a winning margin of 1e4/σ gives p = 1 exactly";
@@ -218,23 +231,20 @@ TEST(DataParamCe, RejectsBadLabelsAndIndices) {
   auto a = p.args();
   std::vector<int64_t> bad = p.labels;
   bad[3] = p.C;
-  a.labels = bad.data();
-  EXPECT_THROW(data_param_ce_cpu(a), dp::Error);
+  a.labels = vec(bad);
+  EXPECT_THROW(run(a), dp::Error);
   a = p.args();
   std::vector<int64_t> bad_idx = p.indices;
   bad_idx[1] = -1;
-  a.indices = bad_idx.data();
-  EXPECT_THROW(data_param_ce_cpu(a), dp::Error);
+  a.indices = vec(bad_idx);
+  EXPECT_THROW(run(a), dp::Error);
 }
 
 TEST(DataParamCe, TensorOpBackwardScalesLogitGradient) {
   Problem p(kJoint, true);
-  std::vector<double> ref_dl(p.B * p.C), ref_gc(p.B), ref_gi(p.B);
-  auto a = p.args();
-  a.dlogits = ref_dl.data();
-  a.dtheta_class_rows = ref_gc.data();
-  a.dtheta_inst_rows = ref_gi.data();
-  const double ref_loss = data_param_ce_cpu(a);
+  const Result ref = run(p.args());
+  const std::vector<double>&ref_dl = ref.dlogits, &ref_gc = ref.gc_rows, &ref_gi = ref.gi_rows;
+  const double ref_loss = ref.loss;
 
   dp::Tensor logits = dp::Tensor::from_vector(p.logits, {p.B, p.C});
   logits.set_requires_grad(true);

@@ -10,7 +10,7 @@
 
 #include "engine/error.h"
 #include "engine/tensor.h"
-#include "kernels/cpu/sparse_sgd.h"
+#include "kernels/sparse_sgd.h"
 #include "train/data_parameters.h"
 #include "train/sparse_sgd.h"
 
@@ -136,8 +136,8 @@ TEST(DataParameters, BatchClampIsBitIdenticalToClampingEveryEntry) {
   cfg.lr_inst_param = 30.0;  // large: rows hit both bounds
   cfg.wd_class_param = 1e-3;
   dp::train::DataParameters params(cfg, C, N);
-  std::vector<float> ref_c = params.theta_class().to_float_vector(), ref_i = params.theta_inst().to_float_vector();
-  std::vector<float> buf_c(C, 0.f), buf_i(N, 0.f);
+  Tensor ref_c = params.theta_class().clone(), ref_i = params.theta_inst().clone();
+  Tensor buf_c = Tensor::zeros({C}), buf_i = Tensor::zeros({N});
   std::mt19937 gen(5);
   std::normal_distribution<float> normal(0.f, 4.f);
   std::uniform_int_distribution<int64_t> cls(0, C - 1), inst(0, N - 1);
@@ -159,14 +159,14 @@ TEST(DataParameters, BatchClampIsBitIdenticalToClampingEveryEntry) {
       gc[labels[b]] += rc[b];
       gi[indices[b]] += ri[b];
     }
-    dp::kernels::sparse_sgd_step_dense_cpu(ref_c.data(), buf_c.data(), gc.data(), C, 0.5f, 0.9f, step == 0);
-    dp::kernels::sparse_sgd_step_dense_cpu(ref_i.data(), buf_i.data(), gi.data(), N, 30.0f, 0.9f, step == 0);
-    dp::kernels::clamp_all_cpu(ref_c.data(), C, lo, hi);
-    dp::kernels::clamp_all_cpu(ref_i.data(), N, lo, hi);
+    dp::cpu::sparse_sgd_step_dense(ref_c, buf_c, f32(gc), 0.5f, 0.9f, step == 0);
+    dp::cpu::sparse_sgd_step_dense(ref_i, buf_i, f32(gi), 30.0f, 0.9f, step == 0);
+    dp::cpu::clamp_all(ref_c, lo, hi);
+    dp::cpu::clamp_all(ref_i, lo, hi);
     params.step();
     auto tc = params.theta_class().to_float_vector(), ti = params.theta_inst().to_float_vector();
-    ASSERT_EQ(0, std::memcmp(tc.data(), ref_c.data(), C * sizeof(float))) << "step " << step;
-    ASSERT_EQ(0, std::memcmp(ti.data(), ref_i.data(), N * sizeof(float))) << "step " << step;
+    ASSERT_EQ(0, std::memcmp(tc.data(), ref_c.data<float>(), C * sizeof(float))) << "step " << step;
+    ASSERT_EQ(0, std::memcmp(ti.data(), ref_i.data<float>(), N * sizeof(float))) << "step " << step;
     for (float v : ti) {
       hits_lo += v == lo;
       hits_hi += v == hi;

@@ -61,6 +61,8 @@ const std::vector<ConfigKey>& config_schema() {
        "activation layout; auto: channels_last with bf16 on CUDA (cuDNN's NHWC tensor-core kernels)"},
       {"run.cudnn_benchmark", T::Bool, true, 0, 0, {},
        "time cuDNN's convolution algorithms once per shape (PyTorch's cudnn.benchmark, as the reference sets)"},
+      {"run.cuda_graphs", T::String, std::string("auto"), 0, 0, {"auto", "on", "off"},
+       "capture the training step once per batch shape and replay it as a CUDA graph; auto: on for CUDA"},
       {"run.workers", T::Int, int64_t{2}, 0, 256, {}, "loader threads"},
       {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
       {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},

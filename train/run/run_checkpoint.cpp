@@ -74,10 +74,10 @@ void Trainer::save_checkpoint(const std::string& path) const {
   f.ints["format_version"] = kFormatVersion;
   f.ints["epoch"] = epoch_;
   f.ints["global_step"] = global_step_;
-  f.ints["seed"] = config_.get_int("run.seed");
+  f.ints["seed"] = static_cast<int64_t>(rc_.seed);
   f.ints["num_classes"] = data_.num_classes;
   f.floats["best_val_top1"] = best_top1_;
-  f.strings["arch"] = config_.get_string("model.arch");
+  f.strings["arch"] = rc_.arch;
   f.strings["noise_protocol"] = n.protocol;
   f.strings["config"] = config_.resolved_toml();
   f.strings["rng"] = "philox4x32-10 keyed by (seed, epoch, sample index): seed and epoch are the state";
@@ -90,9 +90,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   DP_CHECK(version != f.ints.end() && version->second == kFormatVersion,
            fmt::format("{} is not a dp-engine checkpoint of format version {}", path, kFormatVersion),
            "checkpoints come from dp-train's run.output folder (checkpoint.h5 or best.h5)");
-  DP_CHECK(f.strings.count("arch") && f.strings.at("arch") == config_.get_string("model.arch"),
+  DP_CHECK(f.strings.count("arch") && f.strings.at("arch") == rc_.arch,
            fmt::format("{} holds a '{}' model but the config asks for '{}'", path,
-                       f.strings.count("arch") ? f.strings.at("arch") : "?", config_.get_string("model.arch")),
+                       f.strings.count("arch") ? f.strings.at("arch") : "?", rc_.arch),
            "resume with the config the run was started with");
   nn::StateDict state;
   for (const auto& [name, t] : f.tensors)

@@ -28,41 +28,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-DataParamConfig data_param_config(const Config& c) {
-  DataParamConfig d;
-  d.learn_class_parameters = c.get_bool("data_parameters.learn_class_parameters");
-  d.learn_inst_parameters = c.get_bool("data_parameters.learn_inst_parameters");
-  d.init_class_param = c.get_float("data_parameters.init_class_param");
-  d.init_inst_param = c.get_float("data_parameters.init_inst_param");
-  d.lr_class_param = c.get_float("data_parameters.lr_class_param");
-  d.lr_inst_param = c.get_float("data_parameters.lr_inst_param");
-  d.wd_class_param = c.get_float("data_parameters.wd_class_param");
-  d.wd_inst_param = c.get_float("data_parameters.wd_inst_param");
-  d.skip_clamp_data_param = c.get_bool("data_parameters.skip_clamp_data_param");
-  return d;
-}
-
-std::unique_ptr<LrSchedule> make_schedule(const Config& c) {
-  const double lr = c.get_float("optim.lr");
-  const std::string kind = c.get_string("optim.schedule");
-  std::unique_ptr<LrSchedule> s;
-  if (kind == "cifar") {
-    s = cifar_reference_schedule(lr);
-  } else if (kind == "imagenet") {
-    s = imagenet_reference_schedule(lr);
-  } else if (kind == "multistep") {
-    const auto& m = c.get_int_list("optim.milestones");
-    s = std::make_unique<MultiStepLr>(lr, std::vector<int>(m.begin(), m.end()), c.get_float("optim.gamma"));
-  } else if (kind == "cosine") {
-    s = std::make_unique<CosineLr>(lr, static_cast<double>(c.get_int("run.epochs")));
-  } else {
-    s = std::make_unique<MultiStepLr>(lr, std::vector<int>{}, 1.0);
-  }
-  if (c.get_int("optim.warmup_epochs") > 0)
-    s = std::make_unique<LinearWarmupLr>(std::move(s), static_cast<double>(c.get_int("optim.warmup_epochs")));
-  return s;
-}
-
 std::string format_duration(double seconds) {
   auto s = static_cast<int64_t>(std::max(0.0, seconds));
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
@@ -91,67 +56,50 @@ std::vector<double> sigma_history_edges() {
 // fp32: strict float32 everywhere; tf32: float32 storage with TF32 tensor-core convolutions and
 // GEMMs on CUDA (PyTorch's default); bf16: mixed precision on CUDA (bf16 activations and
 // convolution/GEMM inputs, float32 master weights, BN statistics and loss; see engine/autocast.h).
-// On the CPU fp32 and tf32 are plain float32 and bf16 is refused.
+// On the CPU fp32 and tf32 are plain float32 (bf16 is refused by make_run_config).
 // run.cudnn_benchmark: cuDNN's algorithms are chosen by timing the candidates once per shape
 // (cudnnFind) rather than by its heuristics; the first step of each shape is slower.
-void apply_precision(const std::string& precision, bool cudnn_benchmark, Device device) {
-  DP_CHECK(precision != "bf16" || device.is_cuda(), "run.precision = \"bf16\" needs run.device = \"cuda\"",
-           "use \"fp32\" on the CPU");
+void apply_precision(const RunConfig& rc) {
 #ifdef DP_WITH_CUDA
-  if (device.is_cuda()) {
-    cuda::set_allow_tf32(precision == "tf32");
-    cuda::set_cudnn_benchmark(cudnn_benchmark);
+  if (rc.device.is_cuda()) {
+    cuda::set_allow_tf32(rc.precision == "tf32");
+    cuda::set_cudnn_benchmark(rc.cudnn_benchmark);
   }
 #else
-  (void)device;
-  (void)cudnn_benchmark;
+  (void)rc;
 #endif
-}
-
-// run.memory_format: "auto" picks channels-last where it pays (bf16 on CUDA: cuDNN's tensor-core
-// kernels are NHWC-native), contiguous elsewhere (the CPU runs channels-last through NCHW kernels).
-MemoryFormat choose_memory_format(const std::string& setting, const std::string& precision, Device device) {
-  if (setting == "channels_last") return MemoryFormat::ChannelsLast;
-  if (setting == "contiguous") return MemoryFormat::Contiguous;
-  return device.is_cuda() && precision == "bf16" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
 }
 
 }  // namespace
 
 Trainer::Trainer(const Config& config, TrainerOptions options)
-    : config_(config), options_(std::move(options)), device_(parse_device(config.get_string("run.device"))) {
+    : config_(config), rc_(make_run_config(config)), options_(std::move(options)), device_(rc_.device) {
   DP_CHECK(!device_.is_cuda() || cuda_available(),
            fmt::format("run.device = \"{}\" but no CUDA device is available", device_.str()),
            "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
-  apply_precision(config_.get_string("run.precision"), config_.get_bool("run.cudnn_benchmark"), device_);
-  autocast_dtype_ = config_.get_string("run.precision") == "bf16" ? DType::BFloat16 : DType::Float32;
-  memory_format_ = choose_memory_format(config_.get_string("run.memory_format"), config_.get_string("run.precision"),
-                                        device_);
+  apply_precision(rc_);
   data_ = make_run_data(config_);
-  const auto seed = static_cast<uint64_t>(config_.get_int("run.seed"));
-  model_ = nets::make_net(config_.get_string("model.arch"), data_.num_classes, seed);
-  if (!config_.get_string("model.init_from").empty()) {
+  model_ = nets::make_net(rc_.arch, data_.num_classes, rc_.seed);
+  if (!rc_.init_from.empty()) {
     nn::StateDict init;
-    for (auto& [name, t] : io::read_safetensors(config_.get_string("model.init_from"))) init.insert(name, t);
+    for (auto& [name, t] : io::read_safetensors(rc_.init_from)) init.insert(name, t);
     model_->load_state_dict(init, /*strict=*/true);
   }
   model_->to(device_);
-  SgdOptions so;
-  so.lr = config_.get_float("optim.lr");
-  so.momentum = config_.get_float("optim.momentum");
-  so.weight_decay = config_.get_float("optim.weight_decay");
-  so.nesterov = config_.get_bool("optim.nesterov");
-  sgd_ = std::make_unique<SGD>(model_->parameters(), so);
-  schedule_ = make_schedule(config_);
-  data_params_ = std::make_unique<DataParameters>(data_param_config(config_), data_.num_classes,
-                                                  data_.train->size(), device_);
+  sgd_ = std::make_unique<SGD>(model_->parameters(), rc_.sgd);
+  schedule_ = make_schedule(rc_.schedule);
+  data_params_ = std::make_unique<DataParameters>(rc_.data_params, data_.num_classes, data_.train->size(), device_);
   inst_history_.edges = class_history_.edges = sigma_history_edges();
 
-  output_ = config_.get_string("run.output");
+  output_ = rc_.output;
   std::filesystem::create_directories(output_);
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
+  TrainStepOptions so;
+  so.autocast = rc_.autocast;
+  so.cuda_graphs = rc_.cuda_graphs;
+  step_ = std::make_unique<TrainStep>(*model_, *sgd_, *data_params_, so);
   if (options_.write_logs) {
     events_ = std::make_unique<io::EventWriter>(output_ + "/tb");
     metrics_.open(output_ + "/metrics.jsonl", std::ios::app);
@@ -187,21 +135,14 @@ void Trainer::record_sigma_history() {
   add(class_history_, data_params_->theta_class());
 }
 
-int64_t Trainer::last_epoch() const {
-  const int64_t epochs = config_.get_int("run.epochs"), stop = config_.get_int("run.stop_epoch");
-  return stop > 0 ? std::min(epochs, stop) : epochs;
-}
-
 EpochSummary Trainer::train_one_epoch() {
   const int64_t epoch = epoch_;  // 0-based, as the reference's loop variable
-  const int64_t stop = last_epoch();
-  const int64_t print_freq = config_.get_int("run.print_freq");
+  const int64_t stop = rc_.last_epoch();
   data::LoaderOptions lo;
-  lo.batch_size = config_.get_int("optim.batch_size");
-  lo.seed = static_cast<uint64_t>(config_.get_int("run.seed"));
-  lo.num_workers = std::max<int64_t>(1, config_.get_int("run.workers"));
-  lo.bad_samples = config_.get_string("data.bad_samples") == "skip" ? data::BadSamplePolicy::kSkip
-                                                                    : data::BadSamplePolicy::kFail;
+  lo.batch_size = rc_.batch_size;
+  lo.seed = rc_.seed;
+  lo.num_workers = rc_.workers;
+  lo.bad_samples = rc_.bad_samples;
   lo.allocator = batch_memory_for(device_);
   data::Loader loader(data_.train, data::Transform(data_.train_transform), lo);
   loader.start_epoch(epoch);
@@ -210,12 +151,11 @@ EpochSummary Trainer::train_one_epoch() {
 
   model_->train();
   // The step never waits for the device: batches are uploaded asynchronously, and the running
-  // loss and top-1 count are summed on the device and read (a wait) only for a log line and at
-  // the end of the epoch. That is also where a NaN or infinite loss is caught.
-  BatchUploader uploader(device_, memory_format_);
-  Tensor loss_sum = Tensor::zeros({}, DType::Float64, device_);
-  Tensor correct = Tensor::zeros({2}, DType::Int64, device_);  // top-1, top-5
-  int64_t seen = 0, i = 0, checked_step = global_step_;
+  // loss and top-1 count are summed on the device (TrainStep) and read (a wait) only for a log
+  // line and at the end of the epoch. That is also where a NaN or infinite loss is caught.
+  BatchUploader uploader(device_, rc_.memory_format);
+  step_->reset_totals();
+  int64_t i = 0, checked_step = global_step_;
   auto check_finite = [&](double loss_total) {
     DP_CHECK(std::isfinite(loss_total),
              fmt::format("the loss became {} at epoch {}, between global steps {} and {}", loss_total, epoch + 1,
@@ -226,42 +166,24 @@ EpochSummary Trainer::train_one_epoch() {
   };
   auto start = Clock::now();
   while (auto batch = loader.next()) {
-    sgd_->set_lr(schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations));
-    const int64_t n = batch->n;
-    BatchTensors t = uploader.upload(std::move(*batch));
-    model_->zero_grad();
-    Tensor logits;
-    {
-      AutocastGuard autocast(autocast_dtype_);
-      logits = model_->forward(t.images);
-    }
-    if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);  // loss in float32
-    DataParamCeOutput out = data_params_->loss(logits, t.labels, t.indices);
-    out.loss.backward();
-    sgd_->step();
-    data_params_->step();
+    const double lr = schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations);
+    step_->run(uploader.upload(std::move(*batch)), lr);
     ++global_step_;
-    {
-      NoGradGuard no_grad;
-      ops::add_(loss_sum, ops::cast(out.loss, DType::Float64), static_cast<double>(n));
-      ops::topk_correct_(correct, logits, t.labels);
-    }
-    seen += n;
-    if (i % print_freq == 0) {
-      const double total = loss_sum.item();
-      check_finite(total);
-      const double avg_loss = total / static_cast<double>(seen);
-      const double top1 = 100.0 * correct.to_double_vector()[0] / static_cast<double>(seen);
+    if (i % rc_.print_freq == 0) {
+      const StepTotals t = step_->totals();
+      check_finite(t.loss_sum);
+      const double seen = static_cast<double>(t.samples);
+      const double avg_loss = t.loss_sum / seen;
+      const double top1 = 100.0 * static_cast<double>(t.top1) / seen;
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();
       const double per_iter = secs / static_cast<double>(i + 1);
       const double eta = per_iter * static_cast<double>((iterations - i - 1) + (stop - epoch - 1) * iterations);
       if (!options_.quiet) {
         std::string line = fmt::format(
             "epoch {}/{}  step {}/{}  loss {:.4f}  top1 {:.2f}%  {:.0f} img/s  ETA {}  lr {:.4g}", epoch + 1, stop,
-            i + 1, iterations, avg_loss, top1, static_cast<double>(seen) / std::max(secs, 1e-9),
-            format_duration(eta), sgd_->lr());
-        if (data_params_->learn_class()) line += fmt::format("  lr_class {:.4g}", data_params_->config().lr_class_param);
-        if (data_params_->learn_inst()) line += fmt::format("  lr_inst {:.4g}", data_params_->config().lr_inst_param);
+            i + 1, iterations, avg_loss, top1, seen / std::max(secs, 1e-9), format_duration(eta), lr);
+        if (data_params_->learn_class()) line += fmt::format("  lr_class {:.4g}", rc_.data_params.lr_class_param);
+        if (data_params_->learn_inst()) line += fmt::format("  lr_inst {:.4g}", rc_.data_params.lr_inst_param);
         std::printf(tty ? "\r%s\033[K" : "%s\n", line.c_str());
         std::fflush(stdout);
       }
@@ -275,35 +197,36 @@ EpochSummary Trainer::train_one_epoch() {
       if (data_params_->learn_inst())
         log_sigma("iter_stats_inst_parameter", data_params_->theta_inst(), global_step_, nullptr, 1);
       write_metrics_line(nlohmann::json{{"type", "iteration"}, {"epoch", epoch + 1}, {"step", global_step_},
-                                        {"loss", avg_loss}, {"top1", top1}, {"lr", sgd_->lr()}}
+                                        {"loss", avg_loss}, {"top1", top1}, {"lr", lr}}
                              .dump());
     }
     ++i;
   }
   if (tty && !options_.quiet) std::printf("\n");
-  const double total = loss_sum.item();  // waits for the epoch's last step
-  check_finite(total);
+  const StepTotals t = step_->totals();  // waits for the epoch's last step
+  check_finite(t.loss_sum);
   EpochSummary s;
   s.epoch = epoch + 1;
   s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  s.train_loss = seen ? total / static_cast<double>(seen) : 0.0;
-  s.train_top1 = seen ? 100.0 * correct.to_double_vector()[0] / static_cast<double>(seen) : 0.0;
+  const double seen = static_cast<double>(t.samples);
+  s.train_loss = t.samples ? t.loss_sum / seen : 0.0;
+  s.train_top1 = t.samples ? 100.0 * static_cast<double>(t.top1) / seen : 0.0;
   return s;
 }
 
 RunSummary Trainer::run() {
   RunSummary summary;
   summary.output = output_;
-  const int64_t stop = last_epoch();
+  const int64_t stop = rc_.last_epoch();
   const std::vector<uint8_t>& corrupted = data_.noise.is_corrupted;
   const bool noisy = data_.noise.num_corrupted() > 0;
   while (epoch_ < stop) {
     EpochSummary s = train_one_epoch();
     EvalResult val;
     {
-      AutocastGuard autocast(autocast_dtype_);
-      val = evaluate(*model_, data_.test, data_.test_transform, config_.get_int("run.eval_batch_size"),
-                     config_.get_int("run.workers"), device_, memory_format_);
+      AutocastGuard autocast(rc_.autocast);
+      val = evaluate(*model_, data_.test, data_.test_transform, rc_.eval_batch_size, rc_.workers, device_,
+                     rc_.memory_format);
     }
     s.val_loss = val.loss;
     s.val_top1 = val.top1;

@@ -14,7 +14,9 @@
 #include "train/data_parameters.h"
 #include "train/inspect/heatmap.h"
 #include "train/lr_schedule.h"
+#include "train/run/run_config.h"
 #include "train/run/run_data.h"
+#include "train/run/train_step.h"
 #include "train/sgd.h"
 
 namespace dp::io {
@@ -61,27 +63,28 @@ class Trainer {
   const RunData& run_data() const { return data_; }
   int64_t epochs_done() const { return epoch_; }
   int64_t global_step() const { return global_step_; }
-  MemoryFormat memory_format() const { return memory_format_; }  // of the batches fed to the model
+  MemoryFormat memory_format() const { return rc_.memory_format; }  // of the batches fed to the model
+  const RunConfig& run_config() const { return rc_; }
+  const TrainStep& train_step() const { return *step_; }
   const std::string& checkpoint_path() const { return checkpoint_path_; }
 
  private:
   EpochSummary train_one_epoch();
-  int64_t last_epoch() const;  // run.epochs, or run.stop_epoch when it ends the run earlier
   void log_sigma(const std::string& name, const Tensor& theta, int64_t step, const std::vector<uint8_t>* mask,
                  uint8_t select);
   void record_sigma_history();
   void write_metrics_line(const std::string& json_line);
 
-  Config config_;
+  Config config_;  // as given (checkpoints record its resolved TOML)
+  RunConfig rc_;   // the same, typed: what the loops read
   TrainerOptions options_;
   Device device_;
-  DType autocast_dtype_ = DType::Float32;  // BFloat16 under run.precision = "bf16"
-  MemoryFormat memory_format_ = MemoryFormat::Contiguous;  // of the batches (run.memory_format)
   RunData data_;
   nn::ModulePtr model_;
   std::unique_ptr<SGD> sgd_;
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<DataParameters> data_params_;
+  std::unique_ptr<TrainStep> step_;
   std::unique_ptr<io::EventWriter> events_;
   std::ofstream metrics_;
   std::string output_, checkpoint_path_, best_path_;

@@ -1,0 +1,61 @@
+// The typed run configuration (train/run/run_config.h): every key read once, "auto" settings
+// resolved for the device, combinations the schema cannot express refused with the key.
+#include <gtest/gtest.h>
+
+#include "engine/error.h"
+#include "train/run/run_config.h"
+
+using namespace dp;
+using train::Config;
+using train::make_run_config;
+
+namespace {
+Config config(std::vector<std::string> sets) { return Config::from_string("", "test.toml", std::move(sets)); }
+}  // namespace
+
+TEST(RunConfig, ReadsTheKeysOnce) {
+  const train::RunConfig rc = make_run_config(config(
+      {"optim.batch_size=64", "optim.lr=0.05", "optim.nesterov=true", "optim.schedule=multistep",
+       "optim.milestones=[3, 7]", "run.epochs=9", "run.stop_epoch=4", "data.bad_samples=\"skip\"",
+       "data_parameters.learn_inst_parameters=true", "data_parameters.lr_inst_param=0.2", "model.arch=\"wrn-16-2\""}));
+  EXPECT_EQ(rc.batch_size, 64);
+  EXPECT_DOUBLE_EQ(rc.sgd.lr, 0.05);
+  EXPECT_TRUE(rc.sgd.nesterov);
+  EXPECT_EQ(rc.schedule.milestones, (std::vector<int>{3, 7}));
+  EXPECT_EQ(rc.last_epoch(), 4);
+  EXPECT_EQ(rc.bad_samples, data::BadSamplePolicy::kSkip);
+  EXPECT_TRUE(rc.data_params.learn_inst_parameters);
+  EXPECT_DOUBLE_EQ(rc.data_params.lr_inst_param, 0.2);
+  EXPECT_EQ(rc.arch, "wrn-16-2");
+  auto schedule = train::make_schedule(rc.schedule);
+  EXPECT_DOUBLE_EQ(schedule->lr(2.5), 0.05);
+  EXPECT_NEAR(schedule->lr(3.0), 0.005, 1e-12);
+}
+
+TEST(RunConfig, AutoSettingsOnTheCpu) {
+  const train::RunConfig rc = make_run_config(config({}));
+  EXPECT_TRUE(rc.device.is_cpu());
+  EXPECT_FALSE(rc.cuda_graphs) << "run.cuda_graphs = auto means eager on the CPU";
+  EXPECT_EQ(rc.memory_format, MemoryFormat::Contiguous);
+  EXPECT_EQ(rc.autocast, DType::Float32);
+  EXPECT_EQ(make_run_config(config({"run.memory_format=\"channels_last\""})).memory_format, MemoryFormat::ChannelsLast);
+}
+
+TEST(RunConfig, AutoSettingsOnCuda) {
+  // Resolution only (no device is touched): bf16 on CUDA means channels-last and graphs.
+  const train::RunConfig rc = make_run_config(config({"run.device=\"cuda\"", "run.precision=\"bf16\""}));
+  EXPECT_TRUE(rc.cuda_graphs);
+  EXPECT_EQ(rc.memory_format, MemoryFormat::ChannelsLast);
+  EXPECT_EQ(rc.autocast, DType::BFloat16);
+  EXPECT_FALSE(make_run_config(config({"run.device=\"cuda\"", "run.cuda_graphs=\"off\""})).cuda_graphs);
+}
+
+TEST(RunConfig, RefusesWhatTheCpuCannotDo) {
+  try {
+    make_run_config(config({"run.cuda_graphs=\"on\""}));
+    FAIL() << "cuda_graphs = on accepted on the CPU";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("run.cuda_graphs"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_run_config(config({"run.precision=\"bf16\""})), Error);
+}

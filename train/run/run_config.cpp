@@ -1,0 +1,92 @@
+#include "train/run/run_config.h"
+
+#include <fmt/format.h>
+
+#include "engine/error.h"
+
+namespace dp::train {
+
+namespace {
+
+DataParamConfig data_param_config(const Config& c) {
+  DataParamConfig d;
+  d.learn_class_parameters = c.get_bool("data_parameters.learn_class_parameters");
+  d.learn_inst_parameters = c.get_bool("data_parameters.learn_inst_parameters");
+  d.init_class_param = c.get_float("data_parameters.init_class_param");
+  d.init_inst_param = c.get_float("data_parameters.init_inst_param");
+  d.lr_class_param = c.get_float("data_parameters.lr_class_param");
+  d.lr_inst_param = c.get_float("data_parameters.lr_inst_param");
+  d.wd_class_param = c.get_float("data_parameters.wd_class_param");
+  d.wd_inst_param = c.get_float("data_parameters.wd_inst_param");
+  d.skip_clamp_data_param = c.get_bool("data_parameters.skip_clamp_data_param");
+  return d;
+}
+
+// run.memory_format "auto": channels-last where it pays (bf16 on CUDA: cuDNN's tensor-core
+// kernels are NHWC-native), contiguous elsewhere (the CPU runs channels-last through NCHW kernels).
+MemoryFormat memory_format(const std::string& setting, const std::string& precision, Device device) {
+  if (setting == "channels_last") return MemoryFormat::ChannelsLast;
+  if (setting == "contiguous") return MemoryFormat::Contiguous;
+  return device.is_cuda() && precision == "bf16" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+}
+
+}  // namespace
+
+RunConfig make_run_config(const Config& c) {
+  RunConfig r;
+  r.arch = c.get_string("model.arch");
+  r.init_from = c.get_string("model.init_from");
+  r.batch_size = c.get_int("optim.batch_size");
+  r.sgd.lr = c.get_float("optim.lr");
+  r.sgd.momentum = c.get_float("optim.momentum");
+  r.sgd.weight_decay = c.get_float("optim.weight_decay");
+  r.sgd.nesterov = c.get_bool("optim.nesterov");
+  r.schedule.kind = c.get_string("optim.schedule");
+  r.schedule.lr = r.sgd.lr;
+  for (int64_t m : c.get_int_list("optim.milestones")) r.schedule.milestones.push_back(static_cast<int>(m));
+  r.schedule.gamma = c.get_float("optim.gamma");
+  r.schedule.warmup_epochs = c.get_int("optim.warmup_epochs");
+  r.bad_samples = c.get_string("data.bad_samples") == "skip" ? data::BadSamplePolicy::kSkip
+                                                              : data::BadSamplePolicy::kFail;
+  r.data_params = data_param_config(c);
+  r.epochs = c.get_int("run.epochs");
+  r.schedule.epochs = r.epochs;
+  r.stop_epoch = c.get_int("run.stop_epoch");
+  r.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  r.device = parse_device(c.get_string("run.device"));
+  r.precision = c.get_string("run.precision");
+  DP_CHECK(r.precision != "bf16" || r.device.is_cuda(), "run.precision = \"bf16\" needs run.device = \"cuda\"",
+           "use \"fp32\" on the CPU");
+  r.autocast = r.precision == "bf16" ? DType::BFloat16 : DType::Float32;
+  r.memory_format = memory_format(c.get_string("run.memory_format"), r.precision, r.device);
+  r.cudnn_benchmark = c.get_bool("run.cudnn_benchmark");
+  const std::string graphs = c.get_string("run.cuda_graphs");
+  DP_CHECK(graphs != "on" || r.device.is_cuda(), "run.cuda_graphs = \"on\" needs run.device = \"cuda\"",
+           "use \"auto\" (graphs on CUDA, eager on the CPU) or \"off\"");
+  r.cuda_graphs = r.device.is_cuda() && graphs != "off";
+  r.workers = std::max<int64_t>(1, c.get_int("run.workers"));
+  r.output = c.get_string("run.output");
+  r.print_freq = c.get_int("run.print_freq");
+  r.eval_batch_size = c.get_int("run.eval_batch_size");
+  return r;
+}
+
+std::unique_ptr<LrSchedule> make_schedule(const ScheduleConfig& s) {
+  std::unique_ptr<LrSchedule> out;
+  if (s.kind == "cifar") {
+    out = cifar_reference_schedule(s.lr);
+  } else if (s.kind == "imagenet") {
+    out = imagenet_reference_schedule(s.lr);
+  } else if (s.kind == "multistep") {
+    out = std::make_unique<MultiStepLr>(s.lr, s.milestones, s.gamma);
+  } else if (s.kind == "cosine") {
+    out = std::make_unique<CosineLr>(s.lr, static_cast<double>(s.epochs));
+  } else {
+    out = std::make_unique<MultiStepLr>(s.lr, std::vector<int>{}, 1.0);
+  }
+  if (s.warmup_epochs > 0)
+    out = std::make_unique<LinearWarmupLr>(std::move(out), static_cast<double>(s.warmup_epochs));
+  return out;
+}
+
+}  // namespace dp::train

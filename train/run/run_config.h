@@ -1,0 +1,66 @@
+// The run configuration as dp-train uses it: typed values built once from the validated TOML
+// (train/config), so that no string look-up happens inside the training step or the epoch
+// loop. Config stays the source of truth for what was asked (and what a checkpoint records).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "engine/device.h"
+#include "engine/dtype.h"
+#include "engine/tensor.h"
+#include "train/config/config.h"
+#include "train/data_parameters.h"
+#include "train/lr_schedule.h"
+#include "train/sgd.h"
+
+namespace dp::train {
+
+struct ScheduleConfig {
+  std::string kind = "cifar";  // cifar | imagenet | multistep | cosine | constant
+  double lr = 0.1;
+  std::vector<int> milestones;
+  double gamma = 0.1;
+  int64_t warmup_epochs = 0;
+  int64_t epochs = 1;  // the cosine schedule's length
+};
+
+struct RunConfig {
+  // [model]
+  std::string arch, init_from;
+  // [optim]
+  int64_t batch_size = 128;
+  SgdOptions sgd;
+  ScheduleConfig schedule;
+  // [data]
+  data::BadSamplePolicy bad_samples = data::BadSamplePolicy::kFail;
+  // [data_parameters]
+  DataParamConfig data_params;
+  // [run]
+  int64_t epochs = 1, stop_epoch = 0;
+  uint64_t seed = 1;
+  Device device = Device::cpu();
+  std::string precision = "tf32";             // fp32 | tf32 | bf16
+  DType autocast = DType::Float32;            // BFloat16 under precision = "bf16"
+  MemoryFormat memory_format = MemoryFormat::Contiguous;  // resolved from run.memory_format
+  bool cudnn_benchmark = true;
+  bool cuda_graphs = false;                   // resolved from run.cuda_graphs
+  int64_t workers = 2;
+  std::string output;
+  int64_t print_freq = 10;
+  int64_t eval_batch_size = 100;
+
+  // The run's last epoch: run.epochs, or run.stop_epoch when it ends the run earlier.
+  int64_t last_epoch() const { return stop_epoch > 0 ? std::min(epochs, stop_epoch) : epochs; }
+};
+
+// Reads every key once; resolves the "auto" settings for the device (memory format: channels-
+// last with bf16 on CUDA; CUDA graphs: on for CUDA). Throws for combinations the schema cannot
+// express (bf16 on the CPU, cuda_graphs = "on" on the CPU).
+RunConfig make_run_config(const Config& config);
+
+std::unique_ptr<LrSchedule> make_schedule(const ScheduleConfig& schedule);
+
+}  // namespace dp::train

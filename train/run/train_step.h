@@ -1,0 +1,86 @@
+// One training step as a unit, the one every caller runs (dp-train's Trainer, the tests, the
+// CPU and GPU benchmarks), in the reference's order:
+//   zero grads → forward (under autocast) → data-parameter loss → backward → model SGD step →
+//   class-parameter step → instance-parameter step (clamp fused) → device-side loss/top-k counters.
+//
+// Nothing in a step waits for the device: the running loss and the top-1/top-5 counts are summed
+// on the device and read by totals() (a wait) when the caller wants them.
+//
+// CUDA graphs (options.cuda_graphs, CUDA only): each batch shape runs `warmup_steps` eager steps
+// (cuDNN's algorithm search, the optimisers' first steps and the first full θ clamp happen there),
+// then its step is captured once into a graph (engine/cuda/graph.h) and replayed from then on. A
+// replay reads the batch from fixed input slots (the batch is copied in first, on the stream) and
+// the learning rate from device memory (SGD::lr_tensor()); what the step does on the host (version
+// counters, the SparseSGD step counts, BatchNorm's batch counter) is redone after each replay by
+// note_replayed_step(). A shape that cannot be captured (the model draws dropout masks, or a
+// StepSync that is not capturable) runs eagerly.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "engine/tensor.h"
+#include "layers/module.h"
+#include "train/data_parameters.h"
+#include "train/run/batch_upload.h"
+#include "train/run/step_sync.h"
+#include "train/sgd.h"
+
+namespace dp::train {
+
+struct TrainStepOptions {
+  DType autocast = DType::Float32;  // BFloat16: bf16 mixed precision (CUDA)
+  bool cuda_graphs = false;         // capture and replay on CUDA; ignored on the CPU
+  int64_t warmup_steps = 2;         // eager steps of a batch shape before it is captured
+};
+
+// Sums since the last reset_totals(): loss·batch over the steps, top-1 and top-5 correct, samples.
+struct StepTotals {
+  double loss_sum = 0.0;
+  int64_t top1 = 0, top5 = 0, samples = 0;
+};
+
+class TrainStep {
+ public:
+  // The model's parameters are those `sgd` updates; all on one device. `sync` (data-parallel
+  // runs) is called at the points step_sync.h lists; it must outlive the step.
+  TrainStep(nn::Module& model, SGD& sgd, DataParameters& data_params, TrainStepOptions options = {},
+            StepSync* sync = nullptr);
+  ~TrainStep();
+  TrainStep(const TrainStep&) = delete;
+  TrainStep& operator=(const TrainStep&) = delete;
+
+  // One step on a batch already on the model's device, at model learning rate `lr`.
+  void run(const BatchTensors& batch, double lr);
+
+  StepTotals totals() const;  // waits for the device
+  void reset_totals();
+
+  // How the steps ran so far (for tests, benchmarks and the trainer's banner).
+  int64_t eager_steps() const { return eager_steps_; }
+  int64_t graph_replays() const { return graph_replays_; }
+  int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
+
+ private:
+  struct Captured;
+  using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int, bool>;
+
+  void compute(const BatchTensors& batch);  // the step body: what a graph records
+  bool graphable(const BatchTensors& batch) const;
+  void note_replayed_step();
+
+  nn::Module& model_;
+  SGD& sgd_;
+  DataParameters& data_params_;
+  TrainStepOptions options_;
+  StepSync* sync_;
+  Device device_;
+  Tensor loss_sum_, correct_;  // float64 [], int64 [2] on the device
+  int64_t samples_ = 0;
+  std::map<ShapeKey, int64_t> seen_;  // eager steps per shape (graph mode)
+  std::map<ShapeKey, std::unique_ptr<Captured>> graphs_;
+  int64_t eager_steps_ = 0, graph_replays_ = 0;
+};
+
+}  // namespace dp::train
