@@ -2,7 +2,8 @@
 # dp-train on 2 MPI ranks (CPU, MPI backend), end to end:
 #   a 2-rank run writes one checkpoint (rank 0 alone prints and writes); resume 2 -> 1 and 1 -> 2;
 #   a global batch the ranks cannot share is refused; killing one rank ends the job within 60 s
-#   with an error and the last checkpoint still loads.
+#   with an error and the last checkpoint still loads; a collective a rank never joins is ended by
+#   the watchdog.
 #   dp_train_mpi.sh BUILD_DIR MPIRUN
 set -uo pipefail
 build=$1
@@ -72,4 +73,11 @@ elapsed=$(( $(date +%s) - start ))
 grep -qi "killed\|signal\|exited\|abort" "$tmp/kill.log" || { cat "$tmp/kill.log"; fail "no error naming the failure"; }
 "$build/tools/dp-inspect" "$tmp/kill/checkpoint.h5" --top 3 > "$tmp/inspect.log" 2>&1 \
   || { cat "$tmp/inspect.log"; fail "the last checkpoint does not load"; }
-echo "dp-train on 2 ranks: run, resume 2->1 and 1->2, batch refusal, rank killed -> job ended in ${elapsed} s, checkpoint loads"
+# A collective one rank never joins: the watchdog ends the job after run.dist_timeout_s (2 s here).
+start=$(date +%s)
+"${mpi[@]}" "$build/tests/dist/watchdog_probe" 2 > "$tmp/watchdog.log" 2>&1 && fail "the watchdog let the job finish"
+elapsed_wd=$(( $(date +%s) - start ))
+[ "$elapsed_wd" -le 30 ] || fail "the watchdog took $elapsed_wd s"
+grep -q "rank 0 of 2: collective 'all_reduce' did not complete within" "$tmp/watchdog.log" \
+  || { cat "$tmp/watchdog.log"; fail "no watchdog message naming the rank"; }
+echo "dp-train on 2 ranks: run, resume 2->1 and 1->2, batch refusal, rank killed -> job ended in ${elapsed} s, checkpoint loads; watchdog ended a stuck collective in ${elapsed_wd} s"
