@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #include "engine/error.h"
@@ -10,6 +11,10 @@
 namespace dp::data {
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  // fopen succeeds on a directory, whose "size" then asks for an absurd allocation.
+  std::error_code ec;
+  DP_CHECK(!std::filesystem::is_directory(path, ec), "'" + path + "' is a directory, not a file",
+           "give the path of the file inside it");
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   DP_CHECK(file != nullptr, "cannot open '" + path + "': " + std::strerror(errno),
            "check that the file exists and is readable");

@@ -23,16 +23,36 @@ static bool is_image(const fs::path& path, const std::vector<std::string>& exten
 }
 
 // Files under `dir` (recursively, following links), as paths relative to `dir`, sorted bytewise.
+// A symlink loop or an unreadable folder is an error naming the path (not a raw filesystem_error).
 static std::vector<std::string> image_files(const fs::path& dir,
                                             const std::vector<std::string>& extensions) {
   std::vector<std::string> files;
-  for (const auto& entry :
-       fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink)) {
-    if (entry.is_regular_file() && is_image(entry.path(), extensions))
-      files.push_back(fs::relative(entry.path(), dir).generic_string());
+  try {
+    for (const auto& entry :
+         fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink)) {
+      if (entry.is_regular_file() && is_image(entry.path(), extensions))
+        files.push_back(fs::relative(entry.path(), dir).generic_string());
+    }
+  } catch (const fs::filesystem_error& e) {
+    DP_THROW("cannot list the images under '" + dir.string() + "': " + e.code().message() +
+                 (e.path1().empty() ? "" : " ('" + e.path1().string() + "')"),
+             "check the folder's permissions and that no symbolic link points back into it");
   }
   std::sort(files.begin(), files.end());
   return files;
+}
+
+std::vector<std::string> class_folder_names(const std::string& root) {
+  std::vector<std::string> names;
+  try {
+    for (const auto& entry : fs::directory_iterator(root))
+      if (entry.is_directory()) names.push_back(entry.path().filename().string());
+  } catch (const fs::filesystem_error& e) {
+    DP_THROW("cannot list the class folders of '" + root + "': " + e.code().message(),
+             "check the folder's permissions");
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 ImageFolderDataset::ImageFolderDataset(ImageFolderOptions options) : root_(options.root) {
@@ -49,13 +69,21 @@ ImageFolderDataset::ImageFolderDataset(ImageFolderOptions options) : root_(optio
 
 void ImageFolderDataset::scan_class_folders(const ImageFolderOptions& options) {
   classes_ = options.class_order;
-  if (classes_.empty()) {
-    for (const auto& entry : fs::directory_iterator(root_))
-      if (entry.is_directory()) classes_.push_back(entry.path().filename().string());
-    std::sort(classes_.begin(), classes_.end());
+  if (classes_.empty()) classes_ = class_folder_names(root_);
+  if (options.subset_of_classes) {
+    // Labels are indices into the given (training) class list: a folder outside it would get a
+    // label of another class, so it is an error; a class without a folder has no samples here.
+    std::string known;
+    for (const auto& c : classes_) known += (known.empty() ? "" : ", ") + c;
+    for (const auto& folder : class_folder_names(root_))
+      DP_CHECK(std::find(classes_.begin(), classes_.end(), folder) != classes_.end(),
+               "class folder '" + (fs::path(root_) / folder).string() + "' is not one of the training set's " +
+                   std::to_string(classes_.size()) + " classes",
+               "rename or remove it; the training classes are: " + (known.size() > 400 ? known.substr(0, 400) + "..." : known));
   }
   for (size_t c = 0; c < classes_.size(); ++c) {
     const fs::path dir = fs::path(root_) / classes_[c];
+    if (options.subset_of_classes && !fs::is_directory(dir)) continue;
     DP_CHECK(fs::is_directory(dir), "class folder '" + dir.string() + "' does not exist",
              "the class list names a folder that is missing under '" + root_ + "'");
     for (const auto& rel : image_files(dir, options.extensions)) {

@@ -13,6 +13,9 @@ struct ImageFolderOptions {
   std::string root;
   // Class names in label order. Empty: the sorted sub-folder names (torchvision's ImageFolder).
   std::vector<std::string> class_order;
+  // With class_order (e.g. the training split's classes, for its validation split): a class may
+  // have no folder here, and a folder that is not in class_order is an error.
+  bool subset_of_classes = false;
   // Validation layout: images directly under `root`, labels given by this file, one
   // "filename<TAB or spaces>class" per line, class being a class name or an integer label.
   std::string labels_file;
@@ -52,6 +55,9 @@ class ImageFolderDataset final : public Dataset {
   std::vector<std::string> relative_;  // relative to root
   std::vector<int64_t> labels_;
 };
+
+// The sub-folder names of `root`, sorted: torchvision's ImageFolder class order.
+std::vector<std::string> class_folder_names(const std::string& root);
 
 // The CIFAR-10 class names in label order.
 const std::vector<std::string>& cifar10_class_names();

@@ -114,6 +114,12 @@ JpegHeader read_jpeg_header(const uint8_t* data, size_t size, const std::string&
     }
     DP_THROW("cannot read the JPEG header of '" + source + "': " + message, hint_for(message));
   }
+  // TurboJPEG reports success without a size for a stream of tables only (no SOF): every later
+  // step divides by these, so they are checked here, where the header is read.
+  DP_CHECK(width >= 1 && height >= 1 && width <= 65535 && height <= 65535,
+           "the JPEG header of '" + source + "' gives no usable image size (" + std::to_string(width) + "x" +
+               std::to_string(height) + "; a missing SOF marker?)",
+           "the file is corrupt: replace or delete it (data.bad_samples = \"skip\" skips such files)");
   JpegHeader header;
   header.width = width;
   header.height = height;

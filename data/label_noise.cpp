@@ -97,21 +97,29 @@ static size_t column_of(const std::vector<std::string>& header, const std::strin
   return static_cast<size_t>(it - header.begin());
 }
 
+// A field quoted in a message: long ones are cut (a 50 MB field is not echoed whole).
+static std::string quoted(const std::string& text) {
+  return "'" + (text.size() <= 40 ? text : text.substr(0, 40) + "...") + "'";
+}
+
 static int64_t parse_int(const std::string& text, const std::string& path, size_t line) {
   try {
     size_t used = 0;
-    // Labels such as "6.0" appear in some exports: accept an integral float.
+    // Labels such as "6.0" appear in some exports: accept an integral float. Only magnitudes
+    // a double holds exactly convert (1e300 or inf to an integer is undefined behaviour).
     const double value = std::stod(text, &used);
-    if (used == text.size() && value == std::floor(value)) return static_cast<int64_t>(value);
+    if (used == text.size() && std::isfinite(value) && std::fabs(value) <= 9007199254740992.0 &&
+        value == std::floor(value))
+      return static_cast<int64_t>(value);
   } catch (const std::exception&) {
   }
-  DP_THROW("label file '" + path + "' line " + std::to_string(line) + ": '" + text +
-               "' is not an integer",
+  DP_THROW("label file '" + path + "' line " + std::to_string(line) + ": " + quoted(text) +
+               " is not an integer",
            "fix or regenerate the file");
 }
 
 NoiseMap file_label_noise(const std::vector<int64_t>& labels, const std::string& csv_path,
-                          const std::string& column, const std::string& index_column) {
+                          const std::string& column, const std::string& index_column, int64_t num_classes) {
   const auto lines = read_lines(csv_path);
   DP_CHECK(!lines.empty(), "label file '" + csv_path + "' is empty", "it needs a header row");
   const auto header = split_csv_line(lines[0]);
@@ -139,6 +147,11 @@ NoiseMap file_label_noise(const std::vector<int64_t>& labels, const std::string&
                  " samples exactly once");
     seen[index] = 1;
     map.label[index] = parse_int(fields[label_col], csv_path, l + 1);
+    DP_CHECK(map.label[index] >= 0 && map.label[index] < num_classes,
+             "label file '" + csv_path + "' line " + std::to_string(l + 1) + ": label " +
+                 std::to_string(map.label[index]) + " (column " + column + ") is outside [0, " +
+                 std::to_string(num_classes) + ")",
+             "the dataset has " + std::to_string(num_classes) + " classes: fix the file or use its other column");
     map.is_corrupted[index] = map.label[index] != labels[index];
     ++row;
   }

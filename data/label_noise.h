@@ -43,9 +43,10 @@ NoiseMap symmetric_label_noise(const std::vector<int64_t>& labels, int64_t num_c
 
 // Labels from a CSV file with a header row: `column` gives the label (e.g. worse_label of
 // cifar10n-labels.csv). If `index_column` is non-empty (e.g. "orig_index"), it gives the dataset
-// index of each row; otherwise row r labels sample r. Every sample must be covered exactly once.
+// index of each row; otherwise row r labels sample r. Every sample must be covered exactly once,
+// with a label in [0, num_classes) (checked here, naming the file's line).
 NoiseMap file_label_noise(const std::vector<int64_t>& labels, const std::string& csv_path,
-                          const std::string& column, const std::string& index_column);
+                          const std::string& column, const std::string& index_column, int64_t num_classes);
 
 // All labels of a dataset, in index order.
 std::vector<int64_t> dataset_labels(const Dataset& dataset);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -124,10 +125,13 @@ struct ReleaseAtExit {
   ~ReleaseAtExit() { large_cache().release_all(); }
 };
 
+std::atomic<uint64_t> g_cpu_allocations{0};
+
 class AlignedCpuAllocator final : public Allocator {
  public:
   void* allocate(size_t nbytes) override {
     if (nbytes == 0) return nullptr;
+    g_cpu_allocations.fetch_add(1, std::memory_order_relaxed);
     const size_t cls = size_class(nbytes);
     void* p = nullptr;
     if (cls >= kLargeBlock) {
@@ -161,6 +165,8 @@ Allocator& cpu_allocator() {
   static ReleaseAtExit release_at_exit;
   return *alloc;
 }
+
+uint64_t cpu_allocation_count() { return g_cpu_allocations.load(std::memory_order_relaxed); }
 
 void register_device_allocator(DeviceKind kind, Allocator* allocator) {
   if (kind == DeviceKind::CUDA) g_cuda_allocator = allocator;

@@ -2,6 +2,7 @@
 // registers its own allocator (the CUDA backend registers its caching allocator).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "engine/device.h"
 
@@ -17,6 +18,9 @@ class Allocator {
 constexpr size_t kCpuAlignment = 64;
 
 Allocator& cpu_allocator();
+// Tensor memory blocks the CPU allocator has handed out so far (all threads): lets tests check
+// that a code path allocates nothing.
+uint64_t cpu_allocation_count();
 
 // The allocator for a device; throws when no backend for it was registered (CPU-only build).
 Allocator& allocator_for(Device device);

@@ -2,10 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/ops.h"
+#include "engine/primitives.h"
 
 namespace dp {
 
@@ -17,17 +18,46 @@ thread_local bool t_grad_enabled = true;
 // two layouts. Ops already return gradients that way; this catches a user-given seed.
 Tensor in_format_of(const Tensor& g, const Tensor& t) {
   if (g.memory_format() == t.memory_format()) return g;
-  return ops::convert(g, g.dtype(), t.memory_format());
+  return engine_primitives("convert").convert(g, g.dtype(), t.memory_format());
 }
 
 void accumulate(Tensor& slot, const Tensor& g) {
   if (!slot.defined()) {
     slot = g;
   } else {
-    slot = ops::add(slot, g);
+    slot = engine_primitives("add").add(slot, g);
   }
 }
+
+// A leaf's gradient: in place into a bound slot (a flat gradient buffer's view), else as above.
+void accumulate_leaf(Tensor& leaf, const Tensor& g) {
+  if (leaf.grad_is_bound()) {
+    engine_primitives("accumulate").accumulate(leaf.mutable_grad(), g);
+  } else {
+    accumulate(leaf.mutable_grad(), g);
+  }
+}
+
+thread_local std::vector<const GradReadyHook*> t_grad_ready_hooks;
+
+bool is_grad_leaf(const Tensor& t) { return t.defined() && t.requires_grad() && !t.grad_fn(); }
+
+void notify_grad_ready(const Tensor& leaf) {
+  // A copy: a hook may add or remove guards.
+  const std::vector<const GradReadyHook*> hooks = t_grad_ready_hooks;
+  for (const GradReadyHook* h : hooks) (*h)(leaf);
+}
 }  // namespace
+
+GradReadyHookGuard::GradReadyHookGuard(GradReadyHook hook) : hook_(std::move(hook)) {
+  DP_CHECK(static_cast<bool>(hook_), "GradReadyHookGuard: empty hook", "pass a callable");
+  t_grad_ready_hooks.push_back(&hook_);
+}
+
+GradReadyHookGuard::~GradReadyHookGuard() {
+  auto& hooks = t_grad_ready_hooks;
+  hooks.erase(std::remove(hooks.begin(), hooks.end(), &hook_), hooks.end());
+}
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
@@ -68,7 +98,9 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   NoGradGuard no_grad;  // the backward pass itself is not recorded
 
   if (root.is_leaf()) {
-    accumulate(const_cast<Tensor&>(root).mutable_grad(), seed);
+    Tensor leaf = root;
+    accumulate_leaf(leaf, seed);
+    if (!t_grad_ready_hooks.empty()) notify_grad_ready(leaf);
     return;
   }
 
@@ -96,12 +128,30 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
     }
   }
 
+  // With gradient-ready hooks: the number of edges into each leaf from nodes not yet visited.
+  // Every node of `order` is visited once (run, or skipped when no gradient reached it), so a
+  // leaf's count reaches zero exactly when nothing more can be added to its gradient.
+  const bool hooks = !t_grad_ready_hooks.empty();
+  std::unordered_map<const TensorImpl*, int64_t> edges_left;
+  if (hooks)
+    for (Node* node : order)
+      for (const Tensor& in : node->inputs)
+        if (is_grad_leaf(in)) ++edges_left[in.impl()];
+  auto visited_edges = [&](Node* node) {
+    if (!hooks) return;
+    for (const Tensor& in : node->inputs)
+      if (is_grad_leaf(in) && --edges_left[in.impl()] == 0) notify_grad_ready(in);
+  };
+
   std::unordered_map<Node*, Tensor> pending;
   pending[root_node] = seed;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = pending.find(node);
-    if (found == pending.end()) continue;
+    if (found == pending.end()) {
+      visited_edges(node);
+      continue;
+    }
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
     std::vector<Tensor> grads = node->backward(grad_out);
@@ -120,8 +170,9 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       if (in.grad_fn())
         accumulate(pending[in.grad_fn().get()], g);
       else
-        accumulate(in.mutable_grad(), g);
+        accumulate_leaf(in, g);
     }
+    visited_edges(node);
     if (!retain_graph) {
       node->release();
       node->released = true;

@@ -6,6 +6,7 @@
 // connections), and accumulates into the .grad of leaves. Tensors saved for the backward pass
 // remember their storage version: modifying one in place before backward() is an error.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -59,6 +60,28 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 
 // Attaches `node` (with its differentiable inputs) as the grad_fn of `output`.
 void record_node(Tensor& output, std::shared_ptr<Node> node, std::vector<Tensor> inputs);
+
+// Gradient-ready hooks: while a guard lives, backward() on this thread calls its function once
+// per leaf that requires grad and is reached by the graph, as soon as that leaf's gradient is
+// final for the pass (every node that could still send it a contribution has run or been
+// skipped), with the leaf itself; leaf.grad() then holds the gradient (undefined if nothing
+// reached it, unless it is bound: train/flat_parameters.h). Calls come in the order gradients
+// become final, on the backward thread, before backward() returns; CUDA work producing the
+// gradient is queued on the device's stream, not finished. A data-parallel reducer uses this to
+// start all-reducing a bucket while backward still runs. Guards nest; all live hooks are called,
+// oldest first. The hook must not run backward() itself.
+using GradReadyHook = std::function<void(const Tensor& leaf)>;
+
+class GradReadyHookGuard {
+ public:
+  explicit GradReadyHookGuard(GradReadyHook hook);
+  ~GradReadyHookGuard();
+  GradReadyHookGuard(const GradReadyHookGuard&) = delete;
+  GradReadyHookGuard& operator=(const GradReadyHookGuard&) = delete;
+
+ private:
+  GradReadyHook hook_;
+};
 
 // The engine behind Tensor::backward().
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph);

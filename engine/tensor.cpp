@@ -6,7 +6,7 @@
 
 #include "engine/allocator.h"
 #include "engine/autograd.h"
-#include "kernels/ops.h"
+#include "engine/primitives.h"
 
 #ifdef DP_WITH_CUDA
 #include "engine/cuda/copy.h"
@@ -86,7 +86,7 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  ops::fill_(t, value);
+  engine_primitives("fill").fill(t, value);
   return t;
 }
 
@@ -162,7 +162,7 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::to(DType target) const {
   if (dtype() == target) return *this;
-  return ops::cast(*this, target);
+  return engine_primitives("cast").cast(*this, target);
 }
 
 Tensor Tensor::view(const Shape& new_shape) const {
@@ -216,6 +216,32 @@ Tensor Tensor::narrow0(int64_t start, int64_t length) const {
   return t;
 }
 
+Tensor Tensor::view_at(int64_t offset, const Shape& shape, MemoryFormat format) const {
+  const int64_t n = shape_numel(shape);
+  DP_CHECK(offset >= 0 && n >= 0 && offset + n <= numel(),
+           fmt::format("view_at({}, {}) does not fit inside {}", offset, shape_str(shape), str()),
+           "the view must lie inside the tensor's elements");
+  DP_CHECK(format == MemoryFormat::Contiguous || shape.size() == 4,
+           "view_at: channels_last needs a 4-D shape, got " + shape_str(shape),
+           "use MemoryFormat::Contiguous for tensors that are not batches of images");
+  Tensor t = alias();
+  t.impl_->shape = shape;
+  t.impl_->format = formats_coincide(shape) ? MemoryFormat::Contiguous : format;
+  t.impl_->offset += offset;
+  return t;
+}
+
+void Tensor::set_data(const Tensor& src) {
+  const TensorImpl& s = checked(src.impl_);
+  checked(impl_);
+  DP_CHECK(s.shape == impl_->shape && s.dtype == impl_->dtype && src.device() == device() &&
+               s.format == impl_->format,
+           fmt::format("set_data: {} cannot take the memory of {}", str(), src.str()),
+           "the new memory must have the tensor's shape, dtype, device and memory format");
+  impl_->storage = s.storage;
+  impl_->offset = s.offset;
+}
+
 Tensor Tensor::detach() const { return alias(); }
 
 void Tensor::copy_from(const Tensor& src) {
@@ -232,7 +258,7 @@ bool Tensor::shares_storage(const Tensor& other) const {
 
 // A host tensor of `dtype` in logical order.
 static Tensor host_logical(const Tensor& t, DType dtype) {
-  return ops::convert(t.to(Device::cpu()), dtype, MemoryFormat::Contiguous);
+  return engine_primitives("convert").convert(t.to(Device::cpu()), dtype, MemoryFormat::Contiguous);
 }
 
 std::vector<double> Tensor::to_double_vector() const {
@@ -271,8 +297,36 @@ Tensor& Tensor::mutable_grad() {
   checked(impl_);
   return impl_->grad;
 }
-void Tensor::set_grad(const Tensor& g) { mutable_grad() = g; }
-void Tensor::zero_grad() { mutable_grad() = Tensor(); }
+bool Tensor::grad_is_bound() const {
+  const TensorImpl& i = checked(impl_);
+  // Bound while the grad still views the slot's storage: assigning to mutable_grad() unbinds.
+  return i.bound_grad_storage != nullptr && i.grad.defined() &&
+         i.grad.impl_->storage.get() == i.bound_grad_storage;
+}
+void Tensor::bind_grad(const Tensor& slot) {
+  checked(impl_);
+  DP_CHECK(is_leaf(), "bind_grad on a non-leaf tensor " + str(), "only leaves (parameters) keep gradients");
+  DP_CHECK(slot.defined() && slot.shape() == shape() && slot.dtype() == dtype() && slot.device() == device() &&
+               slot.memory_format() == memory_format(),
+           fmt::format("bind_grad: slot {} does not match {}", slot.defined() ? slot.str() : "undefined", str()),
+           "the gradient slot must have the tensor's shape, dtype, device and memory format");
+  impl_->grad = slot;
+  impl_->bound_grad_storage = slot.impl_->storage.get();
+}
+void Tensor::set_grad(const Tensor& g) {
+  if (grad_is_bound() && g.defined()) {
+    impl_->grad.copy_from(g);
+    return;
+  }
+  mutable_grad() = g;
+}
+void Tensor::zero_grad() {
+  if (grad_is_bound()) {
+    engine_primitives("fill").fill(impl_->grad, 0.0);
+    return;
+  }
+  mutable_grad() = Tensor();
+}
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
 void Tensor::set_grad_fn(std::shared_ptr<Node> fn) {
   checked(impl_);

@@ -103,6 +103,13 @@ class Tensor {
   // (its memory is not in the new shape's order): use ops::reshape, which converts.
   Tensor view(const Shape& shape) const;
   Tensor narrow0(int64_t start, int64_t length) const;  // rows [start, start+length), shares storage
+  // numel(shape) elements starting `offset` elements into this tensor's memory, viewed as
+  // `shape` in `format`; must lie inside this tensor. Shares storage, no autograd. (How a flat
+  // buffer hands out per-parameter views: train/flat_parameters.h.)
+  Tensor view_at(int64_t offset, const Shape& shape, MemoryFormat format = MemoryFormat::Contiguous) const;
+  // Makes this tensor, and every handle sharing it, view src's memory (PyTorch's `p.data = src`).
+  // Same shape, dtype, device and memory format; requires_grad, grad and grad_fn are kept.
+  void set_data(const Tensor& src);
   Tensor detach() const;                // shares storage, drops autograd history
   void copy_from(const Tensor& src);    // same shape and format; any device pair; bumps version
   bool shares_storage(const Tensor& other) const;
@@ -118,8 +125,16 @@ class Tensor {
   bool is_leaf() const;
   const Tensor& grad() const;
   Tensor& mutable_grad();
+  // On a leaf whose gradient is bound (bind_grad), set_grad copies into the bound slot and
+  // zero_grad fills it with zeros; otherwise set_grad replaces the gradient and zero_grad drops
+  // it (like set_to_none=True).
   void set_grad(const Tensor& g);
-  void zero_grad();  // drops the gradient (like set_to_none=True)
+  void zero_grad();
+  // Binds this leaf's gradient to `slot` (same shape, dtype, device and memory format, e.g. a
+  // view of a flat gradient buffer): backward accumulates into it in place instead of
+  // allocating, so the gradient always lives there. Assigning to mutable_grad() unbinds it.
+  void bind_grad(const Tensor& slot);
+  bool grad_is_bound() const;
   const std::shared_ptr<Node>& grad_fn() const;
   void set_grad_fn(std::shared_ptr<Node> fn);
   // Reverse-mode pass from a one-element tensor; gradient defaults to 1.
@@ -149,6 +164,7 @@ struct TensorImpl {
   MemoryFormat format = MemoryFormat::Contiguous;
   bool requires_grad = false;
   Tensor grad;
+  const StorageImpl* bound_grad_storage = nullptr;  // grad's storage while bind_grad holds
   std::shared_ptr<Node> grad_fn;
 };
 

@@ -10,7 +10,7 @@
 #include "engine/error.h"
 #include "train/io/npy.h"
 #include "nets/registry.h"
-#include "train/io/checkpoint_file.h"
+#include "train/io/checkpoint_schema.h"
 #include "train/run/evaluate.h"
 #include "train/run/run_data.h"
 #include "train/run/trainer.h"
@@ -31,8 +31,8 @@ int main(int argc, char** argv) {
                  "(to compare with another framework)");
   CLI11_PARSE(app, argc, argv);
   try {
-    dp::io::TensorFile file = dp::io::read_tensor_file(checkpoint);
-    dp::train::Config config = dp::train::config_from_checkpoint(file, checkpoint);
+    dp::io::Checkpoint file = dp::io::read_checkpoint(checkpoint);
+    dp::train::Config config = dp::train::config_from_checkpoint(file);
     if (kind.empty()) kind = config.get_string("data.dataset");
     if (path.empty()) path = config.get_string("data.path");
     dp::data::TransformSpec transform;
@@ -40,11 +40,7 @@ int main(int argc, char** argv) {
                                                 static_cast<uint64_t>(config.get_int("run.seed")),
                                                 config.get_int("data.synthetic_test_size"),
                                                 config.get_int("data.num_classes"), transform);
-    auto model = dp::nets::make_net(config.get_string("model.arch"), file.ints.at("num_classes"));
-    dp::nn::StateDict state;
-    for (const auto& [name, t] : file.tensors)
-      if (name.rfind("model/", 0) == 0) state.insert(name.substr(6), t);
-    model->load_state_dict(state);
+    auto model = dp::io::make_checkpoint_model(file);
     dp::Device dev = dp::parse_device(device);
     model->to(dev);
     dp::train::EvalResult r = dp::train::evaluate(*model, dataset, transform, batch, workers, dev);

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "engine/error.h"
-#include "train/io/checkpoint_file.h"
+#include "train/io/checkpoint_schema.h"
 #include "train/io/safetensors.h"
 
 int main(int argc, char** argv) {
@@ -17,19 +17,17 @@ int main(int argc, char** argv) {
   app.add_option("--output,-o", output, "output file")->required();
   CLI11_PARSE(app, argc, argv);
   try {
-    dp::io::TensorFile in = dp::io::read_tensor_file(checkpoint);
-    std::vector<std::pair<std::string, dp::Tensor>> weights;
-    for (const auto& [name, t] : in.tensors)
-      if (name.rfind("model/", 0) == 0) weights.emplace_back(name.substr(6), t);
-    DP_CHECK(!weights.empty(), checkpoint + " holds no model tensors", "is it a dp-train checkpoint?");
-    std::string arch = in.strings.count("arch") ? in.strings.at("arch") : "";
+    // Validated like every reader: the exported tensors are exactly the arch's state dict.
+    dp::io::Checkpoint in = dp::io::read_checkpoint(checkpoint);
+    const std::vector<std::pair<std::string, dp::Tensor>>& weights = in.model.entries();
+    const std::string& arch = in.arch;
     if (format == "safetensors") {
       dp::io::write_safetensors(output, weights, {{"format", "pt"}, {"arch", arch}});
     } else {
       dp::io::TensorFile out;
       out.tensors = weights;
       out.strings["arch"] = arch;
-      out.ints["num_classes"] = in.ints.count("num_classes") ? in.ints.at("num_classes") : 0;
+      out.ints["num_classes"] = in.num_classes;
       dp::io::write_tensor_file_atomic(output, out);
     }
     std::printf("dp-export: %zu tensors of %s -> %s (%s)\n", weights.size(), arch.c_str(), output.c_str(),

@@ -12,18 +12,9 @@
 #include "engine/error.h"
 #include "train/inspect/detection.h"
 #include "train/inspect/heatmap.h"
-#include "train/io/checkpoint_file.h"
+#include "train/io/checkpoint_schema.h"
 #include "train/run/run_data.h"
 #include "train/run/trainer.h"
-
-namespace {
-
-std::vector<int64_t> as_ints(const dp::Tensor& t) {
-  std::vector<double> v = t.to_double_vector();
-  return std::vector<int64_t>(v.begin(), v.end());
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dp-inspect: what did the data parameters learn?"};
@@ -36,24 +27,23 @@ int main(int argc, char** argv) {
   app.add_flag("--with-paths", with_paths, "name each sample by its file (needs the dataset)");
   CLI11_PARSE(app, argc, argv);
   try {
-    dp::io::TensorFile f = dp::io::read_tensor_file(checkpoint);
+    // Validated: θ_inst and every noise vector have the training set's length.
+    dp::io::Checkpoint f = dp::io::read_checkpoint(checkpoint);
     if (output.empty()) output = std::filesystem::path(checkpoint).parent_path().string();
     if (output.empty()) output = ".";
     std::filesystem::create_directories(output);
-    const dp::Tensor* theta = f.find("data_parameters/theta_inst");
-    DP_CHECK(theta != nullptr, checkpoint + " has no instance-level data parameters",
+    DP_CHECK(f.theta_inst.defined() && f.noise, checkpoint + " has no instance-level data parameters",
              "dp-inspect reads runs with data_parameters.learn_inst_parameters = true");
-    std::vector<float> sigma = theta->to_float_vector();
+    std::vector<float> sigma = f.theta_inst.theta.to_float_vector();
     for (float& s : sigma) s = std::exp(s);
-    std::vector<int64_t> label = as_ints(f.at("noise/label"));
-    std::vector<int64_t> original = as_ints(f.at("noise/original_label"));
-    std::vector<int64_t> corrupted_i = as_ints(f.at("noise/is_corrupted"));
-    std::vector<uint8_t> corrupted(corrupted_i.begin(), corrupted_i.end());
+    const std::vector<int64_t>& label = f.noise->label;
+    const std::vector<int64_t>& original = f.noise->original_label;
+    const std::vector<uint8_t>& corrupted = f.noise->is_corrupted;
     int64_t n_corrupted = 0;
     for (uint8_t c : corrupted) n_corrupted += c;
 
     std::shared_ptr<const dp::data::Dataset> dataset;
-    if (with_paths) dataset = dp::train::make_run_data(dp::train::config_from_checkpoint(f, checkpoint)).train;
+    if (with_paths) dataset = dp::train::make_run_data(dp::train::config_from_checkpoint(f)).train;
 
     std::vector<int64_t> order = dp::inspect::rank_descending(sigma);
     std::string csv_path = output + "/sigma_ranking.csv";
@@ -90,13 +80,9 @@ int main(int argc, char** argv) {
     } else {
       std::printf("no label noise recorded in this run: detection metrics skipped\n");
     }
-    if (const dp::Tensor* counts = f.find("history/sigma_inst_counts")) {
-      dp::inspect::SigmaHistory h;
-      std::vector<double> edges = f.at("history/sigma_edges").to_double_vector();
-      h.edges = edges;
-      std::vector<int64_t> flat = as_ints(*counts);
-      for (int64_t e = 0; e < counts->size(0); ++e)
-        h.counts.emplace_back(flat.begin() + e * counts->size(1), flat.begin() + (e + 1) * counts->size(1));
+    if (!f.inst_history.counts.empty()) {
+      const dp::inspect::SigmaHistory& h = f.inst_history;
+      const std::vector<double>& edges = h.edges;
       std::string png = output + "/sigma_over_epochs.png";
       dp::inspect::write_heatmap_png(png, h, "instance sigma per epoch (log-spaced bins, log count)");
       std::ofstream hist_csv(output + "/sigma_over_epochs.csv");

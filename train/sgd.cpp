@@ -2,23 +2,21 @@
 
 #include <fmt/format.h>
 
+#include "engine/autograd.h"
 #include "kernels/ops.h"
 #include "kernels/training_ops.h"
 
 namespace dp::train {
 
-SGD::SGD(std::vector<Tensor> params, SgdOptions options)
-    : params_(std::move(params)), bufs_(params_.size()), options_(options) {
-  for (size_t i = 0; i < params_.size(); ++i) {
-    DP_CHECK(params_[i].defined() && params_[i].dtype() == DType::Float32 &&
-                 params_[i].device() == params_[0].device(),
-             fmt::format("SGD: parameter {} is {}; all must be float32 on one device", i,
-                         params_[i].defined() ? params_[i].str() : std::string("undefined")),
-             "keep fp32 master weights for the optimiser");
-  }
+SGD::SGD(std::vector<Tensor> params, SgdOptions options) : flat_(std::move(params)), options_(options) {
   DP_CHECK(!options_.nesterov || options_.momentum > 0.0, "SGD: Nesterov momentum requires momentum > 0",
            "set momentum (0.9 in the reference) or turn nesterov off");
-  lr_ = Tensor::scalar(options_.lr, DType::Float32, params_.empty() ? Device::cpu() : params_[0].device());
+  DP_CHECK(options_.momentum >= 0.0 && options_.weight_decay >= 0.0,
+           fmt::format("SGD: momentum {} and weight decay {} must be >= 0", options_.momentum,
+                       options_.weight_decay),
+           "check optimizer.momentum and optimizer.weight_decay");
+  lr_ = Tensor::scalar(options_.lr, DType::Float32, flat_.weights().device());
+  buf_views_.resize(flat_.size());
 }
 
 void SGD::set_lr(double lr) {
@@ -26,23 +24,49 @@ void SGD::set_lr(double lr) {
   ops::fill_(lr_, lr);
 }
 
-void SGD::zero_grad() {
-  for (Tensor& p : params_) p.zero_grad();
+void SGD::zero_grad() { flat_.zero_grad(); }
+
+void SGD::create_momentum() {
+  buf_ = Tensor::empty({flat_.total()}, DType::Float32, flat_.weights().device());
+  for (size_t i = 0; i < flat_.size(); ++i) buf_views_[i] = flat_.view(buf_, i);
 }
 
 void SGD::step() {
+  if (flat_.total() == 0) return;
   const SgdHyper h{static_cast<float>(options_.momentum), static_cast<float>(options_.weight_decay),
                    options_.nesterov};
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = params_[i];
-    const Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    bool first = false;
-    if (options_.momentum != 0.0 && !bufs_[i].defined()) {
-      bufs_[i] = Tensor::empty_like(p);
-      first = true;
-    }
-    ops::sgd_step_(p, g, bufs_[i], lr_, h, first);
+  // The first step writes buf ← d everywhere, padding included: no fill needed.
+  const bool first = options_.momentum != 0.0 && !buf_.defined();
+  if (first) create_momentum();
+  NoGradGuard no_grad;
+  ops::sgd_step_(flat_.weights(), flat_.grads(), buf_, lr_, h, first);
+}
+
+void SGD::load_momentum_buffers(const std::vector<Tensor>& buffers) {
+  DP_CHECK(buffers.size() == flat_.size(),
+           fmt::format("SGD: {} momentum buffers for {} parameters", buffers.size(), flat_.size()),
+           "pass one (possibly undefined) buffer per parameter, in params() order");
+  bool any = false;
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (!buffers[i].defined()) continue;
+    any = true;
+    DP_CHECK(buffers[i].shape() == flat_.params()[i].shape() && buffers[i].dtype() == DType::Float32,
+             fmt::format("SGD: momentum buffer {} is {}, its parameter {}", i, buffers[i].str(),
+                         flat_.params()[i].str()),
+             "the checkpoint was written for another model");
+  }
+  if (options_.momentum == 0.0 || !any) {
+    buf_ = Tensor();
+    for (Tensor& v : buf_views_) v = Tensor();
+    return;
+  }
+  create_momentum();
+  ops::fill_(buf_, 0.0);
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (!buffers[i].defined()) continue;
+    const Tensor& b = buffers[i];
+    const Tensor src = b.device() == buf_.device() ? b : b.to(buf_.device());
+    buf_views_[i].copy_from(ops::convert(src, DType::Float32, buf_views_[i].memory_format()));
   }
 }
 

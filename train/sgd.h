@@ -1,6 +1,17 @@
 // Model SGD with PyTorch's exact semantics (torch.optim.SGD, dampening 0): the update is the
 // sgd kernel family (kernels/sgd.h), which documents the float32 operations.
 //
+// Flat storage: the optimiser gathers the parameters into a FlatParameters (train/
+// flat_parameters.h: the parameters become views of one weight buffer, their gradients views
+// of one gradient buffer that backward fills in place) and keeps one momentum buffer laid out
+// alike, so step() is one fused update of the whole model: one launch on CUDA, one parallel
+// loop on the CPU, bit for bit what a per-parameter update gives.
+//
+// One difference from PyTorch: every parameter takes part in every step. A parameter that got
+// no gradient in a pass has a zero gradient (its slice was zeroed), so weight decay and momentum
+// still move it (PyTorch skips a parameter whose .grad is None; it behaves like this with
+// zero_grad(set_to_none=False) after the first step). All momentum buffers start at the first step.
+//
 // The learning rate lives in a float32 scalar on the parameters' device (lr_tensor()): set_lr()
 // writes it there (a fill on the device's stream), and step() only launches the update, which
 // reads the rate on the device. Between steps no launch argument changes except the one-off
@@ -9,6 +20,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "train/flat_parameters.h"
 
 namespace dp::train {
 
@@ -21,24 +33,36 @@ struct SgdOptions {
 
 class SGD {
  public:
-  // float32 parameters, all on one device. A parameter whose grad is undefined is skipped.
+  // float32 parameters, all on one device, each once; they are moved into flat storage.
   SGD(std::vector<Tensor> params, SgdOptions options);
   void step();
-  void zero_grad();
+  void zero_grad();  // one fill of the flat gradient buffer
   void set_lr(double lr);
   double lr() const { return options_.lr; }
   // float32 scalar on the parameters' device holding lr() (what the update reads).
   const Tensor& lr_tensor() const { return lr_; }
   const SgdOptions& options() const { return options_; }
-  // Undefined until the parameter's first step (PyTorch: no 'momentum_buffer' yet).
-  const std::vector<Tensor>& momentum_buffers() const { return bufs_; }
-  std::vector<Tensor>& momentum_buffers() { return bufs_; }
-  const std::vector<Tensor>& params() const { return params_; }
+  // Per-parameter views of the momentum buffer; undefined until the first step (PyTorch: no
+  // 'momentum_buffer' yet) and always with momentum 0.
+  const std::vector<Tensor>& momentum_buffers() const { return buf_views_; }
+  // Restores the buffers (a checkpoint): one tensor per parameter in params() order, each
+  // shaped like its parameter (any device), or all undefined for "before the first step". A
+  // buffer missing for some parameters only (a checkpoint written by a per-parameter SGD in
+  // which they never had a gradient) starts at zero. Nothing changes when a shape mismatches.
+  void load_momentum_buffers(const std::vector<Tensor>& buffers);
+  const std::vector<Tensor>& params() const { return flat_.params(); }
+  FlatParameters& flat() { return flat_; }
+  const FlatParameters& flat() const { return flat_; }
+  // The flat momentum buffer (undefined before the first step or with momentum 0).
+  const Tensor& momentum_flat() const { return buf_; }
 
  private:
-  std::vector<Tensor> params_, bufs_;
+  void create_momentum();
+
+  FlatParameters flat_;
   SgdOptions options_;
-  Tensor lr_;
+  Tensor lr_, buf_;
+  std::vector<Tensor> buf_views_;
 };
 
 }  // namespace dp::train

@@ -30,6 +30,14 @@ bool extract_tar(const std::string& tar, const std::string& dir,
 
 void write_file(const std::string& path, const std::string& bytes);
 
+// A baseline JPEG of a w x h gradient (TurboJPEG), and malformed variants of one: its SOF
+// segment cut out, or its SOF's size fields overwritten.
+std::vector<unsigned char> make_jpeg(int width, int height);
+std::vector<unsigned char> jpeg_without_sof(const std::vector<unsigned char>& jpeg);
+std::vector<unsigned char> jpeg_with_sof_size(const std::vector<unsigned char>& jpeg, int width, int height);
+// Only the tables: SOF and everything from SOS on replaced by EOI (TurboJPEG reads no size).
+std::vector<unsigned char> jpeg_tables_only(const std::vector<unsigned char>& jpeg);
+
 }  // namespace dp::data::test_util
 
 namespace tu = dp::data::test_util;

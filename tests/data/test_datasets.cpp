@@ -79,6 +79,20 @@ TEST(CifarBinary, ErrorsNameTheFile) {
   EXPECT_THROW(CifarBinaryDataset(dir.path(), CifarVariant::kCifar10, true), dp::Error);
 }
 
+// Issue 13: a CIFAR batch that is a directory gave std::bad_alloc (data/file_io.cpp).
+TEST(CifarBinary, ABatchThatIsADirectoryIsNamed) {
+  tu::TempDir dir;
+  fs::create_directories(dir.path() + "/test_batch.bin");
+  try {
+    CifarBinaryDataset bad(dir.path(), CifarVariant::kCifar10, false);
+    ADD_FAILURE() << "a directory was read as a CIFAR batch";
+  } catch (const dp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("test_batch.bin' is a directory"), std::string::npos) << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "raw exception: " << e.what();
+  }
+}
+
 TEST(Synthetic, DeterministicBalancedAndClassDependent) {
   SyntheticOptions options;
   options.size = 200;
@@ -138,6 +152,51 @@ TEST(ImageFolder, SortedClassesAndFiles) {
   const Decoded d = decode_image(s.encoded.data(), s.encoded.size(), {}, s.source);
   EXPECT_EQ(d.image.height, 4);
   EXPECT_EQ(d.image.pixels[0], 20);
+}
+
+// Issue 13: a validation folder missing one training class was re-indexed by its own class
+// list (val "ship" became training's "cat"). With the training classes given, a missing class
+// is fine and an unknown one is an error.
+TEST(ImageFolder, ValidationClassesMapThroughTheTrainingClasses) {
+  tu::TempDir dir;
+  for (const char* cls : {"cat", "ship"}) fs::create_directories(dir.path() + "/" + cls);
+  write_png(dir.path() + "/cat/0.png", 10);
+  write_png(dir.path() + "/ship/0.png", 20);
+  ImageFolderOptions options;
+  options.root = dir.path();
+  options.class_order = {"car", "cat", "dog", "ship"};
+  options.subset_of_classes = true;
+  ImageFolderDataset ds(options);
+  ASSERT_EQ(ds.size(), 2);
+  EXPECT_EQ(ds.num_classes(), 4);
+  EXPECT_EQ(ds.label(0), 1);
+  EXPECT_EQ(ds.label(1), 3);
+  fs::create_directories(dir.path() + "/zebra");
+  try {
+    ImageFolderDataset{options};
+    ADD_FAILURE() << "an unknown class folder was accepted";
+  } catch (const dp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("zebra' is not one of the training set's 4 classes"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Issue 13: a symbolic link loop escaped as a raw std::filesystem_error.
+TEST(ImageFolder, ASymlinkLoopIsAnErrorNamingTheFolder) {
+  tu::TempDir dir;
+  fs::create_directories(dir.path() + "/cat");
+  write_png(dir.path() + "/cat/0.png", 10);
+  fs::create_directory_symlink(dir.path() + "/cat", dir.path() + "/cat/again");
+  ImageFolderOptions options;
+  options.root = dir.path();
+  try {
+    ImageFolderDataset{options};
+    ADD_FAILURE() << "a symlink loop was accepted";
+  } catch (const dp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.path() + "/cat"), std::string::npos) << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "raw exception: " << e.what();
+  }
 }
 
 TEST(ImageFolder, ValidationLayoutWithLabelsFile) {

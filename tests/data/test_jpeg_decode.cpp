@@ -309,3 +309,34 @@ TEST_F(JpegTestImages, TruncationBelowTheWindowIsStillAnError) {
   options.warnings = JpegWarnings::kIgnore;
   EXPECT_NO_THROW(decode_jpeg(cut.data(), cut.size(), options, "cut-window.jpg"));
 }
+
+// Issue 13: a JPEG whose header reports a zero width or height (no SOF marker, or a SOF saying
+// 0) passed the header read and divided by zero in the training transform (SIGFPE, even with
+// data.bad_samples = "skip"). Dimensions are validated where the header is read.
+TEST(JpegHeader, ZeroOrMissingDimensionsAreErrorsNamingTheFile) {
+  const std::vector<unsigned char> good = tu::make_jpeg(24, 16);
+  const JpegHeader h = read_jpeg_header(good.data(), good.size(), "good.jpg");
+  EXPECT_EQ(h.width, 24);
+  EXPECT_EQ(h.height, 16);
+  const std::vector<std::pair<std::string, std::vector<unsigned char>>> bad = {
+      {"no_sof.jpg", tu::jpeg_without_sof(good)},
+      {"zero_width.jpg", tu::jpeg_with_sof_size(good, 0, 16)},
+      {"zero_height.jpg", tu::jpeg_with_sof_size(good, 24, 0)},
+      {"zero_both.jpg", tu::jpeg_with_sof_size(good, 0, 0)},
+      {"tables_only.jpg", tu::jpeg_tables_only(good)},    // TurboJPEG reports success and no size
+      {"soi_eoi.jpg", {0xFF, 0xD8, 0xFF, 0xD9}},
+  };
+  for (const auto& [name, bytes] : bad) {
+    for (int step = 0; step < 2; ++step) {
+      try {
+        if (step == 0)
+          read_jpeg_header(bytes.data(), bytes.size(), name);
+        else
+          decode_image(bytes.data(), bytes.size(), DecodeOptions{}, name);
+        ADD_FAILURE() << name << " accepted (step " << step << ")";
+      } catch (const dp::Error& e) {
+        EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+      }
+    }
+  }
+}

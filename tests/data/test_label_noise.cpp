@@ -90,11 +90,11 @@ TEST(FileNoise, ColumnByNameAndIndexColumn) {
   tu::TempDir dir;
   const std::string csv = dir.path() + "/labels.csv";
   tu::write_file(csv, "orig_index,path,clean_label,worse_label\n2,c,1,1\n0,a,0,3\n1,b,2,2\n");
-  const NoiseMap map = file_label_noise({0, 2, 1}, csv, "worse_label", "orig_index");
+  const NoiseMap map = file_label_noise({0, 2, 1}, csv, "worse_label", "orig_index", 10);
   EXPECT_EQ(map.label, (std::vector<int64_t>{3, 2, 1}));
   EXPECT_EQ(map.is_corrupted, (std::vector<uint8_t>{1, 0, 0}));
-  EXPECT_THROW(file_label_noise({0, 2, 1}, csv, "no_such_column", "orig_index"), dp::Error);
-  EXPECT_THROW(file_label_noise({0, 2, 1, 4}, csv, "worse_label", "orig_index"), dp::Error);
+  EXPECT_THROW(file_label_noise({0, 2, 1}, csv, "no_such_column", "orig_index", 10), dp::Error);
+  EXPECT_THROW(file_label_noise({0, 2, 1, 4}, csv, "worse_label", "orig_index", 10), dp::Error);
 }
 
 TEST(FileNoise, Cifar10NHumanLabels) {
@@ -102,10 +102,10 @@ TEST(FileNoise, Cifar10NHumanLabels) {
   if (data.empty()) GTEST_SKIP() << "../shared/data is absent: CIFAR-10N test skipped";
   const std::string csv = data + "/cifar10n-labels.csv";
   // Clean labels from the file itself, then the published noise rates.
-  const NoiseMap clean_map = file_label_noise(std::vector<int64_t>(50000, 0), csv, "clean_label", "orig_index");
-  const NoiseMap worse = file_label_noise(clean_map.label, csv, "worse_label", "orig_index");
+  const NoiseMap clean_map = file_label_noise(std::vector<int64_t>(50000, 0), csv, "clean_label", "orig_index", 10);
+  const NoiseMap worse = file_label_noise(clean_map.label, csv, "worse_label", "orig_index", 10);
   EXPECT_NEAR(static_cast<double>(worse.num_corrupted()) / 50000.0, 0.402, 0.002);
-  const NoiseMap random1 = file_label_noise(clean_map.label, csv, "random_label1", "orig_index");
+  const NoiseMap random1 = file_label_noise(clean_map.label, csv, "random_label1", "orig_index", 10);
   EXPECT_NEAR(static_cast<double>(random1.num_corrupted()) / 50000.0, 0.172, 0.002);
 }
 
@@ -121,5 +121,41 @@ TEST(NoisyDataset, ShowsPermutedImagesUnderOwnIndex) {
     EXPECT_EQ(s.index, i);
     EXPECT_EQ(s.label, labels[i]);
     EXPECT_EQ(s.image.pixels, base->load(map.image_source[i]).image.pixels);
+  }
+}
+
+// Issue 13: labels out of range were caught only at the first loss step, without the file's
+// line; 1e300 was converted to an integer (undefined behaviour); a 50 MB field was echoed whole.
+TEST(FileNoise, BadLabelsAreErrorsNamingFileLineAndValue) {
+  tu::TempDir dir;
+  const std::string csv = dir.path() + "/labels.csv";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"1000", "label 1000"}, {"-3", "label -3"}, {"10", "label 10"},
+      {"1e300", "'1e300' is not an integer"}, {"inf", "'inf'"}, {"nan", "'nan'"}, {"2.5", "'2.5'"},
+      {std::string(1000000, '7'), "..."}};
+  for (const auto& [value, expected] : cases) {
+    tu::write_file(csv, "label\n1\n" + value + "\n0\n");
+    try {
+      file_label_noise({0, 1, 2}, csv, "label", "", 10);
+      ADD_FAILURE() << value.substr(0, 20) << " accepted";
+    } catch (const dp::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(csv), std::string::npos) << what.substr(0, 300);
+      EXPECT_NE(what.find("line 3"), std::string::npos) << what.substr(0, 300);
+      EXPECT_NE(what.find(expected), std::string::npos) << what.substr(0, 300);
+      EXPECT_LT(what.size(), 1000u) << "the value is echoed whole";
+    }
+  }
+}
+
+// Issue 13: a directory given as a label file (or a CIFAR batch) asked for an absurd allocation
+// (std::bad_alloc from data/file_io.cpp).
+TEST(FileNoise, ADirectoryIsRefusedNamingIt) {
+  tu::TempDir dir;
+  try {
+    file_label_noise({0, 1, 2}, dir.path(), "label", "", 10);
+    ADD_FAILURE() << "a directory was read as a label file";
+  } catch (const dp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.path() + "' is a directory"), std::string::npos) << e.what();
   }
 }

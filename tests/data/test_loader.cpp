@@ -9,6 +9,7 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "engine/error.h"
+#include "tests/data/data_test_util.h"
 
 using namespace dp::data;
 
@@ -145,8 +146,9 @@ TEST(Loader, BatchNotDivisibleByTheRanksIsRefused) {
 // A dataset whose samples listed in `bad` fail to load, like corrupt files; `delay` slows loads.
 class FlakyDataset final : public Dataset {
  public:
-  FlakyDataset(std::shared_ptr<Dataset> base, std::set<int64_t> bad, std::chrono::milliseconds delay = {})
-      : base_(std::move(base)), bad_(std::move(bad)), delay_(delay) {}
+  FlakyDataset(std::shared_ptr<Dataset> base, std::set<int64_t> bad, std::chrono::milliseconds delay = {},
+               std::vector<uint8_t> bad_bytes = {0xFF, 0xD8, 0xFF, 0xE0, 0x00})  // a truncated JPEG
+      : base_(std::move(base)), bad_(std::move(bad)), delay_(delay), bad_bytes_(std::move(bad_bytes)) {}
   int64_t size() const override { return base_->size(); }
   int64_t num_classes() const override { return base_->num_classes(); }
   int64_t label(int64_t i) const override { return base_->label(i); }
@@ -156,7 +158,7 @@ class FlakyDataset final : public Dataset {
       RawSample s;
       s.index = i;
       s.source = "/fake/bad_" + std::to_string(i) + ".jpg";
-      s.encoded = {0xFF, 0xD8, 0xFF, 0xE0, 0x00};  // a truncated JPEG
+      s.encoded = bad_bytes_;
       return s;
     }
     return base_->load(i);
@@ -167,6 +169,7 @@ class FlakyDataset final : public Dataset {
   std::shared_ptr<Dataset> base_;
   std::set<int64_t> bad_;
   std::chrono::milliseconds delay_;
+  std::vector<uint8_t> bad_bytes_;
 };
 
 TEST(Loader, SkipPolicyCountsBadSamples) {
@@ -186,6 +189,31 @@ TEST(Loader, SkipPolicyCountsBadSamples) {
   EXPECT_EQ(total, 47);
   EXPECT_EQ(skipped, 3);
   EXPECT_EQ(loader.skipped_total(), 3);
+}
+
+// Issue 13: a JPEG without SOF (header size 0x0) killed the run with SIGFPE in the training
+// transform's crop geometry, even under the skip policy.
+TEST(Loader, JpegsWithZeroDimensionsAreSkippedOrNamed) {
+  const std::vector<uint8_t> good = tu::make_jpeg(40, 40);
+  for (const auto& bytes : {tu::jpeg_tables_only(good), tu::jpeg_without_sof(good), tu::jpeg_with_sof_size(good, 0, 40)}) {
+    auto ds = std::make_shared<FlakyDataset>(synthetic(12), std::set<int64_t>{5}, std::chrono::milliseconds{}, bytes);
+    LoaderOptions options;
+    options.batch_size = 4;
+    options.num_workers = 2;
+    options.shuffle = false;
+    options.bad_samples = BadSamplePolicy::kSkip;
+    Loader skipping(ds, Transform(imagenet_train_transform(32)), options);
+    EXPECT_EQ(run_epoch(skipping, 0).size(), 3u);
+    EXPECT_EQ(skipping.skipped_total(), 1);
+    options.bad_samples = BadSamplePolicy::kFail;
+    Loader failing(ds, Transform(imagenet_train_transform(32)), options);
+    try {
+      run_epoch(failing, 0);
+      ADD_FAILURE() << "a JPEG with zero dimensions was accepted";
+    } catch (const dp::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("/fake/bad_5.jpg"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Loader, FailPolicyNamesTheFile) {

@@ -14,6 +14,7 @@
 #include "nets/registry.h"
 #include "train/data_parameters.h"
 #include "train/run/step_sync.h"
+#include "train/run/train_step.h"
 #include "train/sgd.h"
 
 namespace dp::testing {
@@ -85,19 +86,11 @@ inline HostBatch make_batch(const std::vector<int64_t>& indices) {
           Tensor::from_vector(indices, {n})};
 }
 
-// One training step in TrainStep's order (train/run/train_step.cpp), with the sync's calls.
+// One training step: the TrainStep dp-train runs (train/run/train_step.h), with the sync's calls
+// (and the gradient-ready hook) where it makes them.
 inline void step(Problem& p, const HostBatch& b, train::StepSync* sync) {
-  p.model->zero_grad();
-  Tensor logits = p.model->forward(b.images);
-  train::DataParamCeOutput out = p.data_params->loss(logits, b.labels, b.indices);
-  if (sync) sync->before_backward();
-  out.loss.backward();
-  if (sync) sync->finish_gradients();
-  p.sgd->step();
-  if (sync)
-    p.data_params->step([&](Tensor& rows, Tensor& grads) { sync->exchange_rows(rows, grads); });
-  else
-    p.data_params->step();
+  train::TrainStep ts(*p.model, *p.sgd, *p.data_params, {}, sync);
+  ts.run(train::BatchTensors{b.images, b.labels, b.indices}, p.sgd->lr());
 }
 
 // The state in groups, each one flat vector (as flat parameter storage holds it): model weights,

@@ -41,7 +41,7 @@ TEST_F(DataParallel, SyncBatchNormTwoRanksEqualOneProcessOverTwentySteps) {
   const int world = comm->world_size(), rank = comm->rank();
   Problem single = make_problem(), par = make_problem();
   attach_sync_batchnorm(*par.model, *comm, 1.0 / world);
-  train::DataParallelSync sync(*comm, par.model->parameters(), *par.data_params);
+  train::DataParallelSync sync(*comm, par.sgd->flat(), *par.data_params);
   for (int64_t s = 0; s < kSteps; ++s) {
     const std::vector<int64_t> global = global_batch(s, kGlobalBatch);
     step(single, make_batch(global), nullptr);
@@ -67,7 +67,7 @@ TEST_F(DataParallel, SyncBatchNormTwoRanksEqualOneProcessOverTwentySteps) {
 TEST_F(DataParallel, WithoutSyncBatchNormTheRanksWeightsStayBitwiseEqualEveryStep) {
   const int world = comm->world_size(), rank = comm->rank();
   Problem par = make_problem(/*model_lr=*/0.05);  // bitwise equality holds at any learning rate
-  train::DataParallelSync sync(*comm, par.model->parameters(), *par.data_params, {/*bucket_bytes=*/64 << 10});
+  train::DataParallelSync sync(*comm, par.sgd->flat(), *par.data_params, {/*bucket_bytes=*/64 << 10});
   EXPECT_GT(sync.num_buckets(), 1) << "small buckets: several all-reduces per step";
   for (int64_t s = 0; s < 6; ++s) {
     step(par, local_batch(global_batch(s, kGlobalBatch), rank, world), &sync);
@@ -76,6 +76,7 @@ TEST_F(DataParallel, WithoutSyncBatchNormTheRanksWeightsStayBitwiseEqualEverySte
     for (const Tensor& t : {par.data_params->theta_class(), par.data_params->theta_inst()})
       ASSERT_TRUE(bitwise_equal_across_ranks(*comm, t)) << "θ differs between ranks after step " << s + 1;
   }
+  EXPECT_GT(sync.buckets_reduced_in_backward(), 0) << "the gradient-ready hook starts bucket all-reduces in backward";
 }
 
 TEST_F(DataParallel, UnevenSplitIsWeightedByTheRanksShares) {
@@ -87,7 +88,7 @@ TEST_F(DataParallel, UnevenSplitIsWeightedByTheRanksShares) {
   const std::vector<int64_t> global = global_batch(3, 13), split = {7, 6};
   const std::vector<int64_t> mine(global.begin() + (rank == 0 ? 0 : 7), global.begin() + (rank == 0 ? 7 : 13));
   attach_sync_batchnorm(*par.model, *comm, static_cast<double>(split[rank]) / 13.0);
-  train::DataParallelSync sync(*comm, par.model->parameters(), *par.data_params);
+  train::DataParallelSync sync(*comm, par.sgd->flat(), *par.data_params);
   step(single, make_batch(global), nullptr);
   sync.set_batch_split(split);
   step(par, make_batch(mine), &sync);

@@ -93,6 +93,7 @@ TEST(Config, ResolvedTextRoundTrips) {
 }
 
 #include <filesystem>
+#include <fstream>
 
 // Every preset in configs/ must pass the schema (a renamed key must not silently break one).
 TEST(Config, PresetsValidate) {
@@ -105,4 +106,60 @@ TEST(Config, PresetsValidate) {
     ++count;
   }
   EXPECT_GE(count, 6);
+}
+
+// Issue 13: NaN passed the range checks (`v < min || v > max` is false for NaN) and the run
+// died later with "loss became nan" without naming the key; inf too.
+TEST(Config, NonFiniteNumbersAreRefusedNamingTheKey) {
+  for (const char* v : {"nan", "+nan", "-nan", "inf", "-inf"}) {
+    std::string e = error_of(std::string("[optim]\nlr = ") + v + "\n");
+    EXPECT_NE(e.find("run.toml:2"), std::string::npos) << v << ": " << e;
+    EXPECT_NE(e.find("'optim.lr'"), std::string::npos) << v << ": " << e;
+    EXPECT_NE(e.find("not a finite number"), std::string::npos) << v << ": " << e;
+    e = error_of("", {std::string("optim.lr=") + v});
+    EXPECT_NE(e.find("--set"), std::string::npos) << v << ": " << e;
+    EXPECT_NE(e.find("'optim.lr'"), std::string::npos) << v << ": " << e;
+  }
+  EXPECT_NE(error_of("[data_parameters]\ninit_inst_param = nan\n").find("data_parameters.init_inst_param"),
+            std::string::npos);
+}
+
+// Issue 13: a 50 MB value was echoed whole into the error.
+TEST(Config, HugeValuesAreNotEchoedWhole) {
+  const std::string huge(50'000'000, 'x');
+  std::string e = error_of("", {"data.dataset=" + huge});
+  EXPECT_NE(e.find("data.dataset"), std::string::npos) << e.substr(0, 300);
+  EXPECT_LT(e.size(), 2000u);
+  e = error_of("", {"optim.lr=" + huge});
+  EXPECT_NE(e.find("optim.lr"), std::string::npos) << e.substr(0, 300);
+  EXPECT_LT(e.size(), 2000u);
+}
+
+// Issue 13: a directory or an empty file given as the config read as an empty config, and
+// dp-train started the defaults (WRN-28-10, 120 epochs) into ./runs/default.
+TEST(Config, DirectoriesEmptyFilesAndConfigsWithoutDataOrModelAreRefused) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "dp-config-XXXXXX").string();
+  const std::string dir = mkdtemp(tmpl.data());
+  auto error_of_file = [](const std::string& path) -> std::string {
+    try {
+      Config::from_file(path);
+    } catch (const dp::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of_file(dir).find(dir + " is a directory"), std::string::npos) << error_of_file(dir);
+  const std::string empty = dir + "/empty.toml";
+  std::ofstream(empty) << "\n  \n";
+  EXPECT_NE(error_of_file(empty).find("is empty"), std::string::npos) << error_of_file(empty);
+  const std::string no_model = dir + "/no_model.toml";
+  std::ofstream(no_model) << "[data]\ndataset = \"synthetic\"\n[optim]\nlr = 0.1\n";
+  EXPECT_NE(error_of_file(no_model).find("has no [model] section"), std::string::npos) << error_of_file(no_model);
+  const std::string no_data = dir + "/no_data.toml";
+  std::ofstream(no_data) << "[model]\narch = \"tiny-cnn\"\n";
+  EXPECT_NE(error_of_file(no_data).find("has no [data] section"), std::string::npos) << error_of_file(no_data);
+  const std::string ok = dir + "/ok.toml";
+  std::ofstream(ok) << "[data]\ndataset = \"synthetic\"\n[model]\narch = \"tiny-cnn\"\n";
+  EXPECT_EQ(error_of_file(ok), "");
+  std::filesystem::remove_all(dir);
 }

@@ -72,3 +72,55 @@ TEST(Safetensors, DamagedFilesGiveClearErrors) {
   EXPECT_THROW(io::read_safetensors(path), Error);
   EXPECT_THROW(io::read_safetensors(path + ".absent"), Error);
 }
+
+namespace {
+
+// A safetensors file with the given JSON header and `data_bytes` zero bytes of data.
+std::string with_header(const std::string& name, const std::string& json, size_t data_bytes, uint64_t length = 0) {
+  std::string path = temp_path(name.c_str());
+  std::ofstream out(path, std::ios::binary);
+  uint64_t n = length ? length : json.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out << json << std::string(data_bytes, '\0');
+  return path;
+}
+
+// Issue 13: the reader must refuse these with a dp::Error naming the file (not accept them,
+// nor let std::length_error / nlohmann::type_error escape).
+void expect_named_error(const std::string& path, const std::string& expected = "") {
+  try {
+    io::read_safetensors(path);
+    ADD_FAILURE() << path << " accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << path << ": raw " << typeid(e).name() << ": " << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(Safetensors, OverflowingShapesAreRefused) {
+  // 2^62 * 4 elements overflow to 0, matching the 0 bytes stored.
+  expect_named_error(with_header("overflow.safetensors",
+                                 R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})", 0),
+                     "'w'");
+  expect_named_error(with_header("negative.safetensors",
+                                 R"({"w":{"dtype":"F32","shape":[-1,-4],"data_offsets":[0,16]}})", 16), "'w'");
+}
+
+TEST(Safetensors, AHugeHeaderLengthIsRefused) {
+  expect_named_error(with_header("huge.safetensors", "{}", 8, ~uint64_t{0} - 3), "header length");
+  expect_named_error(with_header("big.safetensors", "{}", 8, uint64_t{1} << 40), "header length");
+}
+
+TEST(Safetensors, WrongJsonTypesAreRefused) {
+  expect_named_error(with_header("types1.safetensors", R"({"w":{"dtype":3,"shape":[1],"data_offsets":[0,4]}})", 4), "'w'");
+  expect_named_error(with_header("types2.safetensors", R"({"w":{"dtype":"F32","shape":"x","data_offsets":[0,4]}})", 4), "'w'");
+  expect_named_error(with_header("types3.safetensors", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4), "'w'");
+  expect_named_error(with_header("types4.safetensors", R"({"w":[1,2]})", 4), "'w'");
+  expect_named_error(with_header("types5.safetensors", R"([1,2,3])", 4));
+  expect_named_error(with_header("offsets.safetensors", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})", 4), "'w'");
+  expect_named_error(temp_path("").substr(0, temp_path("").size() - 1), "not a regular file");
+}

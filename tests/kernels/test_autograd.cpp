@@ -37,6 +37,53 @@ TEST(Autograd, LeafGradientsAccumulateAcrossBackwardCalls) {
   EXPECT_FALSE(x.grad().defined());
 }
 
+// Gradient-ready hooks: each leaf is reported once, when its gradient is final, in the order
+// gradients become final, with the whole gradient already accumulated.
+TEST(Autograd, GradReadyHookReportsEachLeafOnceWhenFinal) {
+  // loss = sum(c·(b·(a·x))) + sum(a·y): a gets its second contribution last; b and c earlier.
+  // [1, 1] matrices: matmul is the product of two tensors.
+  auto scalar_leaf = [](double v) {
+    Tensor t = Tensor::from_vector(std::vector<double>{v}, {1, 1});
+    t.set_requires_grad(true);
+    return t;
+  };
+  Tensor a = scalar_leaf(2.0), b = scalar_leaf(3.0), c = scalar_leaf(5.0);
+  Tensor x = Tensor::from_vector(std::vector<double>{1.0}, {1, 1});  // no grad: never reported
+  Tensor y = Tensor::from_vector(std::vector<double>{7.0}, {1, 1});
+  Tensor h = ops::matmul(a, x);
+  Tensor h2 = ops::matmul(b, h);
+  Tensor h3 = ops::matmul(c, h2);
+  Tensor loss = ops::add(ops::sum(h3), ops::sum(ops::matmul(a, y)));
+  std::vector<std::pair<const TensorImpl*, double>> ready;
+  {
+    GradReadyHookGuard guard([&](const Tensor& t) { ready.emplace_back(t.impl(), t.grad().item()); });
+    loss.backward();
+  }
+  ASSERT_EQ(ready.size(), 3u);
+  EXPECT_EQ(ready[0].first, c.impl());  // c's only edge is the first node reached
+  EXPECT_EQ(ready[0].second, 6.0);      // b·a·x
+  EXPECT_EQ(ready[1].first, b.impl());
+  EXPECT_EQ(ready[1].second, 10.0);  // c·a·x
+  EXPECT_EQ(ready[2].first, a.impl());
+  EXPECT_EQ(ready[2].second, 22.0) << "reported after both contributions (15·x + y)";
+  // The guard is gone: no more calls.
+  ops::sum(ops::mul(a, 2.0)).backward();
+  EXPECT_EQ(ready.size(), 3u);
+}
+
+TEST(Autograd, GradReadyHooksNestAndSeeLeafRoots) {
+  Tensor a = leaf({1.0, 2.0});
+  int outer = 0, inner = 0;
+  GradReadyHookGuard g1([&](const Tensor&) { ++outer; });
+  {
+    GradReadyHookGuard g2([&](const Tensor&) { ++inner; });
+    ops::sum(ops::mul(a, 3.0)).backward();
+  }
+  a.backward(Tensor::ones({2}, DType::Float64));  // a leaf as the root
+  EXPECT_EQ(outer, 2);
+  EXPECT_EQ(inner, 1);
+}
+
 TEST(Autograd, NoGradGuardRecordsNothing) {
   Tensor x = leaf({1.0, 2.0});
   {

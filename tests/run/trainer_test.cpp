@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "engine/error.h"
 #include "kernels/ops.h"
@@ -137,6 +140,72 @@ TEST(Trainer, ResumeRefusesAnotherModel) {
   TrainerOptions resume = quiet();
   resume.resume = dir + "/checkpoint.h5";
   EXPECT_THROW(Trainer(small_config(dir, {"model.arch=wrn-10-1"}), resume), Error);
+  std::filesystem::remove_all(dir);
+}
+
+// Issue 13: --resume took a transposed momentum buffer without a word; the schema refuses it,
+// naming the file and the dataset.
+TEST(Trainer, ResumeRefusesATransposedMomentumBuffer) {
+  std::string dir = temp_dir();
+  {
+    Trainer t(small_config(dir, {"run.stop_epoch=1"}), quiet());
+    t.run();
+  }
+  std::string path = dir + "/checkpoint.h5";
+  io::TensorFile f = io::read_tensor_file(path);
+  std::string tampered;
+  for (auto& [name, t] : f.tensors)
+    if (tampered.empty() && name.rfind("optimizer/momentum/", 0) == 0 && t.dim() == 2 && t.size(0) != t.size(1)) {
+      t = Tensor::zeros({t.size(1), t.size(0)});
+      tampered = name;
+    }
+  ASSERT_FALSE(tampered.empty());
+  io::write_tensor_file_atomic(path, f);
+  TrainerOptions resume = quiet();
+  resume.resume = path;
+  try {
+    Trainer second(small_config(dir), resume);
+    FAIL() << "a transposed momentum buffer was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/" + tampered), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Issue 13: kill -9 during a checkpoint write left "*.h5.tmp.<pid>" behind forever. A new run
+// in the folder removes those of dead processes and keeps those of live ones.
+TEST(Trainer, StaleTemporariesOfDeadWritersAreRemovedAtStart) {
+  std::string dir = temp_dir();
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  waitpid(child, &status, 0);  // its pid now names no process
+  const std::string stale = dir + "/checkpoint.h5.tmp." + std::to_string(child);
+  const std::string live = dir + "/best.h5.tmp." + std::to_string(getpid());
+  const std::string other = dir + "/notes.tmp.1";
+  for (const auto& p : {stale, live, other}) std::ofstream(p) << "partial";
+  Trainer t(small_config(dir, {"run.stop_epoch=1"}), quiet());
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  EXPECT_TRUE(std::filesystem::exists(live));
+  EXPECT_TRUE(std::filesystem::exists(other));
+  std::filesystem::remove_all(dir);
+}
+
+// Issue 13: run.output under a regular file gave a raw "filesystem error" naming no key.
+TEST(Trainer, AnUnusableOutputFolderNamesTheKey) {
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/file") << "x";
+  for (const std::string& output : {dir + "/file/run", dir + "/file", std::string("/proc/dp-run")}) {
+    try {
+      Trainer t(small_config(output), quiet());
+      ADD_FAILURE() << output << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("run.output"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(output), std::string::npos) << e.what();
+    }
+  }
   std::filesystem::remove_all(dir);
 }
 

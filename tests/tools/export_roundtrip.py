@@ -50,8 +50,9 @@ def main():
         sets = ["data.dataset=synthetic", "data.synthetic_train_size=16", "data.synthetic_test_size=8",
                 "data.image_size=32", "model.arch=resnet18", "optim.batch_size=8", "run.epochs=1",
                 "run.workers=1", f"run.output={tmp}/run"]
-        config = os.path.join(tmp, "empty.toml")
-        open(config, "w").close()
+        config = os.path.join(tmp, "sections.toml")  # a config needs [data] and [model]
+        with open(config, "w") as f:
+            f.write("[data]\n[model]\n")
         cmd = [dp_train, config, "--quiet"]
         for s in sets:
             cmd += ["--set", s]

@@ -65,20 +65,22 @@ TEST(Sgd, HandComputedFirstTwoSteps) {
   EXPECT_FLOAT_EQ(w.to_float_vector()[0], 0.8266f);
 }
 
-TEST(Sgd, SkipsParametersWithoutGradient) {
+// Flat storage (train/sgd.h): a parameter without a gradient in a pass has a zero gradient and
+// still takes part in the step (PyTorch would skip it while its .grad is None).
+TEST(Sgd, ParameterWithoutGradientStepsWithZeroGradient) {
   Tensor a = Tensor::from_vector(std::vector<float>{1.0f}, {1});
   Tensor b = Tensor::from_vector(std::vector<float>{2.0f}, {1});
   a.set_requires_grad(true);
   b.set_requires_grad(true);
-  dp::train::SGD opt({a, b}, dp::train::SgdOptions{0.1, 0.9, 0.0, false});
+  dp::train::SGD opt({a, b}, dp::train::SgdOptions{0.1, 0.9, 0.5, false});
+  EXPECT_FALSE(opt.momentum_buffers()[0].defined()) << "no buffers before the first step";
   a.set_grad(Tensor::from_vector(std::vector<float>{1.0f}, {1}));
   opt.step();
-  EXPECT_EQ(b.to_float_vector()[0], 2.0f);
-  EXPECT_FALSE(opt.momentum_buffers()[1].defined());
-  b.set_grad(Tensor::from_vector(std::vector<float>{1.0f}, {1}));
-  opt.step();  // b's first step: buf ← g
+  // b: d = 0 + 0.5·2 = 1 (weight decay only); buf = 1; b = 2 − 0.1
+  EXPECT_EQ(b.to_float_vector()[0], 1.9f);
+  ASSERT_TRUE(opt.momentum_buffers()[1].defined());
   EXPECT_EQ(opt.momentum_buffers()[1].to_float_vector()[0], 1.0f);
-  EXPECT_EQ(opt.momentum_buffers()[0].to_float_vector()[0], 1.9f);
+  EXPECT_EQ(opt.momentum_buffers()[0].to_float_vector()[0], 1.5f);
 }
 
 TEST(Schedule, CifarMilestones) {

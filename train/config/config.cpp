@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
@@ -50,6 +52,12 @@ std::string nearest_key(const std::string& path) {
   return "";
 }
 
+// A value quoted in a message: a 50 MB value is not echoed whole.
+std::string shorten(const std::string& text) {
+  constexpr size_t kMax = 80;
+  return text.size() <= kMax ? text : fmt::format("{}... ({} bytes)", text.substr(0, kMax), text.size());
+}
+
 ConfigValue convert(const ConfigKey& key, const toml::node& node, const std::string& at) {
   auto fail = [&](const std::string& why) -> ConfigValue {
     DP_THROW(fmt::format("config {}: key '{}' {}", at, key.path, why),
@@ -57,6 +65,8 @@ ConfigValue convert(const ConfigKey& key, const toml::node& node, const std::str
                               : fmt::format("expected {} ({})", type_name(key.type), key.help));
   };
   auto check_range = [&](double v) {
+    // NaN compares false with everything, so it is refused first (it passed `v < min || v > max`).
+    if (!std::isfinite(v)) fail(fmt::format("= {} is not a finite number", v));
     if (v < key.min || v > key.max)
       fail(fmt::format("= {} is out of range [{}, {}]", v, key.min, key.max));
   };
@@ -81,7 +91,7 @@ ConfigValue convert(const ConfigKey& key, const toml::node& node, const std::str
       if (auto v = node.value_exact<std::string>()) {
         if (!key.choices.empty() &&
             std::find(key.choices.begin(), key.choices.end(), *v) == key.choices.end())
-          fail(fmt::format("= \"{}\" is not one of: {}", *v, fmt::join(key.choices, ", ")));
+          fail(fmt::format("= \"{}\" is not one of: {}", shorten(*v), fmt::join(key.choices, ", ")));
         return *v;
       }
       return fail(fmt::format("must be {}", type_name(key.type)));
@@ -129,12 +139,12 @@ void apply_override(const std::string& assignment, std::map<std::string, ConfigV
                     std::map<std::string, bool>& set) {
   auto eq = assignment.find('=');
   DP_CHECK(eq != std::string::npos && eq > 0,
-           fmt::format("--set '{}' is not of the form key=value", assignment),
+           fmt::format("--set '{}' is not of the form key=value", shorten(assignment)),
            "write e.g. --set optim.lr=0.05 or --set run.device=\\\"cuda\\\"");
   std::string path = assignment.substr(0, eq);
   std::string text = assignment.substr(eq + 1);
   const ConfigKey* key = find_key(path);
-  DP_CHECK(key != nullptr, fmt::format("--set: unknown key '{}'", path),
+  DP_CHECK(key != nullptr, fmt::format("--set: unknown key '{}'", shorten(path)),
            "keys are written section.key, e.g. optim.lr");
   toml::table parsed;
   try {
@@ -143,7 +153,7 @@ void apply_override(const std::string& assignment, std::map<std::string, ConfigV
     if (key->type == ConfigType::String) {
       parsed = toml::table{{"v", text}};  // bare strings need no quotes on the command line
     } else {
-      DP_THROW(fmt::format("--set {}: '{}' is not a TOML value", path, text),
+      DP_THROW(fmt::format("--set {}: '{}' is not a TOML value", path, shorten(text)),
                fmt::format("expected {}", type_name(key->type)));
     }
   }
@@ -189,11 +199,26 @@ Config Config::from_string(const std::string& text, const std::string& source_na
 }
 
 Config Config::from_file(const std::string& path, const std::vector<std::string>& overrides) {
+  // A directory or an empty file used to read as an empty config: the defaults (WRN-28-10,
+  // 120 epochs) started training into ./runs/default.
+  std::error_code ec;
+  DP_CHECK(!std::filesystem::is_directory(path, ec), "the config " + path + " is a directory, not a file",
+           "give a .toml file, e.g. configs/quickstart.toml");
   std::ifstream in(path);
   DP_CHECK(in.good(), "cannot read the config file " + path, "check the path");
   std::stringstream ss;
   ss << in.rdbuf();
-  return from_string(ss.str(), path, overrides);
+  const std::string text = ss.str();
+  DP_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, "the config file " + path + " is empty",
+           "a config needs at least a [data] and a [model] section (see configs/quickstart.toml)");
+  Config config = from_string(text, path, overrides);  // syntax, keys, types and ranges first
+  const toml::table table = toml::parse(text, path);
+  for (const char* section : {"data", "model"})
+    DP_CHECK(table.contains(section) && table.get(section)->is_table(),
+             fmt::format("config {}: has no [{}] section", path, section),
+             "a run's config names its dataset ([data] dataset, path) and its net ([model] arch); "
+             "see configs/quickstart.toml");
+  return config;
 }
 
 const ConfigValue& Config::value(const std::string& path, ConfigType type) const {

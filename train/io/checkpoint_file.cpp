@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <hdf5.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <exception>
 #include <filesystem>
 
@@ -28,6 +31,10 @@ struct H5Id {
   operator hid_t() const { return id; }
 };
 
+const char* kDamagedHint =
+    "the file was changed or cut short after dp-engine wrote it: use an earlier copy (best.h5 or "
+    "a backup), or rerun from the last good checkpoint";
+
 void h5_check(bool ok, const std::string& what, const std::string& path) {
   DP_CHECK(ok, fmt::format("HDF5: {} failed for {}", what, path),
            "check the file is a dp-engine checkpoint, not truncated, and the disk is not full");
@@ -46,7 +53,7 @@ hid_t h5_type(DType t) {
   DP_THROW(fmt::format("cannot store {} tensors in HDF5", dtype_name(t)), "convert to float32");
 }
 
-DType dtype_from_h5(hid_t type, const std::string& name) {
+DType dtype_from_h5(hid_t type, const std::string& name, const std::string& path) {
   H5T_class_t cls = H5Tget_class(type);
   size_t size = H5Tget_size(type);
   if (cls == H5T_FLOAT && size == 4) return DType::Float32;
@@ -54,7 +61,7 @@ DType dtype_from_h5(hid_t type, const std::string& name) {
   if (cls == H5T_INTEGER && size == 8) return DType::Int64;
   if (cls == H5T_INTEGER && size == 4) return DType::Int32;
   if (cls == H5T_INTEGER && size == 1) return DType::UInt8;
-  DP_THROW(fmt::format("dataset {} has an unsupported HDF5 type", name),
+  DP_THROW(fmt::format("{}: dataset /{} has an unsupported HDF5 type", path, name),
            "dp-engine stores float32/float64/int32/int64/uint8 tensors");
 }
 
@@ -93,6 +100,29 @@ void write_attr_number(hid_t obj, const std::string& key, T value, hid_t type, c
   h5_check(attr >= 0 && H5Awrite(attr, type, &value) >= 0, "writing attribute " + key, path);
 }
 
+// Root attributes kept compact (in the object header, under its checksum) up to this many.
+constexpr unsigned kMaxCompactAttributes = 64;
+// Chunks of at most this many bytes along the first dimension: Fletcher-32 works per chunk.
+constexpr size_t kChunkBytes = size_t{1} << 20;
+
+// Chunked layout with Fletcher-32 for datasets with elements; rank-0 and empty datasets are
+// compact (their data sits in the checksummed object header).
+hid_t checksummed_layout(const std::vector<hsize_t>& dims, size_t element_bytes) {
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  size_t count = 1;
+  for (hsize_t d : dims) count *= static_cast<size_t>(d);
+  if (dims.empty() || count == 0) {
+    H5Pset_layout(dcpl, H5D_COMPACT);
+    return dcpl;
+  }
+  std::vector<hsize_t> chunk = dims;
+  const size_t row_bytes = count / static_cast<size_t>(dims[0]) * element_bytes;
+  chunk[0] = std::clamp<hsize_t>(kChunkBytes / std::max<size_t>(row_bytes, 1), 1, dims[0]);
+  H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
+  H5Pset_fletcher32(dcpl);
+  return dcpl;
+}
+
 void fsync_path(const std::string& p, bool directory) {
   int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
   if (fd < 0) return;
@@ -114,12 +144,32 @@ void read_dataset(hid_t root, const char* name, ReadContext* ctx) {
   std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
   if (rank > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   H5Id type(H5Dget_type(ds), H5Tclose);
-  DType dtype = dtype_from_h5(type, name);
+  DType dtype = dtype_from_h5(type, name, ctx->path);
+  // The shape must describe data that is actually in the file: a damaged header could claim
+  // 2^62 elements (an overflowing size, then a huge allocation).
+  size_t bytes = dtype_size(dtype);
+  for (hsize_t d : dims)
+    DP_CHECK(!__builtin_mul_overflow(bytes, static_cast<size_t>(d), &bytes),
+             fmt::format("{}: dataset /{} claims a size that overflows", ctx->path, name), kDamagedHint);
+  H5Id dcpl(H5Dget_create_plist(ds), H5Pclose);
+  const int filters = H5Pget_nfilters(dcpl);
+  unsigned flags = 0;
+  size_t nelem = 0;
+  const bool checksummed =
+      H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nelem, nullptr, 0, nullptr, nullptr) >= 0;
+  if (filters == (checksummed ? 1 : 0))  // stored uncompressed: the file must hold every byte
+    DP_CHECK(H5Dget_storage_size(ds) >= bytes,
+             fmt::format("{}: dataset /{} {} needs {} bytes but the file holds {}", ctx->path, name, shape_str(Shape(dims.begin(), dims.end())),
+                         bytes, static_cast<unsigned long long>(H5Dget_storage_size(ds))),
+             kDamagedHint);
   Shape shape(dims.begin(), dims.end());
   Tensor t = Tensor::empty(shape, dtype);
   if (t.numel() > 0)
-    h5_check(H5Dread(ds, h5_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
-             std::string("reading dataset ") + name, ctx->path);
+    DP_CHECK(H5Dread(ds, h5_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
+             fmt::format("{}: dataset /{} is damaged: {}", ctx->path, name,
+                         checksummed ? "its Fletcher-32 checksum does not match its data"
+                                     : "HDF5 cannot read its data"),
+             kDamagedHint);
   ctx->out->tensors.emplace_back(name, t);
 }
 
@@ -188,7 +238,14 @@ void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
   if (target.has_parent_path()) fsys::create_directories(target.parent_path());
   std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   {
-    H5Id f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    // Integrity: the 1.10 file format checksums all metadata (superblock, object headers with
+    // their compact attributes and links, chunk indices), and every dataset gets HDF5's
+    // Fletcher-32 filter, which H5Dread verifies. Readers need HDF5 >= 1.10 (h5py has it).
+    H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+    H5Pset_attr_phase_change(fcpl, kMaxCompactAttributes, 0);  // root attributes stay in its checksummed header
+    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST);
+    H5Id f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, fapl), H5Fclose);
     h5_check(f >= 0, "creating the file", tmp);
     for (const auto& [name, tensor] : file.tensors) {
       Tensor t = ops::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
@@ -200,9 +257,8 @@ void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
       H5Id space(dims.empty() ? H5Screate(H5S_SCALAR)
                               : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                  H5Sclose);
-      H5Id ds(H5Dcreate2(g, leaf.c_str(), h5_type(t.dtype()), space, H5P_DEFAULT, H5P_DEFAULT,
-                         H5P_DEFAULT),
-              H5Dclose);
+      H5Id dcpl(checksummed_layout(dims, dtype_size(t.dtype())), H5Pclose);
+      H5Id ds(H5Dcreate2(g, leaf.c_str(), h5_type(t.dtype()), space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose);
       h5_check(ds >= 0, "creating dataset " + name, tmp);
       if (t.numel() > 0)
         h5_check(H5Dwrite(ds, h5_type(t.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
@@ -222,6 +278,26 @@ void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
   fsync_path(target.has_parent_path() ? target.parent_path().string() : ".", true);
 }
 
+int remove_stale_temporaries(const std::string& folder) {
+  namespace fsys = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  for (fsys::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t tag = name.rfind(".h5.tmp.");
+    if (tag == std::string::npos) continue;
+    const std::string digits = name.substr(tag + 8);
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    // kill(pid, 0) probes without signalling; ESRCH: no such process (EPERM: alive, not ours).
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      if (fsys::remove(it->path(), rm)) ++removed;
+    }
+  }
+  return removed;
+}
+
 TensorFile read_tensor_file(const std::string& path) {
   DP_CHECK(std::filesystem::exists(path), "no such file: " + path, "check the path");
   H5E_auto2_t old_func;
@@ -230,7 +306,10 @@ TensorFile read_tensor_file(const std::string& path) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages instead of HDF5's stack dump
   TensorFile out;
   try {
-    H5Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    // Strong close: objects HDF5 leaves open while failing on a damaged file go with it.
+    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    H5Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
     h5_check(f >= 0, "opening", path);
     ReadContext ctx{&out, path, nullptr};
     herr_t listed = H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_object, &ctx);
@@ -242,6 +321,7 @@ TensorFile read_tensor_file(const std::string& path) {
     if (ctx.error) std::rethrow_exception(ctx.error);
     h5_check(attrs >= 0, "reading attributes", path);
   } catch (...) {
+    H5Eclear2(H5E_DEFAULT);  // the failed calls' error stack holds identifiers until cleared
     H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
     throw;
   }

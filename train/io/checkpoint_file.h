@@ -25,6 +25,10 @@ struct TensorFile {
 };
 
 void write_tensor_file_atomic(const std::string& path, const TensorFile& file);
+
+// Removes the "<name>.h5.tmp.<pid>" files in `folder` whose writer process no longer exists
+// (left by a kill -9 during a write); returns how many. Files of live processes stay.
+int remove_stale_temporaries(const std::string& folder);
 TensorFile read_tensor_file(const std::string& path);
 
 // Copies `src` into `dst` after checking name, shape and dtype, with a readable message

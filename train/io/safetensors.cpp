@@ -15,6 +15,9 @@ namespace dp::io {
 
 namespace {
 
+// The safetensors format's own limit on the JSON header.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
 const char* st_dtype(DType t) {
   switch (t) {
     case DType::Float32: return "F32";
@@ -79,12 +82,16 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 }
 
 std::vector<std::pair<std::string, Tensor>> read_safetensors(const std::string& path) {
+  std::error_code ec;
+  DP_CHECK(std::filesystem::is_regular_file(path, ec), "cannot read " + path + " (not a regular file)", "check the path");
   std::ifstream in(path, std::ios::binary);
-  DP_CHECK(in.good(), "cannot read " + path, "check the path");
-  auto file_size = std::filesystem::file_size(path);
+  DP_CHECK(in.good(), "cannot read " + path, "check the path and its permissions");
+  const uint64_t file_size = std::filesystem::file_size(path);
   uint64_t n = 0;
   in.read(reinterpret_cast<char*>(&n), 8);
-  DP_CHECK(in.good() && n + 8 <= file_size, path + " is not a safetensors file (bad header length)",
+  // n comes from the file: compared without arithmetic that could wrap (n near 2^64).
+  DP_CHECK(in.good() && file_size >= 8 && n <= file_size - 8 && n <= kMaxHeaderBytes,
+           fmt::format("{} is not a safetensors file (header length {} for a file of {} bytes)", path, n, file_size),
            "export the weights with safetensors.torch.save_file");
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
@@ -95,18 +102,30 @@ std::vector<std::pair<std::string, Tensor>> read_safetensors(const std::string& 
     DP_THROW(fmt::format("{}: the safetensors header is not valid JSON ({})", path, e.what()),
              "the file is damaged or not a safetensors file");
   }
+  DP_CHECK(header.is_object(), fmt::format("{}: the safetensors header is not a JSON object", path),
+           "the file is damaged or not a safetensors file");
   struct Entry { std::string name, dtype; Shape shape; uint64_t begin, end; };
   std::vector<Entry> entries;
   for (auto& [name, v] : header.items()) {
     if (name == "__metadata__") continue;
-    entries.push_back({name, v.at("dtype").get<std::string>(), v.at("shape").get<Shape>(),
-                       v.at("data_offsets")[0].get<uint64_t>(), v.at("data_offsets")[1].get<uint64_t>()});
+    try {
+      entries.push_back({name, v.at("dtype").get<std::string>(), v.at("shape").get<Shape>(),
+                         v.at("data_offsets").at(0).get<uint64_t>(), v.at("data_offsets").at(1).get<uint64_t>()});
+    } catch (const nlohmann::json::exception& e) {
+      DP_THROW(fmt::format("{}: the header entry of tensor '{}' is malformed ({})", path, name, e.what()),
+               "each tensor needs {\"dtype\": string, \"shape\": [integers], \"data_offsets\": [begin, end]}");
+    }
+    int64_t count = 1;
+    for (int64_t d : entries.back().shape)
+      DP_CHECK(d >= 0 && !__builtin_mul_overflow(count, d, &count) && count <= (int64_t{1} << 40),
+               fmt::format("{}: tensor '{}' has an impossible shape {}", path, name, shape_str(entries.back().shape)),
+               "the file is damaged");
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
   const uint64_t base = 8 + n;
   std::vector<std::pair<std::string, Tensor>> out;
   for (const Entry& e : entries) {
-    DP_CHECK(e.end >= e.begin && base + e.end <= file_size,
+    DP_CHECK(e.end >= e.begin && e.end <= file_size - base,
              fmt::format("{}: tensor '{}' lies outside the file", path, e.name), "the file is truncated");
     std::vector<char> raw(e.end - e.begin);
     in.seekg(static_cast<std::streamoff>(base + e.begin));

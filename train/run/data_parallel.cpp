@@ -11,38 +11,36 @@
 
 namespace dp::train {
 
-DataParallelSync::DataParallelSync(dist::Communicator& comm, std::vector<Tensor> params,
-                                   const DataParameters& data_params, DataParallelOptions options)
-    : comm_(comm), params_(std::move(params)), data_params_(data_params), options_(options) {
-  DP_CHECK(!params_.empty(), "DataParallelSync: the model has no parameters", "pass the model's parameters");
-  const Device device = params_.front().device();
+DataParallelSync::DataParallelSync(dist::Communicator& comm, FlatParameters& flat, const DataParameters& data_params,
+                                   DataParallelOptions options)
+    : comm_(comm), flat_(flat), data_params_(data_params), options_(options) {
+  DP_CHECK(flat_.size() > 0, "DataParallelSync: the model has no parameters", "pass the optimiser's flat storage");
+  const Device device = flat_.grads().device();
   DP_CHECK(device == comm_.device(),
-           fmt::format("DataParallelSync: parameters on {} but the {} communicator takes {} tensors", device.str(),
+           fmt::format("DataParallelSync: gradients on {} but the {} communicator takes {} tensors", device.str(),
                        comm_.backend(), comm_.device().str()),
            "make the communicator for the model's device");
-  // Reverse registration order: the output layers' gradients are final first in backward.
+  // Reverse registration order: the output layers' gradients are final first in backward. Each
+  // bucket is the range from its first (lowest) parameter's offset to the end of its last one.
+  int64_t end = flat_.total();
   Bucket current;
-  int64_t current_elems = 0;
-  auto close = [&] {
-    if (current.params.empty()) return;
-    current.flat = Tensor::zeros({current_elems}, DType::Float32, device);
-    buckets_.push_back(std::move(current));
-    current = Bucket();
-    current_elems = 0;
-  };
-  for (size_t k = params_.size(); k-- > 0;) {
-    const Tensor& p = params_[k];
-    DP_CHECK(p.dtype() == DType::Float32 && p.device() == device,
-             fmt::format("DataParallelSync: parameter {} is {}", k, p.str()),
-             "data-parallel training keeps float32 master weights on one device");
-    if (current_elems > 0 && (current_elems + p.numel()) * 4 > options_.bucket_bytes) close();
-    current.params.push_back(k);
-    current.offsets.push_back(current_elems);
-    current_elems += p.numel();
-    bucket_of_[p.impl()] = buckets_.size();
+  for (size_t k = flat_.size(); k-- > 0;) {
+    const int64_t begin = flat_.offset(k);
+    if (current.params > 0 && (end - begin) * 4 > options_.bucket_bytes) {
+      current.length = end - current.begin;
+      end = current.begin;
+      buckets_.push_back(current);
+      current = Bucket();
+    }
+    current.begin = begin;
+    ++current.params;
+    bucket_of_[flat_.params()[k].impl()] = buckets_.size();
   }
-  close();
-  for (Bucket& b : buckets_) b.pending = static_cast<int64_t>(b.params.size());
+  if (current.params > 0) {
+    current.length = end - current.begin;
+    buckets_.push_back(current);
+  }
+  for (Bucket& bk : buckets_) bk.pending = bk.params;
 }
 
 void DataParallelSync::set_batch_split(std::vector<int64_t> rows_per_rank) {
@@ -67,7 +65,7 @@ double DataParallelSync::local_weight(int64_t local_rows) const {
 }
 
 void DataParallelSync::before_backward() {
-  for (Bucket& b : buckets_) b.pending = static_cast<int64_t>(b.params.size());
+  for (Bucket& b : buckets_) b.pending = b.params;
   next_bucket_ = 0;
   in_backward_ = true;
   exchange_calls_ = 0;
@@ -89,25 +87,14 @@ void DataParallelSync::reduce_next_ready_buckets() {
 void DataParallelSync::reduce(Bucket& b) {
   NoGradGuard no_grad;
   // Rank r's loss is its local mean: weight it by b_r / B (an even split is a plain average).
-  const bool even = even_split();
-  const double alpha = even ? 1.0 : local_weight(split_[comm_.rank()]);
-  ops::fill_(b.flat, 0.0);
-  for (size_t j = 0; j < b.params.size(); ++j) {
-    const Tensor& p = params_[b.params[j]];
-    const Tensor& g = p.grad();
-    if (!g.defined()) continue;  // unused this step: contributes zeros (and gets the others' average)
-    DP_CHECK(g.memory_format() == MemoryFormat::Contiguous,
-             fmt::format("DataParallelSync: gradient {} is not contiguous", g.str()),
-             "keep parameters and their gradients in the contiguous format");
-    Tensor slice = b.flat.narrow0(b.offsets[j], p.numel()).view(p.shape());
-    ops::add_(slice, g, alpha);
+  Tensor range = flat_.grads().narrow0(b.begin, b.length);
+  if (even_split()) {
+    comm_.all_reduce(range, dist::ReduceOp::Avg);
+    return;
   }
-  comm_.all_reduce(b.flat, even ? dist::ReduceOp::Avg : dist::ReduceOp::Sum);
-  // Each .grad becomes its slice of the reduced buffer: no copy back.
-  for (size_t j = 0; j < b.params.size(); ++j) {
-    Tensor p = params_[b.params[j]];
-    p.set_grad(b.flat.narrow0(b.offsets[j], p.numel()).view(p.shape()));
-  }
+  const double alpha = local_weight(split_[comm_.rank()]);
+  ops::add_(range, ops::mul(range, alpha - 1.0), 1.0);  // range ← alpha·range, on the stream
+  comm_.all_reduce(range, dist::ReduceOp::Sum);
 }
 
 void DataParallelSync::finish_gradients() {

@@ -1,12 +1,12 @@
 // The data-parallel part of a training step (StepSync, train/run/step_sync.h): N ranks together
 // compute what one process computes on the global batch.
 //
-// Model gradients: the parameters are grouped into buckets (reverse registration order, about
-// what backward produces first; bucket_bytes each). As the autograd hook reports a bucket's last
-// gradient final, the bucket's gradients are packed into one flat buffer and all-reduced at once
-// (on CUDA the NCCL stream runs it while backward continues), and each parameter's .grad becomes
-// its slice of the averaged buffer. Buckets are reduced strictly in bucket order, so every rank
-// issues the same collectives in the same order whatever order its hooks fire in.
+// Model gradients live in the optimiser's flat gradient buffer (train/flat_parameters.h). The
+// parameters are grouped into buckets (reverse registration order, about what backward produces
+// first; bucket_bytes each), each a contiguous range of that buffer. As the autograd hook reports
+// a bucket's last gradient final, the range is all-reduced in place (on CUDA the NCCL stream runs
+// it while backward continues): no copies. Buckets are reduced strictly in bucket order, so every
+// rank issues the same collectives in the same order whatever order its hooks fire in.
 //
 // Scaling: each rank's loss is the mean over its local batch, the single process's the mean over
 // the global batch; rank r's gradients are weighted by b_r / B (b_r its rows, B the global batch's),
@@ -24,6 +24,7 @@
 
 #include "engine/dist/communicator.h"
 #include "train/data_parameters.h"
+#include "train/flat_parameters.h"
 #include "train/run/step_sync.h"
 
 namespace dp::train {
@@ -34,8 +35,8 @@ struct DataParallelOptions {
 
 class DataParallelSync final : public StepSync {
  public:
-  // comm: for tensors on the parameters' device; params: the model's (what SGD updates).
-  DataParallelSync(dist::Communicator& comm, std::vector<Tensor> params, const DataParameters& data_params,
+  // comm: for tensors on the parameters' device; flat: the model optimiser's storage (SGD::flat()).
+  DataParallelSync(dist::Communicator& comm, FlatParameters& flat, const DataParameters& data_params,
                    DataParallelOptions options = {});
 
   // Rows of the coming step's global batch taken by each rank (data::Loader::batch_split). Not
@@ -53,10 +54,9 @@ class DataParallelSync final : public StepSync {
 
  private:
   struct Bucket {
-    std::vector<size_t> params;  // indices into params_
-    std::vector<int64_t> offsets;  // element offset of each in `flat`
-    Tensor flat;
-    int64_t pending = 0;
+    int64_t begin = 0, length = 0;  // range of the flat gradient buffer
+    int64_t params = 0;             // parameters in it
+    int64_t pending = 0;            // of which not yet reported final
   };
   void reduce_next_ready_buckets();
   void reduce(Bucket& b);
@@ -64,7 +64,7 @@ class DataParallelSync final : public StepSync {
   bool even_split() const;
 
   dist::Communicator& comm_;
-  std::vector<Tensor> params_;
+  FlatParameters& flat_;
   const DataParameters& data_params_;
   DataParallelOptions options_;
   std::vector<Bucket> buckets_;

@@ -21,12 +21,12 @@ void DistributedRun::check_batch_size(int64_t batch_size, const dist::ProcessGro
                        group.world_size, (batch_size / group.world_size + 1) * group.world_size));
 }
 
-DistributedRun::DistributedRun(nn::Module& model, const DataParameters& data_params, Device device,
-                               bool sync_batchnorm, double timeout_s)
+DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, const DataParameters& data_params,
+                               Device device, bool sync_batchnorm, double timeout_s)
     : group_(dist::process_group()), model_(model) {
   device_comm_ = dist::make_communicator(device, timeout_s);
   host_comm_ = device.is_cpu() ? nullptr : dist::make_communicator(Device::cpu(), timeout_s);
-  sync_ = std::make_unique<DataParallelSync>(*device_comm_, model.parameters(), data_params);
+  sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat, data_params);
   if (sync_batchnorm) {
     bn_sync_ = std::make_shared<ops::BatchNormSync>();
     dist::Communicator& host = host_comm_ ? *host_comm_ : *device_comm_;

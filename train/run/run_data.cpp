@@ -65,6 +65,13 @@ std::shared_ptr<const data::Dataset> make_split(const std::string& kind, const s
                       : data::imagenet_val_transform(image_size * 256 / 224, image_size);
     data::ImageFolderOptions o;
     o.root = split;
+    // The validation split's labels index the training split's classes (its own sorted list
+    // would shift every label after a missing class).
+    const std::string train_split = (fs::path(path) / "train").string();
+    if (!train && fs::is_directory(train_split)) {
+      o.class_order = data::class_folder_names(train_split);
+      o.subset_of_classes = true;
+    }
     return std::make_shared<data::ImageFolderDataset>(o);
   }
   DP_THROW(fmt::format("config: unknown data.dataset \"{}\"", kind),
@@ -113,7 +120,7 @@ RunData make_run_data(const Config& c) {
              "config: data.noise = \"file\" needs data.noise_file and data.noise_column",
              "e.g. noise_file = \"../shared/data/cifar10n-labels.csv\", noise_column = \"worse_label\"");
     r.noise = data::file_label_noise(labels, c.get_string("data.noise_file"), c.get_string("data.noise_column"),
-                                     c.get_string("data.noise_index_column"));
+                                     c.get_string("data.noise_index_column"), r.num_classes);
   }
   r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
   return r;

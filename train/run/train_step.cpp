@@ -35,7 +35,7 @@ TrainStep::TrainStep(nn::Module& model, SGD& sgd, DataParameters& data_params, T
 TrainStep::~TrainStep() = default;
 
 void TrainStep::compute(const BatchTensors& b) {
-  model_.zero_grad();
+  sgd_.zero_grad();  // one fill of the flat gradient buffer
   Tensor logits;
   {
     AutocastGuard autocast(options_.autocast);
@@ -43,8 +43,13 @@ void TrainStep::compute(const BatchTensors& b) {
   }
   if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);  // loss in float32
   DataParamCeOutput out = data_params_.loss(logits, b.labels, b.indices);
-  if (sync_) sync_->before_backward();
-  out.loss.backward();
+  if (sync_) {
+    sync_->before_backward();
+    GradReadyHookGuard hook([this](const Tensor& leaf) { sync_->grad_ready(leaf); });
+    out.loss.backward();
+  } else {
+    out.loss.backward();
+  }
   if (sync_) sync_->finish_gradients();
   sgd_.step();
   if (sync_)
@@ -113,7 +118,8 @@ void TrainStep::run(const BatchTensors& b, double lr) {
 
 void TrainStep::note_replayed_step() {
   model_.note_replayed_training_step();
-  for (Tensor p : sgd_.params()) p.bump_version();  // shares the parameter's version counter
+  // The parameters are views of one flat buffer, whose storage carries their shared version.
+  if (!sgd_.params().empty()) Tensor(sgd_.params().front()).bump_version();
   data_params_.note_replayed_step();
 }
 

@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "engine/error.h"
 #include "nets/registry.h"
+#include "train/io/checkpoint_file.h"
 #include "train/io/event_writer.h"
 #include "train/io/safetensors.h"
 #include "train/run/distributed.h"
@@ -103,13 +104,19 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   inst_history_.edges = class_history_.edges = sigma_history_edges();
 
   output_ = rc_.output;
-  std::filesystem::create_directories(output_);
+  std::error_code made;
+  std::filesystem::create_directories(output_, made);
+  DP_CHECK(!made && std::filesystem::is_directory(output_),
+           fmt::format("config: run.output = \"{}\" cannot be used as the run's folder: {}", output_,
+                       made ? made.message() : "it is not a directory"),
+           "set run.output to a writable folder (not under a regular file, nor in /proc or /sys)");
+  io::remove_stale_temporaries(output_);  // checkpoints half-written by killed runs
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
   // Every rank loads the same checkpoint (the state of a run is global: any world size resumes it).
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
   if (group.distributed())
-    dist_ = std::make_unique<DistributedRun>(*model_, *data_params_, device_, rc_.sync_batchnorm, rc_.dist_timeout_s);
+    dist_ = std::make_unique<DistributedRun>(*model_, sgd_->flat(), *data_params_, device_, rc_.sync_batchnorm, rc_.dist_timeout_s);
   TrainStepOptions so;
   so.autocast = rc_.autocast;
   so.cuda_graphs = rc_.cuda_graphs;

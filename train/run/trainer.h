@@ -21,7 +21,7 @@
 
 namespace dp::io {
 class EventWriter;
-struct TensorFile;
+struct Checkpoint;
 }
 
 namespace dp::train {
@@ -99,7 +99,7 @@ class Trainer {
   inspect::SigmaHistory inst_history_, class_history_;
 };
 
-// The resolved config stored in a checkpoint (for dp-eval and dp-inspect); `path` names it in errors.
-Config config_from_checkpoint(const io::TensorFile& file, const std::string& path);
+// The resolved config stored in a checkpoint (for dp-eval and dp-inspect).
+Config config_from_checkpoint(const io::Checkpoint& checkpoint);
 
 }  // namespace dp::train

@@ -1,0 +1,47 @@
+// A small valid checkpoint (tiny-cnn, 10 classes, 6 training samples, both θ, momentum and a
+// σ history) for tests that tamper with one part of it.
+#pragma once
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "nets/registry.h"
+#include "train/io/checkpoint_schema.h"
+
+namespace dp::fixture {
+
+inline std::string temp_dir(const char* stem) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (std::string(stem) + "-XXXXXX")).string();
+  return mkdtemp(tmpl.data());
+}
+
+inline io::Checkpoint small_checkpoint() {
+  io::Checkpoint c;
+  c.arch = "tiny-cnn";
+  c.num_classes = 10;
+  c.epoch = 2;
+  c.global_step = 7;
+  c.seed = 3;
+  c.best_val_top1 = 41.5;
+  c.config = "[model]\narch = \"tiny-cnn\"\n";
+  nn::ModulePtr net = nets::make_net(c.arch, c.num_classes, 11);
+  c.model = net->state_dict().clone();
+  for (const auto& [name, p] : net->named_parameters()) c.momentum.emplace_back(name, p.clone());
+  data::NoiseMap n;
+  n.protocol = "symmetric";
+  n.label = {0, 1, 2, 3, 9, 5};
+  n.original_label = {0, 1, 2, 3, 4, 5};
+  n.is_corrupted = {0, 0, 0, 0, 1, 0};
+  n.image_source = {0, 1, 2, 3, 4, 5};
+  c.noise = n;
+  c.theta_class = {Tensor::from_vector(std::vector<float>(10, 0.25f), {10}),
+                   Tensor::from_vector(std::vector<float>(10, 0.01f), {10}), 5};
+  c.theta_inst = {Tensor::from_vector(std::vector<float>{0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f}, {6}),
+                  Tensor::from_vector(std::vector<float>(6, 0.02f), {6}), 6};
+  c.inst_history.edges = c.class_history.edges = {0.1, 1.0, 10.0};
+  c.inst_history.counts = {{2, 4}, {1, 5}};
+  c.class_history.counts = {{10, 0}, {9, 1}};
+  return c;
+}
+
+}  // namespace dp::fixture

@@ -1,0 +1,78 @@
+// The one place that knows a dp-train checkpoint's layout (format_version 1), an HDF5 file of
+// named tensors (train/io/checkpoint_file.h) laid out for h5py users:
+//   /model/<name>                       parameters and buffers, torchvision/reference names
+//   /optimizer/momentum/<name>          SGD momentum buffers (absent before a parameter's first step)
+//   /data_parameters/theta_class        log-space θ [num_classes] and theta_class_momentum, when learnt
+//   /data_parameters/theta_inst         log-space θ [training-set size] and theta_inst_momentum, when learnt
+//   /noise/{label,original_label,is_corrupted,image_source}   the training set's noise map
+//   /history/{sigma_edges,sigma_inst_counts,sigma_class_counts}  σ histograms per epoch
+//   attributes: format_version, epoch (completed), global_step, seed, class_param_steps,
+//               inst_param_steps, best_val_top1, arch, num_classes, noise_protocol, config, rng
+// The trainer (train/run/run_checkpoint.cpp) writes and resumes through it and every tool reads
+// through it, so every reader gets the same checks: each dataset's name, shape and dtype against
+// what the arch and num_classes imply (the net is built and its state dict compared), momentum
+// buffers against their parameter, θ and noise lengths against num_classes and the training set.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/label_noise.h"
+#include "layers/module.h"
+#include "train/inspect/heatmap.h"
+#include "train/io/checkpoint_file.h"
+
+namespace dp::io {
+
+inline constexpr int64_t kCheckpointFormatVersion = 1;
+
+// A learnt data-parameter vector with its SparseSGD state.
+struct ThetaState {
+  Tensor theta;     // log-space θ
+  Tensor momentum;  // same shape
+  int64_t steps = 0;
+  bool defined() const { return theta.defined(); }
+};
+
+struct Checkpoint {
+  std::string path;  // the file it was read from ("" when built in memory); errors name it
+
+  // ---- attributes ----
+  int64_t epoch = 0;        // epochs completed
+  int64_t global_step = 0;  // iterations completed
+  int64_t seed = 0;
+  int64_t num_classes = 0;
+  double best_val_top1 = -1.0;
+  std::string arch, noise_protocol = "none", config, rng;
+
+  // ---- tensors ----
+  nn::StateDict model;                                    // parameters and buffers by name
+  std::vector<std::pair<std::string, Tensor>> momentum;   // parameter name -> SGD momentum buffer
+  ThetaState theta_class, theta_inst;                     // undefined when not learnt
+  std::optional<data::NoiseMap> noise;                    // the training set's noise map
+  inspect::SigmaHistory inst_history, class_history;      // σ histograms per epoch (shared edges)
+
+  const Tensor* find_momentum(const std::string& parameter) const;
+  // The training-set size the checkpoint implies (its noise map), or -1 when it has none.
+  int64_t train_size() const { return noise ? noise->size() : -1; }
+};
+
+// Reads `path` and validates it (see the top of this file). `reference` is the net to compare
+// the model and momentum datasets with; by default nets::make_net(arch, num_classes) is built.
+// Every error names the file and the dataset or attribute and says what to do.
+Checkpoint read_checkpoint(const std::string& path, const nn::Module* reference = nullptr);
+
+// The same validation for a file already read (what read_checkpoint does after reading).
+Checkpoint decode_checkpoint(const TensorFile& file, const std::string& path,
+                             const nn::Module* reference = nullptr);
+
+// The layout of `checkpoint` as named tensors and attributes, and its atomic write.
+TensorFile encode_checkpoint(const Checkpoint& checkpoint);
+void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
+
+// The checkpoint's net (make_net(arch, num_classes)) with its model tensors loaded.
+nn::ModulePtr make_checkpoint_model(const Checkpoint& checkpoint);
+
+}  // namespace dp::io
