@@ -68,6 +68,11 @@ const std::vector<ConfigKey>& config_schema() {
       {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
       {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},
       {"run.eval_batch_size", T::Int, int64_t{100}, 1, 1 << 20, {}, ""},
+      // ---- data-parallel runs (mpirun / srun; engine/dist, train/run/distributed.h) ----
+      {"run.sync_batchnorm", T::Bool, false, 0, 0, {},
+       "BN statistics over the global batch (all ranks); false: per-rank statistics, as PyTorch DDP"},
+      {"run.dist_timeout_s", T::Float, 300.0, 1.0, 1e6, {},
+       "a collective still waiting after this long ends the job, naming the rank"},
   };
   return schema;
 }
