@@ -29,7 +29,9 @@ TRAIN_PER_CLASS=${KIT_TRAIN_PER_CLASS:-3500}
 
 if [[ ! -f $BUILD/build.ninja ]]; then
   [[ -n ${CXX:-} ]] || ! command -v ccache >/dev/null || export CC="ccache gcc" CXX="ccache g++"
-  meson setup "$BUILD" -Dcuda=enabled -Dgpu_kit=true -Dgpu_arch="$ARCH" -Dbuildtype=release
+  # -Dmpi=disabled: Open MPI loads its components at run time from its own prefix, which the kit
+  # does not carry; the one-GPU device needs no launcher.
+  meson setup "$BUILD" -Dcuda=enabled -Dgpu_kit=true -Dmpi=disabled -Dgpu_arch="$ARCH" -Dbuildtype=release
 fi
 ninja -C "$BUILD"
 
