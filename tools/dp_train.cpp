@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "engine/dist/process_group.h"
 #include "engine/error.h"
 #include "train/run/trainer.h"
 #include "tools/tool_common.h"
@@ -27,25 +28,27 @@ int main(int argc, char** argv) {
     options.quiet = quiet;
     options.overwrite = overwrite;
     dp::train::Trainer trainer(config, options);
-    if (!trainer.replaced_run().empty())
-      std::printf("dp-train: the earlier run in %s was moved aside to %s\n", trainer.output().c_str(),
-                  trainer.replaced_run().c_str());
-    if (!resume.empty())
-      std::printf("dp-train: resumed from %s after epoch %lld (global step %lld)\n", resume.c_str(),
-                  static_cast<long long>(trainer.epochs_done()), static_cast<long long>(trainer.global_step()));
-    // On the CPU "tf32" is plain float32 (TF32 is a tensor-core format): say so instead of accepting it silently.
-    const std::string precision = config.get_string("run.precision");
-    const bool cpu = config.get_string("run.device") == "cpu";
-    const std::string shown = cpu && precision == "tf32" ? "fp32" : precision;
-    if (cpu && precision == "tf32" && config.was_set("run.precision"))
-      std::printf("dp-train: note: run.precision = \"tf32\" means fp32 on the CPU (TF32 is a GPU tensor-core mode)\n");
-    std::printf("dp-train: %s on %s (%s), %lld training samples (%lld corrupted), %lld classes, output %s\n",
-                config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(), shown.c_str(),
-                static_cast<long long>(trainer.run_data().train->size()),
-                static_cast<long long>(trainer.run_data().noise.num_corrupted()),
-                static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());
+    if (trainer.writes()) {
+      if (!trainer.replaced_run().empty())
+        std::printf("dp-train: the earlier run in %s was moved aside to %s\n", trainer.output().c_str(),
+                    trainer.replaced_run().c_str());
+      if (!resume.empty())
+        std::printf("dp-train: resumed from %s after epoch %lld (global step %lld)\n", resume.c_str(),
+                    static_cast<long long>(trainer.epochs_done()), static_cast<long long>(trainer.global_step()));
+      // On the CPU "tf32" is plain float32 (TF32 is a tensor-core format): say so instead of accepting it silently.
+      const std::string precision = config.get_string("run.precision");
+      const bool cpu = config.get_string("run.device") == "cpu";
+      const std::string shown = cpu && precision == "tf32" ? "fp32" : precision;
+      if (cpu && precision == "tf32" && config.was_set("run.precision"))
+        std::printf("dp-train: note: run.precision = \"tf32\" means fp32 on the CPU (TF32 is a GPU tensor-core mode)\n");
+      std::printf("dp-train: %s on %s (%s), %lld training samples (%lld corrupted), %lld classes, output %s\n",
+                  config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(), shown.c_str(),
+                  static_cast<long long>(trainer.run_data().train->size()),
+                  static_cast<long long>(trainer.run_data().noise.num_corrupted()),
+                  static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());
+    }
     dp::train::RunSummary s = trainer.run();
-    if (!s.epochs.empty()) {
+    if (!s.epochs.empty() && trainer.writes()) {
       const auto& last = s.epochs.back();
       std::printf("dp-train: finished epoch %lld: val top1 %.2f%% (best %.2f%%), checkpoints in %s\n",
                   static_cast<long long>(last.epoch), last.val_top1, s.best_val_top1, s.output.c_str());
@@ -59,6 +62,9 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dp-train: error: %s\n", e.what());
+    // In a data-parallel job the other ranks would wait for this one in their next collective:
+    // end them all now, naming this rank (returns in a single process).
+    dp::dist::abort_job_after_error(std::string("stopped by the error above: ") + e.what());
     return 1;
   }
 }

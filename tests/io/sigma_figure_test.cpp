@@ -5,8 +5,8 @@
 #include <cmath>
 #include <filesystem>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 
+#include "train/inspect/png_file.h"
 #include "train/inspect/sigma_figure.h"
 #include "train/sigma_histogram.h"
 
@@ -80,7 +80,9 @@ TEST(SigmaFigure, PngReadsBackWithBothPanelsDrawn) {
   const std::string path = dir + "/sigma_over_epochs.png";
   inspect::write_sigma_figure(path, panels, "instance sigma per epoch");
 
-  const cv::Mat image = cv::imread(path, cv::IMREAD_COLOR);
+  int width = 0, height = 0;
+  std::vector<uint8_t> pixels = inspect::read_png_bgr(path, width, height);
+  const cv::Mat image(height, width, CV_8UC3, pixels.data());
   ASSERT_FALSE(image.empty()) << "the PNG does not read back";
   const inspect::SigmaFigureLayout layout = inspect::sigma_figure_layout(panels.size());
   EXPECT_EQ(image.cols, layout.width);

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "engine/error.h"
+#include "train/inspect/png_file.h"
 
 namespace dp::inspect {
 
@@ -336,9 +336,7 @@ std::vector<uint8_t> sigma_figure_png(const std::vector<SigmaPanel>& panels, con
   draw_sigma_axis(canvas, l.panels[0], view);
   draw_colourbar(canvas, l.colourbar, top_log);
   draw_means(canvas, l.means, panels);
-  std::vector<uint8_t> png;
-  DP_CHECK(cv::imencode(".png", canvas, png), "PNG encoding of the σ figure failed", "report this as a bug");
-  return png;
+  return encode_png_bgr(canvas.data, canvas.cols, canvas.rows, canvas.step);  // libpng: no OpenCV codecs (GPU kit)
 }
 
 void write_sigma_figure(const std::string& path, const std::vector<SigmaPanel>& panels, const std::string& title) {
