@@ -11,7 +11,9 @@
 #include <cstring>
 #include <memory>
 #include <opencv2/core.hpp>
+#ifndef DP_NO_IMAGE_CODECS  // the GPU kit's build (data/meson.build)
 #include <opencv2/imgcodecs.hpp>
+#endif
 #include <opencv2/imgproc.hpp>
 #include <vector>
 
@@ -71,6 +73,10 @@ bool is_truncation_warning(const std::string& message) {
 
 Image decode_with_opencv(const uint8_t* data, size_t size, const std::string& source) {
   DP_CHECK(size > 0, "image file '" + source + "' is empty", "re-download or re-extract it");
+#ifdef DP_NO_IMAGE_CODECS
+  DP_THROW("cannot decode image '" + source + "': it is not a JPEG, and this build (the GPU kit) decodes JPEG only",
+           "convert the images to JPEG, or use a full build of dp-engine");
+#else
   const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
   cv::Mat bgr;
   try {
@@ -85,6 +91,7 @@ Image decode_with_opencv(const uint8_t* data, size_t size, const std::string& so
   cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, image.pixels.data());
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return image;
+#endif
 }
 
 }  // namespace

@@ -16,6 +16,10 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, Transform transform, Load
            "rank " + std::to_string(options_.rank) + " is not in [0, world_size " +
                std::to_string(options_.world_size) + ")",
            "check the distributed launch settings");
+  DP_CHECK(options_.batch_size % options_.world_size == 0,
+           "the batch size " + std::to_string(options_.batch_size) + " is not divisible by the " +
+               std::to_string(options_.world_size) + " ranks",
+           "optim.batch_size is the global batch: make it a multiple of the number of processes");
   if (options_.num_workers <= 0)
     options_.num_workers = std::max<int64_t>(1, std::thread::hardware_concurrency());
   if (options_.prefetch_batches <= 0) options_.prefetch_batches = 2 * options_.num_workers;
@@ -37,15 +41,25 @@ void Loader::stop_workers() {
   workers_.clear();
 }
 
-int64_t Loader::shard_size() const {
-  const int64_t n = dataset_->size();
-  return n / options_.world_size + (options_.rank < n % options_.world_size ? 1 : 0);
+std::vector<int64_t> Loader::batch_split(int64_t batch_index) const {
+  const int64_t n = dataset_->size(), world = options_.world_size;
+  const int64_t in_batch = std::clamp<int64_t>(n - batch_index * options_.batch_size, 0, options_.batch_size);
+  std::vector<int64_t> split(static_cast<size_t>(world), 0);
+  if (in_batch < world) return split;  // dropped (see start_epoch)
+  for (int64_t r = 0; r < world; ++r) split[r] = in_batch / world + (r < in_batch % world ? 1 : 0);
+  return split;
 }
 
 int64_t Loader::num_batches() const {
-  const int64_t n = shard_size();
-  return options_.drop_last ? n / options_.batch_size
-                            : (n + options_.batch_size - 1) / options_.batch_size;
+  const int64_t n = dataset_->size(), full = n / options_.batch_size, rest = n % options_.batch_size;
+  return full + (!options_.drop_last && rest > 0 && rest >= options_.world_size ? 1 : 0);
+}
+
+int64_t Loader::shard_size() const {
+  const int64_t full = dataset_->size() / options_.batch_size;
+  int64_t n = full * local_batch_size();
+  if (num_batches() > full) n += batch_split(full)[options_.rank];
+  return n;
 }
 
 int64_t Loader::skipped_total() const {
@@ -63,9 +77,15 @@ std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
     for (int64_t i = n - 1; i >= 1; --i)
       std::swap(all[i], all[static_cast<int64_t>(rng.below(static_cast<uint64_t>(i) + 1))]);
   }
+  // This rank's slice of each global batch, batch after batch.
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(shard_size()));
-  for (int64_t p = options_.rank; p < n; p += options_.world_size) mine.push_back(all[p]);
+  for (int64_t k = 0; k < num_batches(); ++k) {
+    const std::vector<int64_t> split = batch_split(k);
+    int64_t p = k * options_.batch_size;
+    for (int64_t r = 0; r < options_.rank; ++r) p += split[r];
+    for (int64_t j = 0; j < split[options_.rank]; ++j) mine.push_back(all[p + j]);
+  }
   return mine;
 }
 
@@ -114,8 +134,9 @@ void Loader::worker_loop() {
 }
 
 Batch Loader::build_batch(int64_t batch_index) const {
-  const int64_t begin = batch_index * options_.batch_size;
-  const int64_t end = std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order_.size()));
+  // Every batch but a last partial one holds local_batch_size() samples of this rank's order.
+  const int64_t begin = batch_index * local_batch_size();
+  const int64_t end = std::min<int64_t>(begin + local_batch_size(), static_cast<int64_t>(order_.size()));
   const TransformSpec& spec = transform_.spec();
   Batch batch;
   batch.c = 3;

@@ -45,6 +45,8 @@ enum class BadSamplePolicy {
 };
 
 struct LoaderOptions {
+  // The global batch: with world_size ranks each takes batch_size / world_size of it (see
+  // Loader::start_epoch); must be divisible by world_size.
   int64_t batch_size = 128;
   bool shuffle = true;
   bool drop_last = false;  // keep the last partial batch (the reference keeps it)
@@ -64,15 +66,21 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  // Starts (or restarts) epoch `epoch`: its order is a Philox-keyed shuffle of (seed, epoch).
-  // This rank takes every world_size-th position of that order starting at `rank`, so the ranks
-  // together cover the dataset exactly once (shard sizes differ by at most one).
+  // Starts (or restarts) epoch `epoch`: its order is a Philox-keyed shuffle of (seed, epoch), cut
+  // into global batches of batch_size. Rank r takes the r-th contiguous slice of every global batch
+  // (batch_size / world_size samples; in a last partial batch the slices differ by at most one), so
+  // the ranks' batches k concatenated in rank order are exactly the single process's batch k, in
+  // the same order. A last partial batch with fewer samples than ranks is dropped on every rank
+  // (no rank may have an empty batch); every rank has the same number of batches.
   void start_epoch(int64_t epoch);
   // The next batch of the current epoch, std::nullopt at its end. Rethrows a worker's error.
   std::optional<Batch> next();
 
-  int64_t num_batches() const;     // in an epoch, for this rank
+  int64_t num_batches() const;     // in an epoch (the same on every rank)
   int64_t shard_size() const;      // samples of this rank per epoch
+  int64_t local_batch_size() const { return options_.batch_size / options_.world_size; }
+  // Samples of global batch `batch_index` taken by each rank (rank order); sums to the global batch.
+  std::vector<int64_t> batch_split(int64_t batch_index) const;
   int64_t skipped_total() const;   // samples skipped since construction (skip policy)
   // The sample order of this rank for `epoch` (what start_epoch uses).
   std::vector<int64_t> epoch_order(int64_t epoch) const;

@@ -25,7 +25,12 @@
   /* Eval mode backward: y = (x - mean)·invstd·gamma + beta with fixed statistics. */         \
   void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma,                        \
                                 const Tensor& running_var, double eps, Tensor& dx,            \
-                                const Tensor& relu_out = Tensor());
+                                const Tensor& relu_out = Tensor());                           \
+  /* Synchronised BN (statistics over the ranks of a data-parallel job): dx from per-channel */ \
+  /* coefficients computed from the sums over all ranks, coef [3, C] in the statistics' */      \
+  /* dtype: dx = coef[0]·(dy - coef[1] - (x - mean)·coef[2]) (dy gated by relu_out). */         \
+  void batch_norm_backward_dx(const Tensor& x, const Tensor& dy, const Tensor& mean,          \
+                              const Tensor& coef, Tensor& dx, const Tensor& relu_out = Tensor());
 
 namespace dp::cpu { DP_BATCH_NORM_KERNELS }
 #ifdef DP_WITH_CUDA

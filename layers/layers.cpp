@@ -57,11 +57,15 @@ void BatchNorm2d::count_training_batch() {
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   count_training_batch();
+  if (sync && is_training())
+    return ops::sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, false, *sync);
   return ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 
 Tensor BatchNorm2d::forward_relu(const Tensor& x) {
   count_training_batch();
+  if (sync && is_training())
+    return ops::sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, true, *sync);
   return ops::batch_norm_relu(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 

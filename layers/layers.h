@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/sync_batch_norm.h"
 #include "layers/module.h"
 
 namespace dp::nn {
@@ -36,6 +37,9 @@ class BatchNorm2d : public Module {
   int64_t channels;
   double eps, momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;  // the last is int64 []
+  // Data-parallel runs with run.sync_batchnorm: training-mode statistics over every rank's batch
+  // (kernels/sync_batch_norm.h). Empty: this process's batch only.
+  std::shared_ptr<const ops::BatchNormSync> sync;
 
  protected:
   void before_state_read() const override;

@@ -17,58 +17,12 @@ BUDGET=${KIT_BUDGET_S:-450}
 DEADLINE=$((START + BUDGET))
 LOGS=${OUT:-$ROOT/.kit/out}
 mkdir -p "$LOGS"
-WORK=${KIT_DIR:-${TMPDIR:-/tmp}/dp-gpu-kit}
 SUMMARY=()
 
-log() { echo "[kit $(($(date +%s) - START))s] $*"; }
-
-# ---- unpack ----
-rm -rf "$WORK" && mkdir -p "$WORK"
-if [[ ! -f .kit/kit.tar.xz ]]; then
-  echo "no .kit/kit.tar.xz: run scripts/gpu_kit_build.sh on the build machine and carry .kit" >&2
-  exit 2
-fi
-if command -v xz >/dev/null 2>&1; then
-  tar -C "$WORK" -xJf .kit/kit.tar.xz
-else
-  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .kit/kit.tar.xz "$WORK"
-fi
-[[ -f .kit/commit ]] && log "kit built from $(cat .kit/commit) (+ uncommitted changes listed in .kit/status)"
-
-# ---- libraries: the kit's, then the NVIDIA wheels' (cuBLAS, cuDNN, NCCL, cudart) ----
-wheel_dirs=""
-for py in python3 /opt/torch/.venv/bin/python3; do
-  command -v "$py" >/dev/null 2>&1 || [[ -x $py ]] || continue
-  wheel_dirs=$("$py" - <<'PY' 2>/dev/null
-import glob, os
-dirs = []
-try:
-    import nvidia
-    for base in list(nvidia.__path__):
-        for d in sorted(glob.glob(os.path.join(base, "**", "lib"), recursive=True)):
-            if glob.glob(os.path.join(d, "lib*.so*")) and d not in dirs:
-                dirs.append(d)
-except Exception:
-    pass
-print(":".join(dirs))
-PY
-)
-  [[ -n $wheel_dirs ]] && break
-done
-if [[ -z $wheel_dirs ]]; then  # last resort: the known venv layout
-  wheel_dirs=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null | paste -sd: -)
-fi
-export LD_LIBRARY_PATH="$WORK/lib${wheel_dirs:+:$wheel_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# Prefer the device's C++ runtime; fall back to the kit's (built on Debian 12: needs glibc 2.36).
-if ! probe=$("$WORK/bin/test_cuda_runtime" --gtest_list_tests 2>&1 >/dev/null); then
-  log "binaries do not start with the device's C++ runtime (${probe:0:200}); using the kit's"
-  export LD_LIBRARY_PATH="$WORK/lib/fallback:$LD_LIBRARY_PATH"
-  probe=$("$WORK/bin/test_cuda_runtime" --gtest_list_tests 2>&1 >/dev/null) ||
-    log "STILL FAILING TO START: $probe (the device's glibc must be >= 2.34)"
-fi
-log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-export DP_SOURCE_DIR=$ROOT
-if [[ -d $ROOT/../shared ]]; then export DP_SHARED_DIR=$ROOT/../shared; else export DP_SHARED_DIR=$ROOT/shared; fi
+# Unpack the kit and set LD_LIBRARY_PATH (shared with gpu_reproduce.sh).
+source "$ROOT/scripts/gpu_kit_env.sh"
+WORK=$KIT_WORK
+log() { kit_log "$@"; }
 
 nvidia-smi 2>&1 | tee "$LOGS/nvidia-smi.txt" || log "nvidia-smi failed"
 log "library resolution of test_cuda_ops:"
@@ -137,7 +91,8 @@ fi
 if [[ -x $WORK/bin/bench_train_step_gpu ]]; then
   PY=$(command -v python3 || echo /opt/torch/.venv/bin/python3)
   run train_step_side_by_side "${KIT_STEP_LIMIT_S:-300}" "$PY" "$ROOT/bench/cuda/train_step_side_by_side.py" \
-    --binary "$WORK/bin/bench_train_step_gpu"
+    --binary "$WORK/bin/bench_train_step_gpu" --torch-modes "${KIT_TORCH_MODES:-eager,graph,compile}" \
+    --rows "${KIT_STEP_ROWS:-bf16:channels_last,tf32:contiguous}"
   cat "$LOGS/train_step_side_by_side.log"
 fi
 if [[ -x $WORK/bin/bench_cuda_ops && ${KIT_SKIP_OPS_BENCH:-0} != 1 ]]; then

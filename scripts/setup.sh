@@ -11,7 +11,9 @@ shift || true
 packages=(build-essential meson ninja-build pkg-config ccache python3
   libopenblas-dev libfmt-dev libgtest-dev libbenchmark-dev
   libturbojpeg0-dev libjpeg62-turbo-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  libhdf5-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev)
+  libhdf5-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libopenmpi-dev openmpi-bin
+  patchelf)  # patchelf: scripts/gpu_kit_build.sh points the kit's binaries at its lib/
 if [ "${DP_SETUP_PYTHON:-0}" = 1 ]; then
   packages+=(python3-torch python3-torchvision python3-h5py python3-numpy python3-pil)
 fi

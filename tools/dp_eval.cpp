@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   std::string checkpoint, kind, path, device = "cpu", json_out, dump;
   int64_t batch = 100, workers = 2;
   app.add_option("checkpoint", checkpoint, "checkpoint.h5 or best.h5 from a run")->required();
-  app.add_option("--data", kind, "dataset kind (default: the run's): synthetic, cifar10, cifar100, cifar10-jpeg, imagefolder");
+  app.add_option("--data", kind, "dataset kind (default: the run's): synthetic, cifar10, cifar100, cifar10-jpeg, imagefolder, packed, packed-imagenet");
   app.add_option("--path", path, "dataset folder (default: the run's)");
   app.add_option("--device", device, "cpu, cuda, cuda:N");
   app.add_option("--batch-size", batch, "evaluation batch size");

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "engine/dist/process_group.h"
 #include "engine/error.h"
 #include "train/run/trainer.h"
 
@@ -22,13 +23,14 @@ int main(int argc, char** argv) {
     options.resume = resume;
     options.quiet = quiet;
     dp::train::Trainer trainer(config, options);
-    std::printf("dp-train: %s on %s, %lld training samples (%lld corrupted), %lld classes, output %s\n",
+    if (trainer.writes())
+      std::printf("dp-train: %s on %s, %lld training samples (%lld corrupted), %lld classes, output %s\n",
                 config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(),
                 static_cast<long long>(trainer.run_data().train->size()),
                 static_cast<long long>(trainer.run_data().noise.num_corrupted()),
                 static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());
     dp::train::RunSummary s = trainer.run();
-    if (!s.epochs.empty()) {
+    if (!s.epochs.empty() && trainer.writes()) {
       const auto& last = s.epochs.back();
       std::printf("dp-train: finished epoch %lld: val top1 %.2f%% (best %.2f%%), checkpoints in %s\n",
                   static_cast<long long>(last.epoch), last.val_top1, s.best_val_top1, s.output.c_str());
@@ -38,6 +40,9 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dp-train: error: %s\n", e.what());
+    // In a data-parallel job the other ranks would wait for this one in their next collective:
+    // end them all now, naming this rank (returns in a single process).
+    dp::dist::abort_job_after_error(std::string("stopped by the error above: ") + e.what());
     return 1;
   }
 }

@@ -268,4 +268,32 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tenso
   });
 }
 
+void batch_norm_backward_dx(const Tensor& x, const Tensor& dy, const Tensor& mean, const Tensor& coef, Tensor& dx,
+                            const Tensor& relu_out) {
+  const Layout s(x);
+  DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm_backward_dx", [&] {
+    const scalar_t* px = x.data<scalar_t>();
+    const scalar_t* pdy = dy.data<scalar_t>();
+    const scalar_t* pout = ptr_or_null<scalar_t>(relu_out);
+    const scalar_t* pm = mean.data<scalar_t>();
+    const scalar_t* pc = coef.data<scalar_t>();
+    scalar_t* pdx = dx.data<scalar_t>();
+    parallel_for(0, s.n * s.c, std::max<int64_t>(1, 4096 / std::max<int64_t>(s.l, 1)),
+                 [&](int64_t r0, int64_t r1) {
+                   for (int64_t r = r0; r < r1; ++r) {
+                     const int64_t c = r % s.c;
+                     const scalar_t a = pc[c], b = pc[s.c + c], k = pc[2 * s.c + c], m = pm[c];
+                     const scalar_t* xr = px + r * s.l;
+                     const scalar_t* gr = pdy + r * s.l;
+                     const scalar_t* orow = pout ? pout + r * s.l : nullptr;
+                     scalar_t* out = pdx + r * s.l;
+                     for (int64_t j = 0; j < s.l; ++j) {
+                       const scalar_t g = orow == nullptr || orow[j] > scalar_t(0) ? gr[j] : scalar_t(0);
+                       out[j] = a * (g - b - (xr[j] - m) * k);
+                     }
+                   }
+                 });
+  });
+}
+
 }  // namespace dp::cpu

@@ -9,28 +9,14 @@
 #include "engine/thread_pool.h"
 #include "kernels/cpu/type_dispatch.h"
 #include "kernels/data_param_ce.h"
+#include "kernels/data_param_ce_args.h"
 
 namespace dp::cpu {
 
 namespace {
 
-// The op on raw pointers (null: not given / not wanted).
-template <class T>
-struct DataParamCeArgs {
-  const T* logits = nullptr;
-  const int64_t* labels = nullptr;
-  const int64_t* indices = nullptr;
-  const T* theta_class = nullptr;
-  const T* theta_inst = nullptr;
-  int64_t batch = 0, num_classes = 0, num_instances = 0;
-  double wd_class = 0.0, wd_inst = 0.0;
-  T* dlogits = nullptr;
-  T* row_ce = nullptr;
-  T* sigma = nullptr;
-  T* dsigma = nullptr;
-  T* dtheta_class_rows = nullptr;
-  T* dtheta_inst_rows = nullptr;
-};
+using ::dp::detail::DataParamCeArgs;
+using ::dp::detail::out_ptr;
 
 template <class T>
 void validate(const DataParamCeArgs<T>& a) {
@@ -138,37 +124,11 @@ double run(const DataParamCeArgs<T>& a) {
   return total;
 }
 
-template <class T>
-T* out_ptr(const Tensor& t) {
-  return t.defined() ? const_cast<Tensor&>(t).data<T>() : nullptr;
-}
-
-template <class T>
-const T* in_ptr(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 }  // namespace
 
 void data_param_ce(const DataParamCeTensors& t) {
   DP_CPU_FLOAT_TYPES(t.logits.dtype(), "data_param_ce", [&] {
-    DataParamCeArgs<scalar_t> a;
-    a.logits = t.logits.data<scalar_t>();
-    a.labels = t.labels.data<int64_t>();
-    a.indices = in_ptr<int64_t>(t.indices);
-    a.theta_class = in_ptr<scalar_t>(t.theta_class);
-    a.theta_inst = in_ptr<scalar_t>(t.theta_inst);
-    a.batch = t.logits.size(0);
-    a.num_classes = t.logits.size(1);
-    a.num_instances = t.theta_inst.defined() ? t.theta_inst.numel() : 0;
-    a.wd_class = t.wd_class;
-    a.wd_inst = t.wd_inst;
-    a.dlogits = out_ptr<scalar_t>(t.dlogits);
-    a.row_ce = out_ptr<scalar_t>(t.row_ce);
-    a.sigma = out_ptr<scalar_t>(t.sigma);
-    a.dsigma = out_ptr<scalar_t>(t.dsigma);
-    a.dtheta_class_rows = out_ptr<scalar_t>(t.dtheta_class_rows);
-    a.dtheta_inst_rows = out_ptr<scalar_t>(t.dtheta_inst_rows);
+    DataParamCeArgs<scalar_t> a = ::dp::detail::data_param_ce_args<scalar_t>(t);
     *out_ptr<scalar_t>(t.loss) = static_cast<scalar_t>(run(a));
   });
 }

@@ -377,4 +377,18 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tenso
   });
 }
 
+void batch_norm_backward_dx(const Tensor& x, const Tensor& dy, const Tensor& mean, const Tensor& coef, Tensor& dx,
+                            const Tensor& relu_out) {
+  if (x.numel() == 0) return;
+  Layout l = layout_of(x);
+  OpScope op(x);
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_backward_dx", [&] {
+    using P = acc_t<scalar_t>;
+    bn_backward_dx<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
+        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), mean.data<P>(), coef.data<P>(), l,
+        dx.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
 }  // namespace dp::cuda

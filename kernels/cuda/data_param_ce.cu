@@ -7,6 +7,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/data_param_ce.h"
+#include "kernels/data_param_ce_args.h"
 
 namespace dp::cuda {
 
@@ -14,23 +15,8 @@ namespace {
 
 using detail::OpScope;
 
-// The op on raw device pointers (null: not given / not wanted).
-template <class T>
-struct DataParamCeArgs {
-  const T* logits = nullptr;
-  const int64_t* labels = nullptr;
-  const int64_t* indices = nullptr;
-  const T* theta_class = nullptr;
-  const T* theta_inst = nullptr;
-  int64_t batch = 0, num_classes = 0, num_instances = 0;
-  double wd_class = 0.0, wd_inst = 0.0;
-  T* dlogits = nullptr;
-  T* row_ce = nullptr;
-  T* sigma = nullptr;
-  T* dsigma = nullptr;
-  T* dtheta_class_rows = nullptr;
-  T* dtheta_inst_rows = nullptr;
-};
+using ::dp::detail::DataParamCeArgs;
+using ::dp::detail::out_ptr;
 
 constexpr int kWarpsPerBlock = 8;
 constexpr int kReduceThreads = 256;
@@ -150,39 +136,13 @@ __global__ void sum_rows_kernel(const T* row_loss, int64_t n, T* out) {
   if (threadIdx.x == 0) *out = static_cast<T>(partial[0]);
 }
 
-template <class T>
-T* out_ptr(const Tensor& t) {
-  return t.defined() ? const_cast<Tensor&>(t).data<T>() : nullptr;
-}
-
-template <class T>
-const T* in_ptr(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 }  // namespace
 
 void data_param_ce(const DataParamCeTensors& t) {
   OpScope op(t.logits);
   DP_CUDA_FLOAT_TYPES(t.logits.dtype(), "data_param_ce", [&] {
     using T = scalar_t;
-    DataParamCeArgs<T> a;
-    a.logits = t.logits.data<T>();
-    a.labels = t.labels.data<int64_t>();
-    a.indices = in_ptr<int64_t>(t.indices);
-    a.theta_class = in_ptr<T>(t.theta_class);
-    a.theta_inst = in_ptr<T>(t.theta_inst);
-    a.batch = t.logits.size(0);
-    a.num_classes = t.logits.size(1);
-    a.num_instances = t.theta_inst.defined() ? t.theta_inst.numel() : 0;
-    a.wd_class = t.wd_class;
-    a.wd_inst = t.wd_inst;
-    a.dlogits = out_ptr<T>(t.dlogits);
-    a.row_ce = out_ptr<T>(t.row_ce);
-    a.sigma = out_ptr<T>(t.sigma);
-    a.dsigma = out_ptr<T>(t.dsigma);
-    a.dtheta_class_rows = out_ptr<T>(t.dtheta_class_rows);
-    a.dtheta_inst_rows = out_ptr<T>(t.dtheta_inst_rows);
+    DataParamCeArgs<T> a = ::dp::detail::data_param_ce_args<T>(t);
     // Per-row losses, reduced by one block in a fixed order (from the caching allocator: a
     // captured graph gets it from its private pool).
     Tensor row_loss = Tensor::empty({a.batch}, t.logits.dtype(), t.logits.device());

@@ -70,21 +70,77 @@ TEST(Loader, EpochsShuffleDifferentlyAndDropLast) {
 }
 
 TEST(Loader, ShardsCoverTheDatasetExactlyOnce) {
-  auto ds = synthetic(101);
+  auto ds = synthetic(104);  // 11 global batches of 9, then 5 samples: slices 2, 2, 1
   std::multiset<int64_t> seen;
   for (int64_t rank = 0; rank < 3; ++rank) {
     LoaderOptions options;
-    options.batch_size = 8;
+    options.batch_size = 9;
     options.num_workers = 2;
     options.rank = rank;
     options.world_size = 3;
     options.seed = 9;
     Loader loader(ds, Transform(cifar_test_transform()), options);
-    EXPECT_EQ(loader.shard_size(), rank < 2 ? 34 : 33);
+    EXPECT_EQ(loader.shard_size(), rank < 2 ? 35 : 34);
+    EXPECT_EQ(loader.num_batches(), 12);
     for (const auto& b : run_epoch(loader, 4)) seen.insert(b.indices.begin(), b.indices.end());
   }
-  ASSERT_EQ(seen.size(), 101u);
-  for (int64_t i = 0; i < 101; ++i) EXPECT_EQ(seen.count(i), 1u) << i;
+  ASSERT_EQ(seen.size(), 104u);
+  for (int64_t i = 0; i < 104; ++i) EXPECT_EQ(seen.count(i), 1u) << i;
+}
+
+// The data-parallel contract: optim.batch_size is the global batch, and the ranks' batch k
+// concatenated in rank order is the single process's batch k, sample for sample and pixel for
+// pixel, in the same order (so the per-row θ gradients gathered in rank order are in global
+// batch order).
+TEST(Loader, RanksTogetherAreTheSingleProcessBatchInGlobalOrder) {
+  for (int64_t size : {int64_t{70}, int64_t{64}, int64_t{67}}) {  // partial last batch 6, none, 3 (< 4: dropped)
+    auto ds = synthetic(size);
+    LoaderOptions one;
+    one.batch_size = 16;
+    one.num_workers = 2;
+    one.seed = 5;
+    Loader single(ds, Transform(cifar_train_transform()), one);
+    const auto whole = run_epoch(single, 2);
+    std::vector<std::vector<Batch>> per_rank;
+    for (int64_t rank = 0; rank < 4; ++rank) {
+      LoaderOptions o = one;
+      o.rank = rank;
+      o.world_size = 4;
+      o.num_workers = 1 + rank % 2;  // thread count must not matter
+      Loader loader(ds, Transform(cifar_train_transform()), o);
+      EXPECT_EQ(loader.local_batch_size(), 4);
+      per_rank.push_back(run_epoch(loader, 2));
+    }
+    const size_t batches = size == 67 ? whole.size() - 1 : whole.size();
+    for (const auto& r : per_rank) ASSERT_EQ(r.size(), batches) << "every rank takes the same number of steps";
+    for (size_t k = 0; k < batches; ++k) {
+      std::vector<int64_t> indices, labels;
+      std::vector<float> pixels;
+      for (const auto& r : per_rank) {
+        EXPECT_GT(r[k].n, 0) << "no rank has an empty batch";
+        indices.insert(indices.end(), r[k].indices.begin(), r[k].indices.end());
+        labels.insert(labels.end(), r[k].labels.begin(), r[k].labels.end());
+        const size_t count = static_cast<size_t>(r[k].n * r[k].c * r[k].h * r[k].w);
+        pixels.insert(pixels.end(), r[k].data(), r[k].data() + count);
+      }
+      EXPECT_EQ(indices, whole[k].indices) << "size " << size << " batch " << k;
+      EXPECT_EQ(labels, whole[k].labels);
+      const size_t count = static_cast<size_t>(whole[k].n * whole[k].c * whole[k].h * whole[k].w);
+      EXPECT_TRUE(pixels == std::vector<float>(whole[k].data(), whole[k].data() + count)) << "batch " << k;
+    }
+  }
+}
+
+TEST(Loader, BatchNotDivisibleByTheRanksIsRefused) {
+  LoaderOptions o;
+  o.batch_size = 10;
+  o.world_size = 4;
+  try {
+    Loader loader(synthetic(40), Transform(cifar_test_transform()), o);
+    FAIL() << "a global batch of 10 over 4 ranks must be refused";
+  } catch (const dp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not divisible"), std::string::npos) << e.what();
+  }
 }
 
 // A dataset whose samples listed in `bad` fail to load, like corrupt files; `delay` slows loads.

@@ -9,7 +9,8 @@ const std::vector<ConfigKey>& config_schema() {
   static const std::vector<ConfigKey> schema = {
       // ---- data ----
       {"data.dataset", T::String, std::string("synthetic"), 0, 0,
-       {"synthetic", "cifar10", "cifar100", "cifar10-jpeg", "imagefolder"}, "dataset kind"},
+       {"synthetic", "cifar10", "cifar100", "cifar10-jpeg", "imagefolder", "packed", "packed-imagenet"},
+       "dataset kind; packed: a dp-pack folder with CIFAR-style transforms, packed-imagenet: with ImageNet-style ones"},
       {"data.path", T::String, std::string(""), 0, 0, {}, "dataset folder (unused for synthetic)"},
       {"data.num_classes", T::Int, int64_t{0}, 0, 100000, {}, "0: from the dataset"},
       {"data.synthetic_train_size", T::Int, int64_t{2048}, 1, 10000000, {}, ""},
@@ -67,6 +68,11 @@ const std::vector<ConfigKey>& config_schema() {
       {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
       {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},
       {"run.eval_batch_size", T::Int, int64_t{100}, 1, 1 << 20, {}, ""},
+      // ---- data-parallel runs (mpirun / srun; engine/dist, train/run/distributed.h) ----
+      {"run.sync_batchnorm", T::Bool, false, 0, 0, {},
+       "BN statistics over the global batch (all ranks); false: per-rank statistics, as PyTorch DDP"},
+      {"run.dist_timeout_s", T::Float, 300.0, 1.0, 1e6, {},
+       "a collective still waiting after this long ends the job, naming the rank"},
   };
   return schema;
 }

@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "engine/error.h"
+#include "train/inspect/png_file.h"
 
 namespace dp::inspect {
 
@@ -69,7 +69,7 @@ void write_heatmap_png(const std::string& path, const SigmaHistory& h, const std
     int y = top + e * cell_h + cell_h / 2;
     cv::putText(canvas, fmt::format("ep {}", e + 1), {5, y + 4}, font, 0.4, black, 1, cv::LINE_AA);
   }
-  DP_CHECK(cv::imwrite(path, canvas), "cannot write " + path, "check that the folder is writable");
+  write_png_bgr(path, canvas.data, canvas.cols, canvas.rows, canvas.step);
 }
 
 }  // namespace dp::inspect

@@ -50,8 +50,10 @@ void Trainer::load_checkpoint(const std::string& path) {
   model_->load_state_dict(c.model, /*strict=*/true);
   auto named = model_->named_parameters();
   std::vector<Tensor> bufs(named.size());
-  for (size_t i = 0; i < named.size(); ++i)
-    if (const Tensor* m = c.find_momentum(named[i].first)) bufs[i] = *m;
+  for (size_t i = 0; i < named.size(); ++i) {
+    const Tensor* m = c.find_momentum(named[i].first);
+    if (m != nullptr) bufs[i] = *m;
+  }
   sgd_->load_momentum_buffers(bufs);  // into the flat momentum buffer (train/sgd.h)
   auto load_dp = [&](const char* name, const io::ThetaState& stored, const Tensor& theta, SparseSGD* opt) {
     if (!theta.defined()) return;

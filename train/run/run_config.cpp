@@ -65,6 +65,8 @@ RunConfig make_run_config(const Config& c) {
            "use \"auto\" (graphs on CUDA, eager on the CPU) or \"off\"");
   r.cuda_graphs = r.device.is_cuda() && graphs != "off";
   r.workers = std::max<int64_t>(1, c.get_int("run.workers"));
+  r.sync_batchnorm = c.get_bool("run.sync_batchnorm");
+  r.dist_timeout_s = c.get_float("run.dist_timeout_s");
   r.output = c.get_string("run.output");
   r.print_freq = c.get_int("run.print_freq");
   r.eval_batch_size = c.get_int("run.eval_batch_size");

@@ -48,6 +48,8 @@ struct RunConfig {
   bool cudnn_benchmark = true;
   bool cuda_graphs = false;                   // resolved from run.cuda_graphs
   int64_t workers = 2;
+  bool sync_batchnorm = false;                // data-parallel runs (train/run/distributed.h)
+  double dist_timeout_s = 300.0;
   std::string output;
   int64_t print_freq = 10;
   int64_t eval_batch_size = 100;

@@ -6,6 +6,7 @@
 
 #include "data/cifar_binary.h"
 #include "data/image_folder.h"
+#include "data/packed.h"
 #include "data/synthetic.h"
 #include "engine/error.h"
 
@@ -58,6 +59,15 @@ std::shared_ptr<const data::Dataset> make_split(const std::string& kind, const s
     transform = train ? data::cifar_train_transform() : data::cifar_test_transform();
     return data::cifar10_jpeg_folder(path, train, train ? index_order_csv : "");
   }
+  if (kind == "packed" || kind == "packed-imagenet") {  // a folder written by dp-pack
+    require_dir(path, "data.path");
+    if (kind == "packed")
+      transform = train ? data::cifar_train_transform() : data::cifar_test_transform();
+    else
+      transform = train ? data::imagenet_train_transform(image_size)
+                        : data::imagenet_val_transform(image_size * 256 / 224, image_size);
+    return std::make_shared<data::PackedDataset>(path, train ? "train" : "test");
+  }
   if (kind == "imagefolder") {
     std::string split = (fs::path(path) / (train ? "train" : "val")).string();
     require_dir(split, train ? "data.path (its train/ folder)" : "data.path (its val/ folder)");
@@ -75,7 +85,7 @@ std::shared_ptr<const data::Dataset> make_split(const std::string& kind, const s
     return std::make_shared<data::ImageFolderDataset>(o);
   }
   DP_THROW(fmt::format("config: unknown data.dataset \"{}\"", kind),
-           "use synthetic, cifar10, cifar100, cifar10-jpeg or imagefolder");
+           "use synthetic, cifar10, cifar100, cifar10-jpeg, imagefolder, packed or packed-imagenet");
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "train/io/checkpoint_file.h"
 #include "train/io/event_writer.h"
 #include "train/io/safetensors.h"
+#include "train/run/distributed.h"
 #include "train/run/evaluate.h"
 
 #ifdef DP_WITH_CUDA
@@ -74,7 +75,17 @@ void apply_precision(const RunConfig& rc) {
 }  // namespace
 
 Trainer::Trainer(const Config& config, TrainerOptions options)
-    : config_(config), rc_(make_run_config(config)), options_(std::move(options)), device_(rc_.device) {
+    : config_(config), rc_(make_run_config(config)), options_(std::move(options)),
+      device_(DistributedRun::device_for_rank(rc_.device, dist::process_group())) {
+  const dist::ProcessGroup& group = dist::process_group();
+  if (group.distributed()) {
+    DistributedRun::check_batch_size(rc_.batch_size, group);
+    // One predicate for rank-only work: the other ranks neither print nor write files.
+    if (group.rank != 0) {
+      options_.quiet = true;
+      options_.write_logs = false;
+    }
+  }
   DP_CHECK(!device_.is_cuda() || cuda_available(),
            fmt::format("run.device = \"{}\" but no CUDA device is available", device_.str()),
            "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
@@ -102,11 +113,14 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   io::remove_stale_temporaries(output_);  // checkpoints half-written by killed runs
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
+  // Every rank loads the same checkpoint (the state of a run is global: any world size resumes it).
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
+  if (group.distributed())
+    dist_ = std::make_unique<DistributedRun>(*model_, sgd_->flat(), *data_params_, device_, rc_.sync_batchnorm, rc_.dist_timeout_s);
   TrainStepOptions so;
   so.autocast = rc_.autocast;
   so.cuda_graphs = rc_.cuda_graphs;
-  step_ = std::make_unique<TrainStep>(*model_, *sgd_, *data_params_, so);
+  step_ = std::make_unique<TrainStep>(*model_, *sgd_, *data_params_, so, dist_ ? dist_->step_sync() : nullptr);
   if (options_.write_logs) {
     events_ = std::make_unique<io::EventWriter>(output_ + "/tb");
     metrics_.open(output_ + "/metrics.jsonl", std::ios::app);
@@ -114,6 +128,8 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
 }
 
 Trainer::~Trainer() = default;
+
+bool Trainer::writes() const { return dist_ == nullptr || dist_->writes(); }
 
 void Trainer::write_metrics_line(const std::string& line) {
   if (metrics_.is_open()) metrics_ << line << '\n' << std::flush;
@@ -151,6 +167,10 @@ EpochSummary Trainer::train_one_epoch() {
   lo.num_workers = rc_.workers;
   lo.bad_samples = rc_.bad_samples;
   lo.allocator = batch_memory_for(device_);
+  if (dist_) {
+    lo.rank = dist_->group().rank;
+    lo.world_size = dist_->group().world_size;
+  }
   data::Loader loader(data_.train, data::Transform(data_.train_transform), lo);
   loader.start_epoch(epoch);
   const int64_t iterations = loader.num_batches();
@@ -174,6 +194,7 @@ EpochSummary Trainer::train_one_epoch() {
   auto start = Clock::now();
   while (auto batch = loader.next()) {
     const double lr = schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations);
+    if (dist_) dist_->begin_step(loader, i);
     step_->run(uploader.upload(std::move(*batch)), lr);
     ++global_step_;
     if (i % rc_.print_freq == 0) {
@@ -229,6 +250,7 @@ RunSummary Trainer::run() {
   const bool noisy = data_.noise.num_corrupted() > 0;
   while (epoch_ < stop) {
     EpochSummary s = train_one_epoch();
+    if (dist_) dist_->broadcast_batchnorm_statistics();  // rank 0's, before evaluating and saving
     EvalResult val;
     {
       AutocastGuard autocast(rc_.autocast);
@@ -266,10 +288,10 @@ RunSummary Trainer::run() {
       line["sigma_inst_clean_mean"] = split.clean.mean;
     }
     write_metrics_line(line.dump());
-    save_checkpoint(checkpoint_path_);
-    if (s.val_top1 > best_top1_) {
+    if (writes()) save_checkpoint(checkpoint_path_);
+    if (s.val_top1 > best_top1_) {  // every rank evaluates the same model: the same decision
       best_top1_ = s.val_top1;
-      save_checkpoint(best_path_);
+      if (writes()) save_checkpoint(best_path_);
       summary.best_epoch = s.epoch;
     }
     if (!options_.quiet)

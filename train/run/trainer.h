@@ -44,6 +44,8 @@ struct RunSummary {
   std::string output;
 };
 
+class DistributedRun;
+
 class Trainer {
  public:
   Trainer(const Config& config, TrainerOptions options = {});
@@ -66,6 +68,8 @@ class Trainer {
   MemoryFormat memory_format() const { return rc_.memory_format; }  // of the batches fed to the model
   const RunConfig& run_config() const { return rc_; }
   const TrainStep& train_step() const { return *step_; }
+  // False on the ranks of a data-parallel job other than 0: they print and write nothing.
+  bool writes() const;
   const std::string& checkpoint_path() const { return checkpoint_path_; }
 
  private:
@@ -84,6 +88,7 @@ class Trainer {
   std::unique_ptr<SGD> sgd_;
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<DataParameters> data_params_;
+  std::unique_ptr<DistributedRun> dist_;  // data-parallel runs only (mpirun / srun)
   std::unique_ptr<TrainStep> step_;
   std::unique_ptr<io::EventWriter> events_;
   std::ofstream metrics_;

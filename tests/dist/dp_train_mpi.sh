@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# dp-train on 2 MPI ranks (CPU, MPI backend), end to end:
+#   a 2-rank run writes one checkpoint (rank 0 alone prints and writes); resume 2 -> 1 and 1 -> 2;
+#   a global batch the ranks cannot share is refused; killing one rank ends the job within 60 s
+#   with an error and the last checkpoint still loads; a collective a rank never joins is ended by
+#   the watchdog.
+#   dp_train_mpi.sh BUILD_DIR MPIRUN
+set -uo pipefail
+build=$1
+mpirun=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dp_train_mpi.XXXXXX")
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+mpi=("$mpirun" --allow-run-as-root --oversubscribe --bind-to none -np 2)
+cat > "$tmp/run.toml" <<'TOML'
+[data]
+dataset = "synthetic"
+synthetic_train_size = 256
+synthetic_test_size = 64
+image_size = 16
+noise = "permute"
+rand_fraction = 0.4
+[model]
+arch = "tiny-cnn"
+[optim]
+batch_size = 32
+lr = 0.05
+schedule = "constant"
+[data_parameters]
+learn_inst_parameters = true
+learn_class_parameters = true
+[run]
+epochs = 3
+seed = 3
+workers = 1
+print_freq = 4
+TOML
+train() { "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$1" "${@:2}"; }
+
+# 2 ranks, 1 epoch: one banner (rank 0), one checkpoint.
+"${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/two" --set run.stop_epoch=1 \
+  > "$tmp/two.log" 2>&1 || { cat "$tmp/two.log"; fail "2-rank run failed"; }
+[ "$(grep -c '^dp-train: tiny-cnn' "$tmp/two.log")" = 1 ] || { cat "$tmp/two.log"; fail "expected one banner (rank 0)"; }
+[ -f "$tmp/two/checkpoint.h5" ] || fail "2-rank run wrote no checkpoint"
+# Resume 2 -> 1.
+train "$tmp/two" --set run.stop_epoch=2 --resume "$tmp/two/checkpoint.h5" > "$tmp/r21.log" 2>&1 \
+  || { cat "$tmp/r21.log"; fail "resume 2 -> 1 failed"; }
+grep -q "finished epoch 2" "$tmp/r21.log" || { cat "$tmp/r21.log"; fail "resume 2 -> 1 did not run epoch 2"; }
+# 1 -> 2.
+train "$tmp/one" --set run.stop_epoch=1 > "$tmp/one.log" 2>&1 || { cat "$tmp/one.log"; fail "1-rank run failed"; }
+"${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/one" --set run.stop_epoch=2 \
+  --resume "$tmp/one/checkpoint.h5" > "$tmp/r12.log" 2>&1 || { cat "$tmp/r12.log"; fail "resume 1 -> 2 failed"; }
+grep -q "finished epoch 2" "$tmp/r12.log" || { cat "$tmp/r12.log"; fail "resume 1 -> 2 did not run epoch 2"; }
+# A global batch 2 ranks cannot share.
+if "${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/odd" --set optim.batch_size=33 \
+  > "$tmp/odd.log" 2>&1; then fail "batch 33 on 2 ranks was accepted"; fi
+grep -q "cannot be shared by the 2 processes" "$tmp/odd.log" || { cat "$tmp/odd.log"; fail "no clear batch-size error"; }
+# Kill one rank after the first checkpoint: the job ends within 60 s, the checkpoint loads.
+"${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/kill" --set run.epochs=200 \
+  --set run.dist_timeout_s=30 > "$tmp/kill.log" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do [ -f "$tmp/kill/checkpoint.h5" ] && break; sleep 0.1; done
+[ -f "$tmp/kill/checkpoint.h5" ] || { kill "$job"; fail "no checkpoint before the kill"; }
+victim=$(pgrep -P "$job" -f dp-train | tail -1)
+[ -n "$victim" ] || { kill "$job"; fail "no rank process found under mpirun $job"; }
+start=$(date +%s)
+kill -9 "$victim"
+wait "$job"
+status=$?
+elapsed=$(( $(date +%s) - start ))
+[ "$status" -ne 0 ] || fail "the job exited 0 after a rank was killed"
+[ "$elapsed" -le 60 ] || fail "the job took $elapsed s to end after a rank was killed"
+grep -qi "killed\|signal\|exited\|abort" "$tmp/kill.log" || { cat "$tmp/kill.log"; fail "no error naming the failure"; }
+"$build/tools/dp-inspect" "$tmp/kill/checkpoint.h5" --top 3 > "$tmp/inspect.log" 2>&1 \
+  || { cat "$tmp/inspect.log"; fail "the last checkpoint does not load"; }
+# A collective one rank never joins: the watchdog ends the job after run.dist_timeout_s (2 s here).
+start=$(date +%s)
+"${mpi[@]}" "$build/tests/dist/watchdog_probe" 2 > "$tmp/watchdog.log" 2>&1 && fail "the watchdog let the job finish"
+elapsed_wd=$(( $(date +%s) - start ))
+[ "$elapsed_wd" -le 30 ] || fail "the watchdog took $elapsed_wd s"
+grep -q "rank 0 of 2: collective 'all_reduce' did not complete within" "$tmp/watchdog.log" \
+  || { cat "$tmp/watchdog.log"; fail "no watchdog message naming the rank"; }
+echo "dp-train on 2 ranks: run, resume 2->1 and 1->2, batch refusal, rank killed -> job ended in ${elapsed} s, checkpoint loads; watchdog ended a stuck collective in ${elapsed_wd} s"

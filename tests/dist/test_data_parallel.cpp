@@ -1,0 +1,101 @@
+// The data-parallel step (train/run/data_parallel.h) on 2 ranks against one process: every rank
+// also runs the single-process reference on the whole global batch and compares.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include "engine/dist/process_group.h"
+#include "tests/dist/dp_step_util.h"
+#include "train/run/data_parallel.h"
+
+namespace dp::testing {
+namespace {
+
+constexpr int64_t kGlobalBatch = 64, kSteps = 20;
+
+// This rank's slice of a global batch (the loader's split: contiguous, in rank order).
+HostBatch local_batch(const std::vector<int64_t>& global, int rank, int world) {
+  const auto per = static_cast<int64_t>(global.size()) / world;
+  return make_batch(std::vector<int64_t>(global.begin() + rank * per, global.begin() + (rank + 1) * per));
+}
+
+void attach_sync_batchnorm(nn::Module& model, dist::Communicator& comm, double local_weight) {
+  auto sync = std::make_shared<ops::BatchNormSync>();
+  sync->all_reduce_sum = [&comm](Tensor& t) { comm.all_reduce(t); };
+  sync->local_weight = local_weight;
+  for (auto& [name, m] : model.named_modules())
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync = sync;
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!dist::process_group().distributed())
+      GTEST_SKIP() << "needs 2 ranks: run under mpirun -np 2 (meson test dist_data_parallel_2ranks)";
+    comm = dist::make_communicator(Device::cpu(), 120.0);
+  }
+  std::unique_ptr<dist::Communicator> comm;
+};
+
+TEST_F(DataParallel, SyncBatchNormTwoRanksEqualOneProcessOverTwentySteps) {
+  const int world = comm->world_size(), rank = comm->rank();
+  Problem single = make_problem(), par = make_problem();
+  attach_sync_batchnorm(*par.model, *comm, 1.0 / world);
+  train::DataParallelSync sync(*comm, par.sgd->flat(), *par.data_params);
+  for (int64_t s = 0; s < kSteps; ++s) {
+    const std::vector<int64_t> global = global_batch(s, kGlobalBatch);
+    step(single, make_batch(global), nullptr);
+    sync.set_batch_split(std::vector<int64_t>(static_cast<size_t>(world), kGlobalBatch / world));
+    step(par, local_batch(global, rank, world), &sync);
+  }
+  const auto want = grouped_state(single), got = grouped_state(par);
+  for (size_t k = 0; k < want.size(); ++k) {
+    // The SGD momenta sum every step's raw gradients, and those jump where a ReLU's input sits
+    // within rounding of zero: sync BN's statistics agree with one process's to ~1e-7, which flips
+    // a few gates among the ~10^6 activations per step (measured: momenta 2e-4 apart after 20
+    // steps while weights, BN statistics and θ agree to 1e-7; with batches that happen to flip
+    // none, momenta agree to 7e-7). Hence 1e-3 for the momenta, 1e-5 for everything else.
+    const double tol = got[k].first == "sgd momenta" ? 1e-3 : 1e-5;
+    EXPECT_LT(rel_norm_diff(got[k].second, want[k].second), tol) << got[k].first << " after " << kSteps << " steps";
+    if (k >= 3) {  // θ and its momenta: the same bytes on every rank
+      Tensor t = Tensor::from_vector(got[k].second, {static_cast<int64_t>(got[k].second.size())});
+      EXPECT_TRUE(bitwise_equal_across_ranks(*comm, t)) << got[k].first << " differs between ranks";
+    }
+  }
+}
+
+TEST_F(DataParallel, WithoutSyncBatchNormTheRanksWeightsStayBitwiseEqualEveryStep) {
+  const int world = comm->world_size(), rank = comm->rank();
+  Problem par = make_problem(/*model_lr=*/0.05);  // bitwise equality holds at any learning rate
+  train::DataParallelSync sync(*comm, par.sgd->flat(), *par.data_params, {/*bucket_bytes=*/64 << 10});
+  EXPECT_GT(sync.num_buckets(), 1) << "small buckets: several all-reduces per step";
+  for (int64_t s = 0; s < 6; ++s) {
+    step(par, local_batch(global_batch(s, kGlobalBatch), rank, world), &sync);
+    for (const auto& [name, t] : par.model->named_parameters())
+      ASSERT_TRUE(bitwise_equal_across_ranks(*comm, t)) << name << " differs between ranks after step " << s + 1;
+    for (const Tensor& t : {par.data_params->theta_class(), par.data_params->theta_inst()})
+      ASSERT_TRUE(bitwise_equal_across_ranks(*comm, t)) << "θ differs between ranks after step " << s + 1;
+  }
+  EXPECT_GT(sync.buckets_reduced_in_backward(), 0) << "the gradient-ready hook starts bucket all-reduces in backward";
+}
+
+TEST_F(DataParallel, UnevenSplitIsWeightedByTheRanksShares) {
+  // A last partial batch of 13 over 2 ranks (7 + 6): gradients weighted 7/13 and 6/13, like the
+  // single process's mean over 13. Sync BN so the forward is the single process's too.
+  const int world = comm->world_size(), rank = comm->rank();
+  ASSERT_EQ(world, 2);
+  Problem single = make_problem(), par = make_problem();
+  const std::vector<int64_t> global = global_batch(3, 13), split = {7, 6};
+  const std::vector<int64_t> mine(global.begin() + (rank == 0 ? 0 : 7), global.begin() + (rank == 0 ? 7 : 13));
+  attach_sync_batchnorm(*par.model, *comm, static_cast<double>(split[rank]) / 13.0);
+  train::DataParallelSync sync(*comm, par.sgd->flat(), *par.data_params);
+  step(single, make_batch(global), nullptr);
+  sync.set_batch_split(split);
+  step(par, make_batch(mine), &sync);
+  const auto want = grouped_state(single), got = grouped_state(par);
+  for (size_t k = 0; k < want.size(); ++k)
+    EXPECT_LT(rel_norm_diff(got[k].second, want[k].second), 1e-5) << got[k].first;
+}
+
+}  // namespace
+}  // namespace dp::testing

@@ -1,0 +1,57 @@
+#include "train/run/distributed.h"
+
+#include <fmt/format.h>
+
+#include "engine/error.h"
+#include "layers/layers.h"
+
+namespace dp::train {
+
+Device DistributedRun::device_for_rank(Device requested, const dist::ProcessGroup& group) {
+  if (!group.distributed() || !requested.is_cuda()) return requested;
+  return Device::cuda(group.local_rank);
+}
+
+void DistributedRun::check_batch_size(int64_t batch_size, const dist::ProcessGroup& group) {
+  DP_CHECK(batch_size % group.world_size == 0,
+           fmt::format("optim.batch_size = {} cannot be shared by the {} processes of this job", batch_size,
+                       group.world_size),
+           fmt::format("optim.batch_size is the global batch (each rank takes batch_size / ranks): make it a "
+                       "multiple of {}, e.g. {}",
+                       group.world_size, (batch_size / group.world_size + 1) * group.world_size));
+}
+
+DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, const DataParameters& data_params,
+                               Device device, bool sync_batchnorm, double timeout_s)
+    : group_(dist::process_group()), model_(model) {
+  device_comm_ = dist::make_communicator(device, timeout_s);
+  host_comm_ = device.is_cpu() ? nullptr : dist::make_communicator(Device::cpu(), timeout_s);
+  sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat, data_params);
+  if (sync_batchnorm) {
+    bn_sync_ = std::make_shared<ops::BatchNormSync>();
+    dist::Communicator& host = host_comm_ ? *host_comm_ : *device_comm_;
+    bn_sync_->all_reduce_sum = [&host](Tensor& t) { host.all_reduce(t); };
+    bn_sync_->local_weight = 1.0 / group_.world_size;
+    for (auto& [name, m] : model.named_modules())
+      if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync = bn_sync_;
+  }
+}
+
+void DistributedRun::begin_step(const data::Loader& loader, int64_t batch_index) {
+  std::vector<int64_t> split = loader.batch_split(batch_index);
+  int64_t total = 0;
+  for (int64_t c : split) total += c;
+  if (bn_sync_) bn_sync_->local_weight = static_cast<double>(split[group_.rank]) / static_cast<double>(total);
+  sync_->set_batch_split(std::move(split));
+}
+
+void DistributedRun::broadcast_batchnorm_statistics() {
+  if (bn_sync_) return;  // identical on every rank already
+  for (auto& [name, t] : model_.named_buffers()) {
+    if (name.find("running_") == std::string::npos) continue;
+    Tensor buffer = t;
+    device_comm_->broadcast(buffer, 0);
+  }
+}
+
+}  // namespace dp::train

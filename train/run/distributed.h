@@ -1,0 +1,50 @@
+// What a data-parallel run adds to dp-train's Trainer, in one place: the process group, the
+// communicators, the DataParallelSync its TrainStep calls, sync BatchNorm, and the one predicate
+// for work only one rank does (printing, TensorBoard, metrics, checkpoints): writes().
+//
+// A single process (no launcher, or world size 1) has no DistributedRun at all.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "data/loader.h"
+#include "engine/dist/communicator.h"
+#include "engine/dist/process_group.h"
+#include "kernels/sync_batch_norm.h"
+#include "layers/module.h"
+#include "train/data_parameters.h"
+#include "train/run/data_parallel.h"
+
+namespace dp::train {
+
+class DistributedRun {
+ public:
+  // model already on `device` (this rank's GPU, see device_for_rank, or the CPU).
+  DistributedRun(nn::Module& model, FlatParameters& flat, const DataParameters& data_params, Device device,
+                 bool sync_batchnorm, double timeout_s);
+
+  // Rank 0 prints, writes logs and checkpoints; the others compute only.
+  bool writes() const { return group_.rank == 0; }
+  const dist::ProcessGroup& group() const { return group_; }
+  StepSync* step_sync() { return sync_.get(); }
+
+  // run.device = "cuda" on rank r takes the GPU of its local rank.
+  static Device device_for_rank(Device requested, const dist::ProcessGroup& group);
+  // optim.batch_size is the global batch: refused when the ranks cannot share it evenly.
+  static void check_batch_size(int64_t batch_size, const dist::ProcessGroup& group);
+
+  // Before each step: this step's split of the global batch over the ranks.
+  void begin_step(const data::Loader& loader, int64_t batch_index);
+  // Per-rank BN statistics (run.sync_batchnorm = false) drift apart: rank 0's are broadcast to
+  // every rank before evaluation and before a checkpoint.
+  void broadcast_batchnorm_statistics();
+
+ private:
+  dist::ProcessGroup group_;
+  nn::Module& model_;
+  std::unique_ptr<dist::Communicator> device_comm_, host_comm_;
+  std::unique_ptr<DataParallelSync> sync_;
+  std::shared_ptr<ops::BatchNormSync> bn_sync_;  // shared by every BatchNorm2d (sync mode)
+};
+
+}  // namespace dp::train
