@@ -8,13 +8,21 @@
 
 namespace dp::inspect {
 
-void write_png_bgr(const std::string& path, const uint8_t* bgr, int width, int height, size_t row_stride) {
+namespace {
+// libpng's simplified-API description of an 8-bit BGR image.
+png_image bgr_image(int width, int height) {
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
   image.width = static_cast<png_uint_32>(width);
   image.height = static_cast<png_uint_32>(height);
   image.format = PNG_FORMAT_BGR;
+  return image;
+}
+}  // namespace
+
+void write_png_bgr(const std::string& path, const uint8_t* bgr, int width, int height, size_t row_stride) {
+  png_image image = bgr_image(width, height);
   const int ok = png_image_write_to_file(&image, path.c_str(), 0, bgr, static_cast<png_int_32>(row_stride), nullptr);
   const std::string message = image.message;
   png_image_free(&image);
@@ -22,12 +30,7 @@ void write_png_bgr(const std::string& path, const uint8_t* bgr, int width, int h
 }
 
 std::vector<uint8_t> encode_png_bgr(const uint8_t* bgr, int width, int height, size_t row_stride) {
-  png_image image;
-  std::memset(&image, 0, sizeof image);
-  image.version = PNG_IMAGE_VERSION;
-  image.width = static_cast<png_uint_32>(width);
-  image.height = static_cast<png_uint_32>(height);
-  image.format = PNG_FORMAT_BGR;
+  png_image image = bgr_image(width, height);
   png_alloc_size_t size = 0;  // first call: the size; second: the bytes
   int ok = png_image_write_to_memory(&image, nullptr, &size, 0, bgr, static_cast<png_int_32>(row_stride), nullptr);
   std::vector<uint8_t> out(size);

@@ -95,6 +95,17 @@ int epoch_x(const PixelRect& r, int64_t epochs, double epoch) {  // 1-based epoc
 }
 
 // share[row][epoch]: the group's share of samples in each display row of σ (NaN: empty group).
+// Ticks and the "epoch" label under a plot box (the panels and the mean-σ plot share them).
+void draw_epoch_axis(cv::Mat& canvas, const PixelRect& r, int64_t epochs) {
+  for (int64_t e : epoch_ticks(epochs)) {
+    const int x = epoch_x(r, epochs, static_cast<double>(e));
+    cv::line(canvas, {x, r.y + r.height}, {x, r.y + r.height + 5}, kBlack);
+    const std::string s = std::to_string(e);
+    text(canvas, s, {x - text_width(s) / 2, r.y + r.height + 19});
+  }
+  text(canvas, "epoch", {r.x + (r.width - text_width("epoch")) / 2, r.y + r.height + 37});
+}
+
 std::vector<std::vector<double>> shares(const train::SigmaHistory& h, const SigmaView& v) {
   std::vector<std::vector<double>> s(v.rows, std::vector<double>(static_cast<size_t>(h.epochs()), 0.0));
   for (int64_t e = 0; e < h.epochs(); ++e) {
@@ -146,13 +157,7 @@ void draw_panel(cv::Mat& canvas, const PixelRect& r, const SigmaPanel& p, const 
   }
   cv::rectangle(canvas, cv::Rect(r.x - 1, r.y - 1, r.width + 2, r.height + 2), kBlack);
   text(canvas, p.name, {r.x + (r.width - text_width(p.name, 0.48)) / 2, r.y - 8}, 0.48);
-  for (int64_t e : epoch_ticks(epochs)) {
-    const int x = epoch_x(r, epochs, static_cast<double>(e));
-    cv::line(canvas, {x, r.y + r.height}, {x, r.y + r.height + 5}, kBlack);
-    const std::string s = std::to_string(e);
-    text(canvas, s, {x - text_width(s) / 2, r.y + r.height + 19});
-  }
-  text(canvas, "epoch", {r.x + (r.width - text_width("epoch")) / 2, r.y + r.height + 37});
+  draw_epoch_axis(canvas, r, epochs);
 }
 
 void draw_sigma_axis(cv::Mat& canvas, const PixelRect& r, const SigmaView& v) {
@@ -212,13 +217,7 @@ void draw_means(cv::Mat& canvas, const PixelRect& r, const std::vector<SigmaPane
     const std::string s = tick_label(t);
     text(canvas, s, {r.x - 9 - text_width(s), y + 4});
   }
-  for (int64_t e : epoch_ticks(epochs)) {
-    const int x = epoch_x(r, epochs, static_cast<double>(e));
-    cv::line(canvas, {x, r.y + r.height}, {x, r.y + r.height + 5}, kBlack);
-    const std::string s = std::to_string(e);
-    text(canvas, s, {x - text_width(s) / 2, r.y + r.height + 19});
-  }
-  text(canvas, "epoch", {r.x + (r.width - text_width("epoch")) / 2, r.y + r.height + 37});
+  draw_epoch_axis(canvas, r, epochs);
   // Title and legend above the box, where no curve can hide them.
   text(canvas, "mean sigma", {r.x, r.y - 10}, 0.45);
   int legend_x = r.x + r.width;

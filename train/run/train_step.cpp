@@ -30,6 +30,7 @@ TrainStep::TrainStep(nn::Module& model, SGD& sgd, DataParameters& data_params, T
   loss_sum_ = Tensor::zeros({}, DType::Float64, device_);
   correct_ = Tensor::zeros({2}, DType::Int64, device_);
   if (!device_.is_cuda()) options_.cuda_graphs = false;
+  model_replayable_ = options_.cuda_graphs && model.replayable();  // the model's layers do not change
 }
 
 TrainStep::~TrainStep() = default;
@@ -62,7 +63,7 @@ void TrainStep::compute(const BatchTensors& b) {
 }
 
 bool TrainStep::graphable(const BatchTensors& b) const {
-  return options_.cuda_graphs && b.images.device().is_cuda() && model_.replayable() &&
+  return options_.cuda_graphs && b.images.device().is_cuda() && model_replayable_ &&
          (sync_ == nullptr || sync_->capturable());
 }
 

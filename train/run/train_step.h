@@ -76,6 +76,7 @@ class TrainStep {
   TrainStepOptions options_;
   StepSync* sync_;
   Device device_;
+  bool model_replayable_ = false;  // no module draws host-side randomness (Module::replayable)
   Tensor loss_sum_, correct_;  // float64 [], int64 [2] on the device
   int64_t samples_ = 0;
   std::map<ShapeKey, int64_t> seen_;  // eager steps per shape (graph mode)
