@@ -26,11 +26,28 @@
   void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma,                        \
                                 const Tensor& running_var, double eps, Tensor& dx,            \
                                 const Tensor& relu_out = Tensor());                           \
-  /* Synchronised BN (statistics over the ranks of a data-parallel job): dx from per-channel */ \
-  /* coefficients computed from the sums over all ranks, coef [3, C] in the statistics' */      \
-  /* dtype: dx = coef[0]·(dy - coef[1] - (x - mean)·coef[2]) (dy gated by relu_out). */         \
-  void batch_norm_backward_dx(const Tensor& x, const Tensor& dy, const Tensor& mean,          \
-                              const Tensor& coef, Tensor& dx, const Tensor& relu_out = Tensor());
+  /* Synchronised BN (kernels/sync_batch_norm.h) in phases: per-channel float64 sums over this */ \
+  /* rank's part that the ranks add up, then what batch_norm_forward_train / _backward do with */  \
+  /* the totals, in the same arithmetic (N ranks' totals give one process's results). */            \
+  /* total_sum undefined: out[c] = Σx; else out[c] = Σ(x - total_sum[c]/count)². out: f64 [C]. */   \
+  void batch_norm_moment_sums(const Tensor& x, const Tensor& total_sum, double count,            \
+                              Tensor& out);                                                      \
+  /* sums f64 [2, C]: the totals Σx and Σ(x - mean)² over `count` values per channel. */          \
+  void batch_norm_forward_from_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,    \
+                                    const Tensor& sums, double count, double eps,                \
+                                    double momentum, Tensor& running_mean, Tensor& running_var,  \
+                                    Tensor& y, Tensor& save_mean, Tensor& save_invstd,           \
+                                    bool relu = false);                                          \
+  /* out f64 [2, C]: Σdy and Σdy·(x - save_mean) (dy gated by relu_out), times `scale`. */        \
+  void batch_norm_grad_sums(const Tensor& x, const Tensor& dy, const Tensor& save_mean,          \
+                            const Tensor& relu_out, double scale, Tensor& out);                  \
+  /* sums: the totals of batch_norm_grad_sums in the loss's scale; dγ, dβ from them; dx (may */  \
+  /* be undefined) for a dy that is dx_scale times the loss's (a rank's local loss). */          \
+  void batch_norm_backward_from_sums(const Tensor& x, const Tensor& dy, const Tensor& gamma,      \
+                                     const Tensor& save_mean, const Tensor& save_invstd,         \
+                                     const Tensor& sums, double count, double dx_scale,          \
+                                     Tensor& dx, Tensor& dgamma, Tensor& dbeta,                  \
+                                     const Tensor& relu_out = Tensor());
 
 namespace dp::cpu { DP_BATCH_NORM_KERNELS }
 #ifdef DP_WITH_CUDA

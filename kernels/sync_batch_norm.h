@@ -2,10 +2,10 @@
 // (run.sync_batchnorm = true): the per-channel moments in forward and the per-channel gradient
 // sums in backward are summed over the ranks, so N ranks compute what one process computes.
 //
-// The kernels are the ones of kernels/batch_norm.h (local moments, normalisation with given
-// statistics, local gradient sums, dx from given coefficients); the per-channel vectors between
-// them go through the host, where the job's MPI communicator sums them. That is a host wait per
-// BN layer on CUDA (correct, not fast: the GPU path of sync BN is compiled, GPU validation pending).
+// The kernels are kernels/batch_norm.h's synchronised phases: this rank's float64 per-channel
+// sums, summed over the ranks by the job's communicator on the tensors' device (no host copy),
+// then one process's arithmetic on the totals, so that N ranks compute what one process computes
+// (to the rounding of adding float64 sums in another order).
 #pragma once
 #include <functional>
 
@@ -14,10 +14,12 @@
 namespace dp::ops {
 
 struct BatchNormSync {
-  // Sums a CPU float64 tensor over every rank, in place (same call order on every rank).
+  // Sums a float64 tensor (on the activations' device) over every rank, in place; every rank
+  // makes the same calls in the same order.
   std::function<void(Tensor&)> all_reduce_sum;
   // This rank's share of the global batch, b_r / B: its loss is the mean over its b_r samples,
-  // so its upstream gradients are 1/share times the single process's.
+  // so its upstream gradients are 1/share times the single process's. Also gives the values per
+  // channel over all ranks (this rank's / share).
   double local_weight = 1.0;
 };
 

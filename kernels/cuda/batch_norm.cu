@@ -237,10 +237,11 @@ __global__ void bn_backward_partial_nhwc(const T* x, const T* dy, const T* relu_
   }
 }
 
-// Per channel: dgamma, dbeta and the coefficients of dx = a·(dy - b - (x - mean)·k).
+// Per channel: dgamma, dbeta and the coefficients of dx = a·(dy - b - (x - mean)·k), from the S
+// partials of `count` values per channel, for a dy that is dx_scale times the loss's.
 template <class T>
-__global__ void bn_backward_finish(const double* psum, const double* pdot, int S, Layout l,
-                                   const T* gamma, const T* invstd, T* dgamma, T* dbeta, T* coef) {
+__global__ void bn_backward_finish(const double* psum, const double* pdot, int S, Layout l, double count,
+                                   double dx_scale, const T* gamma, const T* invstd, T* dgamma, T* dbeta, T* coef) {
   int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= l.c) return;
   double sum_dy = 0.0, dot = 0.0;
@@ -248,14 +249,13 @@ __global__ void bn_backward_finish(const double* psum, const double* pdot, int S
     sum_dy += psum[c * S + s];
     dot += pdot[c * S + s];
   }
-  const double m = static_cast<double>(l.m());
   const double istd = static_cast<double>(invstd[c]);
   const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
   if (dgamma) dgamma[c] = static_cast<T>(dot * istd);
   if (dbeta) dbeta[c] = static_cast<T>(sum_dy);
   coef[c] = static_cast<T>(g * istd);
-  coef[l.c + c] = static_cast<T>(sum_dy / m);
-  coef[2 * l.c + c] = static_cast<T>(istd * istd * dot / m);
+  coef[l.c + c] = static_cast<T>(dx_scale * sum_dy / count);
+  coef[2 * l.c + c] = static_cast<T>(dx_scale * istd * istd * dot / count);
 }
 
 template <class T, class P>
@@ -274,6 +274,67 @@ __global__ void bn_backward_eval_dx(const T* dy, const T* relu_out, const P* gam
     int64_t c = l.channel(i);
     P g = gamma ? gamma[c] : P(1);
     dx[i] = from_acc<T>(gated(relu_out, dy, i) * g * static_cast<P>(1.0 / sqrt(static_cast<double>(var[c]) + eps)));
+  }
+}
+
+// Synchronised BN's phases (see kernels/batch_norm.h). grid (C, S): partial Σx (total_sum null)
+// or Σ(x - total_sum[c]/count)² of channel blockIdx.x over split blockIdx.y.
+template <class T>
+__global__ void bn_moment_partial(const T* x, Layout l, const double* total_sum, double count, double* partial) {
+  const int64_t c = blockIdx.x, s = blockIdx.y, S = gridDim.y, m = l.m();
+  const double mu = total_sum != nullptr ? total_sum[c] / count : 0.0;
+  double a = 0.0, unused = 0.0;
+  for (int64_t j = s * blockDim.x + threadIdx.x; j < m; j += S * blockDim.x) {
+    int64_t n = j / l.hw, k = j - n * l.hw;
+    const double v = static_cast<double>(to_acc(x[(n * l.c + c) * l.hw + k]));
+    a += total_sum != nullptr ? (v - mu) * (v - mu) : v;
+  }
+  block_sum2(a, unused);
+  if (threadIdx.x == 0) partial[c * S + s] = a;
+}
+
+// Channels-last version of bn_moment_partial (the tiling of bn_stats_partial_nhwc).
+template <class T>
+__global__ void bn_moment_partial_nhwc(const T* x, Layout l, const double* total_sum, double count,
+                                       double* partial) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
+  const int64_t s = blockIdx.y, S = gridDim.y, m = l.m();
+  double a = 0.0, unused = 0.0;
+  if (c < l.c) {
+    const double mu = total_sum != nullptr ? total_sum[c] / count : 0.0;
+    for (int64_t row = s * kTileRows + threadIdx.y; row < m; row += S * kTileRows) {
+      const double v = static_cast<double>(to_acc(x[row * l.c + c]));
+      a += total_sum != nullptr ? (v - mu) * (v - mu) : v;
+    }
+  }
+  column_sum2(a, unused);  // every thread takes part: it synchronises the block
+  if (threadIdx.y == 0 && c < l.c) partial[c * S + s] = a;
+}
+
+// out[r·C + c] = scale · Σ_s partial[(r·C + c)·S + s] for `rows` rows of C channel partials.
+__global__ void bn_partials_total(const double* partial, int S, int64_t channels, int rows, double scale,
+                                  double* out) {
+  DP_GRID_STRIDE(i, channels * rows) {
+    double t = 0.0;
+    for (int s = 0; s < S; ++s) t += partial[i * S + s];
+    out[i] = scale * t;
+  }
+}
+
+// One process's bn_stats_finish from totals: Σx and Σ(x - mean)² (sums [2, C]) over `count` values.
+template <class T>
+__global__ void bn_stats_from_sums(const double* sums, Layout l, double count, double eps, double momentum,
+                                   T* running_mean, T* running_var, T* save_mean, T* save_invstd) {
+  DP_GRID_STRIDE(c, l.c) {
+    const double mean = sums[c] / count, ss = sums[l.c + c];
+    const double var = ss / count;
+    save_mean[c] = static_cast<T>(mean);
+    save_invstd[c] = static_cast<T>(1.0 / sqrt(var + eps));
+    if (running_mean != nullptr) {
+      const double unbiased = count > 1 ? ss / (count - 1) : var;
+      running_mean[c] = static_cast<T>((1.0 - momentum) * running_mean[c] + momentum * mean);
+      running_var[c] = static_cast<T>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+    }
   }
 }
 
@@ -352,7 +413,8 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
         x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), save_mean.data<P>(), l, psum, pdot);
     DP_CUDA_CHECK_LAUNCH();
     bn_backward_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
-        psum, pdot, S, l, ptr_or_null<P>(gamma), save_invstd.data<P>(), mut_ptr_or_null<P>(dgamma),
+        psum, pdot, S, l, static_cast<double>(l.m()), 1.0, ptr_or_null<P>(gamma), save_invstd.data<P>(),
+        mut_ptr_or_null<P>(dgamma),
         mut_ptr_or_null<P>(dbeta), coef.data<P>());
     DP_CUDA_CHECK_LAUNCH();
     if (!dx.defined() || x.numel() == 0) return;
@@ -377,16 +439,85 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tenso
   });
 }
 
-void batch_norm_backward_dx(const Tensor& x, const Tensor& dy, const Tensor& mean, const Tensor& coef, Tensor& dx,
-                            const Tensor& relu_out) {
-  if (x.numel() == 0) return;
+void batch_norm_moment_sums(const Tensor& x, const Tensor& total_sum, double count, Tensor& out) {
   Layout l = layout_of(x);
+  if (l.c == 0) return;
   OpScope op(x);
-  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_backward_dx", [&] {
+  const int S = splits_for(op.ctx, l);
+  Tensor partial = Tensor::empty({l.c * S}, DType::Float64, x.device());
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_moment_sums", [&] {
+    const auto moment_partial = l.cl ? bn_moment_partial_nhwc<scalar_t> : bn_moment_partial<scalar_t>;
+    moment_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(
+        x.data<scalar_t>(), l, ptr_or_null<double>(total_sum), count, partial.data<double>());
+    DP_CUDA_CHECK_LAUNCH();
+  });
+  bn_partials_total<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(partial.data<double>(), S, l.c, 1, 1.0,
+                                                                           out.data<double>());
+  DP_CUDA_CHECK_LAUNCH();
+}
+
+void batch_norm_forward_from_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& sums,
+                                  double count, double eps, double momentum, Tensor& running_mean,
+                                  Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                                  bool relu) {
+  Layout l = layout_of(x);
+  if (l.c == 0) return;
+  OpScope op(x);
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm", [&] {
     using P = acc_t<scalar_t>;
+    bn_stats_from_sums<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(
+        sums.data<double>(), l, count, eps, momentum, mut_ptr_or_null<P>(running_mean),
+        running_mean.defined() ? running_var.data<P>() : nullptr, save_mean.data<P>(), save_invstd.data<P>());
+    DP_CUDA_CHECK_LAUNCH();
+    if (x.numel() == 0) return;
+    bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
+        x.data<scalar_t>(), save_mean.data<P>(), save_invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta),
+        l, relu, y.data<scalar_t>());
+    DP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void batch_norm_grad_sums(const Tensor& x, const Tensor& dy, const Tensor& save_mean, const Tensor& relu_out,
+                          double scale, Tensor& out) {
+  Layout l = layout_of(x);
+  if (l.c == 0) return;
+  OpScope op(x);
+  const int S = splits_for(op.ctx, l);
+  Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
+  double* psum = partial.data<double>();
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_grad_sums", [&] {
+    using P = acc_t<scalar_t>;
+    const auto backward_partial =
+        l.cl ? bn_backward_partial_nhwc<scalar_t, P> : bn_backward_partial<scalar_t, P>;
+    backward_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(
+        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), save_mean.data<P>(), l, psum,
+        psum + l.c * S);
+    DP_CUDA_CHECK_LAUNCH();
+  });
+  bn_partials_total<<<grid_for(op.ctx, 2 * l.c), kThreads, 0, op.stream()>>>(psum, S, l.c, 2, scale,
+                                                                               out.data<double>());
+  DP_CUDA_CHECK_LAUNCH();
+}
+
+void batch_norm_backward_from_sums(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& save_mean,
+                                   const Tensor& save_invstd, const Tensor& sums, double count, double dx_scale,
+                                   Tensor& dx, Tensor& dgamma, Tensor& dbeta, const Tensor& relu_out) {
+  Layout l = layout_of(x);
+  if (l.c == 0) return;
+  OpScope op(x);
+  Tensor coef = Tensor::empty({3, l.c}, stats_dtype(x), x.device());
+  const double* ps = sums.data<double>();
+  DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_backward", [&] {
+    using P = acc_t<scalar_t>;
+    // The totals are one partial per channel (S = 1): rows Σdy, Σdy·(x - mean) of sums [2, C].
+    bn_backward_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
+        ps, ps + l.c, 1, l, count, dx_scale, ptr_or_null<P>(gamma), save_invstd.data<P>(),
+        mut_ptr_or_null<P>(dgamma), mut_ptr_or_null<P>(dbeta), coef.data<P>());
+    DP_CUDA_CHECK_LAUNCH();
+    if (!dx.defined() || x.numel() == 0) return;
     bn_backward_dx<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), mean.data<P>(), coef.data<P>(), l,
-        dx.data<scalar_t>());
+        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), save_mean.data<P>(), coef.data<P>(),
+        l, dx.data<scalar_t>());
     DP_CUDA_CHECK_LAUNCH();
   });
 }

@@ -8,6 +8,8 @@
 // fills and max-pool ties: bit-identical.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
+#include "kernels/sync_batch_norm.h"
 #include "tests/common/devices.h"
 #include "tests/common/gradcheck.h"
 
@@ -248,6 +251,28 @@ TEST_F(CudaOps, BatchNormIsDeterministic) {
   Tensor g = Tensor::ones({16}, DType::Float32, kCuda), b = Tensor::zeros({16}, DType::Float32, kCuda);
   std::vector<float> first = ops::batch_norm(x, g, b, Tensor(), Tensor(), true).to_float_vector();
   EXPECT_EQ(ops::batch_norm(x, g, b, Tensor(), Tensor(), true).to_float_vector(), first);
+}
+
+TEST_F(CudaOps, SyncBatchNormPhasesMatchTheCpu) {
+  // Synchronised BN's kernels (moment sums, forward from sums, gradient sums, backward from sums)
+  // with a stand-in for the ranks: two ranks holding the same batch (the "all-reduce" doubles the
+  // sums; this rank's share is 1/2), so every scale of the phases is exercised. NCHW and
+  // channels-last, with and without the fused ReLU; outputs and gradients against the CPU.
+  ops::BatchNormSync sync;
+  sync.all_reduce_sum = [](Tensor& t) { t.copy_from(ops::mul(t, 2.0)); };
+  sync.local_weight = 0.5;
+  for (bool relu : {false, true})
+    for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+      SCOPED_TRACE(fmt::format("relu {} channels-last {}", relu, format == MemoryFormat::ChannelsLast));
+      Tensor x = rand({6, 5, 7, 9}, -2.0, 3.0), gamma = rand({5}, 0.5, 1.5), beta = rand({5});
+      EXPECT_TRUE(matches_cpu(
+          kCuda,
+          [&](const std::vector<Tensor>& in) {
+            return ops::sync_batch_norm(ops::to_memory_format(in[0], format), in[1], in[2], Tensor(), Tensor(), 0.1,
+                                        1e-5, relu, sync);
+          },
+          {x, gamma, beta}, kStrict));
+    }
 }
 
 // ---- pooling ----

@@ -97,6 +97,49 @@ void compare(bool relu, DType dtype) {
 }
 
 TEST(SyncBatchNorm, EqualsBatchNormOfTheWholeBatchFloat64) { compare(false, DType::Float64); }
+
+TEST(SyncBatchNorm, ChannelSumsThatCancelAcrossRanksKeepTheirDigitsFloat32) {
+  // dy ≈ +100 on rank 0's rows and ≈ -100 on the others' (each rank's Σdy ≈ ±16000, the total
+  // ≈ 1): float32 partial sums would carry ~1e-3 absolute rounding each, i.e. dβ and dx's mean
+  // term off by ~1e-3 relative. Sums kept in float64 over the ranks give one process's dβ, dγ and
+  // dx to float32 rounding.
+  auto comm = dist::make_communicator(Device::cpu(), 60.0);
+  const int world = comm->world_size(), rank = comm->rank();
+  if (world < 2) GTEST_SKIP() << "needs 2 ranks: run under mpirun -np 2 (meson test dist_sync_batch_norm_2ranks)";
+  const int64_t per = 8, n = per * world, c = 3, h = 5, w = 4, per_row = c * h * w;
+  std::vector<double> xs = values(n * per_row, 5, 0.5), dys = values(n * per_row, 13, 0.0);
+  for (int64_t i = 0; i < n * per_row; ++i) dys[i] = (i < per * per_row ? 100.0 : -100.0 / (world - 1)) + 0.05 * dys[i];
+  Tensor x_all = Tensor::from_vector(xs, {n, c, h, w}).to(DType::Float32).set_requires_grad(true);
+  Tensor g_all = Tensor::ones({c}, DType::Float32).set_requires_grad(true);
+  Tensor b_all = Tensor::zeros({c}, DType::Float32).set_requires_grad(true);
+  ops::batch_norm(x_all, g_all, b_all, Tensor(), Tensor(), true, 0.1, 1e-5)
+      .backward(Tensor::from_vector(dys, {n, c, h, w}).to(DType::Float32));
+
+  ops::BatchNormSync sync;
+  sync.all_reduce_sum = [&](Tensor& t) { comm->all_reduce(t); };
+  sync.local_weight = 1.0 / world;
+  Tensor x = Tensor::from_vector(rows(xs, per_row, rank * per, per), {per, c, h, w}).to(DType::Float32).set_requires_grad(true);
+  Tensor g = Tensor::ones({c}, DType::Float32).set_requires_grad(true);
+  Tensor b = Tensor::zeros({c}, DType::Float32).set_requires_grad(true);
+  std::vector<double> dy_local = rows(dys, per_row, rank * per, per);
+  for (double& v : dy_local) v *= world;  // this rank's loss is its local mean
+  ops::sync_batch_norm(x, g, b, Tensor(), Tensor(), 0.1, 1e-5, false, sync)
+      .backward(Tensor::from_vector(dy_local, {per, c, h, w}).to(DType::Float32));
+  // dγ, dβ as the job's gradient all-reduce leaves them (the float32 average over the ranks),
+  // per channel (not relative to the largest channel): each channel's sum cancels differently.
+  Tensor db_t = b.grad().clone(), dg_t = g.grad().clone();
+  comm->all_reduce(db_t, dist::ReduceOp::Avg);
+  comm->all_reduce(dg_t, dist::ReduceOp::Avg);
+  const std::vector<double> want_db = b_all.grad().to_double_vector(), want_dg = g_all.grad().to_double_vector();
+  const std::vector<double> db = db_t.to_double_vector(), dg = dg_t.to_double_vector();
+  for (int64_t k = 0; k < c; ++k) {
+    EXPECT_LT(std::abs(db[k] - want_db[k]), 1e-6 * std::abs(want_db[k])) << "dβ[" << k << "] " << db[k] << " vs " << want_db[k];
+    EXPECT_LT(std::abs(dg[k] - want_dg[k]), 1e-6 * std::abs(want_dg[k])) << "dγ[" << k << "] " << dg[k] << " vs " << want_dg[k];
+  }
+  std::vector<double> dx = x.grad().to_double_vector();
+  for (double& v : dx) v /= world;
+  EXPECT_LT(max_rel(dx, rows(x_all.grad().to_double_vector(), per_row, rank * per, per)), 1e-6);
+}
 TEST(SyncBatchNorm, FusedReluFloat32) { compare(true, DType::Float32); }
 
 }  // namespace
