@@ -27,14 +27,18 @@ struct DataParamCeTensors {
   Tensor theta_class;  // [C] log σ_class in the logits' dtype; undefined: class level not learnt
   Tensor theta_inst;   // [N] log σ_inst; undefined: instance level not learnt
   double wd_class = 0.0, wd_inst = 0.0;  // log-space weight decay, applied when > 0
+  // Multiplies the cross-entropy part of dtheta_*_rows (not the weight-decay part, a per-row
+  // sum): a data-parallel rank's share b_r/B of the global batch, whose loss is the mean over
+  // B rows while this call's is over its b_r (train/run/data_parallel.h).
+  double row_grad_scale = 1.0;
   // ---- outputs, allocated by the caller in the logits' dtype and device ----
   Tensor loss;               // scalar (required)
   Tensor dlogits;            // [B, C]: ∂L/∂z = (p − onehot)/(σ*·B)
   Tensor row_ce;             // [B]: −log softmax(z/σ*)[y], not divided by B
   Tensor sigma;              // [B]: σ*_b
   Tensor dsigma;             // [B]: ∂L/∂σ*_b
-  Tensor dtheta_class_rows;  // [B]: ∂L/∂σ*_b·exp(θ_class[y_b]) + wd_class·θ_class[y_b]
-  Tensor dtheta_inst_rows;   // [B]: ∂L/∂σ*_b·exp(θ_inst[i_b]) + wd_inst·θ_inst[i_b]
+  Tensor dtheta_class_rows;  // [B]: s·∂L/∂σ*_b·exp(θ_class[y_b]) + wd_class·θ_class[y_b], s = row_grad_scale
+  Tensor dtheta_inst_rows;   // [B]: s·∂L/∂σ*_b·exp(θ_inst[i_b]) + wd_inst·θ_inst[i_b]
   // Every output except loss may be undefined when not wanted.
 };
 

@@ -18,6 +18,7 @@ struct DataParamCeArgs {
   const T* theta_inst = nullptr;
   int64_t batch = 0, num_classes = 0, num_instances = 0;
   double wd_class = 0.0, wd_inst = 0.0;
+  double row_grad_scale = 1.0;
   T* dlogits = nullptr;
   T* row_ce = nullptr;
   T* sigma = nullptr;
@@ -49,6 +50,7 @@ DataParamCeArgs<T> data_param_ce_args(const DataParamCeTensors& t) {
   a.num_instances = t.theta_inst.defined() ? t.theta_inst.numel() : 0;
   a.wd_class = t.wd_class;
   a.wd_inst = t.wd_inst;
+  a.row_grad_scale = t.row_grad_scale;
   a.dlogits = out_ptr<T>(t.dlogits);
   a.row_ce = out_ptr<T>(t.row_ce);
   a.sigma = out_ptr<T>(t.sigma);

@@ -25,7 +25,7 @@ struct DataParamCeNode : Node {
 DataParamCeOutput data_param_cross_entropy(const Tensor& logits, const Tensor& labels,
                                            const Tensor& indices, const Tensor& theta_class,
                                            const Tensor& theta_inst, double wd_class,
-                                           double wd_inst) {
+                                           double wd_inst, double row_grad_scale) {
   DP_CHECK(logits.defined() && logits.dim() == 2,
            "data_param_cross_entropy: logits must be [batch, classes], got " +
                (logits.defined() ? logits.str() : std::string("an undefined tensor")),
@@ -41,6 +41,7 @@ DataParamCeOutput data_param_cross_entropy(const Tensor& logits, const Tensor& l
   t.theta_inst = theta_inst;
   t.wd_class = wd_class;
   t.wd_inst = wd_inst;
+  t.row_grad_scale = row_grad_scale;
   t.loss = Tensor::empty({}, dt, dev);
   t.dlogits = Tensor::empty({logits.size(0), logits.size(1)}, dt, dev);
   t.sigma = Tensor::empty({B}, dt, dev);

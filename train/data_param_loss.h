@@ -27,9 +27,10 @@ struct DataParamCeOutput {
 // logits [B, C] float32/float64; labels, indices [B] int64 (indices may be undefined when
 // theta_inst is); theta_class [C] and theta_inst [N] in the logits' dtype, either undefined
 // when that kind is not learnt (both undefined: plain mean CE). All on one device.
+// row_grad_scale: see DataParamCeTensors (kernels/data_param_ce.h); 1 in a single process.
 DataParamCeOutput data_param_cross_entropy(const Tensor& logits, const Tensor& labels,
                                            const Tensor& indices, const Tensor& theta_class,
                                            const Tensor& theta_inst, double wd_class,
-                                           double wd_inst);
+                                           double wd_inst, double row_grad_scale = 1.0);
 
 }  // namespace dp::train

@@ -44,10 +44,10 @@ DataParameters::DataParameters(const DataParamConfig& config, int64_t num_classe
 }
 
 DataParamCeOutput DataParameters::loss(const Tensor& logits, const Tensor& labels,
-                                       const Tensor& indices) {
+                                       const Tensor& indices, double row_grad_scale) {
   DataParamCeOutput out = data_param_cross_entropy(
       logits, labels, indices, theta_class_, theta_inst_,
-      config_.wd_class_param, config_.wd_inst_param);
+      config_.wd_class_param, config_.wd_inst_param, row_grad_scale);
   pending_labels_ = labels;
   pending_indices_ = indices;
   pending_class_grads_ = out.dtheta_class_rows;

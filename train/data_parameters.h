@@ -85,8 +85,10 @@ class DataParameters {
 
   // Forward + backward of SPEC §1 in one fused call. Returns the logged loss (scalar tensor
   // with a grad_fn to logits when they require grad) and keeps the per-row θ gradients and the
-  // batch's rows for step(). With no kind learnt: plain mean CE.
-  DataParamCeOutput loss(const Tensor& logits, const Tensor& labels, const Tensor& indices);
+  // batch's rows for step(). With no kind learnt: plain mean CE. row_grad_scale: a data-parallel
+  // rank's share of the global batch (StepSync::row_gradient_scale), 1 in a single process.
+  DataParamCeOutput loss(const Tensor& logits, const Tensor& labels, const Tensor& indices,
+                         double row_grad_scale = 1.0);
 
   // Turns the local batch's (rows, per-row gradients) into the global batch's (data-parallel
   // runs: train/run/step_sync.h); empty: a single process.

@@ -101,7 +101,7 @@ double run(const DataParamCeArgs<T>& a) {
       if (a.sigma) a.sigma[b] = sigma_t;
       if (a.dsigma) a.dsigma[b] = static_cast<T>(dsigma);
       if (use_class) {
-        double g = dsigma * static_cast<double>(exp_class);
+        double g = a.row_grad_scale * (dsigma * static_cast<double>(exp_class));
         if (decay_class) {
           g += a.wd_class * static_cast<double>(theta_c);
           loss += 0.5 * a.wd_class * static_cast<double>(theta_c) * static_cast<double>(theta_c);
@@ -109,7 +109,7 @@ double run(const DataParamCeArgs<T>& a) {
         if (a.dtheta_class_rows) a.dtheta_class_rows[b] = static_cast<T>(g);
       }
       if (use_inst) {
-        double g = dsigma * static_cast<double>(exp_inst);
+        double g = a.row_grad_scale * (dsigma * static_cast<double>(exp_inst));
         if (decay_inst) {
           g += a.wd_inst * static_cast<double>(theta_i);
           loss += 0.5 * a.wd_inst * static_cast<double>(theta_i) * static_cast<double>(theta_i);

@@ -103,7 +103,7 @@ __global__ void data_param_ce_kernel(DataParamCeArgs<T> a, T* row_loss) {
   if (a.sigma) a.sigma[b] = sigma;
   if (a.dsigma) a.dsigma[b] = dsigma;
   if (use_class) {
-    T g = dsigma * exp_class;
+    T g = dsigma * exp_class * static_cast<T>(a.row_grad_scale);
     if (a.wd_class > 0) {
       g += static_cast<T>(a.wd_class) * theta_c;
       loss += T(0.5) * static_cast<T>(a.wd_class) * theta_c * theta_c;
@@ -111,7 +111,7 @@ __global__ void data_param_ce_kernel(DataParamCeArgs<T> a, T* row_loss) {
     if (a.dtheta_class_rows) a.dtheta_class_rows[b] = g;
   }
   if (use_inst) {
-    T g = dsigma * exp_inst;
+    T g = dsigma * exp_inst * static_cast<T>(a.row_grad_scale);
     if (a.wd_inst > 0) {
       g += static_cast<T>(a.wd_inst) * theta_i;
       loss += T(0.5) * static_cast<T>(a.wd_inst) * theta_i * theta_i;

@@ -264,6 +264,28 @@ TEST(DataParamCe, TensorOpBackwardScalesLogitGradient) {
   }
 }
 
+TEST(DataParamCe, RowGradScaleScalesTheCrossEntropyPartOnly) {
+  // A data-parallel rank's share (train/run/data_parallel.h): s·(CE part) + wd·θ[row], the
+  // penalty's part unscaled; the loss and the logit gradients unchanged.
+  Problem p(kJoint, true);
+  auto call = [&](double scale) {
+    return dp::train::data_param_cross_entropy(
+        dp::Tensor::from_vector(p.logits, {p.B, p.C}), dp::Tensor::from_vector(p.labels, {p.B}),
+        dp::Tensor::from_vector(p.indices, {p.B}), dp::Tensor::from_vector(p.theta_c, {p.C}),
+        dp::Tensor::from_vector(p.theta_i, {p.N}), p.wd_c, p.wd_i, scale);
+  };
+  const auto one = call(1.0), half = call(0.5);
+  EXPECT_EQ(half.loss.item(), one.loss.item());
+  const auto gc1 = one.dtheta_class_rows.to_double_vector(), gc = half.dtheta_class_rows.to_double_vector();
+  const auto gi1 = one.dtheta_inst_rows.to_double_vector(), gi = half.dtheta_inst_rows.to_double_vector();
+  for (int64_t b = 0; b < p.B; ++b) {
+    const double dc = p.wd_c * p.theta_c[static_cast<size_t>(p.labels[b])];
+    const double di = p.wd_i * p.theta_i[static_cast<size_t>(p.indices[b])];
+    EXPECT_NEAR(gc[b], 0.5 * (gc1[b] - dc) + dc, 1e-12) << "row " << b;
+    EXPECT_NEAR(gi[b], 0.5 * (gi1[b] - di) + di, 1e-12) << "row " << b;
+  }
+}
+
 TEST(DataParamCe, TensorOpChecksShapes) {
   dp::Tensor logits = dp::Tensor::zeros({4, 3});
   dp::Tensor labels = dp::Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 0}, {4});

@@ -11,9 +11,8 @@
 
 namespace dp::train {
 
-DataParallelSync::DataParallelSync(dist::Communicator& comm, FlatParameters& flat, const DataParameters& data_params,
-                                   DataParallelOptions options)
-    : comm_(comm), flat_(flat), data_params_(data_params), options_(options) {
+DataParallelSync::DataParallelSync(dist::Communicator& comm, FlatParameters& flat, DataParallelOptions options)
+    : comm_(comm), flat_(flat), options_(options) {
   DP_CHECK(flat_.size() > 0, "DataParallelSync: the model has no parameters", "pass the optimiser's flat storage");
   const Device device = flat_.grads().device();
   DP_CHECK(device == comm_.device(),
@@ -68,7 +67,6 @@ void DataParallelSync::before_backward() {
   for (Bucket& b : buckets_) b.pending = b.params;
   next_bucket_ = 0;
   in_backward_ = true;
-  exchange_calls_ = 0;
 }
 
 void DataParallelSync::grad_ready(const Tensor& param) {
@@ -105,44 +103,17 @@ void DataParallelSync::finish_gradients() {
   in_backward_ = false;
 }
 
+double DataParallelSync::row_gradient_scale(int64_t local_rows) { return local_weight(local_rows); }
+
 void DataParallelSync::exchange_rows(Tensor& rows, Tensor& grads) {
   NoGradGuard no_grad;
-  std::vector<bool> kinds;  // true: class, false: instance; in the order DataParameters steps them
-  if (data_params_.learn_class()) kinds.push_back(true);
-  if (data_params_.learn_inst()) kinds.push_back(false);
-  DP_CHECK(exchange_calls_ < static_cast<int>(kinds.size()),
-           "DataParallelSync::exchange_rows called more often than there are learnt data-parameter kinds",
-           "call before_backward() at the start of every step");
-  const bool is_class = kinds[static_cast<size_t>(exchange_calls_++)];
-  const double wd = is_class ? data_params_.config().wd_class_param : data_params_.config().wd_inst_param;
-  const Tensor& theta = is_class ? data_params_.theta_class() : data_params_.theta_inst();
   DP_CHECK(rows.dim() == 1 && grads.dim() == 1 && rows.numel() == grads.numel() && grads.dtype() == DType::Float32,
            fmt::format("exchange_rows: rows {} and grads {}", rows.str(), grads.str()),
            "pass int64 [b] rows and float32 [b] per-row gradients");
-  const int64_t local = rows.numel();
-  const double f = local_weight(local);
-  Tensor scaled;
-  if (wd == 0.0) {
-    scaled = ops::mul(grads, f);
-  } else {
-    // g = CE part (a local mean) + wd·θ[row] (a per-row sum): only the CE part is reweighted.
-    // Computed on the host (on CUDA a wait and a copy of θ: weight decay on data parameters is rare).
-    const Tensor g_host = grads.to(Device::cpu()), r_host = rows.to(Device::cpu()), t_host = theta.to(Device::cpu());
-    Tensor out = Tensor::empty({local}, DType::Float32);
-    const float* g = g_host.data<float>();
-    const int64_t* r = r_host.data<int64_t>();
-    const float* t = t_host.data<float>();
-    float* o = out.data<float>();
-    for (int64_t i = 0; i < local; ++i) {
-      const double decay = wd * static_cast<double>(t[r[i]]);
-      o[i] = static_cast<float>((static_cast<double>(g[i]) - decay) * f + decay);
-    }
-    scaled = out.to(grads.device());
-  }
   std::vector<int64_t> counts = split_;
-  if (counts.empty()) counts.assign(static_cast<size_t>(comm_.world_size()), local);
+  if (counts.empty()) counts.assign(static_cast<size_t>(comm_.world_size()), rows.numel());
   rows = comm_.all_gather(rows, counts);
-  grads = comm_.all_gather(scaled, counts);
+  grads = comm_.all_gather(grads, counts);
 }
 
 }  // namespace dp::train

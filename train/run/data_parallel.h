@@ -12,18 +12,18 @@
 // the global batch; rank r's gradients are weighted by b_r / B (b_r its rows, B the global batch's),
 // i.e. averaged when the split is even.
 //
-// Data parameters: θ_class and θ_inst rows and per-row gradients are all-gathered in rank order,
-// which is global batch order (the loader's sharding), after scaling the CE part of each gradient
-// by b_r / B (the log-space weight-decay term is a per-row sum, not a mean, and stays). Every rank
-// then applies the same SparseSGD step to the same (rows, grads): θ stays bitwise equal across
-// ranks and the exchange is O(global batch).
+// Data parameters: each rank's per-row θ gradients come out of the loss already scaled by its
+// batch share b_r / B (row_gradient_scale; the log-space weight-decay term is a per-row sum, not
+// a mean, and is not scaled), and θ_class and θ_inst rows and per-row gradients are all-gathered
+// in rank order, which is global batch order (the loader's sharding). Every rank then applies
+// the same SparseSGD step to the same (rows, grads): θ stays bitwise equal across ranks, the
+// exchange is O(global batch), and nothing goes through the host.
 #pragma once
 #include <cstdint>
 #include <unordered_map>
 #include <vector>
 
 #include "engine/dist/communicator.h"
-#include "train/data_parameters.h"
 #include "train/flat_parameters.h"
 #include "train/run/step_sync.h"
 
@@ -36,13 +36,13 @@ struct DataParallelOptions {
 class DataParallelSync final : public StepSync {
  public:
   // comm: for tensors on the parameters' device; flat: the model optimiser's storage (SGD::flat()).
-  DataParallelSync(dist::Communicator& comm, FlatParameters& flat, const DataParameters& data_params,
-                   DataParallelOptions options = {});
+  DataParallelSync(dist::Communicator& comm, FlatParameters& flat, DataParallelOptions options = {});
 
   // Rows of the coming step's global batch taken by each rank (data::Loader::batch_split). Not
   // set: an even split of this rank's batch size.
   void set_batch_split(std::vector<int64_t> rows_per_rank);
 
+  double row_gradient_scale(int64_t local_rows) override;
   void before_backward() override;
   void grad_ready(const Tensor& param) override;
   void finish_gradients() override;
@@ -65,7 +65,6 @@ class DataParallelSync final : public StepSync {
 
   dist::Communicator& comm_;
   FlatParameters& flat_;
-  const DataParameters& data_params_;
   DataParallelOptions options_;
   std::vector<Bucket> buckets_;
   std::unordered_map<const TensorImpl*, size_t> bucket_of_;  // parameter → its bucket
@@ -73,7 +72,6 @@ class DataParallelSync final : public StepSync {
   bool in_backward_ = false;
   int64_t reduced_early_ = 0;
   std::vector<int64_t> split_;
-  int exchange_calls_ = 0;  // 0: class, then instance (those learnt), per step
 };
 
 }  // namespace dp::train

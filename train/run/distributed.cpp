@@ -21,16 +21,16 @@ void DistributedRun::check_batch_size(int64_t batch_size, const dist::ProcessGro
                        group.world_size, (batch_size / group.world_size + 1) * group.world_size));
 }
 
-DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, const DataParameters& data_params,
-                               Device device, bool sync_batchnorm, double timeout_s)
+DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, Device device, bool sync_batchnorm,
+                               double timeout_s)
     : group_(dist::process_group()), model_(model) {
   device_comm_ = dist::make_communicator(device, timeout_s);
   host_comm_ = device.is_cpu() ? nullptr : dist::make_communicator(Device::cpu(), timeout_s);
-  sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat, data_params);
+  sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat);
   if (sync_batchnorm) {
     bn_sync_ = std::make_shared<ops::BatchNormSync>();
-    dist::Communicator& host = host_comm_ ? *host_comm_ : *device_comm_;
-    bn_sync_->all_reduce_sum = [&host](Tensor& t) { host.all_reduce(t); };
+    dist::Communicator& comm = *device_comm_;  // the statistics stay on the model's device
+    bn_sync_->all_reduce_sum = [&comm](Tensor& t) { comm.all_reduce(t); };
     bn_sync_->local_weight = 1.0 / group_.world_size;
     for (auto& [name, m] : model.named_modules())
       if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync = bn_sync_;

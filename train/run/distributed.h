@@ -12,7 +12,6 @@
 #include "engine/dist/process_group.h"
 #include "kernels/sync_batch_norm.h"
 #include "layers/module.h"
-#include "train/data_parameters.h"
 #include "train/run/data_parallel.h"
 
 namespace dp::train {
@@ -20,8 +19,7 @@ namespace dp::train {
 class DistributedRun {
  public:
   // model already on `device` (this rank's GPU, see device_for_rank, or the CPU).
-  DistributedRun(nn::Module& model, FlatParameters& flat, const DataParameters& data_params, Device device,
-                 bool sync_batchnorm, double timeout_s);
+  DistributedRun(nn::Module& model, FlatParameters& flat, Device device, bool sync_batchnorm, double timeout_s);
 
   // Rank 0 prints, writes logs and checkpoints; the others compute only.
   bool writes() const { return group_.rank == 0; }

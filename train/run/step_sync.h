@@ -3,6 +3,7 @@
 // model's gradients and exchanges the data parameters' per-row gradients.
 //
 // Every call is made from the step in a fixed order, on every rank:
+//   row_gradient_scale(rows)               once, before the loss
 //   before_backward()                      once, after the loss, before loss.backward()
 //   grad_ready(param)                      from the autograd hook, as each gradient becomes final
 //   finish_gradients()                     after backward, before the model optimiser step
@@ -19,13 +20,19 @@ class StepSync {
  public:
   virtual ~StepSync() = default;
 
+  // The factor for the data parameters' per-row cross-entropy gradients of this rank's batch of
+  // `local_rows` (DataParamCeTensors::row_grad_scale): its share of the global batch.
+  virtual double row_gradient_scale(int64_t local_rows) {
+    (void)local_rows;
+    return 1.0;
+  }
   virtual void before_backward() {}
   virtual void grad_ready(const Tensor& param) { (void)param; }
   // On return every model gradient holds the average over ranks (ordered on the device stream).
   virtual void finish_gradients() {}
-  // rows int64 [b] and grads float32 [b] of the local batch become those of the global batch, in
-  // global batch order, scaled as the single process's loss (the mean over the global batch)
-  // would give them; identical on every rank, so θ stays bitwise equal everywhere.
+  // rows int64 [b] and grads float32 [b] of the local batch (scaled by row_gradient_scale) become
+  // those of the global batch, in global batch order; identical on every rank, so θ stays
+  // bitwise equal everywhere.
   virtual void exchange_rows(Tensor& rows, Tensor& grads) {
     (void)rows;
     (void)grads;

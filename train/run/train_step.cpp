@@ -43,7 +43,8 @@ void TrainStep::compute(const BatchTensors& b) {
     logits = model_.forward(b.images);
   }
   if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);  // loss in float32
-  DataParamCeOutput out = data_params_.loss(logits, b.labels, b.indices);
+  const double row_scale = sync_ ? sync_->row_gradient_scale(b.images.size(0)) : 1.0;
+  DataParamCeOutput out = data_params_.loss(logits, b.labels, b.indices, row_scale);
   if (sync_) {
     sync_->before_backward();
     GradReadyHookGuard hook([this](const Tensor& leaf) { sync_->grad_ready(leaf); });
