@@ -95,6 +95,24 @@ if [[ -x $WORK/bin/bench_train_step_gpu ]]; then
     --rows "${KIT_STEP_ROWS:-bf16:channels_last,tf32:contiguous}"
   cat "$LOGS/train_step_side_by_side.log"
 fi
+# Data-parallel overhead at world size 1 (issue 12: <= 2 % of the step): the step with a one-rank
+# NCCL communicator (bucketed all-reduces from the backward hook, θ all-gathers; eager) against
+# the plain eager step and the graphed step dp-train runs alone. WRN-28-10, bf16, channels-last.
+if [[ -x $WORK/bin/bench_train_step_gpu && ${KIT_SKIP_DP_OVERHEAD:-0} != 1 ]]; then
+  for mode in "none off" "nccl off" "none on"; do
+    read -r sync graphs <<<"$mode"
+    run "dp_overhead_sync_${sync}_graphs_${graphs}" 90 "$WORK/bin/bench_train_step_gpu" --net wrn-28-10 --batch 128 \
+      --size 32 --classes 100 --precision bf16 --memory-format channels_last --data-params joint --sync "$sync" \
+      --cuda-graphs "$graphs" --warmup 5 --iters 30
+  done
+  grep -h "^RESULT" "$LOGS"/dp_overhead_*.log | tee "$LOGS/dp_overhead.txt"
+  awk '{for (i = 1; i <= NF; ++i) if ($i ~ /^(sync|graphs|step_ms)=/) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        ms[v["sync"] " " v["graphs"]] = v["step_ms"] }
+       END { if (ms["none off"] > 0 && ms["nccl off"] > 0)
+               printf "data-parallel overhead (1 rank, NCCL) vs eager: %+.1f %%; vs graphed: %+.1f %%\n",
+                 100 * (ms["nccl off"] / ms["none off"] - 1), 100 * (ms["nccl off"] / ms["none on"] - 1) }' \
+    "$LOGS/dp_overhead.txt" | tee -a "$LOGS/dp_overhead.txt"
+fi
 if [[ -x $WORK/bin/bench_cuda_ops && ${KIT_SKIP_OPS_BENCH:-0} != 1 ]]; then
   run bench_cuda_ops 150 "$WORK/bin/bench_cuda_ops" --benchmark_min_time=0.05 \
     --benchmark_out="$LOGS/bench_cuda_ops.json" --benchmark_out_format=json

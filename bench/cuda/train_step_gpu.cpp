@@ -8,6 +8,12 @@
 //                        [--warmup 3 --iters 10] [--strict-fp32] [--precision fp32|bf16]
 //                        [--memory-format contiguous|channels_last] [--cudnn-heuristics]
 //                        [--cuda-graphs on|off] [--data-params none|class|inst|joint]
+//                        [--sync none|nccl]
+//
+// --sync nccl: the data-parallel step (train/run/data_parallel.h) on a one-rank NCCL
+// communicator, i.e. what one rank of `mpirun dp-train` adds to the step (bucketed gradient
+// all-reduces from the backward hook, θ all-gathers; data-parallel steps run eagerly). Against
+// --sync none at --cuda-graphs off it is the data-parallel overhead at world size 1.
 //
 // --cuda-graphs on (the default, as dp-train's run.cuda_graphs = "auto"): the warm-up steps run
 // eagerly, then the step is captured once and replayed.
@@ -28,11 +34,13 @@
 #include "engine/autocast.h"
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/context.h"
+#include "engine/dist/nccl_communicator.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "kernels/ops.h"
 #include "nets/registry.h"
 #include "train/data_parameters.h"
+#include "train/run/data_parallel.h"
 #include "train/run/train_step.h"
 #include "train/sgd.h"
 
@@ -49,6 +57,7 @@ struct StepSetup {
   bool bf16 = false, graphs = true;
   MemoryFormat format = MemoryFormat::Contiguous;
   std::string data_params = "none";
+  bool nccl = false;
 };
 
 double median_step_ms(const Case& c, int warmup, int iters, const StepSetup& setup) {
@@ -77,7 +86,13 @@ double median_step_ms(const Case& c, int warmup, int iters, const StepSetup& set
   so.autocast = setup.bf16 ? DType::BFloat16 : DType::Float32;
   so.cuda_graphs = setup.graphs;
   so.warmup_steps = std::max(warmup - 1, 1);  // the capture's own replay is the last warm-up step
-  train::TrainStep train_step(*net, sgd, data_params, so);
+  std::unique_ptr<dist::Communicator> comm;
+  std::unique_ptr<train::DataParallelSync> sync;
+  if (setup.nccl) {
+    comm = dist::make_nccl_communicator(Device::cuda(), 300.0);
+    sync = std::make_unique<train::DataParallelSync>(*comm, sgd.flat());
+  }
+  train::TrainStep train_step(*net, sgd, data_params, so, sync.get());
   auto step = [&] { train_step.run(batch, 0.01); };
   for (int i = 0; i < warmup; ++i) step();
   cudaStream_t stream = cuda::context(0).stream();
@@ -104,7 +119,7 @@ int main(int argc, char** argv) {
     }
     Case one{"", 0, 0, 0};
     int warmup = 3, iters = 10;
-    std::string precision = "fp32", layout = "contiguous", graphs = "on", data_params = "none";
+    std::string precision = "fp32", layout = "contiguous", graphs = "on", data_params = "none", sync = "none";
     bool heuristics = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -124,9 +139,10 @@ int main(int argc, char** argv) {
       else if (a == "--cudnn-heuristics") heuristics = true;
       else if (a == "--cuda-graphs") graphs = value();
       else if (a == "--data-params") data_params = value();
+      else if (a == "--sync") sync = value();
       else DP_THROW("unknown argument " + a,
                     "options: --net --batch --size --classes --warmup --iters --strict-fp32 --precision "
-                    "--memory-format --cudnn-heuristics --cuda-graphs --data-params");
+                    "--memory-format --cudnn-heuristics --cuda-graphs --data-params --sync");
     }
     DP_CHECK(precision == "fp32" || precision == "bf16", "--precision " + precision + " is not supported",
              "use --precision fp32 (TF32 unless --strict-fp32) or --precision bf16");
@@ -137,7 +153,9 @@ int main(int argc, char** argv) {
     DP_CHECK(graphs == "on" || graphs == "off", "--cuda-graphs " + graphs + " is not supported", "use on or off");
     DP_CHECK(data_params == "none" || data_params == "class" || data_params == "inst" || data_params == "joint",
              "--data-params " + data_params + " is not supported", "use none, class, inst or joint");
+    DP_CHECK(sync == "none" || sync == "nccl", "--sync " + sync + " is not supported", "use none or nccl");
     StepSetup setup;
+    setup.nccl = sync == "nccl";
     setup.bf16 = bf16;
     setup.graphs = graphs == "on";
     setup.format = layout == "channels_last" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
@@ -148,10 +166,10 @@ int main(int argc, char** argv) {
       cuda::empty_cache();
       cuda::reset_peak_memory_stats();
       double ms = median_step_ms(c, warmup, std::max(iters, 1), setup);
-      std::printf("RESULT net=%s batch=%lld size=%lld precision=%s layout=%s algos=%s graphs=%s data_params=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
+      std::printf("RESULT net=%s batch=%lld size=%lld precision=%s layout=%s algos=%s graphs=%s data_params=%s sync=%s step_ms=%.2f img_per_s=%.1f peak_mib=%.0f\n",
                   c.net.c_str(), static_cast<long long>(c.batch), static_cast<long long>(c.size),
                   bf16 ? "bf16" : cuda::allow_tf32() ? "tf32" : "fp32", layout.c_str(), heuristics ? "heuristics" : "timed",
-                  graphs.c_str(), data_params.c_str(), ms, 1e3 * static_cast<double>(c.batch) / ms,
+                  graphs.c_str(), data_params.c_str(), sync.c_str(), ms, 1e3 * static_cast<double>(c.batch) / ms,
                   static_cast<double>(cuda::memory_stats().peak_allocated_bytes) / (1 << 20));
       std::fflush(stdout);
     }

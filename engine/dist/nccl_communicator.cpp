@@ -18,7 +18,7 @@
 #include "engine/dist/process_group.h"
 #include "engine/error.h"
 
-#if defined(DP_WITH_CUDA) && defined(DP_WITH_MPI)
+#if defined(DP_WITH_CUDA) && defined(DP_WITH_NCCL)
 #include <nccl.h>
 
 #include "engine/cuda/check.h"
@@ -27,7 +27,7 @@
 
 namespace dp::dist {
 
-#if defined(DP_WITH_CUDA) && defined(DP_WITH_MPI)
+#if defined(DP_WITH_CUDA) && defined(DP_WITH_NCCL)
 
 namespace {
 
@@ -51,7 +51,7 @@ class NcclCommunicator final : public Communicator {
     cuda::DeviceGuard guard(device_.index);
     ncclUniqueId id;
     if (rank_ == 0) DP_NCCL_CHECK(ncclGetUniqueId(&id));
-    mpi_broadcast_bytes(&id, sizeof(id), 0);
+    if (world_ > 1) mpi_broadcast_bytes(&id, sizeof(id), 0);  // one rank needs no MPI
     DP_NCCL_CHECK(ncclCommInitRank(&comm_, world_, id, rank_));
     DP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     DP_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
@@ -208,8 +208,9 @@ std::unique_ptr<Communicator> make_nccl_communicator(Device device, double timeo
 #else
 
 std::unique_ptr<Communicator> make_nccl_communicator(Device device, double) {
-  DP_THROW(fmt::format("data-parallel training on {} needs a build with CUDA and MPI (NCCL)", device.str()),
-           "reconfigure with -Dcuda=enabled -Dmpi=enabled, or train on the CPU with the MPI backend");
+  DP_THROW(fmt::format("data-parallel training on {} needs a build with CUDA (NCCL)", device.str()),
+           "reconfigure with -Dcuda=enabled (and -Dmpi=enabled for more than one rank), or train on the CPU with "
+           "the MPI backend");
 }
 
 #endif

@@ -9,12 +9,16 @@
 
 #include "engine/cuda/context.h"
 #include "engine/cuda/graph.h"
+#include "engine/dist/nccl_communicator.h"
 #include "engine/rng.h"
 #include "kernels/ops.h"
+#include "kernels/sync_batch_norm.h"
+#include "layers/layers.h"
 #include "nets/registry.h"
 #include "tests/common/devices.h"
 #include "train/data_parameters.h"
 #include "train/run/batch_upload.h"
+#include "train/run/data_parallel.h"
 #include "train/run/train_step.h"
 #include "train/sgd.h"
 
@@ -53,6 +57,9 @@ struct LoopOptions {
   bool graphs = false;
   int64_t steps = 8;
   int64_t last_batch = kBatch;  // the size of the final step's batch
+  // The data-parallel step on a one-rank NCCL communicator (what dp-train runs under mpirun,
+  // with a world of one); with sync_batchnorm its BatchNorms sum their statistics through it.
+  bool nccl = false, sync_batchnorm = false;
 };
 
 struct LoopResult {
@@ -76,7 +83,19 @@ LoopResult run_loop(const LoopOptions& o) {
   train::TrainStepOptions so;
   so.autocast = o.bf16 ? DType::BFloat16 : DType::Float32;
   so.cuda_graphs = o.graphs;
-  train::TrainStep step(*net, sgd, dp_params, so);
+  std::unique_ptr<dist::Communicator> comm;
+  std::unique_ptr<train::DataParallelSync> sync;
+  if (o.nccl) {
+    comm = dist::make_nccl_communicator(o.device, 60.0);
+    sync = std::make_unique<train::DataParallelSync>(*comm, sgd.flat());
+    if (o.sync_batchnorm) {
+      auto bn_sync = std::make_shared<ops::BatchNormSync>();
+      bn_sync->all_reduce_sum = [&comm](Tensor& t) { comm->all_reduce(t); };
+      for (auto& [name, m] : net->named_modules())
+        if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync = bn_sync;
+    }
+  }
+  train::TrainStep step(*net, sgd, dp_params, so, sync.get());
   train::BatchUploader uploader(o.device, o.format);
   const data::HostAllocator alloc = train::batch_memory_for(o.device);
   for (int64_t k = 0; k < o.steps; ++k) {
@@ -188,6 +207,27 @@ TEST(TrainStepLoop, GraphReplayEqualsEagerBitwise) {
     EXPECT_EQ(graphed.replays, 21);  // steps 3..23 (the capture's replay included); the last is eager
     expect_bitwise_equal(graphed, eager);
   }
+  cuda::set_deterministic(false);
+  cuda::set_allow_tf32(true);
+}
+
+// The data-parallel step on a one-rank NCCL communicator: every collective is NCCL's (bucketed
+// gradient all-reduce from the backward hook, θ row all-gathers), and a world of one must give
+// the plain eager step bit for bit. With sync BN (float64 sums through NCCL, two-pass moments)
+// it is another BN arithmetic, held to the CPU tolerance of CudaStepsMatchTheCpu.
+TEST(TrainStepLoop, NcclOneRankStepEqualsThePlainStep) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: NCCL is not run";
+  cuda::set_deterministic(true);
+  cuda::set_allow_tf32(false);
+  LoopOptions o;
+  o.device = Device::cuda();
+  const LoopResult plain = run_loop(o);
+  o.nccl = true;
+  const LoopResult nccl = run_loop(o);
+  expect_bitwise_equal(nccl, plain);
+  EXPECT_EQ(nccl.replays, 0) << "data-parallel steps run eagerly";
+  o.sync_batchnorm = true;
+  compare(run_loop(o), run_loop({}), 1e-3, "one-rank NCCL, sync BN, strict fp32");
   cuda::set_deterministic(false);
   cuda::set_allow_tf32(true);
 }
