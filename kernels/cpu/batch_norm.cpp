@@ -168,6 +168,22 @@ inline void grad_sums_channel(const Layout& s, int64_t c, const T* px, const Gat
   sum_dy_xc = acc_dy_xc.total();
 }
 
+// f(c, gated dy, Σdy, Σdy·(x - mean)) for every channel, in parallel over channels.
+template <class T, class F>
+void for_each_channel_grad_sums(const Layout& s, const Tensor& x, const Tensor& dy, const Tensor& relu_out,
+                                const T* mean, F&& f) {
+  parallel_for(0, s.c, 1, [&](int64_t c0, int64_t c1) {
+    thread_local std::vector<T> gated;
+    GatedDy<T> g{s, dy.data<T>(), ptr_or_null<T>(relu_out), gated};
+    for (int64_t c = c0; c < c1; ++c) {
+      g.gate_channel(c);
+      double sum_dy = 0.0, sum_dy_xc = 0.0;
+      grad_sums_channel(s, c, x.data<T>(), g, mean[c], sum_dy, sum_dy_xc);
+      f(c, g, sum_dy, sum_dy_xc);
+    }
+  });
+}
+
 // What one channel's backward does with its totals (in the loss's scale): dγ, dβ and
 // dx = γ·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), x̂ = (x - mean)·invstd, for a dy that is
 // dx_scale times the loss's. Shared like forward_channel.
@@ -293,16 +309,10 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
     const scalar_t* pm = save_mean.data<scalar_t>();
     const scalar_t* pi = save_invstd.data<scalar_t>();
     const double count = static_cast<double>(s.n * s.l);
-    parallel_for(0, s.c, 1, [&](int64_t c0, int64_t c1) {
-      thread_local std::vector<scalar_t> gated;
-      GatedDy<scalar_t> g{s, dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), gated};
-      for (int64_t c = c0; c < c1; ++c) {
-        g.gate_channel(c);
-        double sum_dy = 0.0, sum_dy_xc = 0.0;
-        grad_sums_channel(s, c, px, g, pm[c], sum_dy, sum_dy_xc);
-        backward_channel(s, c, sum_dy, sum_dy_xc, count, 1.0, px, g, ptr_or_null<scalar_t>(gamma), pm[c], pi[c],
-                         ptr_or_null<scalar_t>(dx), ptr_or_null<scalar_t>(dgamma), ptr_or_null<scalar_t>(dbeta));
-      }
+    for_each_channel_grad_sums(s, x, dy, relu_out, pm, [&](int64_t c, const GatedDy<scalar_t>& g, double sum_dy,
+                                                           double sum_dy_xc) {
+      backward_channel(s, c, sum_dy, sum_dy_xc, count, 1.0, px, g, ptr_or_null<scalar_t>(gamma), pm[c], pi[c],
+                       ptr_or_null<scalar_t>(dx), ptr_or_null<scalar_t>(dgamma), ptr_or_null<scalar_t>(dbeta));
     });
   });
 }
@@ -312,18 +322,11 @@ void batch_norm_grad_sums(const Tensor& x, const Tensor& dy, const Tensor& save_
   const Layout s(x);
   double* po = out.data<double>();
   DP_CPU_FLOAT_TYPES(x.dtype(), "batch_norm_grad_sums", [&] {
-    const scalar_t* pm = save_mean.data<scalar_t>();
-    parallel_for(0, s.c, 1, [&](int64_t c0, int64_t c1) {
-      thread_local std::vector<scalar_t> gated;
-      GatedDy<scalar_t> g{s, dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), gated};
-      for (int64_t c = c0; c < c1; ++c) {
-        g.gate_channel(c);
-        double sum_dy = 0.0, sum_dy_xc = 0.0;
-        grad_sums_channel(s, c, x.data<scalar_t>(), g, pm[c], sum_dy, sum_dy_xc);
-        po[c] = scale * sum_dy;
-        po[s.c + c] = scale * sum_dy_xc;
-      }
-    });
+    for_each_channel_grad_sums(s, x, dy, relu_out, save_mean.data<scalar_t>(),
+                               [&](int64_t c, const GatedDy<scalar_t>&, double sum_dy, double sum_dy_xc) {
+                                 po[c] = scale * sum_dy;
+                                 po[s.c + c] = scale * sum_dy_xc;
+                               });
   });
 }
 

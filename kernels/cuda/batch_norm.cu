@@ -347,6 +347,17 @@ T* mut_ptr_or_null(Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+// y = normalised x (bn_normalize) with per-channel mean and scale (invstd) in the statistics' dtype.
+template <class T>
+void normalize(OpScope& op, const Layout& l, const Tensor& x, const Tensor& mean, const Tensor& scale,
+               const Tensor& gamma, const Tensor& beta, bool relu, Tensor& y) {
+  using P = acc_t<T>;
+  if (x.numel() == 0) return;
+  bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
+      x.data<T>(), mean.data<P>(), scale.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta), l, relu, y.data<T>());
+  DP_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
@@ -368,11 +379,7 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
         psum, psq, S, l, eps, momentum, mut_ptr_or_null<P>(running_mean),
         running_mean.defined() ? running_var.data<P>() : nullptr, save_mean.data<P>(), save_invstd.data<P>());
     DP_CUDA_CHECK_LAUNCH();
-    if (x.numel() == 0) return;
-    bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), save_mean.data<P>(), save_invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta),
-        l, relu, y.data<scalar_t>());
-    DP_CUDA_CHECK_LAUNCH();
+    normalize<scalar_t>(op, l, x, save_mean, save_invstd, gamma, beta, relu, y);
   });
 }
 
@@ -387,10 +394,7 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor&
     bn_invstd_from_var<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(running_var.data<P>(), eps, l.c,
                                                                               invstd.data<P>());
     DP_CUDA_CHECK_LAUNCH();
-    bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), running_mean.data<P>(), invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta), l,
-        relu, y.data<scalar_t>());
-    DP_CUDA_CHECK_LAUNCH();
+    normalize<scalar_t>(op, l, x, running_mean, invstd, gamma, beta, relu, y);
   });
 }
 
@@ -469,11 +473,7 @@ void batch_norm_forward_from_sums(const Tensor& x, const Tensor& gamma, const Te
         sums.data<double>(), l, count, eps, momentum, mut_ptr_or_null<P>(running_mean),
         running_mean.defined() ? running_var.data<P>() : nullptr, save_mean.data<P>(), save_invstd.data<P>());
     DP_CUDA_CHECK_LAUNCH();
-    if (x.numel() == 0) return;
-    bn_normalize<<<grid_for(op.ctx, x.numel()), kThreads, 0, op.stream()>>>(
-        x.data<scalar_t>(), save_mean.data<P>(), save_invstd.data<P>(), ptr_or_null<P>(gamma), ptr_or_null<P>(beta),
-        l, relu, y.data<scalar_t>());
-    DP_CUDA_CHECK_LAUNCH();
+    normalize<scalar_t>(op, l, x, save_mean, save_invstd, gamma, beta, relu, y);
   });
 }
 
