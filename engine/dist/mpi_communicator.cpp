@@ -36,11 +36,29 @@ MPI_Datatype mpi_type(DType t, const char* op) {
     case DType::Int64: return MPI_INT64_T;
     case DType::Int32: return MPI_INT32_T;
     case DType::UInt8: return MPI_UINT8_T;
-    case DType::BFloat16:
+    case DType::BFloat16: return MPI_UINT16_T;  // summed by bf16_sum_op()
     case DType::Float16: break;
   }
   DP_THROW(fmt::format("{}: no MPI reduction for {} tensors", op, dtype_name(t)),
-           "reduce float32/float64/int64 tensors (convert bf16 gradients to float32 first)");
+           "reduce float32/float64/bfloat16/int64 tensors");
+}
+
+// MPI has no bf16 type: bf16 values travel as 16-bit words and are summed by this op, each
+// pairwise sum in float32 rounded back to bf16 (what NCCL does for ncclBfloat16).
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const bfloat16*>(in);
+  auto* b = static_cast<bfloat16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = bfloat16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+MPI_Op sum_op(DType t) {
+  if (t != DType::BFloat16) return MPI_SUM;
+  static MPI_Op op = [] {
+    MPI_Op created;
+    check_mpi(MPI_Op_create(&bf16_sum, /*commute=*/1, &created), "MPI_Op_create");
+    return created;
+  }();
+  return op;
 }
 
 // MPI counts are int: large buffers go in chunks.
@@ -64,7 +82,8 @@ class MpiCommunicator final : public Communicator {
     const size_t esize = dtype_size(t.dtype());
     for (int64_t at = 0; at < t.numel(); at += kChunk) {
       const int n = static_cast<int>(std::min<int64_t>(kChunk, t.numel() - at));
-      check_mpi(MPI_Allreduce(MPI_IN_PLACE, base + static_cast<size_t>(at) * esize, n, type, MPI_SUM, MPI_COMM_WORLD),
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, base + static_cast<size_t>(at) * esize, n, type, sum_op(t.dtype()),
+                              MPI_COMM_WORLD),
                 "MPI_Allreduce");
     }
     if (op == ReduceOp::Avg) divide(t);

@@ -58,6 +58,28 @@ TEST_F(Collectives, AllReduceSumAndAvgFloat64) {
   check_all_reduce<float>(*comm, 17, ReduceOp::Avg);
 }
 
+TEST_F(Collectives, AllReduceSumBFloat16PairwiseInFloat32) {
+  // bf16 travels as 16-bit words with our own MPI sum (run.allreduce_dtype = "bfloat16"): each
+  // pairwise sum in float32, rounded back to bf16. Values whose float32 sum is not a bf16 value,
+  // so a sum of the raw words or a missing rounding would show.
+  const int64_t n = 1001;
+  auto values = [n](int r) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(bfloat16(1.0f + 0.37f * static_cast<float>(i % 13) +
+                                                                       0.011f * static_cast<float>(r + 1)));
+    return v;
+  };
+  Tensor t = Tensor::from_vector(values(rank()), {n}).to(DType::BFloat16);
+  comm->all_reduce(t, ReduceOp::Sum);
+  std::vector<float> want = values(0);
+  for (int r = 1; r < world(); ++r) {
+    const std::vector<float> in = values(r);
+    for (int64_t i = 0; i < n; ++i) want[i] = static_cast<float>(bfloat16(want[i] + in[i]));
+  }
+  const std::vector<float> got = t.to_float_vector();
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << "element " << i;
+}
+
 TEST_F(Collectives, AllReduceInt64) {
   Tensor t = Tensor::from_vector(std::vector<int64_t>{int64_t{1} << 40, rank(), -7}, {3});
   comm->all_reduce(t);
@@ -112,9 +134,9 @@ TEST_F(Collectives, BroadcastFromTheLastRank) {
   comm->barrier();
 }
 
-TEST_F(Collectives, MpiRefusesCudaTensorsAndBf16Reductions) {
-  Tensor bf = Tensor::zeros({4}, DType::BFloat16);
-  EXPECT_THROW(comm->all_reduce(bf), Error);
+TEST_F(Collectives, MpiRefusesFloat16Reductions) {
+  Tensor half = Tensor::empty({4}, DType::Float16);  // no kernel fills float16; MPI must refuse it first
+  EXPECT_THROW(comm->all_reduce(half), Error);
 }
 
 TEST(ProcessGroup, PlainStartIsOneProcessWithATrivialCommunicator) {

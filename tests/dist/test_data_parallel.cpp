@@ -77,6 +77,29 @@ TEST_F(DataParallel, WithoutSyncBatchNormTheRanksWeightsStayBitwiseEqualEverySte
   EXPECT_GT(sync.buckets_reduced_in_backward(), 0) << "the gradient-ready hook starts bucket all-reduces in backward";
 }
 
+TEST_F(DataParallel, BFloat16BucketsHalveTheBytesAndKeepTheRanksBitwiseEqual) {
+  // run.allreduce_dtype = "bfloat16": the ranks' weights stay bitwise equal every step, and the
+  // averaged gradients (the first step's SGD momenta) are those of float32 buckets to bf16
+  // rounding (2^-8 relative per element), not equal to them.
+  const int world = comm->world_size(), rank = comm->rank();
+  Problem f32 = make_problem(/*model_lr=*/0.05), b16 = make_problem(/*model_lr=*/0.05);
+  train::DataParallelSync sync32(*comm, f32.sgd->flat(), {/*bucket_bytes=*/64 << 10});
+  train::DataParallelSync sync16(*comm, b16.sgd->flat(), {/*bucket_bytes=*/64 << 10, DType::BFloat16});
+  for (int64_t s = 0; s < 4; ++s) {
+    const HostBatch b = local_batch(global_batch(s, kGlobalBatch), rank, world);
+    step(f32, b, &sync32);
+    step(b16, b, &sync16);
+    if (s == 0) {
+      const double d = rel_norm_diff(grouped_state(b16)[2].second, grouped_state(f32)[2].second);
+      EXPECT_GT(d, 1e-5) << "bf16 buckets gave float32's gradients: were they rounded at all?";
+      EXPECT_LT(d, 8e-3) << "bf16 buckets: momenta after one step vs float32 buckets";
+    }
+    for (const auto& [name, t] : b16.model->named_parameters())
+      ASSERT_TRUE(bitwise_equal_across_ranks(*comm, t)) << name << " differs between ranks after step " << s + 1;
+  }
+  EXPECT_GT(sync16.buckets_reduced_in_backward(), 0);
+}
+
 TEST_F(DataParallel, UnevenSplitIsWeightedByTheRanksShares) {
   // A last partial batch of 13 over 2 ranks (7 + 6): gradients weighted 7/13 and 6/13, like the
   // single process's mean over 13. Sync BN so the forward is the single process's too.

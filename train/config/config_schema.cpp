@@ -78,6 +78,8 @@ const std::vector<ConfigKey>& config_schema() {
        "BN statistics over the global batch (all ranks); false: per-rank statistics, as PyTorch DDP"},
       {"run.dist_timeout_s", T::Float, 300.0, 1.0, 1e6, {},
        "a collective still waiting after this long ends the job, naming the rank"},
+      {"run.allreduce_dtype", T::String, std::string("float32"), 0, 0, {"float32", "bfloat16"},
+       "type the gradients are all-reduced in; bfloat16 halves the bytes (PyTorch DDP's bf16 compress hook)"},
   };
   return schema;
 }

@@ -14,6 +14,9 @@ namespace dp::train {
 DataParallelSync::DataParallelSync(dist::Communicator& comm, FlatParameters& flat, DataParallelOptions options)
     : comm_(comm), flat_(flat), options_(options) {
   DP_CHECK(flat_.size() > 0, "DataParallelSync: the model has no parameters", "pass the optimiser's flat storage");
+  DP_CHECK(options_.allreduce_dtype == DType::Float32 || options_.allreduce_dtype == DType::BFloat16,
+           fmt::format("DataParallelSync: gradients cannot be all-reduced in {}", dtype_name(options_.allreduce_dtype)),
+           "use float32 or bfloat16");
   const Device device = flat_.grads().device();
   DP_CHECK(device == comm_.device(),
            fmt::format("DataParallelSync: gradients on {} but the {} communicator takes {} tensors", device.str(),
@@ -86,6 +89,14 @@ void DataParallelSync::reduce(Bucket& b) {
   NoGradGuard no_grad;
   // Rank r's loss is its local mean: weight it by b_r / B (an even split is a plain average).
   Tensor range = flat_.grads().narrow0(b.begin, b.length);
+  if (options_.allreduce_dtype == DType::BFloat16) {
+    // Weighted in float32 first (a bf16 average would round twice), then rounded, summed, widened.
+    const double alpha = even_split() ? 1.0 / comm_.world_size() : local_weight(split_[comm_.rank()]);
+    Tensor travelling = ops::cast(ops::mul(range, alpha), DType::BFloat16);
+    comm_.all_reduce(travelling, dist::ReduceOp::Sum);
+    range.copy_from(ops::cast(travelling, DType::Float32));
+    return;
+  }
   if (even_split()) {
     comm_.all_reduce(range, dist::ReduceOp::Avg);
     return;

@@ -31,6 +31,10 @@ namespace dp::train {
 
 struct DataParallelOptions {
   int64_t bucket_bytes = 25 << 20;  // PyTorch DDP's default bucket_cap_mb
+  // The type gradients travel in (run.allreduce_dtype). BFloat16 halves the bytes, like DDP's
+  // bf16_compress_hook: each rank's share-weighted gradients are rounded to bf16, summed in bf16
+  // and widened back into the float32 buffer (every rank gets the same bits).
+  DType allreduce_dtype = DType::Float32;
 };
 
 class DataParallelSync final : public StepSync {

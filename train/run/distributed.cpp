@@ -21,13 +21,14 @@ void DistributedRun::check_batch_size(int64_t batch_size, const dist::ProcessGro
                        group.world_size, (batch_size / group.world_size + 1) * group.world_size));
 }
 
-DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, Device device, bool sync_batchnorm,
-                               double timeout_s)
+DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, Device device,
+                               const DistributedOptions& options)
     : group_(dist::process_group()), model_(model) {
-  device_comm_ = dist::make_communicator(device, timeout_s);
-  host_comm_ = device.is_cpu() ? nullptr : dist::make_communicator(Device::cpu(), timeout_s);
-  sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat);
-  if (sync_batchnorm) {
+  device_comm_ = dist::make_communicator(device, options.timeout_s);
+  DataParallelOptions dp;
+  dp.allreduce_dtype = options.allreduce_dtype;
+  sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat, dp);
+  if (options.sync_batchnorm) {
     bn_sync_ = std::make_shared<ops::BatchNormSync>();
     dist::Communicator& comm = *device_comm_;  // the statistics stay on the model's device
     bn_sync_->all_reduce_sum = [&comm](Tensor& t) { comm.all_reduce(t); };

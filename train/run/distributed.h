@@ -16,10 +16,17 @@
 
 namespace dp::train {
 
+// The run.* keys of a data-parallel run (train/run/run_config.h).
+struct DistributedOptions {
+  bool sync_batchnorm = false;
+  double timeout_s = 300.0;
+  DType allreduce_dtype = DType::Float32;
+};
+
 class DistributedRun {
  public:
   // model already on `device` (this rank's GPU, see device_for_rank, or the CPU).
-  DistributedRun(nn::Module& model, FlatParameters& flat, Device device, bool sync_batchnorm, double timeout_s);
+  DistributedRun(nn::Module& model, FlatParameters& flat, Device device, const DistributedOptions& options);
 
   // Rank 0 prints, writes logs and checkpoints; the others compute only.
   bool writes() const { return group_.rank == 0; }
@@ -40,7 +47,7 @@ class DistributedRun {
  private:
   dist::ProcessGroup group_;
   nn::Module& model_;
-  std::unique_ptr<dist::Communicator> device_comm_, host_comm_;
+  std::unique_ptr<dist::Communicator> device_comm_;
   std::unique_ptr<DataParallelSync> sync_;
   std::shared_ptr<ops::BatchNormSync> bn_sync_;  // shared by every BatchNorm2d (sync mode)
 };

@@ -68,6 +68,7 @@ RunConfig make_run_config(const Config& c) {
   r.workers = std::max<int64_t>(1, c.get_int("run.workers"));
   r.sync_batchnorm = c.get_bool("run.sync_batchnorm");
   r.dist_timeout_s = c.get_float("run.dist_timeout_s");
+  r.allreduce_dtype = c.get_string("run.allreduce_dtype") == "bfloat16" ? DType::BFloat16 : DType::Float32;
   r.output = c.get_string("run.output");
   r.print_freq = c.get_int("run.print_freq");
   r.eval_batch_size = c.get_int("run.eval_batch_size");

@@ -51,6 +51,7 @@ struct RunConfig {
   int64_t workers = 2;
   bool sync_batchnorm = false;                // data-parallel runs (train/run/distributed.h)
   double dist_timeout_s = 300.0;
+  DType allreduce_dtype = DType::Float32;    // run.allreduce_dtype
   std::string output;
   int64_t print_freq = 10;
   int64_t eval_batch_size = 100;

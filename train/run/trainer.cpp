@@ -113,7 +113,9 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
   if (writer) write_run_config(output_, config_);
   if (group.distributed())
-    dist_ = std::make_unique<DistributedRun>(*model_, sgd_->flat(), device_, rc_.sync_batchnorm, rc_.dist_timeout_s);
+    dist_ = std::make_unique<DistributedRun>(*model_, sgd_->flat(), device_,
+                                             DistributedOptions{rc_.sync_batchnorm, rc_.dist_timeout_s,
+                                                                rc_.allreduce_dtype});
   TrainStepOptions so;
   so.autocast = rc_.autocast;
   so.cuda_graphs = rc_.cuda_graphs;
