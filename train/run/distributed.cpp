@@ -29,7 +29,7 @@ DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, const Da
   sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat, data_params);
   if (sync_batchnorm) {
     bn_sync_ = std::make_shared<ops::BatchNormSync>();
-    dist::Communicator& host = host_comm_ ? *host_comm_ : *device_comm_;
+    dist::Communicator& host = host_communicator();
     bn_sync_->all_reduce_sum = [&host](Tensor& t) { host.all_reduce(t); };
     bn_sync_->local_weight = 1.0 / group_.world_size;
     for (auto& [name, m] : model.named_modules())

@@ -27,6 +27,8 @@ class DistributedRun {
   bool writes() const { return group_.rank == 0; }
   const dist::ProcessGroup& group() const { return group_; }
   StepSync* step_sync() { return sync_.get(); }
+  // For values on the host (CPU tensors over MPI): the evaluation's sums, the logged totals.
+  dist::Communicator& host_communicator() { return host_comm_ ? *host_comm_ : *device_comm_; }
 
   // run.device = "cuda" on rank r takes the GPU of its local rank.
   static Device device_for_rank(Device requested, const dist::ProcessGroup& group);

@@ -260,8 +260,9 @@ RunSummary Trainer::run() {
     {
       const auto eval_start = Clock::now();
       AutocastGuard autocast(rc_.autocast);
+      // Data-parallel: each rank evaluates its share and every rank gets the reduced result.
       val = evaluate(*model_, data_.test, data_.test_transform, rc_.eval_batch_size, rc_.workers, device_,
-                     rc_.memory_format);
+                     rc_.memory_format, /*per_sample=*/false, dist_ ? &dist_->host_communicator() : nullptr);
       eval_seconds_ = std::chrono::duration<double>(Clock::now() - eval_start).count();
     }
     s.val_loss = val.loss;
