@@ -14,6 +14,7 @@
 #include "layers/module.h"
 #include "train/data_parameters.h"
 #include "train/run/data_parallel.h"
+#include "train/run/train_step.h"
 
 namespace dp::train {
 
@@ -40,6 +41,11 @@ class DistributedRun {
   // Per-rank BN statistics (run.sync_batchnorm = false) drift apart: rank 0's are broadcast to
   // every rank before evaluation and before a checkpoint.
   void broadcast_batchnorm_statistics();
+  // This rank's step totals summed over the ranks: the global batches' loss and counts, the same
+  // on every rank (so a NaN stops every rank at once). A collective: every rank calls it at the
+  // same points (the trainer's log steps and epoch end).
+  StepTotals sum_over_ranks(const StepTotals& local);
+  int64_t sum_over_ranks(int64_t local);  // e.g. the epoch's skipped samples
 
  private:
   dist::ProcessGroup group_;
