@@ -45,6 +45,15 @@ std::vector<int64_t> exchange_counts(Communicator& comm, int64_t local_rows) {
   return std::vector<int64_t>(p, p + all.numel());
 }
 
+double sum_in_rank_order(Communicator& comm, double local) {
+  Tensor mine = Tensor::from_vector(std::vector<double>{local}, {1}).to(comm.device());
+  std::vector<int64_t> one(static_cast<size_t>(comm.world_size()), 1);
+  const std::vector<double> all = comm.all_gather(mine, one).to_double_vector();
+  double sum = 0.0;
+  for (double v : all) sum += v;
+  return sum;
+}
+
 std::unique_ptr<Communicator> make_communicator(Device device, double timeout_s) {
   const ProcessGroup& g = process_group();
   if (!g.distributed()) return std::make_unique<SingleProcessCommunicator>(device);

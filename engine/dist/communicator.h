@@ -43,4 +43,8 @@ class Communicator {
 // Rows per rank (dim 0 of `local` on each rank) exchanged over the communicator.
 std::vector<int64_t> exchange_counts(Communicator& comm, int64_t local_rows);
 
+// The sum over ranks of one host value, the same bits on every rank: the values are gathered and
+// added in rank order (an all-reduce's order may depend on the algorithm, and so on the rank).
+double sum_in_rank_order(Communicator& comm, double local);
+
 }  // namespace dp::dist

@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "data/cifar_binary.h"
+#include "data/dataset_slice.h"
 #include "data/file_io.h"
 #include "data/image_folder.h"
 #include "data/jpeg_decode.h"
@@ -122,6 +123,41 @@ TEST(Synthetic, DeterministicBalancedAndClassDependent) {
   }
   EXPECT_GT(var1, 0.0);
   EXPECT_GT(var0 + var1, 0.0);
+}
+
+TEST(DatasetSlice, SharesCoverEverySampleOnceInRankOrder) {
+  for (int64_t n : {0, 1, 5, 203, 256})
+    for (int64_t world : {1, 2, 3, 8}) {
+      EXPECT_EQ(share_begin(n, 0, world), 0);
+      EXPECT_EQ(share_begin(n, world, world), n) << n << " samples over " << world;
+      for (int64_t r = 0; r < world; ++r) {
+        const int64_t size = share_begin(n, r + 1, world) - share_begin(n, r, world);
+        EXPECT_TRUE(size == n / world || size == n / world + 1) << "rank " << r << " of " << world << ": " << size;
+      }
+    }
+  EXPECT_THROW(share_begin(10, 3, 2), dp::Error);
+}
+
+TEST(DatasetSlice, ARangeOfTheBaseKeepingItsIndices) {
+  SyntheticOptions options;
+  options.size = 23;
+  auto base = std::make_shared<SyntheticDataset>(options);
+  DatasetSlice slice(base, 12, 23);
+  EXPECT_EQ(slice.size(), 11);
+  EXPECT_EQ(slice.num_classes(), base->num_classes());
+  EXPECT_EQ(slice.begin(), 12);
+  for (int64_t i = 0; i < slice.size(); ++i) {
+    EXPECT_EQ(slice.label(i), base->label(12 + i));
+    EXPECT_EQ(slice.source(i), base->source(12 + i));
+    const RawSample s = slice.load(i);
+    EXPECT_EQ(s.index, 12 + i) << "the base index, which keys the sample's augmentation";
+    EXPECT_EQ(s.image.pixels, base->load(12 + i).image.pixels);
+  }
+  EXPECT_THROW(slice.load(11), dp::Error);
+  EXPECT_THROW(slice.label(-1), dp::Error);
+  EXPECT_THROW(DatasetSlice(base, 5, 24), dp::Error);
+  EXPECT_THROW(DatasetSlice(base, 6, 5), dp::Error);
+  EXPECT_EQ(DatasetSlice(base, 23, 23).size(), 0);
 }
 
 static void write_png(const std::string& path, int value, int h = 4, int w = 5) {

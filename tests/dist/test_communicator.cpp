@@ -89,6 +89,20 @@ TEST_F(Collectives, AllReduceInt64) {
   EXPECT_EQ(p[2], -7 * world());
 }
 
+TEST_F(Collectives, SumInRankOrderIsTheRankOrderSumOnEveryRank) {
+  // From 4 ranks on, these values' sum depends on the order of addition (the tiny ones survive only
+  // when added to each other first), and rank order gives exactly `want`; on 2 ranks it checks
+  // the sum and that every rank has the same one.
+  auto value = [](int r) { return r % 2 ? 1e-16 * (r + 1) : 1.0 + r; };
+  double want = 0.0;
+  for (int r = 0; r < world(); ++r) want += value(r);
+  const double got = sum_in_rank_order(*comm, value(rank()));
+  EXPECT_EQ(got, want);
+  Tensor all = comm->all_gather(Tensor::from_vector(std::vector<double>{got}, {1}),
+                                std::vector<int64_t>(static_cast<size_t>(world()), 1));
+  for (int r = 0; r < world(); ++r) EXPECT_EQ(all.data<double>()[r], got) << "rank " << r;
+}
+
 TEST_F(Collectives, AllReduceEmptyIsANoOp) {
   Tensor t = Tensor::empty({0}, DType::Float32);
   comm->all_reduce(t);

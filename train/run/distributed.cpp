@@ -25,6 +25,8 @@ DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, Device d
                                const DistributedOptions& options)
     : group_(dist::process_group()), model_(model) {
   device_comm_ = dist::make_communicator(device, options.timeout_s);
+  // Host-side sums (evaluation, logged totals): MPI's on CUDA, the one communicator on the CPU.
+  if (!device.is_cpu()) host_comm_ = dist::make_communicator(Device::cpu(), options.timeout_s);
   DataParallelOptions dp;
   dp.allreduce_dtype = options.allreduce_dtype;
   sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat, dp);
@@ -53,6 +55,25 @@ void DistributedRun::broadcast_batchnorm_statistics() {
     Tensor buffer = t;
     device_comm_->broadcast(buffer, 0);
   }
+}
+
+StepTotals DistributedRun::sum_over_ranks(const StepTotals& local) {
+  dist::Communicator& host = host_communicator();
+  Tensor counts = Tensor::from_vector(std::vector<int64_t>{local.top1, local.top5, local.samples}, {3});
+  host.all_reduce(counts);
+  const int64_t* c = counts.data<int64_t>();
+  StepTotals global;
+  global.top1 = c[0];
+  global.top5 = c[1];
+  global.samples = c[2];
+  global.loss_sum = dist::sum_in_rank_order(host, local.loss_sum);
+  return global;
+}
+
+int64_t DistributedRun::sum_over_ranks(int64_t local) {
+  Tensor t = Tensor::from_vector(std::vector<int64_t>{local}, {1});
+  host_communicator().all_reduce(t);
+  return t.data<int64_t>()[0];
 }
 
 }  // namespace dp::train

@@ -13,6 +13,7 @@
 #include "kernels/sync_batch_norm.h"
 #include "layers/module.h"
 #include "train/run/data_parallel.h"
+#include "train/run/train_step.h"
 
 namespace dp::train {
 
@@ -32,6 +33,8 @@ class DistributedRun {
   bool writes() const { return group_.rank == 0; }
   const dist::ProcessGroup& group() const { return group_; }
   StepSync* step_sync() { return sync_.get(); }
+  // For values on the host (CPU tensors over MPI): the evaluation's sums, the logged totals.
+  dist::Communicator& host_communicator() { return host_comm_ ? *host_comm_ : *device_comm_; }
 
   // run.device = "cuda" on rank r takes the GPU of its local rank.
   static Device device_for_rank(Device requested, const dist::ProcessGroup& group);
@@ -43,11 +46,16 @@ class DistributedRun {
   // Per-rank BN statistics (run.sync_batchnorm = false) drift apart: rank 0's are broadcast to
   // every rank before evaluation and before a checkpoint.
   void broadcast_batchnorm_statistics();
+  // This rank's step totals summed over the ranks: the global batches' loss and counts, the same
+  // on every rank (so a NaN stops every rank at once). A collective: every rank calls it at the
+  // same points (the trainer's log steps and epoch end).
+  StepTotals sum_over_ranks(const StepTotals& local);
+  int64_t sum_over_ranks(int64_t local);  // e.g. the epoch's skipped samples
 
  private:
   dist::ProcessGroup group_;
   nn::Module& model_;
-  std::unique_ptr<dist::Communicator> device_comm_;
+  std::unique_ptr<dist::Communicator> device_comm_, host_comm_;  // host_comm_: CUDA runs only
   std::unique_ptr<DataParallelSync> sync_;
   std::shared_ptr<ops::BatchNormSync> bn_sync_;  // shared by every BatchNorm2d (sync mode)
 };

@@ -6,15 +6,64 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "data/dataset_slice.h"
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "kernels/ops.h"
 
 namespace dp::train {
 
+namespace {
+
+// Every rank ends with the sums over all ranks: the counts and the confusion matrix in one int64
+// all-reduce (exact), the loss sum added in rank order (the same bits on every rank), and with
+// per_sample each rank's share of the per-sample arrays gathered in rank order (the shares are
+// contiguous and in rank order, so the gathered arrays are by dataset index).
+void reduce_over_ranks(EvalResult& r, double& loss_sum, std::vector<int64_t>& topk, dist::Communicator& ranks,
+                       int64_t begin, int64_t end) {
+  std::vector<int64_t> counts{r.count, topk[0], topk[1]};
+  for (const auto& row : r.confusion) counts.insert(counts.end(), row.begin(), row.end());
+  Tensor summed = Tensor::from_vector(counts, {static_cast<int64_t>(counts.size())});
+  ranks.all_reduce(summed);
+  const int64_t* p = summed.data<int64_t>();
+  r.count = p[0];
+  topk = {p[1], p[2]};
+  p += 3;
+  for (auto& row : r.confusion)
+    for (int64_t& v : row) v = *p++;
+  loss_sum = dist::sum_in_rank_order(ranks, loss_sum);
+  if (r.sample_loss.empty()) return;
+  const int64_t n = static_cast<int64_t>(r.sample_loss.size());
+  std::vector<int64_t> shares;
+  for (int64_t k = 0; k < ranks.world_size(); ++k)
+    shares.push_back(data::share_begin(n, k + 1, ranks.world_size()) - data::share_begin(n, k, ranks.world_size()));
+  const Tensor loss = ranks.all_gather(
+      Tensor::from_vector(std::vector<float>(r.sample_loss.begin() + begin, r.sample_loss.begin() + end), {end - begin}),
+      shares);
+  const Tensor prediction = ranks.all_gather(
+      Tensor::from_vector(std::vector<int64_t>(r.sample_prediction.begin() + begin, r.sample_prediction.begin() + end),
+                          {end - begin}),
+      shares);
+  r.sample_loss.assign(loss.data<float>(), loss.data<float>() + n);
+  r.sample_prediction.assign(prediction.data<int64_t>(), prediction.data<int64_t>() + n);
+}
+
+}  // namespace
+
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
-                    Device device, MemoryFormat format, bool per_sample) {
+                    Device device, MemoryFormat format, bool per_sample, dist::Communicator* ranks) {
+  DP_CHECK(ranks == nullptr || ranks->device().is_cpu(),
+           fmt::format("evaluate: the sums are reduced on the host, but the communicator takes {} tensors",
+                       ranks ? ranks->device().str() : ""),
+           "pass the run's host communicator (DistributedRun::host_communicator())");
   const int64_t classes = dataset->num_classes();
+  // This process's share: all of it, or rank r's contiguous range.
+  const int64_t begin = ranks ? data::share_begin(dataset->size(), ranks->rank(), ranks->world_size()) : 0;
+  const int64_t end =
+      ranks ? data::share_begin(dataset->size(), ranks->rank() + 1, ranks->world_size()) : dataset->size();
+  std::shared_ptr<const data::Dataset> share =
+      ranks ? std::make_shared<data::DatasetSlice>(dataset, begin, end) : dataset;
   EvalResult r;
   r.confusion.assign(static_cast<size_t>(classes), std::vector<int64_t>(static_cast<size_t>(classes), 0));
   data::LoaderOptions o;
@@ -26,7 +75,7 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
     r.sample_loss.assign(static_cast<size_t>(dataset->size()), std::nanf(""));
     r.sample_prediction.assign(static_cast<size_t>(dataset->size()), -1);
   }
-  data::Loader loader(dataset, data::Transform(transform), o);
+  data::Loader loader(share, data::Transform(transform), o);
   loader.start_epoch(0);
   const bool was_training = model.is_training();
   model.eval();
@@ -47,7 +96,7 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
       if (per_sample) {  // cross-entropy = logsumexp(row) - row[label], in double
         double sum = 0;
         for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c]) - row[pred]);
-        const auto index = static_cast<size_t>(batch->indices[i]);
+        const auto index = static_cast<size_t>(begin + batch->indices[i]);  // in `dataset`
         r.sample_loss[index] = static_cast<float>(row[pred] + std::log(sum) - row[batch->labels[i]]);
         r.sample_prediction[index] = pred;
       }
@@ -55,11 +104,14 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
     r.count += batch->n;
   }
   model.train(was_training);
+  r.evaluated_here = r.count;
+  const std::vector<double> k = correct.to_double_vector();
+  std::vector<int64_t> topk{static_cast<int64_t>(k[0]), static_cast<int64_t>(k[1])};
+  if (ranks) reduce_over_ranks(r, loss_sum, topk, *ranks, begin, end);
   if (r.count > 0) {
     r.loss = loss_sum / static_cast<double>(r.count);
-    const std::vector<double> k = correct.to_double_vector();
-    r.top1 = 100.0 * k[0] / static_cast<double>(r.count);
-    r.top5 = 100.0 * k[1] / static_cast<double>(r.count);
+    r.top1 = 100.0 * static_cast<double>(topk[0]) / static_cast<double>(r.count);
+    r.top5 = 100.0 * static_cast<double>(topk[1]) / static_cast<double>(r.count);
   }
   for (int64_t c = 0; c < classes; ++c) {
     int64_t total = 0;

@@ -1,5 +1,11 @@
 // Evaluation of a model on a dataset: plain logits and plain cross-entropy (data parameters
 // are a training device only), top-1/top-5, per-class accuracy and the confusion matrix.
+//
+// In a data-parallel run every rank calls evaluate() with the job's host communicator: rank r
+// runs its contiguous share of the dataset through the model (data/dataset_slice.h: every sample
+// once, a last uneven part included) and the sums are reduced, so every rank returns the same
+// result, the single process's up to the summation order of the loss (counts, top-k and the
+// confusion matrix exactly).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,6 +15,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/transforms.h"
+#include "engine/dist/communicator.h"
 #include "layers/module.h"
 #include "train/run/batch_upload.h"
 
@@ -16,6 +23,7 @@ namespace dp::train {
 
 struct EvalResult {
   int64_t count = 0;
+  int64_t evaluated_here = 0;  // samples this process ran through the model: its share, or count
   double loss = 0.0;   // mean cross-entropy
   double top1 = 0.0;   // percent
   double top5 = 0.0;   // percent
@@ -29,6 +37,7 @@ struct EvalResult {
 
 EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
-                    Device device, MemoryFormat format = MemoryFormat::Contiguous, bool per_sample = false);
+                    Device device, MemoryFormat format = MemoryFormat::Contiguous, bool per_sample = false,
+                    dist::Communicator* ranks = nullptr);  // CPU tensors (MPI); null: one process
 
 }  // namespace dp::train

@@ -181,8 +181,15 @@ EpochSummary Trainer::train_one_epoch() {
   // The step never waits for the device: batches are uploaded asynchronously, and the running
   // loss and top-1 count are summed on the device (TrainStep) and read (a wait) only for a log
   // line and at the end of the epoch. That is also where a NaN or infinite loss is caught.
+  // In a data-parallel run a rank's totals are its share of the global batches: they are summed
+  // over the ranks there (a collective; the log steps are the same on every rank, and ranks that
+  // do not print reach it too), so every rank logs and checks the global batch's values.
   BatchUploader uploader(device_, rc_.memory_format);
   step_->reset_totals();
+  auto read_totals = [&] {
+    const StepTotals local = step_->totals();
+    return dist_ ? dist_->sum_over_ranks(local) : local;
+  };
   int64_t i = 0, checked_step = global_step_;
   auto check_finite = [&](double loss_total) {
     DP_CHECK(std::isfinite(loss_total),
@@ -199,7 +206,7 @@ EpochSummary Trainer::train_one_epoch() {
     step_->run(uploader.upload(std::move(*batch)), lr);
     ++global_step_;
     if (i % rc_.print_freq == 0) {
-      const StepTotals t = step_->totals();
+      const StepTotals t = read_totals();
       check_finite(t.loss_sum);
       const double seen = static_cast<double>(t.samples);
       const double avg_loss = t.loss_sum / seen;
@@ -236,7 +243,7 @@ EpochSummary Trainer::train_one_epoch() {
     ++i;
   }
   if (tty && !options_.quiet) std::printf("\n");
-  const StepTotals t = step_->totals();  // waits for the epoch's last step
+  const StepTotals t = read_totals();  // waits for the epoch's last step
   check_finite(t.loss_sum);
   EpochSummary s;
   s.epoch = epoch + 1;
@@ -245,6 +252,9 @@ EpochSummary Trainer::train_one_epoch() {
   s.train_loss = t.samples ? t.loss_sum / seen : 0.0;
   s.train_top1 = t.samples ? 100.0 * static_cast<double>(t.top1) / seen : 0.0;
   s.skipped = loader.epoch_skips();
+  // The whole job's count, so that data.max_skipped_fraction compares like with like (global
+  // samples) and every rank makes the same decision; the examples listed stay this rank's.
+  if (dist_) s.skipped.count = dist_->sum_over_ranks(s.skipped.count);
   s.samples = t.samples + s.skipped.count;
   return s;
 }
@@ -262,8 +272,9 @@ RunSummary Trainer::run() {
     {
       const auto eval_start = Clock::now();
       AutocastGuard autocast(rc_.autocast);
+      // Data-parallel: each rank evaluates its share and every rank gets the reduced result.
       val = evaluate(*model_, data_.test, data_.test_transform, rc_.eval_batch_size, rc_.workers, device_,
-                     rc_.memory_format);
+                     rc_.memory_format, /*per_sample=*/false, dist_ ? &dist_->host_communicator() : nullptr);
       eval_seconds_ = std::chrono::duration<double>(Clock::now() - eval_start).count();
     }
     s.val_loss = val.loss;
