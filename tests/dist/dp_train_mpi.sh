@@ -81,6 +81,21 @@ PY
 if "${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/odd" --set optim.batch_size=33 \
   > "$tmp/odd.log" 2>&1; then fail "batch 33 on 2 ranks was accepted"; fi
 grep -q "cannot be shared by the 2 processes" "$tmp/odd.log" || { cat "$tmp/odd.log"; fail "no clear batch-size error"; }
+# Reusing a finished run's folder without --resume/--overwrite: rank 0 refuses it (results #15), and
+# the other rank must not wait for it forever (the job ends within 60 s, naming the folder), and
+# nothing in the folder is lost.
+before=$(sha256sum "$tmp/two/checkpoint.h5")
+start=$(date +%s)
+if timeout 120 "${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/two" \
+  > "$tmp/reuse.log" 2>&1; then fail "a 2-rank run reused a finished run's folder"; fi
+elapsed_reuse=$(( $(date +%s) - start ))
+[ "$elapsed_reuse" -le 60 ] || { cat "$tmp/reuse.log"; fail "the refusal took $elapsed_reuse s to end the job"; }
+grep -q "$tmp/two" "$tmp/reuse.log" || { cat "$tmp/reuse.log"; fail "the refusal does not name the folder"; }
+[ "$(sha256sum "$tmp/two/checkpoint.h5")" = "$before" ] || fail "the refused run changed the old checkpoint"
+# bf16 gradient buckets end to end.
+"${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/bf16" --set run.stop_epoch=1 \
+  --set run.allreduce_dtype=bfloat16 > "$tmp/bf16.log" 2>&1 || { cat "$tmp/bf16.log"; fail "run.allreduce_dtype = bfloat16 failed"; }
+grep -q "finished epoch 1" "$tmp/bf16.log" || { cat "$tmp/bf16.log"; fail "the bf16-bucket run did not finish its epoch"; }
 # Kill one rank after the first checkpoint: the job ends within 60 s, the checkpoint loads.
 "${mpi[@]}" "$build/tools/dp-train" "$tmp/run.toml" --set run.output="$tmp/kill" --set run.epochs=200 \
   --set run.dist_timeout_s=30 > "$tmp/kill.log" 2>&1 &
@@ -106,4 +121,4 @@ elapsed_wd=$(( $(date +%s) - start ))
 [ "$elapsed_wd" -le 30 ] || fail "the watchdog took $elapsed_wd s"
 grep -q "rank 0 of 2: collective 'all_reduce' did not complete within" "$tmp/watchdog.log" \
   || { cat "$tmp/watchdog.log"; fail "no watchdog message naming the rank"; }
-echo "dp-train on 2 ranks: run, resume 2->1 and 1->2, logged metrics = 1 process's (sync BN), batch refusal, rank killed -> job ended in ${elapsed} s, checkpoint loads; watchdog ended a stuck collective in ${elapsed_wd} s"
+echo "dp-train on 2 ranks: run, resume 2->1 and 1->2, logged metrics = 1 process's (sync BN), batch refusal, reused folder refused in ${elapsed_reuse} s, bf16 buckets, rank killed -> job ended in ${elapsed} s, checkpoint loads; watchdog ended a stuck collective in ${elapsed_wd} s"
