@@ -9,6 +9,8 @@ namespace dp::train {
 namespace {
 
 std::string list_first(const data::SkipReport& report) {
+  // A data-parallel job's count is the ranks' sum, its examples this rank's own: there may be none.
+  if (report.first.empty()) return "all in other ranks' shares, which do not print them; dp-train run alone lists them";
   std::string out;
   for (const data::SkippedSample& s : report.first) {
     if (!out.empty()) out += "; ";
