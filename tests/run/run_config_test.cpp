@@ -59,3 +59,9 @@ TEST(RunConfig, RefusesWhatTheCpuCannotDo) {
   }
   EXPECT_THROW(make_run_config(config({"run.precision=\"bf16\""})), Error);
 }
+
+TEST(RunConfig, AllreduceDtypeDefaultsToFloat32) {
+  EXPECT_EQ(make_run_config(config({})).allreduce_dtype, DType::Float32);
+  EXPECT_EQ(make_run_config(config({"run.allreduce_dtype=bfloat16"})).allreduce_dtype, DType::BFloat16);
+  EXPECT_THROW(make_run_config(config({"run.allreduce_dtype=float16"})), Error);
+}
