@@ -358,6 +358,28 @@ void normalize(OpScope& op, const Layout& l, const Tensor& x, const Tensor& mean
   DP_CUDA_CHECK_LAUNCH();
 }
 
+// Float64 partial sums of a per-channel reduction: `rows` rows of C·S values, (channel, split).
+struct Partials {
+  int S;
+  Tensor buffer;
+  Partials(const OpScope& op, const Layout& l, const Tensor& x, int rows)
+      : S(splits_for(op.ctx, l)), buffer(Tensor::empty({rows, l.c * S}, DType::Float64, x.device())) {}
+  double* row(int r) { return buffer.data<double>() + static_cast<int64_t>(r) * buffer.size(1); }
+};
+
+// The partials of Σdy (row 0) and Σdy·(x - mean) (row 1), dy gated by the fused ReLU's output.
+template <class T>
+Partials backward_partials(OpScope& op, const Layout& l, const Tensor& x, const Tensor& dy, const Tensor& relu_out,
+                           const Tensor& mean) {
+  using P = acc_t<T>;
+  Partials p(op, l, x, 2);
+  const auto kernel = l.cl ? bn_backward_partial_nhwc<T, P> : bn_backward_partial<T, P>;
+  kernel<<<partial_grid(l, p.S), partial_block(l), 0, op.stream()>>>(x.data<T>(), dy.data<T>(), ptr_or_null<T>(relu_out),
+                                                                    mean.data<P>(), l, p.row(0), p.row(1));
+  DP_CUDA_CHECK_LAUNCH();
+  return p;
+}
+
 }  // namespace
 
 void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
@@ -366,17 +388,15 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
   Layout l = layout_of(x);
   if (l.c == 0) return;
   OpScope op(x);
-  const int S = splits_for(op.ctx, l);
-  Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
-  double* psum = partial.data<double>();
-  double* psq = psum + l.c * S;
+  Partials p(op, l, x, 2);  // Σx, Σx²
   DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm", [&] {
     using P = acc_t<scalar_t>;
     const auto stats_partial = l.cl ? bn_stats_partial_nhwc<scalar_t> : bn_stats_partial<scalar_t>;
-    stats_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(x.data<scalar_t>(), l, psum, psq);
+    stats_partial<<<partial_grid(l, p.S), partial_block(l), 0, op.stream()>>>(x.data<scalar_t>(), l, p.row(0),
+                                                                              p.row(1));
     DP_CUDA_CHECK_LAUNCH();
     bn_stats_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
-        psum, psq, S, l, eps, momentum, mut_ptr_or_null<P>(running_mean),
+        p.row(0), p.row(1), p.S, l, eps, momentum, mut_ptr_or_null<P>(running_mean),
         running_mean.defined() ? running_var.data<P>() : nullptr, save_mean.data<P>(), save_invstd.data<P>());
     DP_CUDA_CHECK_LAUNCH();
     normalize<scalar_t>(op, l, x, save_mean, save_invstd, gamma, beta, relu, y);
@@ -404,20 +424,12 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
   Layout l = layout_of(x);
   if (l.c == 0) return;
   OpScope op(x);
-  const int S = splits_for(op.ctx, l);
-  Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
   Tensor coef = Tensor::empty({3, l.c}, stats_dtype(x), x.device());
-  double* psum = partial.data<double>();
-  double* pdot = psum + l.c * S;
   DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_backward", [&] {
     using P = acc_t<scalar_t>;
-    const auto backward_partial =
-        l.cl ? bn_backward_partial_nhwc<scalar_t, P> : bn_backward_partial<scalar_t, P>;
-    backward_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(
-        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), save_mean.data<P>(), l, psum, pdot);
-    DP_CUDA_CHECK_LAUNCH();
+    Partials p = backward_partials<scalar_t>(op, l, x, dy, relu_out, save_mean);
     bn_backward_finish<<<static_cast<unsigned>((l.c + 127) / 128), 128, 0, op.stream()>>>(
-        psum, pdot, S, l, static_cast<double>(l.m()), 1.0, ptr_or_null<P>(gamma), save_invstd.data<P>(),
+        p.row(0), p.row(1), p.S, l, static_cast<double>(l.m()), 1.0, ptr_or_null<P>(gamma), save_invstd.data<P>(),
         mut_ptr_or_null<P>(dgamma),
         mut_ptr_or_null<P>(dbeta), coef.data<P>());
     DP_CUDA_CHECK_LAUNCH();
@@ -447,15 +459,14 @@ void batch_norm_moment_sums(const Tensor& x, const Tensor& total_sum, double cou
   Layout l = layout_of(x);
   if (l.c == 0) return;
   OpScope op(x);
-  const int S = splits_for(op.ctx, l);
-  Tensor partial = Tensor::empty({l.c * S}, DType::Float64, x.device());
+  Partials p(op, l, x, 1);
   DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_moment_sums", [&] {
     const auto moment_partial = l.cl ? bn_moment_partial_nhwc<scalar_t> : bn_moment_partial<scalar_t>;
-    moment_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(
-        x.data<scalar_t>(), l, ptr_or_null<double>(total_sum), count, partial.data<double>());
+    moment_partial<<<partial_grid(l, p.S), partial_block(l), 0, op.stream()>>>(
+        x.data<scalar_t>(), l, ptr_or_null<double>(total_sum), count, p.row(0));
     DP_CUDA_CHECK_LAUNCH();
   });
-  bn_partials_total<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(partial.data<double>(), S, l.c, 1, 1.0,
+  bn_partials_total<<<grid_for(op.ctx, l.c), kThreads, 0, op.stream()>>>(p.row(0), p.S, l.c, 1, 1.0,
                                                                            out.data<double>());
   DP_CUDA_CHECK_LAUNCH();
 }
@@ -482,21 +493,13 @@ void batch_norm_grad_sums(const Tensor& x, const Tensor& dy, const Tensor& save_
   Layout l = layout_of(x);
   if (l.c == 0) return;
   OpScope op(x);
-  const int S = splits_for(op.ctx, l);
-  Tensor partial = Tensor::empty({2, l.c * S}, DType::Float64, x.device());
-  double* psum = partial.data<double>();
   DP_CUDA_FLOAT_TYPES_BF16(x.dtype(), "batch_norm_grad_sums", [&] {
-    using P = acc_t<scalar_t>;
-    const auto backward_partial =
-        l.cl ? bn_backward_partial_nhwc<scalar_t, P> : bn_backward_partial<scalar_t, P>;
-    backward_partial<<<partial_grid(l, S), partial_block(l), 0, op.stream()>>>(
-        x.data<scalar_t>(), dy.data<scalar_t>(), ptr_or_null<scalar_t>(relu_out), save_mean.data<P>(), l, psum,
-        psum + l.c * S);
+    Partials p = backward_partials<scalar_t>(op, l, x, dy, relu_out, save_mean);
+    // Rows 0 and 1 are contiguous: one launch totals both into out [2, C].
+    bn_partials_total<<<grid_for(op.ctx, 2 * l.c), kThreads, 0, op.stream()>>>(p.row(0), p.S, l.c, 2, scale,
+                                                                                 out.data<double>());
     DP_CUDA_CHECK_LAUNCH();
   });
-  bn_partials_total<<<grid_for(op.ctx, 2 * l.c), kThreads, 0, op.stream()>>>(psum, S, l.c, 2, scale,
-                                                                               out.data<double>());
-  DP_CUDA_CHECK_LAUNCH();
 }
 
 void batch_norm_backward_from_sums(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& save_mean,

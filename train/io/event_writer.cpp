@@ -122,14 +122,19 @@ void EventWriter::write_record(const std::string& payload) {
   DP_CHECK(out_.good(), "writing the event file " + path_ + " failed", "check free disk space");
 }
 
+void EventWriter::write_summary(const std::string& value, int64_t step) {
+  // Event.summary: Summary { repeated Value value = 1; }, with the one Value.
+  std::string summary;
+  put_bytes(summary, 1, value);
+  write_record(event(step, nullptr, &summary));
+}
+
 void EventWriter::add_scalar(const std::string& tag, double value, int64_t step) {
   // Summary { repeated Value value = 1; }  Value { string tag = 1; float simple_value = 2; }
   std::string v;
   put_bytes(v, 1, tag);
   put_float(v, 2, static_cast<float>(value));
-  std::string summary;
-  put_bytes(summary, 1, v);
-  write_record(event(step, nullptr, &summary));
+  write_summary(v, step);
 }
 
 void EventWriter::add_histogram(const std::string& tag, const Histogram& h, int64_t step) {
@@ -146,9 +151,7 @@ void EventWriter::add_histogram(const std::string& tag, const Histogram& h, int6
   std::string v;
   put_bytes(v, 1, tag);
   put_bytes(v, 5, histo);  // Value.histo = 5
-  std::string summary;
-  put_bytes(summary, 1, v);
-  write_record(event(step, nullptr, &summary));
+  write_summary(v, step);
 }
 
 void EventWriter::add_image(const std::string& tag, const std::vector<uint8_t>& png, int width, int height,
@@ -165,9 +168,7 @@ void EventWriter::add_image(const std::string& tag, const std::vector<uint8_t>& 
   std::string v;
   put_bytes(v, 1, tag);
   put_bytes(v, 4, image);  // Value.image = 4
-  std::string summary;
-  put_bytes(summary, 1, v);
-  write_record(event(step, nullptr, &summary));
+  write_summary(v, step);
 }
 
 void EventWriter::flush() { out_.flush(); }

@@ -27,6 +27,7 @@ class EventWriter {
 
  private:
   void write_record(const std::string& payload);
+  void write_summary(const std::string& value, int64_t step);  // one Summary.Value as an event
   std::string path_;
   std::ofstream out_;
 };
