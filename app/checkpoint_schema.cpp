@@ -1,4 +1,4 @@
-#include "train/io/checkpoint_schema.h"
+#include "app/checkpoint_schema.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 #include "engine/error.h"
 #include "nets/registry.h"
 
-namespace dp::io {
+namespace dp::app {
 
 namespace {
 
@@ -45,7 +45,7 @@ bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
 // anything left over is reported instead of silently ignored.
 class Datasets {
  public:
-  Datasets(const TensorFile& f, const std::string& path) : path_(path) {
+  Datasets(const io::TensorFile& f, const std::string& path) : path_(path) {
     for (const auto& [name, t] : f.tensors) by_name_.emplace(name, &t);
   }
   const Tensor* take(const std::string& name) {
@@ -93,14 +93,14 @@ void expect_range(const std::string& path, const std::string& name, const std::v
       invalid(path, fmt::format("dataset /{}[{}] = {} is outside [{}, {}) ({})", name, i, v[i], lo, hi, what));
 }
 
-int64_t int_attr(const TensorFile& f, const std::string& path, const std::string& key, std::optional<int64_t> fallback) {
+int64_t int_attr(const io::TensorFile& f, const std::string& path, const std::string& key, std::optional<int64_t> fallback) {
   auto it = f.ints.find(key);
   if (it != f.ints.end()) return it->second;
   if (!fallback) invalid(path, fmt::format("integer attribute '{}' is missing", key));
   return *fallback;
 }
 
-std::string string_attr(const TensorFile& f, const std::string& path, const std::string& key,
+std::string string_attr(const io::TensorFile& f, const std::string& path, const std::string& key,
                         std::optional<std::string> fallback) {
   auto it = f.strings.find(key);
   if (it != f.strings.end()) return it->second;
@@ -108,7 +108,7 @@ std::string string_attr(const TensorFile& f, const std::string& path, const std:
   return *fallback;
 }
 
-ThetaState read_theta(Datasets& d, const TensorFile& f, const std::string& path, const std::string& name,
+ThetaState read_theta(Datasets& d, const io::TensorFile& f, const std::string& path, const std::string& name,
                       const std::string& steps_key, int64_t length, const std::string& because) {
   ThetaState s;
   const Tensor* theta = d.take(name);
@@ -210,7 +210,7 @@ const Tensor* Checkpoint::find_momentum(const std::string& parameter) const {
   return nullptr;
 }
 
-Checkpoint decode_checkpoint(const TensorFile& f, const std::string& path, const nn::Module* reference) {
+Checkpoint decode_checkpoint(const io::TensorFile& f, const std::string& path, const layers::Module* reference) {
   Checkpoint c;
   c.path = path;
   auto version = f.ints.find("format_version");
@@ -239,7 +239,7 @@ Checkpoint decode_checkpoint(const TensorFile& f, const std::string& path, const
   c.config = string_attr(f, path, "config", "");
   c.rng = string_attr(f, path, "rng", "");
 
-  nn::ModulePtr built;
+  layers::ModulePtr built;
   if (reference == nullptr) {
     try {
       built = nets::make_net(c.arch, c.num_classes);
@@ -252,7 +252,7 @@ Checkpoint decode_checkpoint(const TensorFile& f, const std::string& path, const
   Datasets d(f, path);
 
   // The model: exactly the reference's state dict, entry by entry.
-  nn::StateDict want = reference->state_dict();
+  layers::StateDict want = reference->state_dict();
   for (const auto& [name, t] : f.tensors) {
     if (name.rfind(kModel, 0) != 0) continue;
     const std::string leaf = name.substr(kModel.size());
@@ -315,12 +315,12 @@ Checkpoint decode_checkpoint(const TensorFile& f, const std::string& path, const
   return c;
 }
 
-Checkpoint read_checkpoint(const std::string& path, const nn::Module* reference) {
-  return decode_checkpoint(read_tensor_file(path), path, reference);
+Checkpoint read_checkpoint(const std::string& path, const layers::Module* reference) {
+  return decode_checkpoint(io::read_tensor_file(path), path, reference);
 }
 
-TensorFile encode_checkpoint(const Checkpoint& c) {
-  TensorFile f;
+io::TensorFile encode_checkpoint(const Checkpoint& c) {
+  io::TensorFile f;
   for (const auto& [name, t] : c.model) f.tensors.emplace_back(kModel + name, t);
   for (const auto& [name, t] : c.momentum) f.tensors.emplace_back(kMomentum + name, t);
   auto theta = [&](const ThetaState& s, const std::string& name, const std::string& steps_key) {
@@ -365,12 +365,12 @@ TensorFile encode_checkpoint(const Checkpoint& c) {
   return f;
 }
 
-void write_checkpoint(const std::string& path, const Checkpoint& c) { write_tensor_file_atomic(path, encode_checkpoint(c)); }
+void write_checkpoint(const std::string& path, const Checkpoint& c) { io::write_tensor_file_atomic(path, encode_checkpoint(c)); }
 
-nn::ModulePtr make_checkpoint_model(const Checkpoint& c) {
-  nn::ModulePtr model = nets::make_net(c.arch, c.num_classes);
+layers::ModulePtr make_checkpoint_model(const Checkpoint& c) {
+  layers::ModulePtr model = nets::make_net(c.arch, c.num_classes);
   model->load_state_dict(c.model, /*strict=*/true);
   return model;
 }
 
-}  // namespace dp::io
+}  // namespace dp::app

@@ -1,7 +1,7 @@
 // The one place that knows a dp-train checkpoint's layout (format_version 1), an HDF5 file of
-// named tensors (train/io/checkpoint_file.h) laid out for h5py users:
+// named tensors (io/checkpoint_file.h) laid out for h5py users:
 //   /model/<name>                       parameters and buffers, torchvision/reference names
-//   /optimizer/momentum/<name>          SGD momentum buffers (absent before a parameter's first step)
+//   /optimizer/momentum/<name>          train::SGD momentum buffers (absent before a parameter's first step)
 //   /data_parameters/theta_class        log-space θ [num_classes] and theta_class_momentum, when learnt
 //   /data_parameters/theta_inst         log-space θ [training-set size] and theta_inst_momentum, when learnt
 //   /noise/{label,original_label,is_corrupted,image_source}   the training set's noise map
@@ -12,7 +12,7 @@
 //                                       inst_untouched (all three or none), class
 //   attributes: format_version, epoch (completed), global_step, seed, class_param_steps,
 //               inst_param_steps, best_val_top1, best_epoch, arch, num_classes, noise_protocol, config, rng
-// The trainer (train/run/run_checkpoint.cpp) writes and resumes through it and every tool reads
+// The trainer (app/run_checkpoint.cpp) writes and resumes through it and every tool reads
 // through it, so every reader gets the same checks: each dataset's name, shape and dtype against
 // what the arch and num_classes imply (the net is built and its state dict compared), momentum
 // buffers against their parameter, θ and noise lengths against num_classes and the training set.
@@ -26,13 +26,13 @@
 #include "data/label_noise.h"
 #include "layers/module.h"
 #include "train/sigma_histogram.h"
-#include "train/io/checkpoint_file.h"
+#include "io/checkpoint_file.h"
 
-namespace dp::io {
+namespace dp::app {
 
 inline constexpr int64_t kCheckpointFormatVersion = 1;
 
-// A learnt data-parameter vector with its SparseSGD state.
+// A learnt data-parameter vector with its train::SparseSGD state.
 struct ThetaState {
   Tensor theta;     // log-space θ
   Tensor momentum;  // same shape
@@ -53,8 +53,8 @@ struct Checkpoint {
   std::string arch, noise_protocol = "none", config, rng;
 
   // ---- tensors ----
-  nn::StateDict model;                                    // parameters and buffers by name
-  std::vector<std::pair<std::string, Tensor>> momentum;   // parameter name -> SGD momentum buffer
+  layers::StateDict model;                                    // parameters and buffers by name
+  std::vector<std::pair<std::string, Tensor>> momentum;   // parameter name -> train::SGD momentum buffer
   ThetaState theta_class, theta_inst;                     // undefined when not learnt
   std::optional<data::NoiseMap> noise;                    // the training set's noise map
   train::SigmaRecord history;                             // σ histograms per epoch (shared edges)
@@ -67,17 +67,17 @@ struct Checkpoint {
 // Reads `path` and validates it (see the top of this file). `reference` is the net to compare
 // the model and momentum datasets with; by default nets::make_net(arch, num_classes) is built.
 // Every error names the file and the dataset or attribute and says what to do.
-Checkpoint read_checkpoint(const std::string& path, const nn::Module* reference = nullptr);
+Checkpoint read_checkpoint(const std::string& path, const layers::Module* reference = nullptr);
 
 // The same validation for a file already read (what read_checkpoint does after reading).
-Checkpoint decode_checkpoint(const TensorFile& file, const std::string& path,
-                             const nn::Module* reference = nullptr);
+Checkpoint decode_checkpoint(const io::TensorFile& file, const std::string& path,
+                             const layers::Module* reference = nullptr);
 
 // The layout of `checkpoint` as named tensors and attributes, and its atomic write.
-TensorFile encode_checkpoint(const Checkpoint& checkpoint);
+io::TensorFile encode_checkpoint(const Checkpoint& checkpoint);
 void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 
 // The checkpoint's net (make_net(arch, num_classes)) with its model tensors loaded.
-nn::ModulePtr make_checkpoint_model(const Checkpoint& checkpoint);
+layers::ModulePtr make_checkpoint_model(const Checkpoint& checkpoint);
 
-}  // namespace dp::io
+}  // namespace dp::app

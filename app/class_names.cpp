@@ -1,11 +1,11 @@
-#include "train/run/class_names.h"
+#include "app/class_names.h"
 
 #include <filesystem>
 #include <fstream>
 
 #include "data/image_folder.h"
 
-namespace dp::train {
+namespace dp::app {
 
 std::vector<std::string> class_names(const std::string& kind, const std::string& path, const data::Dataset& split) {
   const auto classes = static_cast<size_t>(split.num_classes());
@@ -27,4 +27,4 @@ std::vector<std::string> class_names(const std::string& kind, const std::string&
   return names;
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

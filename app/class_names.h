@@ -7,8 +7,8 @@
 
 #include "data/dataset.h"
 
-namespace dp::train {
+namespace dp::app {
 
 std::vector<std::string> class_names(const std::string& kind, const std::string& path, const data::Dataset& split);
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -1,4 +1,4 @@
-#include "train/config/config.h"
+#include "app/config.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -12,7 +12,7 @@
 
 #include "engine/error.h"
 
-namespace dp::train {
+namespace dp::app {
 
 namespace {
 
@@ -127,7 +127,7 @@ void walk(const toml::table& table, const std::string& prefix, const std::string
     if (key == nullptr) {
       std::string near = nearest_key(path);
       DP_THROW(fmt::format("config {}: unknown key '{}'", at, path),
-               near.empty() ? "README.md (Configuration) lists the keys of each section; train/config/config_schema.cpp "
+               near.empty() ? "README.md (Configuration) lists the keys of each section; app/config_schema.cpp "
                              "gives each one's type, default and range"
                             : fmt::format("did you mean '{}'?", near));
     }
@@ -254,4 +254,4 @@ std::string Config::resolved_toml() const {
   return out;
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

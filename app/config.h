@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-namespace dp::train {
+namespace dp::app {
 
 using ConfigValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
 
@@ -51,4 +51,4 @@ class Config {
   std::map<std::string, bool> set_;
 };
 
-}  // namespace dp::train
+}  // namespace dp::app

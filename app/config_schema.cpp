@@ -1,8 +1,8 @@
 // The schema of dp-train's TOML configuration. Names in [data_parameters] are the reference
 // implementation's command-line flags, so its users recognise them.
-#include "train/config/config.h"
+#include "app/config.h"
 
-namespace dp::train {
+namespace dp::app {
 
 const std::vector<ConfigKey>& config_schema() {
   using T = ConfigType;
@@ -73,7 +73,7 @@ const std::vector<ConfigKey>& config_schema() {
       {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
       {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},
       {"run.eval_batch_size", T::Int, int64_t{100}, 1, 1 << 20, {}, ""},
-      // ---- data-parallel runs (mpirun / srun; engine/dist, train/run/distributed.h) ----
+      // ---- data-parallel runs (mpirun / srun; dist/, app/distributed.h) ----
       {"run.sync_batchnorm", T::Bool, false, 0, 0, {},
        "BN statistics over the global batch (all ranks); false: per-rank statistics, as PyTorch DDP"},
       {"run.dist_timeout_s", T::Float, 300.0, 1.0, 1e6, {},
@@ -84,4 +84,4 @@ const std::vector<ConfigKey>& config_schema() {
   return schema;
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -1,11 +1,11 @@
-#include "train/run/distributed.h"
+#include "app/distributed.h"
 
 #include <fmt/format.h>
 
 #include "engine/error.h"
 #include "layers/layers.h"
 
-namespace dp::train {
+namespace dp::app {
 
 Device DistributedRun::device_for_rank(Device requested, const dist::ProcessGroup& group) {
   if (!group.distributed() || !requested.is_cuda()) return requested;
@@ -21,22 +21,22 @@ void DistributedRun::check_batch_size(int64_t batch_size, const dist::ProcessGro
                        group.world_size, (batch_size / group.world_size + 1) * group.world_size));
 }
 
-DistributedRun::DistributedRun(nn::Module& model, FlatParameters& flat, Device device,
+DistributedRun::DistributedRun(layers::Module& model, train::FlatParameters& flat, Device device,
                                const DistributedOptions& options)
     : group_(dist::process_group()), model_(model) {
   device_comm_ = dist::make_communicator(device, options.timeout_s);
   // Host-side sums (evaluation, logged totals): MPI's on CUDA, the one communicator on the CPU.
   if (!device.is_cpu()) host_comm_ = dist::make_communicator(Device::cpu(), options.timeout_s);
-  DataParallelOptions dp;
+  train::DataParallelOptions dp;
   dp.allreduce_dtype = options.allreduce_dtype;
-  sync_ = std::make_unique<DataParallelSync>(*device_comm_, flat, dp);
+  sync_ = std::make_unique<train::DataParallelSync>(*device_comm_, flat, dp);
   if (options.sync_batchnorm) {
-    bn_sync_ = std::make_shared<ops::BatchNormSync>();
+    bn_sync_ = std::make_shared<kernels::BatchNormSync>();
     dist::Communicator& comm = *device_comm_;  // the statistics stay on the model's device
     bn_sync_->all_reduce_sum = [&comm](Tensor& t) { comm.all_reduce(t); };
     bn_sync_->local_weight = 1.0 / group_.world_size;
     for (auto& [name, m] : model.named_modules())
-      if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync = bn_sync_;
+      if (auto* bn = dynamic_cast<layers::BatchNorm2d*>(m)) bn->sync = bn_sync_;
   }
 }
 
@@ -57,12 +57,12 @@ void DistributedRun::broadcast_batchnorm_statistics() {
   }
 }
 
-StepTotals DistributedRun::sum_over_ranks(const StepTotals& local) {
+train::StepTotals DistributedRun::sum_over_ranks(const train::StepTotals& local) {
   dist::Communicator& host = host_communicator();
   Tensor counts = Tensor::from_vector(std::vector<int64_t>{local.top1, local.top5, local.samples}, {3});
   host.all_reduce(counts);
   const int64_t* c = counts.data<int64_t>();
-  StepTotals global;
+  train::StepTotals global;
   global.top1 = c[0];
   global.top5 = c[1];
   global.samples = c[2];
@@ -76,4 +76,4 @@ int64_t DistributedRun::sum_over_ranks(int64_t local) {
   return t.data<int64_t>()[0];
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

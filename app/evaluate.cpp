@@ -1,4 +1,4 @@
-#include "train/run/evaluate.h"
+#include "app/evaluate.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,7 @@
 #include "engine/error.h"
 #include "kernels/ops.h"
 
-namespace dp::train {
+namespace dp::app {
 
 namespace {
 
@@ -50,7 +50,7 @@ void reduce_over_ranks(EvalResult& r, double& loss_sum, std::vector<int64_t>& to
 
 }  // namespace
 
-EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
+EvalResult evaluate(layers::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
                     Device device, MemoryFormat format, bool per_sample, dist::Communicator* ranks) {
   DP_CHECK(ranks == nullptr || ranks->device().is_cpu(),
@@ -70,7 +70,7 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   o.batch_size = batch_size;
   o.shuffle = false;
   o.num_workers = std::max<int64_t>(1, workers);
-  o.allocator = batch_memory_for(device);
+  o.allocator = train::batch_memory_for(device);
   if (per_sample) {
     r.sample_loss.assign(static_cast<size_t>(dataset->size()), std::nanf(""));
     r.sample_prediction.assign(static_cast<size_t>(dataset->size()), -1);
@@ -83,11 +83,11 @@ EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> data
   double loss_sum = 0.0;
   Tensor correct = Tensor::zeros({2}, DType::Int64, device);  // top-1, top-5
   while (auto batch = loader.next()) {
-    BatchTensors t = to_device(*batch, device, format);
+    train::BatchTensors t = train::to_device(*batch, device, format);
     Tensor logits = model(t.images);
-    if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);
-    loss_sum += ops::cross_entropy(logits, t.labels).item() * static_cast<double>(batch->n);
-    ops::topk_correct_(correct, logits, t.labels);
+    if (logits.dtype() != DType::Float32) logits = kernels::to_dtype(logits, DType::Float32);
+    loss_sum += kernels::cross_entropy(logits, t.labels).item() * static_cast<double>(batch->n);
+    kernels::topk_correct_(correct, logits, t.labels);
     std::vector<float> host = logits.to_float_vector();
     for (int64_t i = 0; i < batch->n; ++i) {
       const float* row = host.data() + i * classes;
@@ -141,4 +141,4 @@ std::string EvalResult::to_json(const std::vector<std::string>& class_names) con
   return j.dump(2);
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -15,11 +15,11 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/transforms.h"
-#include "engine/dist/communicator.h"
+#include "dist/communicator.h"
 #include "layers/module.h"
-#include "train/run/batch_upload.h"
+#include "train/batch_upload.h"
 
-namespace dp::train {
+namespace dp::app {
 
 struct EvalResult {
   int64_t count = 0;
@@ -35,9 +35,9 @@ struct EvalResult {
   std::string to_json(const std::vector<std::string>& class_names = {}) const;
 };
 
-EvalResult evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> dataset,
+EvalResult evaluate(layers::Module& model, std::shared_ptr<const data::Dataset> dataset,
                     const data::TransformSpec& transform, int64_t batch_size, int64_t workers,
                     Device device, MemoryFormat format = MemoryFormat::Contiguous, bool per_sample = false,
                     dist::Communicator* ranks = nullptr);  // CPU tensors (MPI); null: one process
 
-}  // namespace dp::train
+}  // namespace dp::app

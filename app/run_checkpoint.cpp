@@ -1,16 +1,16 @@
-// The checkpoint of a run, through the one checkpoint schema (train/io/checkpoint_schema.h, which
+// The checkpoint of a run, through the one checkpoint schema (app/checkpoint_schema.h, which
 // documents the layout). Randomness is counter-based (Philox keyed by seed, epoch, sample
 // index), so seed + epoch is the whole RNG state.
 #include <fmt/format.h>
 
 #include "engine/error.h"
-#include "train/io/checkpoint_schema.h"
-#include "train/run/trainer.h"
+#include "app/checkpoint_schema.h"
+#include "app/trainer.h"
 
-namespace dp::train {
+namespace dp::app {
 
 void Trainer::save_checkpoint(const std::string& path) const {
-  io::Checkpoint c;
+  Checkpoint c;
   c.model = model_->state_dict();
   auto named = model_->named_parameters();
   const auto& bufs = sgd_->momentum_buffers();
@@ -33,13 +33,13 @@ void Trainer::save_checkpoint(const std::string& path) const {
   c.arch = rc_.arch;
   c.config = config_.resolved_toml();
   c.rng = "philox4x32-10 keyed by (seed, epoch, sample index): seed and epoch are the state";
-  io::write_checkpoint(path, c);
+  write_checkpoint(path, c);
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
   // Validated against the net it names: names, shapes and dtypes of the model and momentum
-  // datasets, θ and noise-map lengths (train/io/checkpoint_schema.h); then against this run.
-  io::Checkpoint c = io::read_checkpoint(path);
+  // datasets, θ and noise-map lengths (app/checkpoint_schema.h); then against this run.
+  Checkpoint c = read_checkpoint(path);
   DP_CHECK(c.arch == rc_.arch,
            fmt::format("{} holds a '{}' model but the config asks for '{}'", path, c.arch, rc_.arch),
            "resume with the config the run was started with");
@@ -53,7 +53,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   for (size_t i = 0; i < named.size(); ++i)
     if (const Tensor* m = c.find_momentum(named[i].first)) bufs[i] = *m;
   sgd_->load_momentum_buffers(bufs);  // into the flat momentum buffer (train/sgd.h)
-  auto load_dp = [&](const char* name, const io::ThetaState& stored, const Tensor& theta, SparseSGD* opt) {
+  auto load_dp = [&](const char* name, const ThetaState& stored, const Tensor& theta, train::SparseSGD* opt) {
     if (!theta.defined()) return;
     DP_CHECK(stored.defined(), fmt::format("{} has no learnt {} but the config learns it", path, name),
              "resume with the config the run was started with (data_parameters.learn_*_parameters)");
@@ -87,9 +87,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   best_epoch_ = c.best_epoch;
 }
 
-Config config_from_checkpoint(const io::Checkpoint& c) {
+Config config_from_checkpoint(const Checkpoint& c) {
   DP_CHECK(!c.config.empty(), c.path + " has no stored configuration", "it was not written by dp-train");
   return Config::from_string(c.config, c.path + "#config");
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -1,15 +1,15 @@
-#include "train/run/run_config.h"
+#include "app/run_config.h"
 
 #include <fmt/format.h>
 
 #include "engine/error.h"
 
-namespace dp::train {
+namespace dp::app {
 
 namespace {
 
-DataParamConfig data_param_config(const Config& c) {
-  DataParamConfig d;
+train::DataParamConfig data_param_config(const Config& c) {
+  train::DataParamConfig d;
   d.learn_class_parameters = c.get_bool("data_parameters.learn_class_parameters");
   d.learn_inst_parameters = c.get_bool("data_parameters.learn_inst_parameters");
   d.init_class_param = c.get_float("data_parameters.init_class_param");
@@ -75,22 +75,22 @@ RunConfig make_run_config(const Config& c) {
   return r;
 }
 
-std::unique_ptr<LrSchedule> make_schedule(const ScheduleConfig& s) {
-  std::unique_ptr<LrSchedule> out;
+std::unique_ptr<train::LrSchedule> make_schedule(const ScheduleConfig& s) {
+  std::unique_ptr<train::LrSchedule> out;
   if (s.kind == "cifar") {
-    out = cifar_reference_schedule(s.lr);
+    out = train::cifar_reference_schedule(s.lr);
   } else if (s.kind == "imagenet") {
-    out = imagenet_reference_schedule(s.lr);
+    out = train::imagenet_reference_schedule(s.lr);
   } else if (s.kind == "multistep") {
-    out = std::make_unique<MultiStepLr>(s.lr, s.milestones, s.gamma);
+    out = std::make_unique<train::MultiStepLr>(s.lr, s.milestones, s.gamma);
   } else if (s.kind == "cosine") {
-    out = std::make_unique<CosineLr>(s.lr, static_cast<double>(s.epochs));
+    out = std::make_unique<train::CosineLr>(s.lr, static_cast<double>(s.epochs));
   } else {
-    out = std::make_unique<MultiStepLr>(s.lr, std::vector<int>{}, 1.0);
+    out = std::make_unique<train::MultiStepLr>(s.lr, std::vector<int>{}, 1.0);
   }
   if (s.warmup_epochs > 0)
-    out = std::make_unique<LinearWarmupLr>(std::move(out), static_cast<double>(s.warmup_epochs));
+    out = std::make_unique<train::LinearWarmupLr>(std::move(out), static_cast<double>(s.warmup_epochs));
   return out;
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

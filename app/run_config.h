@@ -1,5 +1,5 @@
 // The run configuration as dp-train uses it: typed values built once from the validated TOML
-// (train/config), so that no string look-up happens inside the training step or the epoch
+// (app/config.h), so that no string look-up happens inside the training step or the epoch
 // loop. Config stays the source of truth for what was asked (and what a checkpoint records).
 #pragma once
 #include <cstdint>
@@ -11,12 +11,12 @@
 #include "engine/device.h"
 #include "engine/dtype.h"
 #include "engine/tensor.h"
-#include "train/config/config.h"
+#include "app/config.h"
 #include "train/data_parameters.h"
 #include "train/lr_schedule.h"
 #include "train/sgd.h"
 
-namespace dp::train {
+namespace dp::app {
 
 struct ScheduleConfig {
   std::string kind = "cifar";  // cifar | imagenet | multistep | cosine | constant
@@ -32,13 +32,13 @@ struct RunConfig {
   std::string arch, init_from;
   // [optim]
   int64_t batch_size = 128;
-  SgdOptions sgd;
+  train::SgdOptions sgd;
   ScheduleConfig schedule;
   // [data]
   data::BadSamplePolicy bad_samples = data::BadSamplePolicy::kFail;
   double max_skipped_fraction = 0.01;  // skip policy: an epoch skipping more stops the run
   // [data_parameters]
-  DataParamConfig data_params;
+  train::DataParamConfig data_params;
   // [run]
   int64_t epochs = 1, stop_epoch = 0;
   uint64_t seed = 1;
@@ -49,7 +49,7 @@ struct RunConfig {
   bool cudnn_benchmark = true;
   bool cuda_graphs = false;                   // resolved from run.cuda_graphs
   int64_t workers = 2;
-  bool sync_batchnorm = false;                // data-parallel runs (train/run/distributed.h)
+  bool sync_batchnorm = false;                // data-parallel runs (app/distributed.h)
   double dist_timeout_s = 300.0;
   DType allreduce_dtype = DType::Float32;    // run.allreduce_dtype
   std::string output;
@@ -65,6 +65,6 @@ struct RunConfig {
 // express (bf16 on the CPU, cuda_graphs = "on" on the CPU).
 RunConfig make_run_config(const Config& config);
 
-std::unique_ptr<LrSchedule> make_schedule(const ScheduleConfig& schedule);
+std::unique_ptr<train::LrSchedule> make_schedule(const ScheduleConfig& schedule);
 
-}  // namespace dp::train
+}  // namespace dp::app

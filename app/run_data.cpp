@@ -1,4 +1,4 @@
-#include "train/run/run_data.h"
+#include "app/run_data.h"
 
 #include <fmt/format.h>
 
@@ -10,7 +10,7 @@
 #include "data/synthetic.h"
 #include "engine/error.h"
 
-namespace dp::train {
+namespace dp::app {
 
 namespace {
 
@@ -138,4 +138,4 @@ RunData make_run_data(const Config& c) {
   return r;
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

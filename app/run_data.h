@@ -6,9 +6,9 @@
 #include "data/dataset.h"
 #include "data/label_noise.h"
 #include "data/transforms.h"
-#include "train/config/config.h"
+#include "app/config.h"
 
-namespace dp::train {
+namespace dp::app {
 
 struct RunData {
   std::shared_ptr<const data::Dataset> train;  // with label noise applied
@@ -27,4 +27,4 @@ std::shared_ptr<const data::Dataset> make_eval_dataset(const std::string& kind, 
                                                        int64_t synthetic_size, int64_t num_classes,
                                                        data::TransformSpec& transform, double synthetic_noise = 0.25);
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -1,4 +1,4 @@
-#include "train/run/run_folder.h"
+#include "app/run_folder.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 
 #include "engine/error.h"
 
-namespace dp::train {
+namespace dp::app {
 
 namespace fs = std::filesystem;
 
@@ -77,4 +77,4 @@ void write_run_config(const std::string& folder, const Config& config) {
   fs::rename(tmp, path);
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -4,9 +4,9 @@
 #pragma once
 #include <string>
 
-#include "train/config/config.h"
+#include "app/config.h"
 
-namespace dp::train {
+namespace dp::app {
 
 enum class FolderUse {
   kFresh,      // the folder must not hold a run yet (missing or empty folders are fine)
@@ -26,4 +26,4 @@ std::string prepare_run_folder(const std::string& folder, FolderUse use);
 // was made: `dp-train FOLDER/config.toml` repeats the run.
 void write_run_config(const std::string& folder, const Config& config);
 
-}  // namespace dp::train
+}  // namespace dp::app

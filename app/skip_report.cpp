@@ -1,10 +1,10 @@
-#include "train/run/skip_report.h"
+#include "app/skip_report.h"
 
 #include <fmt/format.h>
 
 #include "engine/error.h"
 
-namespace dp::train {
+namespace dp::app {
 
 namespace {
 
@@ -45,4 +45,4 @@ void check_skipped_fraction(const data::SkipReport& report, int64_t samples, dou
            "repair or remove the unreadable files, or raise data.max_skipped_fraction if losing them is acceptable");
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -7,7 +7,7 @@
 
 #include "data/loader.h"
 
-namespace dp::train {
+namespace dp::app {
 
 // "3 skipped (a.jpg: not a JPEG; b.jpg: truncated; ...)"; "" when nothing was skipped.
 std::string describe_skips(const data::SkipReport& report);
@@ -19,4 +19,4 @@ nlohmann::json skips_json(const data::SkipReport& report);
 // skipped, naming the first files and the config key.
 void check_skipped_fraction(const data::SkipReport& report, int64_t samples, double max_fraction, int64_t epoch);
 
-}  // namespace dp::train
+}  // namespace dp::app

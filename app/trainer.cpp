@@ -1,4 +1,4 @@
-#include "train/run/trainer.h"
+#include "app/trainer.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -14,20 +14,20 @@
 #include "kernels/ops.h"
 #include "engine/error.h"
 #include "nets/registry.h"
-#include "train/inspect/sigma_figure.h"
-#include "train/io/checkpoint_file.h"
-#include "train/io/event_writer.h"
-#include "train/io/safetensors.h"
-#include "train/run/distributed.h"
-#include "train/run/evaluate.h"
-#include "train/run/run_folder.h"
-#include "train/run/skip_report.h"
+#include "app/inspect/sigma_figure.h"
+#include "io/checkpoint_file.h"
+#include "io/event_writer.h"
+#include "io/safetensors.h"
+#include "app/distributed.h"
+#include "app/evaluate.h"
+#include "app/run_folder.h"
+#include "app/skip_report.h"
 
 #ifdef DP_WITH_CUDA
 #include "engine/cuda/context.h"
 #endif
 
-namespace dp::train {
+namespace dp::app {
 
 namespace {
 
@@ -38,7 +38,7 @@ std::string format_duration(double seconds) {
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
 }
 
-io::Histogram to_histogram(const SigmaStats& s) {
+io::Histogram to_histogram(const train::SigmaStats& s) {
   io::Histogram h;
   h.min = s.lowest;
   h.max = s.highest;
@@ -88,14 +88,14 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   data_ = make_run_data(config_);
   model_ = nets::make_net(rc_.arch, data_.num_classes, rc_.seed);
   if (!rc_.init_from.empty()) {
-    nn::StateDict init;
+    layers::StateDict init;
     for (auto& [name, t] : io::read_safetensors(rc_.init_from)) init.insert(name, t);
     model_->load_state_dict(init, /*strict=*/true);
   }
   model_->to(device_);
-  sgd_ = std::make_unique<SGD>(model_->parameters(), rc_.sgd);
+  sgd_ = std::make_unique<train::SGD>(model_->parameters(), rc_.sgd);
   schedule_ = make_schedule(rc_.schedule);
-  data_params_ = std::make_unique<DataParameters>(rc_.data_params, data_.num_classes, data_.train->size(), device_);
+  data_params_ = std::make_unique<train::DataParameters>(rc_.data_params, data_.num_classes, data_.train->size(), device_);
 
   output_ = rc_.output;
   DP_CHECK(!(options_.overwrite && !options_.resume.empty()), "--resume and --overwrite exclude each other",
@@ -116,10 +116,10 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     dist_ = std::make_unique<DistributedRun>(*model_, sgd_->flat(), device_,
                                              DistributedOptions{rc_.sync_batchnorm, rc_.dist_timeout_s,
                                                                 rc_.allreduce_dtype});
-  TrainStepOptions so;
+  train::TrainStepOptions so;
   so.autocast = rc_.autocast;
   so.cuda_graphs = rc_.cuda_graphs;
-  step_ = std::make_unique<TrainStep>(*model_, *sgd_, *data_params_, so, dist_ ? dist_->step_sync() : nullptr);
+  step_ = std::make_unique<train::TrainStep>(*model_, *sgd_, *data_params_, so, dist_ ? dist_->step_sync() : nullptr);
   if (options_.write_logs) {
     events_ = std::make_unique<io::EventWriter>(output_ + "/tb");
     metrics_.open(output_ + "/metrics.jsonl", std::ios::app);
@@ -137,7 +137,7 @@ void Trainer::write_metrics_line(const std::string& line) {
 void Trainer::log_sigma(const std::string& name, const Tensor& theta, int64_t step,
                         const std::vector<uint8_t>* mask, uint8_t select) {
   if (!events_) return;
-  SigmaStats s = sigma_stats(theta, 30, mask, select);
+  train::SigmaStats s = train::sigma_stats(theta, 30, mask, select);
   if (s.count == 0) return;
   events_->add_scalar(name + "/highest", s.highest, step);
   events_->add_scalar(name + "/lowest", s.lowest, step);
@@ -147,7 +147,7 @@ void Trainer::log_sigma(const std::string& name, const Tensor& theta, int64_t st
 }
 
 void Trainer::record_sigma_history(int64_t epoch0) {
-  sigma_record_.record_epoch(data_params_->theta_inst(), data_params_->theta_class(), sample_groups(data_.noise));
+  sigma_record_.record_epoch(data_params_->theta_inst(), data_params_->theta_class(), train::sample_groups(data_.noise));
   if (!events_) return;
   std::vector<inspect::SigmaPanel> panels = inspect::label_panels(sigma_record_);
   if (panels.empty()) panels = inspect::class_panels(sigma_record_);
@@ -167,7 +167,7 @@ EpochSummary Trainer::train_one_epoch() {
   lo.seed = rc_.seed;
   lo.num_workers = rc_.workers;
   lo.bad_samples = rc_.bad_samples;
-  lo.allocator = batch_memory_for(device_);
+  lo.allocator = train::batch_memory_for(device_);
   if (dist_) {
     lo.rank = dist_->group().rank;
     lo.world_size = dist_->group().world_size;
@@ -179,15 +179,15 @@ EpochSummary Trainer::train_one_epoch() {
 
   model_->train();
   // The step never waits for the device: batches are uploaded asynchronously, and the running
-  // loss and top-1 count are summed on the device (TrainStep) and read (a wait) only for a log
+  // loss and top-1 count are summed on the device (train::TrainStep) and read (a wait) only for a log
   // line and at the end of the epoch. That is also where a NaN or infinite loss is caught.
   // In a data-parallel run a rank's totals are its share of the global batches: they are summed
   // over the ranks there (a collective; the log steps are the same on every rank, and ranks that
   // do not print reach it too), so every rank logs and checks the global batch's values.
-  BatchUploader uploader(device_, rc_.memory_format);
+  train::BatchUploader uploader(device_, rc_.memory_format);
   step_->reset_totals();
   auto read_totals = [&] {
-    const StepTotals local = step_->totals();
+    const train::StepTotals local = step_->totals();
     return dist_ ? dist_->sum_over_ranks(local) : local;
   };
   int64_t i = 0, checked_step = global_step_;
@@ -206,7 +206,7 @@ EpochSummary Trainer::train_one_epoch() {
     step_->run(uploader.upload(std::move(*batch)), lr);
     ++global_step_;
     if (i % rc_.print_freq == 0) {
-      const StepTotals t = read_totals();
+      const train::StepTotals t = read_totals();
       check_finite(t.loss_sum);
       const double seen = static_cast<double>(t.samples);
       const double avg_loss = t.loss_sum / seen;
@@ -243,7 +243,7 @@ EpochSummary Trainer::train_one_epoch() {
     ++i;
   }
   if (tty && !options_.quiet) std::printf("\n");
-  const StepTotals t = read_totals();  // waits for the epoch's last step
+  const train::StepTotals t = read_totals();  // waits for the epoch's last step
   check_finite(t.loss_sum);
   EpochSummary s;
   s.epoch = epoch + 1;
@@ -309,7 +309,7 @@ RunSummary Trainer::run() {
                         {"train_top1", s.train_top1}, {"val_loss", s.val_loss}, {"val_top1", s.val_top1},
                         {"val_top5", s.val_top5}, {"seconds", s.seconds}, {"global_step", global_step_}};
     if (data_params_->learn_inst() && noisy) {
-      SigmaStatsSplit split = sigma_stats_split(data_params_->theta_inst(), corrupted);
+      train::SigmaStatsSplit split = train::sigma_stats_split(data_params_->theta_inst(), corrupted);
       line["sigma_inst_corrupted_mean"] = split.corrupted.mean;
       line["sigma_inst_clean_mean"] = split.clean.mean;
     }
@@ -346,4 +346,4 @@ RunSummary Trainer::run() {
   return summary;
 }
 
-}  // namespace dp::train
+}  // namespace dp::app

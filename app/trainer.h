@@ -10,22 +10,23 @@
 #include <vector>
 
 #include "layers/module.h"
-#include "train/config/config.h"
+#include "app/config.h"
 #include "train/data_parameters.h"
 #include "train/lr_schedule.h"
 #include "data/loader.h"
-#include "train/run/run_config.h"
-#include "train/run/run_data.h"
-#include "train/run/train_step.h"
+#include "app/run_config.h"
+#include "app/run_data.h"
+#include "train/train_step.h"
 #include "train/sigma_histogram.h"
 #include "train/sgd.h"
 
 namespace dp::io {
 class EventWriter;
-struct Checkpoint;
 }
 
-namespace dp::train {
+namespace dp::app {
+
+struct Checkpoint;
 
 struct TrainerOptions {
   std::string resume;       // checkpoint to continue from ("" = fresh run)
@@ -64,19 +65,19 @@ class Trainer {
   void save_checkpoint(const std::string& path) const;
   void load_checkpoint(const std::string& path);
 
-  nn::Module& model() { return *model_; }
-  DataParameters& data_parameters() { return *data_params_; }
-  SGD& optimizer() { return *sgd_; }
+  layers::Module& model() { return *model_; }
+  train::DataParameters& data_parameters() { return *data_params_; }
+  train::SGD& optimizer() { return *sgd_; }
   const RunData& run_data() const { return data_; }
   int64_t epochs_done() const { return epoch_; }
   int64_t global_step() const { return global_step_; }
   MemoryFormat memory_format() const { return rc_.memory_format; }  // of the batches fed to the model
   const RunConfig& run_config() const { return rc_; }
-  const TrainStep& train_step() const { return *step_; }
+  const train::TrainStep& train_step() const { return *step_; }
   // False on the ranks of a data-parallel job other than 0: they print and write nothing.
   bool writes() const;
   const std::string& checkpoint_path() const { return checkpoint_path_; }
-  const SigmaRecord& sigma_record() const { return sigma_record_; }
+  const train::SigmaRecord& sigma_record() const { return sigma_record_; }
   const std::string& output() const { return output_; }
   const std::string& replaced_run() const { return replaced_; }  // where --overwrite moved an earlier run
 
@@ -92,12 +93,12 @@ class Trainer {
   TrainerOptions options_;
   Device device_;
   RunData data_;
-  nn::ModulePtr model_;
-  std::unique_ptr<SGD> sgd_;
-  std::unique_ptr<LrSchedule> schedule_;
-  std::unique_ptr<DataParameters> data_params_;
+  layers::ModulePtr model_;
+  std::unique_ptr<train::SGD> sgd_;
+  std::unique_ptr<train::LrSchedule> schedule_;
+  std::unique_ptr<train::DataParameters> data_params_;
   std::unique_ptr<DistributedRun> dist_;  // data-parallel runs only (mpirun / srun)
-  std::unique_ptr<TrainStep> step_;
+  std::unique_ptr<train::TrainStep> step_;
   std::unique_ptr<io::EventWriter> events_;
   std::ofstream metrics_;
   std::string output_, checkpoint_path_, best_path_;
@@ -107,10 +108,10 @@ class Trainer {
   double best_top1_ = -1.0;
   int64_t best_epoch_ = 0;   // epoch of best_top1_ (1-based; 0: none yet)
   double eval_seconds_ = 0;  // the last evaluation's duration (for the ETA)
-  SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
+  train::SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
 };
 
 // The resolved config stored in a checkpoint (for dp-eval and dp-inspect).
-Config config_from_checkpoint(const io::Checkpoint& checkpoint);
+Config config_from_checkpoint(const Checkpoint& checkpoint);
 
-}  // namespace dp::train
+}  // namespace dp::app

@@ -1,12 +1,12 @@
-#include "engine/dist/communicator.h"
+#include "dist/communicator.h"
 
 #include <fmt/format.h>
 
 #include <cstring>
 
-#include "engine/dist/mpi_communicator.h"
-#include "engine/dist/nccl_communicator.h"
-#include "engine/dist/process_group.h"
+#include "dist/mpi_communicator.h"
+#include "dist/nccl_communicator.h"
+#include "dist/process_group.h"
 
 namespace dp::dist {
 

@@ -1,4 +1,4 @@
-#include "engine/dist/mpi_communicator.h"
+#include "dist/mpi_communicator.h"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <climits>
 #include <numeric>
 
-#include "engine/dist/process_group.h"
-#include "engine/dist/watchdog.h"
+#include "dist/process_group.h"
+#include "dist/watchdog.h"
 #include "engine/error.h"
 
 #ifdef DP_WITH_MPI

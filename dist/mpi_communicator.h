@@ -3,7 +3,7 @@
 #pragma once
 #include <memory>
 
-#include "engine/dist/communicator.h"
+#include "dist/communicator.h"
 
 namespace dp::dist {
 

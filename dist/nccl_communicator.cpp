@@ -2,7 +2,7 @@
 // compute → (event) → NCCL stream runs the collective → (event) → compute continues. Nothing
 // waits on the host. A watchdog thread polls the last collective's completion event and, when it
 // has not completed within run.dist_timeout_s, aborts the NCCL communicator and the job.
-#include "engine/dist/nccl_communicator.h"
+#include "dist/nccl_communicator.h"
 
 #include <fmt/format.h>
 
@@ -14,8 +14,8 @@
 #include <numeric>
 #include <thread>
 
-#include "engine/dist/mpi_communicator.h"
-#include "engine/dist/process_group.h"
+#include "dist/mpi_communicator.h"
+#include "dist/process_group.h"
 #include "engine/error.h"
 
 #if defined(DP_WITH_CUDA) && defined(DP_WITH_NCCL)

@@ -1,4 +1,4 @@
-#include "engine/dist/process_group.h"
+#include "dist/process_group.h"
 
 #include <fmt/format.h>
 

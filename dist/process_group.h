@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/dist/communicator.h"
+#include "dist/communicator.h"
 
 namespace dp::dist {
 

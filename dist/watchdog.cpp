@@ -1,9 +1,9 @@
-#include "engine/dist/watchdog.h"
+#include "dist/watchdog.h"
 
 #include <cstdio>
 #include <cstdlib>
 
-#include "engine/dist/process_group.h"
+#include "dist/process_group.h"
 
 namespace dp::dist {
 

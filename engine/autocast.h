@@ -1,9 +1,9 @@
 // Mixed-precision mode, per thread (like PyTorch's torch.autocast, but explicit and small).
 //
-//   { dp::AutocastGuard bf16(dp::DType::BFloat16);  loss = ops::cross_entropy(net->forward(x), y); }
+//   { dp::AutocastGuard bf16(dp::DType::BFloat16);  loss = kernels::cross_entropy(net->forward(x), y); }
 //   loss.backward();  // outside the guard is fine: the graph remembers the casts
 //
-// Under the guard, ops::conv2d and ops::linear cast their input and weight to the autocast
+// Under the guard, kernels::conv2d and kernels::linear cast their input and weight to the autocast
 // dtype (differentiably: the gradients that reach float32 parameters come back as float32),
 // run on tensor cores with float32 accumulation and return bf16; batch_norm, relu, add,
 // pooling and dropout keep bf16 activations (BN statistics and parameters stay float32);

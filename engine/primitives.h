@@ -4,7 +4,7 @@
 // supplied by the kernel library at start-up, as the device backend supplies its allocator
 // (engine/allocator.h), so that engine/ depends on no kernel and builds and tests on its own.
 //
-// kernels/engine_primitives.cpp registers the ops:: implementations from a static initialiser
+// kernels/engine_primitives.cpp registers the kernels:: implementations from a static initialiser
 // that meson links whole into every user of dp_core (kernels/meson.build); a program linking
 // the engine alone registers its own (tests/engine does) or gets a dp::Error naming the
 // missing primitive.

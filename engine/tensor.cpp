@@ -186,7 +186,7 @@ Tensor Tensor::view(const Shape& new_shape) const {
            fmt::format("view(): shape {} does not match {}", shape_str(new_shape), str()),
            "the number of elements must stay the same");
   DP_CHECK(!is_channels_last(), fmt::format("view(): {} is stored channels-last", str()),
-           "use ops::reshape (converts to contiguous first), or ops::to_memory_format");
+           "use kernels::reshape (converts to contiguous first), or kernels::to_memory_format");
   Tensor t = alias();
   t.impl_->shape = s;
   return t;
@@ -247,7 +247,7 @@ Tensor Tensor::detach() const { return alias(); }
 void Tensor::copy_from(const Tensor& src) {
   DP_CHECK(src.shape() == shape() && src.dtype() == dtype() && src.memory_format() == memory_format(),
            fmt::format("copy_from: source {} does not match destination {}", src.str(), str()),
-           "convert, reshape or ops::to_memory_format the source first");
+           "convert, reshape or kernels::to_memory_format the source first");
   copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
   bump_version();
 }

@@ -100,7 +100,7 @@ class Tensor {
   Tensor to(Device device) const;       // copy to another device (no-op when already there)
   Tensor to(DType dtype) const;         // converting copy (no-op when same)
   // Shares storage; -1 infers one dimension; no autograd. Refused on a ChannelsLast tensor
-  // (its memory is not in the new shape's order): use ops::reshape, which converts.
+  // (its memory is not in the new shape's order): use kernels::reshape, which converts.
   Tensor view(const Shape& shape) const;
   Tensor narrow0(int64_t start, int64_t length) const;  // rows [start, start+length), shares storage
   // numel(shape) elements starting `offset` elements into this tensor's memory, viewed as

@@ -1,4 +1,4 @@
-#include "train/io/checkpoint_file.h"
+#include "io/checkpoint_file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -248,7 +248,7 @@ void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
     H5Id f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, fapl), H5Fclose);
     h5_check(f >= 0, "creating the file", tmp);
     for (const auto& [name, tensor] : file.tensors) {
-      Tensor t = ops::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
+      Tensor t = kernels::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
       size_t slash = name.rfind('/');
       std::string group = slash == std::string::npos ? "" : name.substr(0, slash);
       std::string leaf = slash == std::string::npos ? name : name.substr(slash + 1);

@@ -1,4 +1,4 @@
-#include "train/io/event_writer.h"
+#include "io/event_writer.h"
 
 #include <fmt/format.h>
 #include <unistd.h>

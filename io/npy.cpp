@@ -1,4 +1,4 @@
-#include "train/io/npy.h"
+#include "io/npy.h"
 
 #include <fmt/format.h>
 
@@ -10,7 +10,7 @@
 namespace dp::io {
 
 void write_npy(const std::string& path, const Tensor& tensor) {
-  Tensor t = ops::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
+  Tensor t = kernels::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
   const char* descr = nullptr;
   switch (t.dtype()) {
     case DType::Float32: descr = "<f4"; break;

@@ -1,4 +1,4 @@
-#include "train/io/safetensors.h"
+#include "io/safetensors.h"
 
 #include <fmt/format.h>
 
@@ -60,7 +60,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   size_t offset = 0;
   std::vector<Tensor> host;
   for (const auto& [name, t] : tensors) {
-    Tensor h = ops::convert(t.to(Device::cpu()), t.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
+    Tensor h = kernels::convert(t.to(Device::cpu()), t.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
     header[name] = {{"dtype", st_dtype(h.dtype())}, {"shape", h.shape()},
                     {"data_offsets", {offset, offset + h.nbytes()}}};
     offset += h.nbytes();

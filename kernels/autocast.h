@@ -5,7 +5,7 @@
 #include "engine/autocast.h"
 #include "engine/tensor.h"
 
-namespace dp::ops::autocast {
+namespace dp::kernels::autocast {
 
 // True when autocast is on and one of the (defined) tensors is float32, i.e. the op should cast
 // its inputs to the autocast dtype. Throws on CPU tensors: the bf16 mode is CUDA-only.
@@ -19,4 +19,4 @@ Tensor lower(const Tensor& t);
 // optimiser steps reuse it), in one pass even when the format changes too.
 Tensor lower_weight(const Tensor& w, MemoryFormat format = MemoryFormat::Contiguous);
 
-}  // namespace dp::ops::autocast
+}  // namespace dp::kernels::autocast

@@ -11,7 +11,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -80,4 +80,4 @@ Tensor lower_weight(const Tensor& w, MemoryFormat format) {
 }
 
 }  // namespace autocast
-}  // namespace dp::ops
+}  // namespace dp::kernels

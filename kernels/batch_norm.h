@@ -3,7 +3,7 @@
 //
 // Fused ReLU (DESIGN: fuse what is memory-bound): with relu = true the forward passes write
 // max(y, 0) in the same pass; the backward passes then take that output as relu_out and use
-// dy·[relu_out > 0] in place of dy (exactly ops::relu's backward), so BN+ReLU costs one pass
+// dy·[relu_out > 0] in place of dy (exactly kernels::relu's backward), so BN+ReLU costs one pass
 // over the activation each way instead of two.
 #pragma once
 #include "engine/tensor.h"
@@ -49,8 +49,8 @@
                                      Tensor& dx, Tensor& dgamma, Tensor& dbeta,                  \
                                      const Tensor& relu_out = Tensor());
 
-namespace dp::cpu { DP_BATCH_NORM_KERNELS }
+namespace dp::kernels::cpu { DP_BATCH_NORM_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_BATCH_NORM_KERNELS }
+namespace dp::kernels::cuda { DP_BATCH_NORM_KERNELS }
 #endif
 #undef DP_BATCH_NORM_KERNELS

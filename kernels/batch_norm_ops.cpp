@@ -1,5 +1,5 @@
 // Autograd wrapper for batch normalisation (training and eval modes), optionally with the
-// following ReLU fused in (ops::batch_norm_relu); the nodes then keep the output for the gate.
+// following ReLU fused in (kernels::batch_norm_relu); the nodes then keep the output for the gate.
 #include <cmath>
 
 #include "engine/autograd.h"
@@ -7,7 +7,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -161,4 +161,4 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias
   return batch_norm_impl(x, weight, bias, running_mean, running_var, training, momentum, eps, true);
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

@@ -4,7 +4,7 @@
 
 #include "engine/tensor.h"
 
-namespace dp {
+namespace dp::kernels {
 
 struct Conv2dGeometry {
   int64_t n, c, h, w;  // input
@@ -14,7 +14,7 @@ struct Conv2dGeometry {
   static Conv2dGeometry make(const Shape& x, const Shape& w, int64_t stride, int64_t pad);
 };
 
-}  // namespace dp
+}  // namespace dp::kernels
 
 #define DP_CONV2D_KERNELS                                                                    \
   void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,          \
@@ -25,8 +25,8 @@ struct Conv2dGeometry {
   void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db,     \
                               const Conv2dGeometry& g);
 
-namespace dp::cpu { DP_CONV2D_KERNELS }
+namespace dp::kernels::cpu { DP_CONV2D_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_CONV2D_KERNELS }
+namespace dp::kernels::cuda { DP_CONV2D_KERNELS }
 #endif
 #undef DP_CONV2D_KERNELS

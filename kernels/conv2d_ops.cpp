@@ -7,7 +7,7 @@
 
 namespace dp {
 
-Conv2dGeometry Conv2dGeometry::make(const Shape& x, const Shape& w, int64_t stride, int64_t pad) {
+kernels::Conv2dGeometry kernels::Conv2dGeometry::make(const Shape& x, const Shape& w, int64_t stride, int64_t pad) {
   DP_CHECK(x.size() == 4, fmt::format("conv2d: input must be [N, C, H, W], got {}", shape_str(x)),
            "add a batch dimension with reshape()");
   DP_CHECK(w.size() == 4, fmt::format("conv2d: weight must be [K, C, R, S], got {}", shape_str(w)),
@@ -18,7 +18,7 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& x, const Shape& w, int64_t stri
            "check in_channels of the layer against the previous layer's out_channels");
   DP_CHECK(stride >= 1 && pad >= 0, fmt::format("conv2d: stride {} / padding {} invalid", stride, pad),
            "stride must be >= 1 and padding >= 0");
-  Conv2dGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], stride, pad, 0, 0};
+  kernels::Conv2dGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], stride, pad, 0, 0};
   DP_CHECK(g.h + 2 * pad >= g.r && g.w + 2 * pad >= g.s,
            fmt::format("conv2d: kernel {}x{} larger than the padded input {}x{}", g.r, g.s,
                        g.h + 2 * pad, g.w + 2 * pad),
@@ -28,14 +28,14 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& x, const Shape& w, int64_t stri
   return g;
 }
 
-namespace ops {
+namespace kernels {
 
 namespace {
 
 struct Conv2dNode final : Node {
   SavedTensor x, w;
-  Conv2dGeometry geom;
-  Conv2dNode(const Tensor& x_, const Tensor& w_, const Conv2dGeometry& g)
+  kernels::Conv2dGeometry geom;
+  Conv2dNode(const Tensor& x_, const Tensor& w_, const kernels::Conv2dGeometry& g)
       : x(x_.detach()), w(w_.detach()), geom(g) {}
   const char* name() const override { return "conv2d"; }
   std::vector<Tensor> backward(const Tensor& g) override {
@@ -83,7 +83,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
   DP_CHECK(w.dtype() == x.dtype() && bias_ok,
            fmt::format("conv2d: dtypes differ (input {}, weight {}, bias {})", x.str(), w.str(), b.str()),
            "convert the input or the parameters with .to(dtype)");
-  const Conv2dGeometry g = Conv2dGeometry::make(x.shape(), w.shape(), stride, padding);
+  const kernels::Conv2dGeometry g = kernels::Conv2dGeometry::make(x.shape(), w.shape(), stride, padding);
   if (b.defined()) {
     DP_CHECK(b.dim() == 1 && b.size(0) == g.k,
              fmt::format("conv2d: bias {} does not match {} output channels", b.str(), g.k),
@@ -95,5 +95,5 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
   return y;
 }
 
-}  // namespace ops
+}  // namespace kernels
 }  // namespace dp

@@ -2,7 +2,7 @@
 #pragma once
 #include "engine/tensor.h"
 
-namespace dp::ops::detail {
+namespace dp::kernels::detail {
 
 // Records that `out` is `in` converted (dtype and/or memory format) when `in` requires grad:
 // the gradient goes back converted to in's dtype and memory format. That is what keeps the
@@ -10,4 +10,4 @@ namespace dp::ops::detail {
 // ran on bf16 channels-last copies.
 void record_conversion(Tensor& out, const Tensor& in);
 
-}  // namespace dp::ops::detail
+}  // namespace dp::kernels::detail

@@ -1,11 +1,11 @@
-// Conversions: ops::convert (no autograd) and the differentiable to_dtype / to_memory_format.
+// Conversions: kernels::convert (no autograd) and the differentiable to_dtype / to_memory_format.
 #include "engine/autograd.h"
 #include "kernels/convert.h"
 #include "kernels/dispatch.h"
 #include "kernels/layout.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -63,4 +63,4 @@ Tensor to_memory_format(const Tensor& x, MemoryFormat format) {
   return y;
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

@@ -17,7 +17,7 @@
 #pragma once
 #include "engine/tensor.h"
 
-namespace dp {
+namespace dp::kernels {
 
 struct DataParamCeTensors {
   // ---- inputs ----
@@ -29,7 +29,7 @@ struct DataParamCeTensors {
   double wd_class = 0.0, wd_inst = 0.0;  // log-space weight decay, applied when > 0
   // Multiplies the cross-entropy part of dtheta_*_rows (not the weight-decay part, a per-row
   // sum): a data-parallel rank's share b_r/B of the global batch, whose loss is the mean over
-  // B rows while this call's is over its b_r (train/run/data_parallel.h).
+  // B rows while this call's is over its b_r (train/data_parallel.h).
   double row_grad_scale = 1.0;
   // ---- outputs, allocated by the caller in the logits' dtype and device ----
   Tensor loss;               // scalar (required)
@@ -42,12 +42,12 @@ struct DataParamCeTensors {
   // Every output except loss may be undefined when not wanted.
 };
 
-}  // namespace dp
+}  // namespace dp::kernels
 
 #define DP_DATA_PARAM_CE_KERNELS void data_param_ce(const DataParamCeTensors& t);
 
-namespace dp::cpu { DP_DATA_PARAM_CE_KERNELS }
+namespace dp::kernels::cpu { DP_DATA_PARAM_CE_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_DATA_PARAM_CE_KERNELS }
+namespace dp::kernels::cuda { DP_DATA_PARAM_CE_KERNELS }
 #endif
 #undef DP_DATA_PARAM_CE_KERNELS

@@ -6,7 +6,7 @@
 
 #include "kernels/data_param_ce.h"
 
-namespace dp::detail {
+namespace dp::kernels::detail {
 
 // null: not given / not wanted.
 template <class T>
@@ -60,4 +60,4 @@ DataParamCeArgs<T> data_param_ce_args(const DataParamCeTensors& t) {
   return a;
 }
 
-}  // namespace dp::detail
+}  // namespace dp::kernels::detail

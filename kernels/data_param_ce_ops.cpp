@@ -2,7 +2,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/training_ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -58,4 +58,4 @@ void data_param_ce(const DataParamCeTensors& t) {
   DP_DISPATCH(dev, data_param_ce, t);
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

@@ -7,14 +7,14 @@
 // DP_DISPATCH(device, fn, args...): calls cpu::fn(args...) or cuda::fn(args...).
 #ifdef DP_WITH_CUDA
 #define DP_DISPATCH(device, fn, ...) \
-  ((device).is_cuda() ? ::dp::cuda::fn(__VA_ARGS__) : ::dp::cpu::fn(__VA_ARGS__))
+  ((device).is_cuda() ? ::dp::kernels::cuda::fn(__VA_ARGS__) : ::dp::kernels::cpu::fn(__VA_ARGS__))
 #else
 #define DP_DISPATCH(device, fn, ...)                                                      \
-  ((device).is_cuda() ? ::dp::detail::no_cuda<decltype(::dp::cpu::fn(__VA_ARGS__))>(#fn) \
-                      : ::dp::cpu::fn(__VA_ARGS__))
+  ((device).is_cuda() ? ::dp::kernels::detail::no_cuda<decltype(::dp::kernels::cpu::fn(__VA_ARGS__))>(#fn) \
+                      : ::dp::kernels::cpu::fn(__VA_ARGS__))
 #endif
 
-namespace dp::detail {
+namespace dp::kernels::detail {
 
 template <class R>
 R no_cuda(const char* op) {
@@ -56,4 +56,4 @@ inline void check_float_or_bf16(const char* op, const Tensor& t) {
   check_float(op, t);
 }
 
-}  // namespace dp::detail
+}  // namespace dp::kernels::detail

@@ -9,8 +9,8 @@
   /* Applies the mask to x (forward) or to dy (backward): the same operation. */             \
   void dropout_apply(const Tensor& x, double p, uint64_t seed, uint64_t stream, Tensor& y);
 
-namespace dp::cpu { DP_DROPOUT_KERNELS }
+namespace dp::kernels::cpu { DP_DROPOUT_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_DROPOUT_KERNELS }
+namespace dp::kernels::cuda { DP_DROPOUT_KERNELS }
 #endif
 #undef DP_DROPOUT_KERNELS

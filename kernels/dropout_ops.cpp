@@ -4,7 +4,7 @@
 #include "kernels/dropout.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -37,4 +37,4 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t
   return y;
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

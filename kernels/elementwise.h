@@ -17,8 +17,8 @@
   void sum_all(const Tensor& x, Tensor& out);          /* out: one element */         \
   void broadcast_scalar(const Tensor& s, double factor, Tensor& out); /* out[:]=s·f */
 
-namespace dp::cpu { DP_ELEMENTWISE_KERNELS }
+namespace dp::kernels::cpu { DP_ELEMENTWISE_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_ELEMENTWISE_KERNELS }
+namespace dp::kernels::cuda { DP_ELEMENTWISE_KERNELS }
 #endif
 #undef DP_ELEMENTWISE_KERNELS

@@ -5,7 +5,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -171,4 +171,4 @@ Tensor flatten(const Tensor& x, int64_t start_dim) {
   return reshape(x, s);
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

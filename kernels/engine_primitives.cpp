@@ -4,7 +4,7 @@
 #include "engine/primitives.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -14,9 +14,9 @@ void accumulate(Tensor& dst, const Tensor& src) { add_(dst, src); }
 const bool g_registered = [] {
   EnginePrimitives p;
   p.fill = &fill;
-  p.cast = &ops::cast;
-  p.convert = &ops::convert;
-  p.add = &ops::add;
+  p.cast = &kernels::cast;
+  p.convert = &kernels::convert;
+  p.add = &kernels::add;
   p.accumulate = &accumulate;
   register_engine_primitives(p);
   return true;
@@ -24,4 +24,4 @@ const bool g_registered = [] {
 
 }  // namespace
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

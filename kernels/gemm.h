@@ -9,8 +9,8 @@
   void bias_add_rows(Tensor& y, const Tensor& bias); /* y[n, j] += bias[j] */                \
   void sum_rows(const Tensor& dy, Tensor& db);       /* db[j] = sum_n dy[n, j] */
 
-namespace dp::cpu { DP_GEMM_KERNELS }
+namespace dp::kernels::cpu { DP_GEMM_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_GEMM_KERNELS }
+namespace dp::kernels::cuda { DP_GEMM_KERNELS }
 #endif
 #undef DP_GEMM_KERNELS

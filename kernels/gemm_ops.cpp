@@ -5,7 +5,7 @@
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -117,4 +117,4 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   return y;
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

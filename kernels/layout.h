@@ -8,8 +8,8 @@
   /* y = x, same logical shape, in y's memory format. Same dtype, or float32 <-> bf16. */    \
   void convert_layout(const Tensor& x, Tensor& y);
 
-namespace dp::cpu { DP_LAYOUT_KERNELS }
+namespace dp::kernels::cpu { DP_LAYOUT_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_LAYOUT_KERNELS }
+namespace dp::kernels::cuda { DP_LAYOUT_KERNELS }
 #endif
 #undef DP_LAYOUT_KERNELS

@@ -6,7 +6,7 @@
 
 #include "engine/tensor.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 // Under dp::AutocastGuard(DType::BFloat16) (engine/autocast.h, CUDA only) conv2d, linear and
 // matmul run in bf16 on tensor cores and return bf16; batch_norm, relu, add, pooling and dropout
@@ -82,4 +82,4 @@ void topk_correct_(Tensor& counts, const Tensor& logits, const Tensor& labels);
 // function of (seed, stream, element index) through Philox, so CPU and CUDA agree.
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t stream);
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

@@ -4,7 +4,7 @@
 
 #include "engine/tensor.h"
 
-namespace dp {
+namespace dp::kernels {
 
 struct Pool2dGeometry {
   int64_t n, c, h, w;
@@ -13,7 +13,7 @@ struct Pool2dGeometry {
   static Pool2dGeometry make(const Shape& x, int64_t kernel, int64_t stride, int64_t pad);
 };
 
-}  // namespace dp
+}  // namespace dp::kernels
 
 #define DP_POOLING_KERNELS                                                                  \
   /* argmax: int32 [N,C,P,Q], the flat h*W+w position of each maximum (first on ties). */   \
@@ -25,8 +25,8 @@ struct Pool2dGeometry {
   void global_avg_pool_forward(const Tensor& x, Tensor& y);                                  \
   void global_avg_pool_backward(const Tensor& dy, Tensor& dx);
 
-namespace dp::cpu { DP_POOLING_KERNELS }
+namespace dp::kernels::cpu { DP_POOLING_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_POOLING_KERNELS }
+namespace dp::kernels::cuda { DP_POOLING_KERNELS }
 #endif
 #undef DP_POOLING_KERNELS

@@ -6,7 +6,7 @@
 
 namespace dp {
 
-Pool2dGeometry Pool2dGeometry::make(const Shape& x, int64_t kernel, int64_t stride, int64_t pad) {
+kernels::Pool2dGeometry kernels::Pool2dGeometry::make(const Shape& x, int64_t kernel, int64_t stride, int64_t pad) {
   DP_CHECK(x.size() == 4, fmt::format("pool2d: input must be [N, C, H, W], got {}", shape_str(x)),
            "add a batch dimension with reshape()");
   DP_CHECK(kernel >= 1 && stride >= 1 && pad >= 0,
@@ -15,7 +15,7 @@ Pool2dGeometry Pool2dGeometry::make(const Shape& x, int64_t kernel, int64_t stri
   DP_CHECK(2 * pad <= kernel,
            fmt::format("pool2d: padding {} is more than half the kernel {}", pad, kernel),
            "padding must be at most kernel / 2 (PyTorch's rule)");
-  Pool2dGeometry g{x[0], x[1], x[2], x[3], kernel, stride, pad, 0, 0};
+  kernels::Pool2dGeometry g{x[0], x[1], x[2], x[3], kernel, stride, pad, 0, 0};
   DP_CHECK(g.h + 2 * pad >= kernel && g.w + 2 * pad >= kernel,
            fmt::format("pool2d: kernel {} larger than the padded input {}x{}", kernel, g.h + 2 * pad,
                        g.w + 2 * pad),
@@ -25,14 +25,14 @@ Pool2dGeometry Pool2dGeometry::make(const Shape& x, int64_t kernel, int64_t stri
   return g;
 }
 
-namespace ops {
+namespace kernels {
 
 namespace {
 
 struct MaxPoolNode final : Node {
   SavedTensor argmax;
-  Pool2dGeometry geom;
-  MaxPoolNode(const Tensor& a, const Pool2dGeometry& g) : argmax(a), geom(g) {}
+  kernels::Pool2dGeometry geom;
+  MaxPoolNode(const Tensor& a, const kernels::Pool2dGeometry& g) : argmax(a), geom(g) {}
   const char* name() const override { return "max_pool2d"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor dx = Tensor::empty_like(inputs[0], g.dtype());
@@ -43,8 +43,8 @@ struct MaxPoolNode final : Node {
 };
 
 struct AvgPoolNode final : Node {
-  Pool2dGeometry geom;
-  explicit AvgPoolNode(const Pool2dGeometry& g) : geom(g) {}
+  kernels::Pool2dGeometry geom;
+  explicit AvgPoolNode(const kernels::Pool2dGeometry& g) : geom(g) {}
   const char* name() const override { return "avg_pool2d"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor dx = Tensor::empty_like(inputs[0], g.dtype());
@@ -74,7 +74,7 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   check_input("max_pool2d", x);
   if (detail::cpu_channels_last(x))
     return to_memory_format(max_pool2d(contiguous(x), kernel, stride, padding), MemoryFormat::ChannelsLast);
-  const Pool2dGeometry g = Pool2dGeometry::make(x.shape(), kernel, stride, padding);
+  const kernels::Pool2dGeometry g = kernels::Pool2dGeometry::make(x.shape(), kernel, stride, padding);
   DP_CHECK(g.h * g.w <= INT32_MAX, "max_pool2d: plane too large for int32 argmax", "");
   // argmax is laid out like y (CUDA kernels walk them together); it holds h·W+w either way.
   Tensor y = Tensor::empty({g.n, g.c, g.p, g.q}, x.dtype(), x.device(), x.memory_format());
@@ -88,7 +88,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   check_input("avg_pool2d", x);
   if (detail::cpu_channels_last(x))
     return to_memory_format(avg_pool2d(contiguous(x), kernel, stride, padding), MemoryFormat::ChannelsLast);
-  const Pool2dGeometry g = Pool2dGeometry::make(x.shape(), kernel, stride, padding);
+  const kernels::Pool2dGeometry g = kernels::Pool2dGeometry::make(x.shape(), kernel, stride, padding);
   Tensor y = Tensor::empty({g.n, g.c, g.p, g.q}, x.dtype(), x.device(), x.memory_format());
   DP_DISPATCH(x.device(), avg_pool2d_forward, x, y, g);
   if (any_requires_grad({&x})) record_node(y, std::make_shared<AvgPoolNode>(g), {x});
@@ -104,5 +104,5 @@ Tensor global_avg_pool(const Tensor& x) {
   return y;
 }
 
-}  // namespace ops
+}  // namespace kernels
 }  // namespace dp

@@ -13,7 +13,7 @@
 #pragma once
 #include "engine/tensor.h"
 
-namespace dp {
+namespace dp::kernels {
 
 struct SgdHyper {
   float momentum = 0.9f;
@@ -21,7 +21,7 @@ struct SgdHyper {
   bool nesterov = false;
 };
 
-}  // namespace dp
+}  // namespace dp::kernels
 
 #define DP_SGD_KERNELS                                                                        \
   /* weights, grads: float32, same number of elements and memory format; momentum_buf: the */ \
@@ -29,8 +29,8 @@ struct SgdHyper {
   void sgd_step(Tensor& weights, const Tensor& grads, Tensor& momentum_buf, const Tensor& lr, \
                 const SgdHyper& h, bool first_step);
 
-namespace dp::cpu { DP_SGD_KERNELS }
+namespace dp::kernels::cpu { DP_SGD_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_SGD_KERNELS }
+namespace dp::kernels::cuda { DP_SGD_KERNELS }
 #endif
 #undef DP_SGD_KERNELS

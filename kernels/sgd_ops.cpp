@@ -2,7 +2,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/training_ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 void sgd_step_(Tensor& weights, const Tensor& grads, Tensor& momentum_buf, const Tensor& lr,
                const SgdHyper& h, bool first_step) {
@@ -29,4 +29,4 @@ void sgd_step_(Tensor& weights, const Tensor& grads, Tensor& momentum_buf, const
   if (momentum_buf.defined()) momentum_buf.bump_version();
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

@@ -8,8 +8,8 @@
   void softmax_ce_forward_backward(const Tensor& logits, const Tensor& labels, Tensor& loss, \
                                    Tensor& dlogits);
 
-namespace dp::cpu { DP_SOFTMAX_CE_KERNELS }
+namespace dp::kernels::cpu { DP_SOFTMAX_CE_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_SOFTMAX_CE_KERNELS }
+namespace dp::kernels::cuda { DP_SOFTMAX_CE_KERNELS }
 #endif
 #undef DP_SOFTMAX_CE_KERNELS

@@ -4,7 +4,7 @@
 #include "kernels/ops.h"
 #include "kernels/softmax_ce.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -46,4 +46,4 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   return loss;
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

@@ -18,7 +18,7 @@
 
 #include "engine/tensor.h"
 
-namespace dp {
+namespace dp::kernels {
 
 enum class SparsePresence : uint8_t {
   NonZeroGrad,  // the reference's rule: a row whose gradient is exactly 0.0 is absent
@@ -33,7 +33,7 @@ struct SparseSgdHyper {
   float clamp_lo = 0.0f, clamp_hi = 0.0f;
 };
 
-}  // namespace dp
+}  // namespace dp::kernels
 
 #define DP_SPARSE_SGD_KERNELS                                                                     \
   /* theta, momentum_buf float32 [N]; rows int64 [n]; grads float32 [n]; one device. */           \
@@ -47,14 +47,14 @@ struct SparseSgdHyper {
   /* dense reference's sums; always so on the CPU), else CUDA atomics in unspecified order. */    \
   void scatter_rows_add(Tensor& dense, const Tensor& rows, const Tensor& grads, bool deterministic);
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 DP_SPARSE_SGD_KERNELS
 // The reference algorithm on a dense float32 [N] gradient (present = grad != 0), O(N): the
 // oracle of the tests and the baseline of the benchmarks.
 void sparse_sgd_step_dense(Tensor& theta, Tensor& momentum_buf, const Tensor& dense_grad, float lr,
                            float momentum, bool first_step);
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_SPARSE_SGD_KERNELS }
+namespace dp::kernels::cuda { DP_SPARSE_SGD_KERNELS }
 #endif
 #undef DP_SPARSE_SGD_KERNELS

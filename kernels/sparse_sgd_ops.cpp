@@ -3,7 +3,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/training_ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -47,4 +47,4 @@ void scatter_rows_add_(Tensor& dense, const Tensor& rows, const Tensor& grads, b
   dense.bump_version();
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

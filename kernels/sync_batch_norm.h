@@ -11,7 +11,7 @@
 
 #include "engine/tensor.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 struct BatchNormSync {
   // Sums a float64 tensor (on the activations' device) over every rank, in place; every rank
@@ -28,4 +28,4 @@ struct BatchNormSync {
 Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                        Tensor running_var, double momentum, double eps, bool relu, const BatchNormSync& sync);
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

@@ -21,7 +21,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 namespace {
 
@@ -105,4 +105,4 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
   return y;
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

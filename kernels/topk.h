@@ -10,8 +10,8 @@
   /* bounds; the loss, computed first, reports such labels). */                             \
   void topk_correct_accumulate(const Tensor& logits, const Tensor& labels, Tensor& counts);
 
-namespace dp::cpu { DP_TOPK_KERNELS }
+namespace dp::kernels::cpu { DP_TOPK_KERNELS }
 #ifdef DP_WITH_CUDA
-namespace dp::cuda { DP_TOPK_KERNELS }
+namespace dp::kernels::cuda { DP_TOPK_KERNELS }
 #endif
 #undef DP_TOPK_KERNELS

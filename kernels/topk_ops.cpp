@@ -3,7 +3,7 @@
 #include "kernels/ops.h"
 #include "kernels/topk.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 void topk_correct_(Tensor& counts, const Tensor& logits, const Tensor& labels) {
   DP_CHECK(logits.defined() && labels.defined() && counts.defined(), "topk_correct_: undefined tensor",
@@ -21,4 +21,4 @@ void topk_correct_(Tensor& counts, const Tensor& logits, const Tensor& labels) {
   counts.bump_version();
 }
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

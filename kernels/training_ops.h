@@ -1,4 +1,4 @@
-// The optimiser and data-parameter ops of the training step: checked wrappers (dp::ops) over the
+// The optimiser and data-parameter ops of the training step: checked wrappers (dp::kernels) over the
 // sgd, sparse_sgd and data_param_ce kernel families, dispatching on the tensors' device like
 // every op in kernels/ops.h. None records autograd: the optimisers update in place under their
 // own rules, and the data-parameter loss returns its gradients from the forward pass
@@ -12,7 +12,7 @@
 #include "kernels/sgd.h"
 #include "kernels/sparse_sgd.h"
 
-namespace dp::ops {
+namespace dp::kernels {
 
 // ---- model SGD (kernels/sgd.h) ----
 // weights ← SGD(weights, grads, momentum_buf) with the rate read from `lr` (float32 scalar on
@@ -31,4 +31,4 @@ void scatter_rows_add_(Tensor& dense, const Tensor& rows, const Tensor& grads, b
 // Checks shapes, dtypes and devices of every given tensor (outputs included), then runs the op.
 void data_param_ce(const DataParamCeTensors& t);
 
-}  // namespace dp::ops
+}  // namespace dp::kernels

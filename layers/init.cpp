@@ -6,7 +6,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/ops.h"
 
-namespace dp::nn::init {
+namespace dp::layers::init {
 
 namespace {
 int64_t receptive_field(const Tensor& w) {
@@ -52,7 +52,7 @@ void normal_(Tensor& t, double mean, double stddev, Rng& rng) {
   fill_host(t, rng, 4, [&](Rng& r) { return mean + stddev * r.normal(); });  // two uniforms
 }
 
-void constant_(Tensor& t, double value) { ops::fill_(t, value); }
+void constant_(Tensor& t, double value) { kernels::fill_(t, value); }
 
 void default_weight_(Tensor& w, Rng& rng) {
   double bound = 1.0 / std::sqrt(static_cast<double>(fan_in(w)));
@@ -69,4 +69,4 @@ void kaiming_normal_fan_out_relu_(Tensor& w, Rng& rng) {
   normal_(w, 0.0, stddev, rng);
 }
 
-}  // namespace dp::nn::init
+}  // namespace dp::layers::init

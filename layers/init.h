@@ -5,7 +5,7 @@
 #include "engine/rng.h"
 #include "engine/tensor.h"
 
-namespace dp::nn::init {
+namespace dp::layers::init {
 
 // Fans as PyTorch computes them: fan_in = dim1 · receptive field, fan_out = dim0 · receptive field.
 int64_t fan_in(const Tensor& w);
@@ -22,4 +22,4 @@ void default_bias_(Tensor& b, int64_t fan_in, Rng& rng);
 // kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2/fan_out), as torchvision's ResNet.
 void kaiming_normal_fan_out_relu_(Tensor& w, Rng& rng);
 
-}  // namespace dp::nn::init
+}  // namespace dp::layers::init

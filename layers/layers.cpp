@@ -5,7 +5,7 @@
 #include "layers/init.h"
 #include "kernels/ops.h"
 
-namespace dp::nn {
+namespace dp::layers {
 
 // ---- Conv2d ----
 
@@ -20,7 +20,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool wi
   register_parameter("bias", &bias);
 }
 
-Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, stride, padding); }
+Tensor Conv2d::forward(const Tensor& x) { return kernels::conv2d(x, weight, bias, stride, padding); }
 
 void Conv2d::reset_parameters(const InitContext& ctx) {
   Rng wr = ctx.rng_for("weight");
@@ -58,15 +58,15 @@ void BatchNorm2d::count_training_batch() {
 Tensor BatchNorm2d::forward(const Tensor& x) {
   count_training_batch();
   if (sync && is_training())
-    return ops::sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, false, *sync);
-  return ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+    return kernels::sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, false, *sync);
+  return kernels::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 
 Tensor BatchNorm2d::forward_relu(const Tensor& x) {
   count_training_batch();
   if (sync && is_training())
-    return ops::sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, true, *sync);
-  return ops::batch_norm_relu(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+    return kernels::sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, true, *sync);
+  return kernels::batch_norm_relu(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 
 void BatchNorm2d::reset_parameters(const InitContext&) {
@@ -102,7 +102,7 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias)
   register_parameter("bias", &bias);
 }
 
-Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) { return kernels::linear(x, weight, bias); }
 
 void Linear::reset_parameters(const InitContext& ctx) {
   Rng wr = ctx.rng_for("weight");
@@ -115,9 +115,9 @@ void Linear::reset_parameters(const InitContext& ctx) {
 
 // ---- stateless layers ----
 
-Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
-Tensor MaxPool2d::forward(const Tensor& x) { return ops::max_pool2d(x, kernel, stride, padding); }
-Tensor AvgPool2d::forward(const Tensor& x) { return ops::avg_pool2d(x, kernel, stride, padding); }
+Tensor ReLU::forward(const Tensor& x) { return kernels::relu(x); }
+Tensor MaxPool2d::forward(const Tensor& x) { return kernels::max_pool2d(x, kernel, stride, padding); }
+Tensor AvgPool2d::forward(const Tensor& x) { return kernels::avg_pool2d(x, kernel, stride, padding); }
 
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t output_size) : Module("AdaptiveAvgPool2d") {
   DP_CHECK(output_size == 1, fmt::format("AdaptiveAvgPool2d({}) is not supported", output_size),
@@ -125,11 +125,11 @@ AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t output_size) : Module("AdaptiveAvgP
 }
 
 Tensor AdaptiveAvgPool2d::forward(const Tensor& x) {
-  Tensor pooled = ops::global_avg_pool(x);
-  return ops::reshape(pooled, {x.size(0), x.size(1), 1, 1});
+  Tensor pooled = kernels::global_avg_pool(x);
+  return kernels::reshape(pooled, {x.size(0), x.size(1), 1, 1});
 }
 
-Tensor Flatten::forward(const Tensor& x) { return ops::flatten(x, start_dim); }
+Tensor Flatten::forward(const Tensor& x) { return kernels::flatten(x, start_dim); }
 
 Dropout::Dropout(double p, uint64_t seed, uint64_t stream_base)
     : Module("Dropout"), p(p), seed(seed), stream_base(stream_base) {
@@ -138,7 +138,7 @@ Dropout::Dropout(double p, uint64_t seed, uint64_t stream_base)
 
 Tensor Dropout::forward(const Tensor& x) {
   if (!is_training() || p == 0.0) return x;
-  return ops::dropout(x, p, true, seed, stream_base + calls++);
+  return kernels::dropout(x, p, true, seed, stream_base + calls++);
 }
 
 // ---- Sequential ----
@@ -158,4 +158,4 @@ Tensor Sequential::forward(const Tensor& x) {
   return y;
 }
 
-}  // namespace dp::nn
+}  // namespace dp::layers

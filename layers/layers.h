@@ -9,7 +9,7 @@
 #include "kernels/sync_batch_norm.h"
 #include "layers/module.h"
 
-namespace dp::nn {
+namespace dp::layers {
 
 // weight [out, in, k, k], bias [out] (optional).
 class Conv2d : public Module {
@@ -29,7 +29,7 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x) override;
-  // relu(forward(x)) in one fused pass each way (ops::batch_norm_relu): what nets call where a
+  // relu(forward(x)) in one fused pass each way (kernels::batch_norm_relu): what nets call where a
   // ReLU follows the BN directly.
   Tensor forward_relu(const Tensor& x);
   void reset_parameters(const InitContext& ctx) override;  // γ = 1, β = 0, stats reset
@@ -39,7 +39,7 @@ class BatchNorm2d : public Module {
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;  // the last is int64 []
   // Data-parallel runs with run.sync_batchnorm: training-mode statistics over every rank's batch
   // (kernels/sync_batch_norm.h). Empty: this process's batch only.
-  std::shared_ptr<const ops::BatchNormSync> sync;
+  std::shared_ptr<const kernels::BatchNormSync> sync;
 
  protected:
   void before_state_read() const override;
@@ -131,4 +131,4 @@ class Sequential : public Module {
   ModulePtr operator[](size_t i) const { return children().at(i).second; }
 };
 
-}  // namespace dp::nn
+}  // namespace dp::layers

@@ -6,7 +6,7 @@
 
 #include "engine/autograd.h"
 
-namespace dp::nn {
+namespace dp::layers {
 
 uint64_t fnv1a64(std::string_view text) {
   uint64_t h = 14695981039346656037ull;
@@ -221,4 +221,4 @@ std::string Module::describe() const {
   return out;
 }
 
-}  // namespace dp::nn
+}  // namespace dp::layers

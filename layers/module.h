@@ -19,7 +19,7 @@
 #include "engine/tensor.h"
 #include "layers/state_dict.h"
 
-namespace dp::nn {
+namespace dp::layers {
 
 // Where a layer draws its initial values: one Philox stream per parameter, keyed by the
 // parameter's full dotted name, so a value depends only on (seed, name) and not on the order
@@ -83,7 +83,7 @@ class Module {
   void to(Device device);  // moves every parameter and buffer (recursive)
   Device device() const;   // the device of the first parameter or buffer (CPU when none)
 
-  // ---- CUDA graph replay (train/run/train_step.h) ----
+  // ---- CUDA graph replay (train/train_step.h) ----
   // A replayed training step runs the recorded kernels but none of forward()'s host code; this
   // redoes that code's effects once per replayed step (recursive; e.g. BatchNorm's batch counter).
   void note_replayed_training_step();
@@ -128,4 +128,4 @@ using ModulePtr = std::shared_ptr<Module>;
 // 64-bit FNV-1a, used to turn parameter names into RNG streams.
 uint64_t fnv1a64(std::string_view text);
 
-}  // namespace dp::nn
+}  // namespace dp::layers

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-namespace dp::nn {
+namespace dp::layers {
 
 void StateDict::insert(const std::string& name, const Tensor& tensor) {
   DP_CHECK(!contains(name), fmt::format("state dict: duplicate entry '{}'", name),
@@ -50,4 +50,4 @@ StateDict StateDict::clone() const {
   return out;
 }
 
-}  // namespace dp::nn
+}  // namespace dp::layers

@@ -8,7 +8,7 @@
 #include "engine/rng.h"
 #include "engine/tensor.h"
 
-namespace dp::nn {
+namespace dp::layers {
 
 class StateDict {
  public:
@@ -32,4 +32,4 @@ class StateDict {
   std::unordered_map<std::string, size_t> index_;
 };
 
-}  // namespace dp::nn
+}  // namespace dp::layers

@@ -44,7 +44,7 @@ std::vector<std::string> known_net_names() {
   return {"resnet18", "resnet34", "wrn-28-10", "wrn-16-4", "wrn-D-K", "tiny-cnn"};
 }
 
-nn::ModulePtr make_net(const std::string& name, int64_t num_classes, uint64_t seed) {
+layers::ModulePtr make_net(const std::string& name, int64_t num_classes, uint64_t seed) {
   DP_CHECK(num_classes > 0, fmt::format("net '{}': num_classes must be positive, got {}", name, num_classes),
            "set the number of classes of the dataset");
   std::string s = normalise(name);

@@ -11,7 +11,7 @@ namespace dp::nets {
 
 // Builds the named net with `num_classes` outputs, initialised deterministically from `seed`.
 // Throws a dp::Error listing the known names when `name` is not one of them.
-nn::ModulePtr make_net(const std::string& name, int64_t num_classes, uint64_t seed = 0);
+layers::ModulePtr make_net(const std::string& name, int64_t num_classes, uint64_t seed = 0);
 
 // The fixed names (wrn-D-K accepts any valid D and K beyond those listed).
 std::vector<std::string> known_net_names();

@@ -6,7 +6,7 @@
 
 namespace dp::nets {
 
-using namespace dp::nn;
+using namespace dp::layers;
 
 BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int64_t stride) : Module("BasicBlock") {
   conv1 = register_module("conv1", std::make_shared<Conv2d>(in_planes, planes, 3, stride, 1, false));
@@ -26,7 +26,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
   Tensor out = bn1->forward_relu(conv1->forward(x));
   out = bn2->forward(conv2->forward(out));
   Tensor identity = downsample ? downsample->forward(x) : x;
-  return ops::add_relu(out, identity);
+  return kernels::add_relu(out, identity);
 }
 
 ResNet::ResNet(std::array<int64_t, 4> blocks, int64_t num_classes, uint64_t seed) : Module("ResNet") {
@@ -67,7 +67,7 @@ void ResNet::init_torchvision(uint64_t seed) {
 Tensor ResNet::forward(const Tensor& x) {
   Tensor y = maxpool->forward(bn1->forward_relu(conv1->forward(x)));  // bn1 + relu fused
   for (auto& layer : layers) y = layer->forward(y);
-  y = ops::flatten(avgpool->forward(y), 1);
+  y = kernels::flatten(avgpool->forward(y), 1);
   return fc->forward(y);
 }
 

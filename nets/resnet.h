@@ -10,18 +10,18 @@
 
 namespace dp::nets {
 
-class BasicBlock : public nn::Module {
+class BasicBlock : public layers::Module {
  public:
   BasicBlock(int64_t in_planes, int64_t planes, int64_t stride);
   Tensor forward(const Tensor& x) override;
 
-  std::shared_ptr<nn::Conv2d> conv1, conv2;
-  std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
-  std::shared_ptr<nn::ReLU> relu;
-  std::shared_ptr<nn::Sequential> downsample;  // null when the shortcut is the identity
+  std::shared_ptr<layers::Conv2d> conv1, conv2;
+  std::shared_ptr<layers::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<layers::ReLU> relu;
+  std::shared_ptr<layers::Sequential> downsample;  // null when the shortcut is the identity
 };
 
-class ResNet : public nn::Module {
+class ResNet : public layers::Module {
  public:
   // blocks_per_stage {2,2,2,2} is ResNet-18, {3,4,6,3} ResNet-34.
   ResNet(std::array<int64_t, 4> blocks_per_stage, int64_t num_classes, uint64_t seed);
@@ -29,13 +29,13 @@ class ResNet : public nn::Module {
   // torchvision's initialisation (applied by the constructor).
   void init_torchvision(uint64_t seed);
 
-  std::shared_ptr<nn::Conv2d> conv1;
-  std::shared_ptr<nn::BatchNorm2d> bn1;
-  std::shared_ptr<nn::ReLU> relu;
-  std::shared_ptr<nn::MaxPool2d> maxpool;
-  std::array<std::shared_ptr<nn::Sequential>, 4> layers;
-  std::shared_ptr<nn::AdaptiveAvgPool2d> avgpool;
-  std::shared_ptr<nn::Linear> fc;
+  std::shared_ptr<layers::Conv2d> conv1;
+  std::shared_ptr<layers::BatchNorm2d> bn1;
+  std::shared_ptr<layers::ReLU> relu;
+  std::shared_ptr<layers::MaxPool2d> maxpool;
+  std::array<std::shared_ptr<layers::Sequential>, 4> layers;
+  std::shared_ptr<layers::AdaptiveAvgPool2d> avgpool;
+  std::shared_ptr<layers::Linear> fc;
 };
 
 std::shared_ptr<ResNet> resnet18(int64_t num_classes = 1000, uint64_t seed = 0);

@@ -4,7 +4,7 @@
 
 namespace dp::nets {
 
-using namespace dp::nn;
+using namespace dp::layers;
 
 TinyCnn::TinyCnn(int64_t num_classes, uint64_t seed, int64_t in_channels) : Module("TinyCnn") {
   features = register_module(
@@ -18,7 +18,7 @@ TinyCnn::TinyCnn(int64_t num_classes, uint64_t seed, int64_t in_channels) : Modu
 }
 
 Tensor TinyCnn::forward(const Tensor& x) {
-  return classifier->forward(ops::global_avg_pool(features->forward(x)));
+  return classifier->forward(kernels::global_avg_pool(features->forward(x)));
 }
 
 }  // namespace dp::nets

@@ -9,13 +9,13 @@
 
 namespace dp::nets {
 
-class TinyCnn : public nn::Module {
+class TinyCnn : public layers::Module {
  public:
   TinyCnn(int64_t num_classes, uint64_t seed, int64_t in_channels = 3);
   Tensor forward(const Tensor& x) override;
 
-  std::shared_ptr<nn::Sequential> features;
-  std::shared_ptr<nn::Linear> classifier;
+  std::shared_ptr<layers::Sequential> features;
+  std::shared_ptr<layers::Linear> classifier;
 };
 
 }  // namespace dp::nets

@@ -6,7 +6,7 @@
 
 namespace dp::nets {
 
-using namespace dp::nn;
+using namespace dp::layers;
 
 WideBasic::WideBasic(int64_t in_planes, int64_t planes, double dropout_rate, int64_t stride,
                      uint64_t dropout_seed, uint64_t dropout_stream)
@@ -25,7 +25,7 @@ WideBasic::WideBasic(int64_t in_planes, int64_t planes, double dropout_rate, int
 Tensor WideBasic::forward(const Tensor& x) {
   Tensor out = dropout->forward(conv1->forward(bn1->forward_relu(x)));
   out = conv2->forward(bn2->forward_relu(out));
-  return ops::add(out, shortcut->forward(x));
+  return kernels::add(out, shortcut->forward(x));
 }
 
 WideResNet::WideResNet(int64_t depth, int64_t k, int64_t num_classes, uint64_t seed, double dropout_rate)
@@ -63,8 +63,8 @@ Tensor WideResNet::forward(const Tensor& x) {
   out = layer3->forward(layer2->forward(layer1->forward(out)));
   out = bn1->forward_relu(out);
   // The reference pools with a fixed 8x8 window (global for 32x32 inputs).
-  out = out.size(2) == 8 && out.size(3) == 8 ? ops::global_avg_pool(out)
-                                             : ops::flatten(ops::avg_pool2d(out, 8, 8), 1);
+  out = out.size(2) == 8 && out.size(3) == 8 ? kernels::global_avg_pool(out)
+                                             : kernels::flatten(kernels::avg_pool2d(out, 8, 8), 1);
   return linear->forward(out);
 }
 

@@ -20,29 +20,29 @@
 
 namespace dp::nets {
 
-class WideBasic : public nn::Module {
+class WideBasic : public layers::Module {
  public:
   WideBasic(int64_t in_planes, int64_t planes, double dropout_rate, int64_t stride,
             uint64_t dropout_seed = 0, uint64_t dropout_stream = 0);
   Tensor forward(const Tensor& x) override;
 
-  std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
-  std::shared_ptr<nn::Conv2d> conv1, conv2;
-  std::shared_ptr<nn::Dropout> dropout;
-  std::shared_ptr<nn::Sequential> shortcut;  // empty Sequential = identity
+  std::shared_ptr<layers::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<layers::Conv2d> conv1, conv2;
+  std::shared_ptr<layers::Dropout> dropout;
+  std::shared_ptr<layers::Sequential> shortcut;  // empty Sequential = identity
 };
 
-class WideResNet : public nn::Module {
+class WideResNet : public layers::Module {
  public:
   WideResNet(int64_t depth, int64_t widen_factor, int64_t num_classes, uint64_t seed,
              double dropout_rate = 0.0);
   Tensor forward(const Tensor& x) override;
 
   int64_t depth, widen_factor;
-  std::shared_ptr<nn::Conv2d> conv1;
-  std::shared_ptr<nn::Sequential> layer1, layer2, layer3;
-  std::shared_ptr<nn::BatchNorm2d> bn1;
-  std::shared_ptr<nn::Linear> linear;
+  std::shared_ptr<layers::Conv2d> conv1;
+  std::shared_ptr<layers::Sequential> layer1, layer2, layer3;
+  std::shared_ptr<layers::BatchNorm2d> bn1;
+  std::shared_ptr<layers::Linear> linear;
 };
 
 std::shared_ptr<WideResNet> wide_resnet(int64_t depth, int64_t widen_factor, int64_t num_classes,

@@ -74,20 +74,20 @@ int main(int argc, char** argv) {
     for (int step = 1; step <= steps; ++step) {
       Tensor x, y;
       make_batch(static_cast<uint64_t>(step), x, y);
-      Tensor h = ops::relu(ops::batch_norm(ops::conv2d(x, w1, Tensor(), 1, 1), g1, b1, Tensor(),
+      Tensor h = kernels::relu(kernels::batch_norm(kernels::conv2d(x, w1, Tensor(), 1, 1), g1, b1, Tensor(),
                                            Tensor(), /*training=*/true));
-      h = ops::max_pool2d(h, 2, 2);
-      h = ops::relu(ops::batch_norm(ops::conv2d(h, w2, Tensor(), 1, 1), g2, b2, Tensor(), Tensor(),
+      h = kernels::max_pool2d(h, 2, 2);
+      h = kernels::relu(kernels::batch_norm(kernels::conv2d(h, w2, Tensor(), 1, 1), g2, b2, Tensor(), Tensor(),
                                     /*training=*/true));
-      Tensor logits = ops::linear(ops::global_avg_pool(h), fc, fcb);
-      Tensor loss = ops::cross_entropy(logits, y);
+      Tensor logits = kernels::linear(kernels::global_avg_pool(h), fc, fcb);
+      Tensor loss = kernels::cross_entropy(logits, y);
       for (Tensor* p : params) p->zero_grad();
       loss.backward();
       {
         NoGradGuard no_grad;  // SGD with momentum 0.9, lr 0.1
         for (size_t i = 0; i < params.size(); ++i) {
-          momentum[i] = ops::add(ops::mul(momentum[i], 0.9), params[i]->grad());
-          ops::add_(*params[i], momentum[i], -0.1);
+          momentum[i] = kernels::add(kernels::mul(momentum[i], 0.9), params[i]->grad());
+          kernels::add_(*params[i], momentum[i], -0.1);
         }
       }
       running = step == 1 ? loss.item() : 0.9 * running + 0.1 * loss.item();

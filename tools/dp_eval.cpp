@@ -12,13 +12,13 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
-#include "train/io/npy.h"
+#include "io/npy.h"
 #include "nets/registry.h"
-#include "train/io/checkpoint_schema.h"
-#include "train/run/evaluate.h"
-#include "train/run/run_data.h"
-#include "train/run/trainer.h"
-#include "train/run/class_names.h"
+#include "app/checkpoint_schema.h"
+#include "app/evaluate.h"
+#include "app/run_data.h"
+#include "app/trainer.h"
+#include "app/class_names.h"
 #include "tools/tool_common.h"
 
 int main(int argc, char** argv) {
@@ -39,20 +39,20 @@ int main(int argc, char** argv) {
   dp::tools::add_version_flag(app, "dp-eval");
   CLI11_PARSE(app, argc, argv);
   try {
-    dp::io::Checkpoint file = dp::io::read_checkpoint(checkpoint);
-    dp::train::Config config = dp::train::config_from_checkpoint(file);
+    dp::app::Checkpoint file = dp::app::read_checkpoint(checkpoint);
+    dp::app::Config config = dp::app::config_from_checkpoint(file);
     if (kind.empty()) kind = config.get_string("data.dataset");
     if (path.empty()) path = config.get_string("data.path");
     dp::data::TransformSpec transform;
-    auto dataset = dp::train::make_eval_dataset(kind, path, config.get_int("data.image_size"),
+    auto dataset = dp::app::make_eval_dataset(kind, path, config.get_int("data.image_size"),
                                                 static_cast<uint64_t>(config.get_int("run.seed")),
                                                 config.get_int("data.synthetic_test_size"),
                                                 config.get_int("data.num_classes"), transform,
                                                 config.get_float("data.synthetic_noise"));
-    auto model = dp::io::make_checkpoint_model(file);
+    auto model = dp::app::make_checkpoint_model(file);
     dp::Device dev = dp::tools::checked_device(device);
     model->to(dev);
-    dp::train::EvalResult r = dp::train::evaluate(*model, dataset, transform, batch, workers, dev);
+    dp::app::EvalResult r = dp::app::evaluate(*model, dataset, transform, batch, workers, dev);
     if (!dump.empty()) {
       dp::data::LoaderOptions lo;
       lo.batch_size = batch;
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
       dp::io::write_npy(dump + "/logits.npy", logits);
       dp::io::write_npy(dump + "/labels.npy", t.labels);
     }
-    const std::vector<std::string> names = dp::train::class_names(kind, path, *dataset);
+    const std::vector<std::string> names = dp::app::class_names(kind, path, *dataset);
     std::printf("dp-eval: %s on %s (%s), %lld samples\n  loss %.4f   top-1 %.2f%%   top-5 %.2f%%\n",
                 checkpoint.c_str(), kind.c_str(), path.empty() ? "built in" : path.c_str(),
                 static_cast<long long>(r.count), r.loss, r.top1, r.top5);

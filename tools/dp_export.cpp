@@ -8,8 +8,8 @@
 #include <filesystem>
 
 #include "engine/error.h"
-#include "train/io/checkpoint_schema.h"
-#include "train/io/safetensors.h"
+#include "app/checkpoint_schema.h"
+#include "io/safetensors.h"
 #include "tools/tool_common.h"
 
 int main(int argc, char** argv) {
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
              fmt::format("--format {} contradicts the output name '{}' ({} by its extension)", format, output, implied),
              fmt::format("drop --format, or name the file .{}", format == "hdf5" ? "h5" : "safetensors"));
     // Validated like every reader: the exported tensors are exactly the arch's state dict.
-    dp::io::Checkpoint in = dp::io::read_checkpoint(checkpoint);
+    dp::app::Checkpoint in = dp::app::read_checkpoint(checkpoint);
     const std::vector<std::pair<std::string, dp::Tensor>>& weights = in.model.entries();
     const std::string& arch = in.arch;
     if (format == "safetensors") {

@@ -18,13 +18,13 @@
 #include "data/image_folder.h"
 #include "nets/registry.h"
 #include "tools/tool_common.h"
-#include "train/inspect/detection.h"
-#include "train/inspect/sigma_figure.h"
-#include "train/io/checkpoint_schema.h"
-#include "train/run/class_names.h"
-#include "train/run/evaluate.h"
-#include "train/run/run_data.h"
-#include "train/run/trainer.h"
+#include "app/inspect/detection.h"
+#include "app/inspect/sigma_figure.h"
+#include "app/checkpoint_schema.h"
+#include "app/class_names.h"
+#include "app/evaluate.h"
+#include "app/run_data.h"
+#include "app/trainer.h"
 
 namespace {
 
@@ -49,19 +49,19 @@ std::string detection(const std::vector<float>& sigma, const std::vector<uint8_t
   for (uint8_t p : positive) n += p;
   out["count"] = n;
   if (n == 0 || n == static_cast<int64_t>(sigma.size())) return "";
-  const double auc = dp::inspect::roc_auc(sigma, positive);
+  const double auc = dp::app::inspect::roc_auc(sigma, positive);
   out["roc_auc"] = auc;
   for (int64_t k : {int64_t{100}, int64_t{1000}, n})
     if (k <= static_cast<int64_t>(sigma.size()))
-      out["precision_at_" + std::to_string(k)] = dp::inspect::precision_at_k(sigma, positive, k);
+      out["precision_at_" + std::to_string(k)] = dp::app::inspect::precision_at_k(sigma, positive, k);
   return fmt::format("σ as a detector of the {} {}: ROC-AUC {:.4f}, precision@{} {:.4f}", n, what, auc, n,
                      out["precision_at_" + std::to_string(n)].get<double>());
 }
 
-void write_figure(const std::string& path, const std::vector<dp::inspect::SigmaPanel>& panels,
+void write_figure(const std::string& path, const std::vector<dp::app::inspect::SigmaPanel>& panels,
                   const std::string& title, nlohmann::ordered_json& report, const char* key) {
   if (panels.empty()) return;
-  dp::inspect::write_sigma_figure(path, panels, title);
+  dp::app::inspect::write_sigma_figure(path, panels, title);
   report[key] = path;
   nlohmann::ordered_json means;
   for (const auto& p : panels) {
@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     // Validated by the checkpoint schema: θ and every noise vector have the training set's length.
-    const dp::io::Checkpoint f = dp::io::read_checkpoint(checkpoint);
-    const dp::train::Config config = dp::train::config_from_checkpoint(f);
+    const dp::app::Checkpoint f = dp::app::read_checkpoint(checkpoint);
+    const dp::app::Config config = dp::app::config_from_checkpoint(f);
     if (output.empty()) output = std::filesystem::path(checkpoint).parent_path().string();
     if (output.empty()) output = ".";
     std::filesystem::create_directories(output);
@@ -127,11 +127,11 @@ int main(int argc, char** argv) {
     }
 
     // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
-    std::optional<dp::train::RunData> data;
-    if (with_paths || per_sample) data = dp::train::make_run_data(config);
+    std::optional<dp::app::RunData> data;
+    if (with_paths || per_sample) data = dp::app::make_run_data(config);
     std::vector<std::string> names;
     try {
-      if (data) names = dp::train::class_names(config.get_string("data.dataset"), config.get_string("data.path"), *data->test);
+      if (data) names = dp::app::class_names(config.get_string("data.dataset"), config.get_string("data.path"), *data->test);
     } catch (const std::exception&) {
     }
     const int64_t num_classes = f.num_classes;
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
     std::vector<float> sigma;
     if (theta_inst != nullptr) {
       sigma = sigma_of(*theta_inst);
-      std::vector<int64_t> order = dp::inspect::rank_descending(sigma);
+      std::vector<int64_t> order = dp::app::inspect::rank_descending(sigma);
       const std::string csv_path = output + "/sigma_ranking.csv";
       std::ofstream csv(csv_path);
       csv << "rank,index,sigma,label,original_label,corrupted,mislabelled" << (data ? ",source" : "") << "\n";
@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
 
     if (theta_class != nullptr) {
       const std::vector<float> cs = sigma_of(*theta_class);
-      const std::vector<int64_t> order = dp::inspect::rank_descending(cs);
+      const std::vector<int64_t> order = dp::app::inspect::rank_descending(cs);
       const std::string csv_path = output + "/sigma_class_ranking.csv";
       std::ofstream csv(csv_path);
       csv << "rank,class,name,sigma\n";
@@ -205,13 +205,13 @@ int main(int argc, char** argv) {
     }
 
     const dp::train::SigmaRecord& record = f.history;
-    write_figure(output + "/sigma_over_epochs.png", dp::inspect::label_panels(record),
+    write_figure(output + "/sigma_over_epochs.png", dp::app::inspect::label_panels(record),
                  record.has_groups() ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
                  report, "sigma_over_epochs_png");
-    write_figure(output + "/sigma_over_epochs_noise_applied.png", dp::inspect::noise_applied_panels(record),
+    write_figure(output + "/sigma_over_epochs_noise_applied.png", dp::app::inspect::noise_applied_panels(record),
                  "instance sigma per epoch: samples the noise protocol touched vs the others", report,
                  "sigma_over_epochs_noise_applied_png");
-    write_figure(output + "/sigma_class_over_epochs.png", dp::inspect::class_panels(record), "class sigma per epoch", report,
+    write_figure(output + "/sigma_class_over_epochs.png", dp::app::inspect::class_panels(record), "class sigma per epoch", report,
                  "sigma_class_over_epochs_png");
     if (!record.empty()) {
       write_history_csv(output + "/sigma_over_epochs.csv", record);
@@ -221,14 +221,14 @@ int main(int argc, char** argv) {
       if (report.contains(key)) written.push_back(report[key].get<std::string>());
 
     if (per_sample) {
-      auto model = dp::io::make_checkpoint_model(f);
+      auto model = dp::app::make_checkpoint_model(f);
       const dp::Device dev = dp::tools::checked_device(device);
       model->to(dev);
-      dp::train::EvalResult r;
+      dp::app::EvalResult r;
       {
         dp::AutocastGuard autocast(config.get_string("run.precision") == "bf16" && dev.is_cuda() ? dp::DType::BFloat16
                                                                                                   : dp::DType::Float32);
-        r = dp::train::evaluate(*model, data->train, data->test_transform, config.get_int("run.eval_batch_size"),
+        r = dp::app::evaluate(*model, data->train, data->test_transform, config.get_int("run.eval_batch_size"),
                                 config.get_int("run.workers"), dev, dp::MemoryFormat::Contiguous, /*per_sample=*/true);
       }
       std::vector<float> class_sigma;

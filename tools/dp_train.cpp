@@ -2,9 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "engine/dist/process_group.h"
+#include "dist/process_group.h"
 #include "engine/error.h"
-#include "train/run/trainer.h"
+#include "app/trainer.h"
 #include "tools/tool_common.h"
 
 int main(int argc, char** argv) {
@@ -22,12 +22,12 @@ int main(int argc, char** argv) {
   dp::tools::add_version_flag(app, "dp-train");
   CLI11_PARSE(app, argc, argv);
   try {
-    dp::train::Config config = dp::train::Config::from_file(config_path, overrides);
-    dp::train::TrainerOptions options;
+    dp::app::Config config = dp::app::Config::from_file(config_path, overrides);
+    dp::app::TrainerOptions options;
     options.resume = resume;
     options.quiet = quiet;
     options.overwrite = overwrite;
-    dp::train::Trainer trainer(config, options);
+    dp::app::Trainer trainer(config, options);
     if (trainer.writes()) {
       if (!trainer.replaced_run().empty())
         std::printf("dp-train: the earlier run in %s was moved aside to %s\n", trainer.output().c_str(),
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(trainer.run_data().noise.num_corrupted()),
                   static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());
     }
-    dp::train::RunSummary s = trainer.run();
+    dp::app::RunSummary s = trainer.run();
     if (!s.epochs.empty() && trainer.writes()) {
       const auto& last = s.epochs.back();
       std::printf("dp-train: finished epoch %lld: val top1 %.2f%% (best %.2f%%), checkpoints in %s\n",

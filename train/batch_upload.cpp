@@ -1,4 +1,4 @@
-#include "train/run/batch_upload.h"
+#include "train/batch_upload.h"
 
 #include <cstring>
 
@@ -31,7 +31,7 @@ BatchTensors to_device(const data::Batch& batch, Device device, MemoryFormat for
   BatchTensors t;
   t.images = Tensor::empty({batch.n, batch.c, batch.h, batch.w}, DType::Float32, device);
   copy_bytes(t.images.raw_data(), device, batch.data(), Device::cpu(), t.images.nbytes());
-  t.images = ops::convert(t.images, DType::Float32, format);
+  t.images = kernels::convert(t.images, DType::Float32, format);
   t.labels = Tensor::from_vector(batch.labels, {batch.n}, device);
   t.indices = Tensor::from_vector(batch.indices, {batch.n}, device);
   return t;
@@ -115,7 +115,7 @@ BatchTensors BatchUploader::upload(data::Batch batch) {
   BatchTensors t;
   const Tensor staged = s.images.narrow0(0, pixels).view({b.n, b.c, b.h, b.w});
   if (format_ == MemoryFormat::ChannelsLast && !formats_coincide(staged.shape())) {
-    t.images = ops::convert(staged, DType::Float32, format_);  // the transpose is the copy out
+    t.images = kernels::convert(staged, DType::Float32, format_);  // the transpose is the copy out
   } else {
     t.images = Tensor::empty_like(staged);
     cuda::copy_bytes_async(t.images.raw_data(), device_, staged.raw_data(), device_, staged.nbytes(), compute);

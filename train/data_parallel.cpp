@@ -1,4 +1,4 @@
-#include "train/run/data_parallel.h"
+#include "train/data_parallel.h"
 
 #include <fmt/format.h>
 
@@ -92,9 +92,9 @@ void DataParallelSync::reduce(Bucket& b) {
   if (options_.allreduce_dtype == DType::BFloat16) {
     // Weighted in float32 first (a bf16 average would round twice), then rounded, summed, widened.
     const double alpha = even_split() ? 1.0 / comm_.world_size() : local_weight(split_[comm_.rank()]);
-    Tensor travelling = ops::cast(ops::mul(range, alpha), DType::BFloat16);
+    Tensor travelling = kernels::cast(kernels::mul(range, alpha), DType::BFloat16);
     comm_.all_reduce(travelling, dist::ReduceOp::Sum);
-    range.copy_from(ops::cast(travelling, DType::Float32));
+    range.copy_from(kernels::cast(travelling, DType::Float32));
     return;
   }
   if (even_split()) {
@@ -102,7 +102,7 @@ void DataParallelSync::reduce(Bucket& b) {
     return;
   }
   const double alpha = local_weight(split_[comm_.rank()]);
-  ops::add_(range, ops::mul(range, alpha - 1.0), 1.0);  // range ← alpha·range, on the stream
+  kernels::add_(range, kernels::mul(range, alpha - 1.0), 1.0);  // range ← alpha·range, on the stream
   comm_.all_reduce(range, dist::ReduceOp::Sum);
 }
 

@@ -1,4 +1,4 @@
-// The data-parallel part of a training step (StepSync, train/run/step_sync.h): N ranks together
+// The data-parallel part of a training step (StepSync, train/step_sync.h): N ranks together
 // compute what one process computes on the global batch.
 //
 // Model gradients live in the optimiser's flat gradient buffer (train/flat_parameters.h). The
@@ -23,9 +23,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/dist/communicator.h"
+#include "dist/communicator.h"
 #include "train/flat_parameters.h"
-#include "train/run/step_sync.h"
+#include "train/step_sync.h"
 
 namespace dp::train {
 

@@ -15,7 +15,7 @@ struct DataParamCeNode : Node {
     DP_CHECK(dlogits.defined(), "DataParamCrossEntropy: backward ran twice without retain_graph",
              "call backward once per forward, or pass retain_graph=true");
     // Scaled on the logits' device by the upstream gradient (1 from backward() on the loss).
-    return {ops::scale_by(dlogits, grad_output)};
+    return {kernels::scale_by(dlogits, grad_output)};
   }
   void release() override { dlogits = Tensor(); }
 };
@@ -33,7 +33,7 @@ DataParamCeOutput data_param_cross_entropy(const Tensor& logits, const Tensor& l
   const int64_t B = logits.size(0);
   const Device dev = logits.device();
   const DType dt = logits.dtype();
-  DataParamCeTensors t;
+  kernels::DataParamCeTensors t;
   t.logits = logits;
   t.labels = labels;
   t.indices = indices;
@@ -48,7 +48,7 @@ DataParamCeOutput data_param_cross_entropy(const Tensor& logits, const Tensor& l
   t.dsigma = Tensor::empty({B}, dt, dev);
   if (theta_class.defined()) t.dtheta_class_rows = Tensor::empty({B}, dt, dev);
   if (theta_inst.defined()) t.dtheta_inst_rows = Tensor::empty({B}, dt, dev);
-  ops::data_param_ce(t);  // checks every tensor, then runs on their device
+  kernels::data_param_ce(t);  // checks every tensor, then runs on their device
 
   DataParamCeOutput out{t.loss, t.sigma, t.dsigma, t.dtheta_class_rows, t.dtheta_inst_rows};
   if (any_requires_grad({&logits})) {

@@ -66,7 +66,7 @@ void DataParameters::step_one(SparseSGD& opt, Tensor rows, Tensor grads, bool& f
   }
   opt.step(rows, grads);
   Tensor theta = opt.param();
-  ops::clamp_all_(theta, lo, hi);
+  kernels::clamp_all_(theta, lo, hi);
   fully_clamped = true;
 }
 

@@ -91,14 +91,14 @@ class DataParameters {
                          double row_grad_scale = 1.0);
 
   // Turns the local batch's (rows, per-row gradients) into the global batch's (data-parallel
-  // runs: train/run/step_sync.h); empty: a single process.
+  // runs: train/step_sync.h); empty: a single process.
   using RowsExchange = std::function<void(Tensor& rows, Tensor& grads)>;
 
   // The class-parameter step, the instance-parameter step and the clamp (call after the model
   // step). Uses the gradients of the last loss() call.
   void step(const RowsExchange& exchange = {});
 
-  // A CUDA graph replayed a captured step (train/run/train_step.h): counts its optimiser steps,
+  // A CUDA graph replayed a captured step (train/train_step.h): counts its optimiser steps,
   // which the replay did on the device only, and marks θ as written.
   void note_replayed_step();
 

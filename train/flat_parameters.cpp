@@ -46,6 +46,6 @@ Tensor FlatParameters::view(const Tensor& flat, size_t i) const {
   return flat.view_at(offsets_[i], p.shape(), p.memory_format());
 }
 
-void FlatParameters::zero_grad() { ops::fill_(grads_, 0.0); }
+void FlatParameters::zero_grad() { kernels::fill_(grads_, 0.0); }
 
 }  // namespace dp::train

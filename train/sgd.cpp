@@ -21,7 +21,7 @@ SGD::SGD(std::vector<Tensor> params, SgdOptions options) : flat_(std::move(param
 
 void SGD::set_lr(double lr) {
   options_.lr = lr;
-  ops::fill_(lr_, lr);
+  kernels::fill_(lr_, lr);
 }
 
 void SGD::zero_grad() { flat_.zero_grad(); }
@@ -33,13 +33,13 @@ void SGD::create_momentum() {
 
 void SGD::step() {
   if (flat_.total() == 0) return;
-  const SgdHyper h{static_cast<float>(options_.momentum), static_cast<float>(options_.weight_decay),
+  const kernels::SgdHyper h{static_cast<float>(options_.momentum), static_cast<float>(options_.weight_decay),
                    options_.nesterov};
   // The first step writes buf ← d everywhere, padding included: no fill needed.
   const bool first = options_.momentum != 0.0 && !buf_.defined();
   if (first) create_momentum();
   NoGradGuard no_grad;
-  ops::sgd_step_(flat_.weights(), flat_.grads(), buf_, lr_, h, first);
+  kernels::sgd_step_(flat_.weights(), flat_.grads(), buf_, lr_, h, first);
 }
 
 void SGD::load_momentum_buffers(const std::vector<Tensor>& buffers) {
@@ -61,12 +61,12 @@ void SGD::load_momentum_buffers(const std::vector<Tensor>& buffers) {
     return;
   }
   create_momentum();
-  ops::fill_(buf_, 0.0);
+  kernels::fill_(buf_, 0.0);
   for (size_t i = 0; i < buffers.size(); ++i) {
     if (!buffers[i].defined()) continue;
     const Tensor& b = buffers[i];
     const Tensor src = b.device() == buf_.device() ? b : b.to(buf_.device());
-    buf_views_[i].copy_from(ops::convert(src, DType::Float32, buf_views_[i].memory_format()));
+    buf_views_[i].copy_from(kernels::convert(src, DType::Float32, buf_views_[i].memory_format()));
   }
 }
 

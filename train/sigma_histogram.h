@@ -1,5 +1,5 @@
 // The one σ histogram of the project: TensorBoard's σ histograms (sigma_stats), the per-epoch
-// history stored in checkpoints (SigmaRecord, under /history: train/io/checkpoint_schema.h) and
+// history stored in checkpoints (SigmaRecord, under /history: app/checkpoint_schema.h) and
 // dp-inspect's figure all bin with `histogram` below.
 #pragma once
 #include <cstdint>

@@ -19,10 +19,10 @@ SparseSGD::SparseSGD(Tensor param, SparseSgdOptions options)
 }
 
 void SparseSGD::step(const Tensor& rows, const Tensor& grads, SparseClamp clamp) {
-  const SparseSgdHyper h{static_cast<float>(options_.lr), static_cast<float>(options_.momentum),
+  const kernels::SparseSgdHyper h{static_cast<float>(options_.lr), static_cast<float>(options_.momentum),
                          options_.presence, clamp.enabled, clamp.lo, clamp.hi};
   // The CPU reports the rows it updated; CUDA does not (that would need a copy to the host).
-  ops::sparse_sgd_step_(param_, buf_, rows, grads, h, steps_ == 0,
+  kernels::sparse_sgd_step_(param_, buf_, rows, grads, h, steps_ == 0,
                         param_.device().is_cpu() ? &updated_ : nullptr);
   if (!param_.device().is_cpu()) updated_.clear();
   ++steps_;
@@ -34,7 +34,7 @@ void SparseSGD::step_dense(const Tensor& dense_grad) {
            "SparseSGD::step_dense: needs a float32 CPU gradient shaped like the parameter, got " +
                dense_grad.str(),
            "use step(rows, grads) on CUDA");
-  cpu::sparse_sgd_step_dense(param_, buf_, dense_grad, static_cast<float>(options_.lr),
+  kernels::cpu::sparse_sgd_step_dense(param_, buf_, dense_grad, static_cast<float>(options_.lr),
                              static_cast<float>(options_.momentum), steps_ == 0);
   param_.bump_version();
   ++steps_;

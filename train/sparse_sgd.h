@@ -13,7 +13,7 @@
 
 namespace dp::train {
 
-using dp::SparsePresence;
+using dp::kernels::SparsePresence;
 
 struct SparseSgdOptions {
   double lr = 0.1;

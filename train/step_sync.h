@@ -1,5 +1,5 @@
-// What a data-parallel run adds to one training step (train/run/train_step.h). A single-process
-// step uses none; the data-parallel implementation (train/run/data_parallel.*) all-reduces the
+// What a data-parallel run adds to one training step (train/train_step.h). A single-process
+// step uses none; the data-parallel implementation (train/data_parallel.*) all-reduces the
 // model's gradients and exchanges the data parameters' per-row gradients.
 //
 // Every call is made from the step in a fixed order, on every rank:

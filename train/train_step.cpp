@@ -1,4 +1,4 @@
-#include "train/run/train_step.h"
+#include "train/train_step.h"
 
 #include <fmt/format.h>
 
@@ -24,7 +24,7 @@ struct TrainStep::Captured {
   BatchTensors slots;
 };
 
-TrainStep::TrainStep(nn::Module& model, SGD& sgd, DataParameters& data_params, TrainStepOptions options,
+TrainStep::TrainStep(layers::Module& model, SGD& sgd, DataParameters& data_params, TrainStepOptions options,
                      StepSync* sync)
     : model_(model), sgd_(sgd), data_params_(data_params), options_(options), sync_(sync), device_(model.device()) {
   loss_sum_ = Tensor::zeros({}, DType::Float64, device_);
@@ -42,7 +42,7 @@ void TrainStep::compute(const BatchTensors& b) {
     AutocastGuard autocast(options_.autocast);
     logits = model_.forward(b.images);
   }
-  if (logits.dtype() != DType::Float32) logits = ops::to_dtype(logits, DType::Float32);  // loss in float32
+  if (logits.dtype() != DType::Float32) logits = kernels::to_dtype(logits, DType::Float32);  // loss in float32
   const double row_scale = sync_ ? sync_->row_gradient_scale(b.images.size(0)) : 1.0;
   DataParamCeOutput out = data_params_.loss(logits, b.labels, b.indices, row_scale);
   if (sync_) {
@@ -59,8 +59,8 @@ void TrainStep::compute(const BatchTensors& b) {
   else
     data_params_.step();
   NoGradGuard no_grad;
-  ops::add_(loss_sum_, ops::cast(out.loss, DType::Float64), static_cast<double>(b.images.size(0)));
-  ops::topk_correct_(correct_, logits, b.labels);
+  kernels::add_(loss_sum_, kernels::cast(out.loss, DType::Float64), static_cast<double>(b.images.size(0)));
+  kernels::topk_correct_(correct_, logits, b.labels);
 }
 
 bool TrainStep::graphable(const BatchTensors& b) const {
@@ -137,8 +137,8 @@ StepTotals TrainStep::totals() const {
 
 void TrainStep::reset_totals() {
   NoGradGuard no_grad;
-  ops::fill_(loss_sum_, 0.0);
-  ops::fill_(correct_, 0.0);
+  kernels::fill_(loss_sum_, 0.0);
+  kernels::fill_(correct_, 0.0);
   samples_ = 0;
 }
 

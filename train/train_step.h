@@ -23,8 +23,8 @@
 #include "engine/tensor.h"
 #include "layers/module.h"
 #include "train/data_parameters.h"
-#include "train/run/batch_upload.h"
-#include "train/run/step_sync.h"
+#include "train/batch_upload.h"
+#include "train/step_sync.h"
 #include "train/sgd.h"
 
 namespace dp::train {
@@ -45,7 +45,7 @@ class TrainStep {
  public:
   // The model's parameters are those `sgd` updates; all on one device. `sync` (data-parallel
   // runs) is called at the points step_sync.h lists; it must outlive the step.
-  TrainStep(nn::Module& model, SGD& sgd, DataParameters& data_params, TrainStepOptions options = {},
+  TrainStep(layers::Module& model, SGD& sgd, DataParameters& data_params, TrainStepOptions options = {},
             StepSync* sync = nullptr);
   ~TrainStep();
   TrainStep(const TrainStep&) = delete;
@@ -70,7 +70,7 @@ class TrainStep {
   bool graphable(const BatchTensors& batch) const;
   void note_replayed_step();
 
-  nn::Module& model_;
+  layers::Module& model_;
   SGD& sgd_;
   DataParameters& data_params_;
   TrainStepOptions options_;

@@ -1,11 +1,11 @@
-#include "train/inspect/detection.h"
+#include "app/inspect/detection.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-namespace dp::inspect {
+namespace dp::app::inspect {
 
 std::vector<int64_t> rank_descending(const std::vector<float>& scores) {
   std::vector<int64_t> order(scores.size());
@@ -48,4 +48,4 @@ double roc_auc(const std::vector<float>& scores, const std::vector<uint8_t>& cor
          (static_cast<double>(n_pos) * static_cast<double>(n_neg));
 }
 
-}  // namespace dp::inspect
+}  // namespace dp::app::inspect

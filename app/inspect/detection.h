@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace dp::inspect {
+namespace dp::app::inspect {
 
 // Sample indices ordered by descending score (ties: lower index first, for stable reports).
 std::vector<int64_t> rank_descending(const std::vector<float>& scores);
@@ -16,4 +16,4 @@ double precision_at_k(const std::vector<float>& scores, const std::vector<uint8_
 // Returns NaN when one of the classes is empty.
 double roc_auc(const std::vector<float>& scores, const std::vector<uint8_t>& corrupted);
 
-}  // namespace dp::inspect
+}  // namespace dp::app::inspect

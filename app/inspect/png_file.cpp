@@ -1,4 +1,4 @@
-#include "train/inspect/png_file.h"
+#include "app/inspect/png_file.h"
 
 #include <png.h>
 
@@ -6,7 +6,7 @@
 
 #include "engine/error.h"
 
-namespace dp::inspect {
+namespace dp::app::inspect {
 
 namespace {
 // libpng's simplified-API description of an 8-bit BGR image.
@@ -59,4 +59,4 @@ std::vector<uint8_t> read_png_bgr(const std::string& path, int& width, int& heig
   return pixels;
 }
 
-}  // namespace dp::inspect
+}  // namespace dp::app::inspect

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace dp::inspect {
+namespace dp::app::inspect {
 
 // `bgr`: height rows of width × 3 bytes in blue-green-red order (OpenCV's CV_8UC3), rows
 // `row_stride` bytes apart. Throws dp::Error naming the path when the file cannot be written.
@@ -18,4 +18,4 @@ std::vector<uint8_t> encode_png_bgr(const uint8_t* bgr, int width, int height, s
 // Reads a PNG as 8-bit BGR rows (width × 3 bytes each), for tests that check a written picture.
 std::vector<uint8_t> read_png_bgr(const std::string& path, int& width, int& height);
 
-}  // namespace dp::inspect
+}  // namespace dp::app::inspect

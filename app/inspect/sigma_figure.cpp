@@ -1,4 +1,4 @@
-#include "train/inspect/sigma_figure.h"
+#include "app/inspect/sigma_figure.h"
 
 #include <fmt/format.h>
 
@@ -8,9 +8,9 @@
 #include <opencv2/imgproc.hpp>
 
 #include "engine/error.h"
-#include "train/inspect/png_file.h"
+#include "app/inspect/png_file.h"
 
-namespace dp::inspect {
+namespace dp::app::inspect {
 
 namespace {
 
@@ -345,4 +345,4 @@ void write_sigma_figure(const std::string& path, const std::vector<SigmaPanel>& 
   DP_CHECK(out.good(), "cannot write " + path, "check that the folder is writable");
 }
 
-}  // namespace dp::inspect
+}  // namespace dp::app::inspect

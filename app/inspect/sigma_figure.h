@@ -9,7 +9,7 @@
 
 #include "train/sigma_histogram.h"
 
-namespace dp::inspect {
+namespace dp::app::inspect {
 
 struct SigmaPanel {
   std::string name;  // e.g. "clean labels (6414)"
@@ -45,4 +45,4 @@ std::vector<SigmaPanel> class_panels(const train::SigmaRecord& record);
 std::vector<double> sigma_ticks(double lo, double hi);
 std::vector<int64_t> epoch_ticks(int64_t epochs);
 
-}  // namespace dp::inspect
+}  // namespace dp::app::inspect

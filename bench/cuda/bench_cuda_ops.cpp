@@ -66,7 +66,7 @@ enum class ConvPass { Forward, BackwardData, BackwardWeight };
 void conv_bench(benchmark::State& state, ConvPass pass, bool tf32) {
   const ConvShape& s = kConvShapes[static_cast<size_t>(state.range(0))];
   cuda::set_allow_tf32(tf32);
-  Conv2dGeometry g{s.n, s.c, s.h, s.h, s.k, s.r, s.r, s.stride, s.pad, 0, 0};
+  kernels::Conv2dGeometry g{s.n, s.c, s.h, s.h, s.k, s.r, s.r, s.stride, s.pad, 0, 0};
   g.p = (g.h + 2 * g.pad - g.r) / g.stride + 1;
   g.q = (g.w + 2 * g.pad - g.s) / g.stride + 1;
   Tensor x = random_device({g.n, g.c, g.h, g.w}, 1), w = random_device({g.k, g.c, g.r, g.s}, 2);
@@ -74,9 +74,9 @@ void conv_bench(benchmark::State& state, ConvPass pass, bool tf32) {
   Tensor dw = Tensor::empty(w.shape(), DType::Float32, Device::cuda()), none;
   time_on_gpu(state, [&] {
     switch (pass) {
-      case ConvPass::Forward: cuda::conv2d_forward(x, w, none, y, g); break;
-      case ConvPass::BackwardData: cuda::conv2d_backward_data(y, w, dx, g); break;
-      case ConvPass::BackwardWeight: cuda::conv2d_backward_weight(x, y, dw, none, g); break;
+      case ConvPass::Forward: kernels::cuda::conv2d_forward(x, w, none, y, g); break;
+      case ConvPass::BackwardData: kernels::cuda::conv2d_backward_data(y, w, dx, g); break;
+      case ConvPass::BackwardWeight: kernels::cuda::conv2d_backward_weight(x, y, dw, none, g); break;
     }
   });
   const double flops = 2.0 * g.n * g.k * g.p * g.q * g.c * g.r * g.s;
@@ -103,17 +103,17 @@ void BM_ConvBf16Step(benchmark::State& state) {
   cuda::set_cudnn_benchmark(true);
   const ConvShape& s = kConvShapes[static_cast<size_t>(state.range(0))];
   const MemoryFormat format = state.range(1) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
-  Conv2dGeometry g{s.n, s.c, s.h, s.h, s.k, s.r, s.r, s.stride, s.pad, 0, 0};
+  kernels::Conv2dGeometry g{s.n, s.c, s.h, s.h, s.k, s.r, s.r, s.stride, s.pad, 0, 0};
   g.p = (g.h + 2 * g.pad - g.r) / g.stride + 1;
   g.q = (g.w + 2 * g.pad - g.s) / g.stride + 1;
-  auto bf16 = [&](const Tensor& t) { return ops::convert(t, DType::BFloat16, format); };
+  auto bf16 = [&](const Tensor& t) { return kernels::convert(t, DType::BFloat16, format); };
   Tensor x = bf16(random_device({g.n, g.c, g.h, g.w}, 1)), w = bf16(random_device({g.k, g.c, g.r, g.s}, 2));
   Tensor dy = bf16(random_device({g.n, g.k, g.p, g.q}, 3));
   Tensor y = Tensor::empty_like(dy), dx = Tensor::empty_like(x), dw = Tensor::empty_like(w), none;
   time_on_gpu(state, [&] {
-    cuda::conv2d_forward(x, w, none, y, g);
-    cuda::conv2d_backward_data(dy, w, dx, g);
-    cuda::conv2d_backward_weight(x, dy, dw, none, g);
+    kernels::cuda::conv2d_forward(x, w, none, y, g);
+    kernels::cuda::conv2d_backward_data(dy, w, dx, g);
+    kernels::cuda::conv2d_backward_weight(x, dy, dw, none, g);
   });
   const double flops = 3 * 2.0 * g.n * g.k * g.p * g.q * g.c * g.r * g.s;
   state.counters["TFLOPS"] = benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
@@ -138,12 +138,12 @@ void bn_bench(benchmark::State& state, bool backward) {
   Tensor rm = Tensor::zeros({c}, DType::Float32, Device::cuda()), rv = Tensor::ones({c}, DType::Float32, Device::cuda());
   Tensor mean = Tensor::empty({c}, DType::Float32, Device::cuda()), invstd = Tensor::empty({c}, DType::Float32, Device::cuda());
   Tensor dgamma = Tensor::empty({c}, DType::Float32, Device::cuda()), dbeta = Tensor::empty({c}, DType::Float32, Device::cuda());
-  cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
+  kernels::cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
   time_on_gpu(state, [&] {
     if (backward)
-      cuda::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dgamma, dbeta);
+      kernels::cuda::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dgamma, dbeta);
     else
-      cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
+      kernels::cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
   });
   // Minimum traffic: forward reads x twice and writes y; backward reads x and dy twice, writes dx.
   const double bytes = static_cast<double>(x.nbytes()) * (backward ? 5 : 3);
@@ -164,8 +164,8 @@ void BM_BatchNormReluBf16Step(benchmark::State& state) {
   const MemoryFormat format = state.range(1) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
   const bool fused = state.range(2) != 0;
   const int64_t c = s[1];
-  Tensor x = ops::convert(random_device(s, 4), DType::BFloat16, format);
-  Tensor dy = ops::convert(random_device(s, 5), DType::BFloat16, format);
+  Tensor x = kernels::convert(random_device(s, 4), DType::BFloat16, format);
+  Tensor dy = kernels::convert(random_device(s, 5), DType::BFloat16, format);
   Tensor y = Tensor::empty_like(x), r = Tensor::empty_like(x), dr = Tensor::empty_like(x), dx = Tensor::empty_like(x);
   Tensor gamma = Tensor::ones({c}, DType::Float32, Device::cuda()), beta = Tensor::zeros({c}, DType::Float32, Device::cuda());
   Tensor rm = Tensor::zeros({c}, DType::Float32, Device::cuda()), rv = Tensor::ones({c}, DType::Float32, Device::cuda());
@@ -173,13 +173,13 @@ void BM_BatchNormReluBf16Step(benchmark::State& state) {
   Tensor dgamma = Tensor::empty({c}, DType::Float32, Device::cuda()), dbeta = Tensor::empty({c}, DType::Float32, Device::cuda());
   time_on_gpu(state, [&] {
     if (fused) {
-      cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd, true);
-      cuda::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dgamma, dbeta, y);
+      kernels::cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd, true);
+      kernels::cuda::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dgamma, dbeta, y);
     } else {
-      cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
-      cuda::relu_forward(y, r);
-      cuda::relu_backward(r, dy, dr);
-      cuda::batch_norm_backward(x, dr, gamma, mean, invstd, dx, dgamma, dbeta);
+      kernels::cuda::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
+      kernels::cuda::relu_forward(y, r);
+      kernels::cuda::relu_backward(r, dy, dr);
+      kernels::cuda::batch_norm_backward(x, dr, gamma, mean, invstd, dx, dgamma, dbeta);
     }
   });
   state.SetLabel(shape_str(s) + (state.range(1) ? " NHWC" : " NCHW") + (fused ? " fused" : " bn,relu"));
@@ -197,7 +197,7 @@ void BM_Gemm(benchmark::State& state) {
   cuda::set_allow_tf32(tf32);
   Tensor a = random_device({m, k}, 6), b = random_device({k, n}, 7);
   Tensor c = Tensor::empty({m, n}, DType::Float32, Device::cuda());
-  time_on_gpu(state, [&] { cuda::gemm(false, false, 1.0, a, b, 0.0, c); });
+  time_on_gpu(state, [&] { kernels::cuda::gemm(false, false, 1.0, a, b, 0.0, c); });
   state.counters["TFLOPS"] =
       benchmark::Counter(2.0 * m * n * k * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(tf32 ? "tf32" : "strict fp32");

@@ -1,4 +1,4 @@
-// One full training step on the GPU — dp-train's own step (train/run/train_step.h): forward,
+// One full training step on the GPU — dp-train's own step (train/train_step.h): forward,
 // the fused data-parameter loss (plain cross-entropy unless --data-params asks for θ), backward,
 // fused SGD with momentum and weight decay, the SparseSGD steps, device-side counters — on
 // synthetic data resident on the device, timed with CUDA events around each step after warm-up.
@@ -10,7 +10,7 @@
 //                        [--cuda-graphs on|off] [--data-params none|class|inst|joint]
 //                        [--sync none|nccl]
 //
-// --sync nccl: the data-parallel step (train/run/data_parallel.h) on a one-rank NCCL
+// --sync nccl: the data-parallel step (train/data_parallel.h) on a one-rank NCCL
 // communicator, i.e. what one rank of `mpirun dp-train` adds to the step (bucketed gradient
 // all-reduces from the backward hook, θ all-gathers; data-parallel steps run eagerly). Against
 // --sync none at --cuda-graphs off it is the data-parallel overhead at world size 1.
@@ -34,14 +34,14 @@
 #include "engine/autocast.h"
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/context.h"
-#include "engine/dist/nccl_communicator.h"
+#include "dist/nccl_communicator.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "kernels/ops.h"
 #include "nets/registry.h"
 #include "train/data_parameters.h"
-#include "train/run/data_parallel.h"
-#include "train/run/train_step.h"
+#include "train/data_parallel.h"
+#include "train/train_step.h"
 #include "train/sgd.h"
 
 using namespace dp;
@@ -73,7 +73,7 @@ double median_step_ms(const Case& c, int warmup, int iters, const StepSetup& set
     ids[i] = i;
   }
   train::BatchTensors batch;
-  batch.images = ops::convert(Tensor::from_vector(pixels, {c.batch, 3, c.size, c.size}, Device::cuda()),
+  batch.images = kernels::convert(Tensor::from_vector(pixels, {c.batch, 3, c.size, c.size}, Device::cuda()),
                               DType::Float32, setup.format);
   batch.labels = Tensor::from_vector(labels, {c.batch}, Device::cuda());
   batch.indices = Tensor::from_vector(ids, {c.batch}, Device::cuda());

@@ -38,15 +38,15 @@ template <Pass pass>
 void BM_Conv(benchmark::State& state) {
   const int64_t n = state.range(0), c = state.range(1), h = state.range(2), k = state.range(3),
                 r = state.range(4), stride = state.range(5), pad = r / 2;
-  const dp::Conv2dGeometry g = dp::Conv2dGeometry::make({n, c, h, h}, {k, c, r, r}, stride, pad);
+  const dp::kernels::Conv2dGeometry g = dp::kernels::Conv2dGeometry::make({n, c, h, h}, {k, c, r, r}, stride, pad);
   Tensor x = random_tensor({n, c, h, h}, 1), w = random_tensor({k, c, r, r}, 2);
   Tensor dy = random_tensor({n, k, g.p, g.q}, 3);
   Tensor y = Tensor::empty({n, k, g.p, g.q}), dx = Tensor::empty({n, c, h, h});
   Tensor dw = Tensor::empty({k, c, r, r}), db = Tensor::empty({k});
   for (auto _ : state) {
-    if constexpr (pass == Pass::Forward) dp::cpu::conv2d_forward(x, w, Tensor(), y, g);
-    if constexpr (pass == Pass::BackwardData) dp::cpu::conv2d_backward_data(dy, w, dx, g);
-    if constexpr (pass == Pass::BackwardWeight) dp::cpu::conv2d_backward_weight(x, dy, dw, db, g);
+    if constexpr (pass == Pass::Forward) dp::kernels::cpu::conv2d_forward(x, w, Tensor(), y, g);
+    if constexpr (pass == Pass::BackwardData) dp::kernels::cpu::conv2d_backward_data(dy, w, dx, g);
+    if constexpr (pass == Pass::BackwardWeight) dp::kernels::cpu::conv2d_backward_weight(x, dy, dw, db, g);
     benchmark::ClobberMemory();
   }
   set_gflops(state, 2.0 * n * k * c * r * r * g.p * g.q);
@@ -80,7 +80,7 @@ void BM_Gemm(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   Tensor a = random_tensor({m, k}, 4), b = random_tensor({k, n}, 5), c = Tensor::empty({m, n});
   for (auto _ : state) {
-    dp::cpu::gemm(false, false, 1.0, a, b, 0.0, c);
+    dp::kernels::cpu::gemm(false, false, 1.0, a, b, 0.0, c);
     benchmark::ClobberMemory();
   }
   set_gflops(state, 2.0 * m * n * k);
@@ -102,8 +102,8 @@ void BM_BatchNormTrain(benchmark::State& state) {
   Tensor y = Tensor::empty(x.shape()), dx = Tensor::empty(x.shape()), mean = Tensor::empty({c});
   Tensor invstd = Tensor::empty({c}), dg = Tensor::empty({c}), db = Tensor::empty({c});
   for (auto _ : state) {
-    dp::cpu::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
-    dp::cpu::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dg, db);
+    dp::kernels::cpu::batch_norm_forward_train(x, gamma, beta, 1e-5, 0.1, rm, rv, y, mean, invstd);
+    dp::kernels::cpu::batch_norm_backward(x, dy, gamma, mean, invstd, dx, dg, db);
     benchmark::ClobberMemory();
   }
   state.counters["GB/s"] = benchmark::Counter(8.0 * static_cast<double>(x.nbytes()) *
@@ -126,11 +126,11 @@ void BM_WrnBlockStep(benchmark::State& state) {
   Tensor rm1 = Tensor::zeros({c}), rv1 = Tensor::ones({c}), rm2 = Tensor::zeros({c}), rv2 = Tensor::ones({c});
   Tensor xin = x.clone().set_requires_grad(true);
   for (auto _ : state) {
-    Tensor t = dp::ops::relu(dp::ops::batch_norm(xin, g1, b1, rm1, rv1, true));
-    t = dp::ops::conv2d(t, w1, Tensor(), 1, 1);
-    t = dp::ops::relu(dp::ops::batch_norm(t, g2, b2, rm2, rv2, true));
-    t = dp::ops::add(dp::ops::conv2d(t, w2, Tensor(), 1, 1), xin);
-    dp::ops::mean(t).backward();
+    Tensor t = dp::kernels::relu(dp::kernels::batch_norm(xin, g1, b1, rm1, rv1, true));
+    t = dp::kernels::conv2d(t, w1, Tensor(), 1, 1);
+    t = dp::kernels::relu(dp::kernels::batch_norm(t, g2, b2, rm2, rv2, true));
+    t = dp::kernels::add(dp::kernels::conv2d(t, w2, Tensor(), 1, 1), xin);
+    dp::kernels::mean(t).backward();
     for (Tensor* p : {&w1, &w2, &g1, &b1, &g2, &b2, &xin}) p->zero_grad();
   }
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);

@@ -1,4 +1,4 @@
-// Throughput of one full training step on CPU — dp-train's own step (train/run/train_step.h):
+// Throughput of one full training step on CPU — dp-train's own step (train/train_step.h):
 // forward, cross-entropy (the fused data-parameter loss with no θ learnt), backward, plain SGD
 // (lr 0.01, no momentum or weight decay, as side_by_side.py's PyTorch step) — for the nets the
 // project trains, timed with std::chrono after warm-up steps.
@@ -21,7 +21,7 @@
 #include "kernels/ops.h"
 #include "nets/registry.h"
 #include "train/data_parameters.h"
-#include "train/run/train_step.h"
+#include "train/train_step.h"
 #include "train/sgd.h"
 
 using namespace dp;

@@ -62,8 +62,8 @@ struct CeProblem {
     }
   }
   // The fused op's tensors on `device`, outputs allocated.
-  dp::DataParamCeTensors args(dp::Device device = dp::Device::cpu()) const {
-    dp::DataParamCeTensors a;
+  dp::kernels::DataParamCeTensors args(dp::Device device = dp::Device::cpu()) const {
+    dp::kernels::DataParamCeTensors a;
     a.logits = Tensor::from_vector(logits, {B, C}).to(device);
     a.labels = vec(labels).to(device);
     a.indices = vec(indices).to(device);
@@ -127,7 +127,7 @@ struct Unfused {
 void BM_FusedDataParamCe_Cpu(benchmark::State& state) {
   CeProblem p(kBatch, state.range(0), kImageNetRows);
   const auto a = p.args();
-  for (auto _ : state) dp::cpu::data_param_ce(a);
+  for (auto _ : state) dp::kernels::cpu::data_param_ce(a);
 }
 BENCHMARK(BM_FusedDataParamCe_Cpu)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
@@ -155,14 +155,14 @@ struct SgdProblem {
     rows = vec(r);
     grads = vec(g);
   }
-  static dp::SparseSgdHyper hyper() { return {0.8f, 0.9f, dp::SparsePresence::NonZeroGrad, true, kLo, kHi}; }
-  void sparse_step(bool first) { dp::cpu::sparse_sgd_step(theta, buf, rows, grads, hyper(), first, &updated); }
+  static dp::kernels::SparseSgdHyper hyper() { return {0.8f, 0.9f, dp::kernels::SparsePresence::NonZeroGrad, true, kLo, kHi}; }
+  void sparse_step(bool first) { dp::kernels::cpu::sparse_sgd_step(theta, buf, rows, grads, hyper(), first, &updated); }
   // The reference: dense gradient zeroed, filled by the index backward, masked step, clamp all.
   void dense_step(bool first) {
     std::memset(dense_grad.data<float>(), 0, dense_grad.nbytes());
-    dp::cpu::scatter_rows_add(dense_grad, rows, grads, true);
-    dp::cpu::sparse_sgd_step_dense(theta, buf, dense_grad, 0.8f, 0.9f, first);
-    dp::cpu::clamp_all(theta, kLo, kHi);
+    dp::kernels::cpu::scatter_rows_add(dense_grad, rows, grads, true);
+    dp::kernels::cpu::sparse_sgd_step_dense(theta, buf, dense_grad, 0.8f, 0.9f, first);
+    dp::kernels::cpu::clamp_all(theta, kLo, kHi);
   }
 };
 
@@ -207,7 +207,7 @@ void BM_FusedDataParamCe_Cuda(benchmark::State& state) {
   }
   CeProblem p(kBatch, state.range(0), kImageNetRows);
   const auto a = p.args(dp::Device::cuda(0));
-  time_cuda(state, [&] { dp::cuda::data_param_ce(a); });
+  time_cuda(state, [&] { dp::kernels::cuda::data_param_ce(a); });
 }
 BENCHMARK(BM_FusedDataParamCe_Cuda)->Arg(10)->Arg(1000)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
@@ -224,10 +224,10 @@ void BM_SparseSgd_Cuda(benchmark::State& state) {
   time_cuda(state, [&] {
     if (dense_ref) {  // the O(N) part of the reference on the GPU: zero grad, scatter, clamp all
       cudaMemsetAsync(dense.raw_data(), 0, dense.nbytes(), dp::cuda::context(gpu).stream());
-      dp::cuda::scatter_rows_add(dense, rows, grads, false);
-      dp::cuda::clamp_all(theta, kLo, kHi);
+      dp::kernels::cuda::scatter_rows_add(dense, rows, grads, false);
+      dp::kernels::cuda::clamp_all(theta, kLo, kHi);
     } else {
-      dp::cuda::sparse_sgd_step(theta, buf, rows, grads, SgdProblem::hyper(), false, nullptr);
+      dp::kernels::cuda::sparse_sgd_step(theta, buf, rows, grads, SgdProblem::hyper(), false, nullptr);
     }
   });
 }
@@ -251,10 +251,10 @@ void print_ratios() {
     CeProblem p(kBatch, C, kImageNetRows);
     const auto a = p.args();
     Unfused u;
-    const double fused = median_us([&] { dp::cpu::data_param_ce(a); }, 51);
+    const double fused = median_us([&] { dp::kernels::cpu::data_param_ce(a); }, 51);
     const int threads = dp::num_threads();
     dp::set_num_threads(1);
-    const double fused1 = median_us([&] { dp::cpu::data_param_ce(a); }, 51);
+    const double fused1 = median_us([&] { dp::kernels::cpu::data_param_ce(a); }, 51);
     dp::set_num_threads(threads);
     const double unfused = median_us([&] { benchmark::DoNotOptimize(u.run(p)); }, 51);
     std::printf("ratio CPU unfused(1 thread)/fused data-param CE, B=%ld C=%ld: %.2fx with %d threads "

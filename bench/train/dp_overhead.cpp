@@ -14,7 +14,7 @@
 #include "engine/rng.h"
 #include "nets/registry.h"
 #include "train/data_parameters.h"
-#include "train/run/train_step.h"
+#include "train/train_step.h"
 #include "train/sgd.h"
 
 using namespace dp;

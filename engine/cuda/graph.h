@@ -1,5 +1,5 @@
 // CUDA graphs: record the work a function enqueues on a device's context stream once, replay it
-// with one launch. The model of use (train/run/train_step.h): run the work eagerly until it is
+// with one launch. The model of use (train/train_step.h): run the work eagerly until it is
 // warm (no first-use initialisation left), keep its inputs in fixed buffers and its changing
 // scalars in device memory, capture, then replay.
 //

@@ -10,7 +10,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/cpu/type_dispatch.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 
@@ -69,7 +69,7 @@ inline void lane_sq_dev(const T* x, int64_t n, double mean, LaneSum& acc) {
   }
 }
 
-// The fused ReLU's forward (what ops::relu computes: NaN becomes 0), as a compile-time variant
+// The fused ReLU's forward (what kernels::relu computes: NaN becomes 0), as a compile-time variant
 // so that the loop carries no test.
 template <bool kRelu, class T>
 inline T relu_if(T v) {
@@ -82,7 +82,7 @@ inline void with_relu(bool on, F&& f) {
   if (on) f(std::true_type{});
   else f(std::false_type{});
 }
-// The fused ReLU's gradient gate, out[j] > 0 ? dy[j] : 0 (exactly ops::relu's backward). Both
+// The fused ReLU's gradient gate, out[j] > 0 ? dy[j] : 0 (exactly kernels::relu's backward). Both
 // loads unconditional, so the select vectorises: a conditional load of dy becomes a branch on
 // random data (measured 15× slower).
 template <class T>
@@ -378,4 +378,4 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& gamma, const Tenso
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-namespace dp::cpu::blas {
+namespace dp::kernels::cpu::blas {
 
 void use_single_thread();  // idempotent; called by every entry point below
 
@@ -30,4 +30,4 @@ inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha
               static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
 }
 
-}  // namespace dp::cpu::blas
+}  // namespace dp::kernels::cpu::blas

@@ -15,7 +15,7 @@
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/type_dispatch.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 
@@ -267,4 +267,4 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

@@ -11,12 +11,12 @@
 #include "kernels/data_param_ce.h"
 #include "kernels/data_param_ce_args.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 
-using ::dp::detail::DataParamCeArgs;
-using ::dp::detail::out_ptr;
+using ::dp::kernels::detail::DataParamCeArgs;
+using ::dp::kernels::detail::out_ptr;
 
 template <class T>
 void validate(const DataParamCeArgs<T>& a) {
@@ -128,9 +128,9 @@ double run(const DataParamCeArgs<T>& a) {
 
 void data_param_ce(const DataParamCeTensors& t) {
   DP_CPU_FLOAT_TYPES(t.logits.dtype(), "data_param_ce", [&] {
-    DataParamCeArgs<scalar_t> a = ::dp::detail::data_param_ce_args<scalar_t>(t);
+    DataParamCeArgs<scalar_t> a = ::dp::kernels::detail::data_param_ce_args<scalar_t>(t);
     *out_ptr<scalar_t>(t.loss) = static_cast<scalar_t>(run(a));
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

@@ -4,7 +4,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/cpu/type_dispatch.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 void dropout_apply(const Tensor& x, double p, uint64_t seed, uint64_t stream, Tensor& y) {
   DP_CPU_FLOAT_TYPES(x.dtype(), "dropout", [&] {
@@ -28,4 +28,4 @@ void dropout_apply(const Tensor& x, double p, uint64_t seed, uint64_t stream, Te
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

@@ -3,7 +3,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/cpu/type_dispatch.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 constexpr int64_t kGrain = 1 << 14;
@@ -150,4 +150,4 @@ void broadcast_scalar(const Tensor& s, double factor, Tensor& out) {
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

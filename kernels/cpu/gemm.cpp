@@ -8,7 +8,7 @@
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/type_dispatch.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace blas {
 void use_single_thread() {
@@ -74,4 +74,4 @@ void sum_rows(const Tensor& dy, Tensor& db) {
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

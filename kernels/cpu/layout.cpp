@@ -6,7 +6,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/layout.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 
@@ -57,4 +57,4 @@ void convert_layout(const Tensor& x, Tensor& y) {
                     to_nhwc ? hw : c);
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

@@ -7,7 +7,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/cpu/type_dispatch.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 
@@ -146,4 +146,4 @@ void global_avg_pool_backward(const Tensor& dy, Tensor& dx) {
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

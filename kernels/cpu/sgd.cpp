@@ -6,7 +6,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/sgd.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 
@@ -52,4 +52,4 @@ void sgd_step(Tensor& weights, const Tensor& grads, Tensor& momentum_buf, const 
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

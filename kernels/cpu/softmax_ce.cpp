@@ -9,7 +9,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/cpu/type_dispatch.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 void softmax_ce_forward_backward(const Tensor& logits, const Tensor& labels, Tensor& loss,
                                  Tensor& dlogits) {
@@ -47,4 +47,4 @@ void softmax_ce_forward_backward(const Tensor& logits, const Tensor& labels, Ten
   });
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

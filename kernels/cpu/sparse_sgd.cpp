@@ -10,7 +10,7 @@
 #include "engine/error.h"
 #include "kernels/sparse_sgd.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 namespace {
 
@@ -91,4 +91,4 @@ void scatter_rows_add(Tensor& dense_t, const Tensor& rows_t, const Tensor& grads
   }
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

@@ -1,7 +1,7 @@
 // CPU top-k counts (contract: kernels/topk.h).
 #include "kernels/topk.h"
 
-namespace dp::cpu {
+namespace dp::kernels::cpu {
 
 void topk_correct_accumulate(const Tensor& logits, const Tensor& labels, Tensor& counts) {
   const int64_t rows = logits.size(0), classes = logits.size(1);
@@ -19,4 +19,4 @@ void topk_correct_accumulate(const Tensor& logits, const Tensor& labels, Tensor&
   }
 }
 
-}  // namespace dp::cpu
+}  // namespace dp::kernels::cpu

@@ -12,10 +12,11 @@
 #include "kernels/batch_norm.h"
 #include "kernels/cuda/common.cuh"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
+using ::dp::cuda::Context;
 using detail::grid_for;
 using detail::kThreads;
 using detail::OpScope;
@@ -169,14 +170,14 @@ __global__ void bn_stats_finish(const double* psum, const double* psq, int S, La
 }
 
 // dy[i], or 0 where the fused ReLU's output is not positive (relu_out null: no fused ReLU);
-// exactly the gate of ops::relu's backward.
+// exactly the gate of kernels::relu's backward.
 template <class T>
 __device__ __forceinline__ acc_t<T> gated(const T* relu_out, const T* dy, int64_t i) {
   return relu_out != nullptr && !(to_acc(relu_out[i]) > acc_t<T>(0)) ? acc_t<T>(0) : to_acc(dy[i]);
 }
 
 // y = (x - mean[c]) · scale[c] · gamma[c] + beta[c], then max(y, 0) when the ReLU is fused
-// (NaN becomes 0, as in ops::relu).
+// (NaN becomes 0, as in kernels::relu).
 template <class T, class P>
 __global__ void bn_normalize(const T* x, const P* mean, const P* scale, const P* gamma, const P* beta,
                              Layout l, bool relu, T* y) {
@@ -525,4 +526,4 @@ void batch_norm_backward_from_sums(const Tensor& x, const Tensor& dy, const Tens
   });
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -19,7 +19,7 @@ namespace dp {
 template <> struct dtype_of<__nv_bfloat16> { static constexpr DType value = DType::BFloat16; };
 }  // namespace dp
 
-namespace dp::cuda::detail {
+namespace dp::kernels::cuda::detail {
 
 constexpr int kThreads = 256;
 
@@ -43,14 +43,14 @@ __device__ __forceinline__ T from_acc(A v) {
 
 // Makes the tensor's device current for the launches in scope and exposes its context.
 struct OpScope {
-  Context& ctx;
-  DeviceGuard guard;
-  explicit OpScope(const Tensor& t) : ctx(context(t.device())), guard(t.device().index) {}
+  ::dp::cuda::Context& ctx;
+  ::dp::cuda::DeviceGuard guard;
+  explicit OpScope(const Tensor& t) : ctx(::dp::cuda::context(t.device())), guard(t.device().index) {}
   cudaStream_t stream() const { return ctx.stream(); }
 };
 
 // Enough blocks to fill the GPU a few times over; kernels use grid-stride loops.
-inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) {
+inline unsigned grid_for(const ::dp::cuda::Context& ctx, int64_t n, int threads = kThreads) {
   int64_t blocks = (n + threads - 1) / threads;
   int64_t cap = static_cast<int64_t>(ctx.sm_count()) * 32;
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(blocks, cap)));
@@ -61,7 +61,7 @@ inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) 
            "use float32 tensors on the GPU (float64 is CPU-only for this op)");
 }
 
-}  // namespace dp::cuda::detail
+}  // namespace dp::kernels::cuda::detail
 
 // One dispatch case: scalar_t names the C++ type of `dt` inside the body.
 #define DP_CUDA_TYPE_CASE(dt, type, ...) \
@@ -76,7 +76,7 @@ inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) 
     switch (dtype) {                                                               \
       DP_CUDA_TYPE_CASE(::dp::DType::Float32, float, __VA_ARGS__)                  \
       DP_CUDA_TYPE_CASE(::dp::DType::Float64, double, __VA_ARGS__)                 \
-      default: ::dp::cuda::detail::unsupported_dtype(op_name, dtype);              \
+      default: ::dp::kernels::cuda::detail::unsupported_dtype(op_name, dtype);              \
     }                                                                              \
   }()
 
@@ -87,7 +87,7 @@ inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) 
       DP_CUDA_TYPE_CASE(::dp::DType::Float32, float, __VA_ARGS__)                  \
       DP_CUDA_TYPE_CASE(::dp::DType::Float64, double, __VA_ARGS__)                 \
       DP_CUDA_TYPE_CASE(::dp::DType::BFloat16, __nv_bfloat16, __VA_ARGS__)         \
-      default: ::dp::cuda::detail::unsupported_dtype(op_name, dtype);              \
+      default: ::dp::kernels::cuda::detail::unsupported_dtype(op_name, dtype);              \
     }                                                                              \
   }()
 
@@ -95,7 +95,7 @@ inline unsigned grid_for(const Context& ctx, int64_t n, int threads = kThreads) 
 #define DP_CUDA_REQUIRE_FLOAT32(op_name, t)                                        \
   do {                                                                             \
     if ((t).dtype() != ::dp::DType::Float32)                                       \
-      ::dp::cuda::detail::unsupported_dtype(op_name, (t).dtype());                 \
+      ::dp::kernels::cuda::detail::unsupported_dtype(op_name, (t).dtype());                 \
   } while (0)
 
 #define DP_GRID_STRIDE(i, n)                                                              \

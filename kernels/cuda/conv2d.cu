@@ -18,10 +18,16 @@
 #include "engine/cuda/graph.h"
 #include "kernels/cuda/common.cuh"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
+// The device runtime (engine/cuda): contexts, math switches, capture checks.
+using ::dp::cuda::allow_tf32;
+using ::dp::cuda::check_not_capturing;
+using ::dp::cuda::Context;
+using ::dp::cuda::cudnn_benchmark;
+using ::dp::cuda::deterministic;
 using detail::OpScope;
 using detail::from_acc;
 using detail::grid_for;
@@ -360,4 +366,4 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   }
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

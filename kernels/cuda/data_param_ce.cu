@@ -9,14 +9,14 @@
 #include "kernels/data_param_ce.h"
 #include "kernels/data_param_ce_args.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
 using detail::OpScope;
 
-using ::dp::detail::DataParamCeArgs;
-using ::dp::detail::out_ptr;
+using ::dp::kernels::detail::DataParamCeArgs;
+using ::dp::kernels::detail::out_ptr;
 
 constexpr int kWarpsPerBlock = 8;
 constexpr int kReduceThreads = 256;
@@ -142,7 +142,7 @@ void data_param_ce(const DataParamCeTensors& t) {
   OpScope op(t.logits);
   DP_CUDA_FLOAT_TYPES(t.logits.dtype(), "data_param_ce", [&] {
     using T = scalar_t;
-    DataParamCeArgs<T> a = ::dp::detail::data_param_ce_args<T>(t);
+    DataParamCeArgs<T> a = ::dp::kernels::detail::data_param_ce_args<T>(t);
     // Per-row losses, reduced by one block in a fixed order (from the caching allocator: a
     // captured graph gets it from its private pool).
     Tensor row_loss = Tensor::empty({a.batch}, t.logits.dtype(), t.logits.device());
@@ -157,4 +157,4 @@ void data_param_ce(const DataParamCeTensors& t) {
   });
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -4,7 +4,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/dropout.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -43,4 +43,4 @@ void dropout_apply(const Tensor& x, double p, uint64_t seed, uint64_t stream, Te
   });
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -2,7 +2,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/elementwise.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -255,4 +255,4 @@ void broadcast_scalar(const Tensor& s, double factor, Tensor& out) {
   });
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -9,10 +9,11 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/gemm.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
+using ::dp::cuda::allow_tf32;
 using detail::grid_for;
 using detail::kThreads;
 using detail::OpScope;
@@ -117,4 +118,4 @@ void sum_rows(const Tensor& dy, Tensor& db) {
   });
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -4,7 +4,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/layout.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -84,7 +84,7 @@ void convert_layout(const Tensor& x, Tensor& y) {
   if (from == DType::BFloat16 && to == DType::Float32)
     return launch<__nv_bfloat16, float>(op, x.raw_data(), y.raw_data(), n, a, b);
   DP_THROW(std::string("convert_layout: ") + dtype_name(from) + " to " + dtype_name(to) + " is not fused on CUDA",
-           "cast first with ops::cast, then convert the memory format");
+           "cast first with kernels::cast, then convert the memory format");
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -12,7 +12,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/pooling.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -296,4 +296,4 @@ void global_avg_pool_backward(const Tensor& dy, Tensor& dx) {
   });
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -4,7 +4,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/sgd.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -41,4 +41,4 @@ void sgd_step(Tensor& weights, const Tensor& grads, Tensor& momentum_buf, const 
   DP_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

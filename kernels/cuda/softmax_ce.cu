@@ -9,7 +9,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/softmax_ce.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -80,4 +80,4 @@ void softmax_ce_forward_backward(const Tensor& logits, const Tensor& labels, Ten
   });
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

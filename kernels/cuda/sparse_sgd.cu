@@ -9,7 +9,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/sparse_sgd.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -164,4 +164,4 @@ void scatter_rows_add(Tensor& dense, const Tensor& rows, const Tensor& grads, bo
   DP_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -4,7 +4,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/topk.h"
 
-namespace dp::cuda {
+namespace dp::kernels::cuda {
 
 namespace {
 
@@ -43,4 +43,4 @@ void topk_correct_accumulate(const Tensor& logits, const Tensor& labels, Tensor&
   DP_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace dp::cuda
+}  // namespace dp::kernels::cuda

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "nets/registry.h"
-#include "train/io/checkpoint_schema.h"
+#include "app/checkpoint_schema.h"
 
 namespace dp::fixture {
 
@@ -15,8 +15,8 @@ inline std::string temp_dir(const char* stem) {
   return mkdtemp(tmpl.data());
 }
 
-inline io::Checkpoint small_checkpoint() {
-  io::Checkpoint c;
+inline app::Checkpoint small_checkpoint() {
+  app::Checkpoint c;
   c.arch = "tiny-cnn";
   c.num_classes = 10;
   c.epoch = 2;
@@ -24,7 +24,7 @@ inline io::Checkpoint small_checkpoint() {
   c.seed = 3;
   c.best_val_top1 = 41.5;
   c.config = "[model]\narch = \"tiny-cnn\"\n";
-  nn::ModulePtr net = nets::make_net(c.arch, c.num_classes, 11);
+  layers::ModulePtr net = nets::make_net(c.arch, c.num_classes, 11);
   c.model = net->state_dict().clone();
   for (const auto& [name, p] : net->named_parameters()) c.momentum.emplace_back(name, p.clone());
   data::NoiseMap n;

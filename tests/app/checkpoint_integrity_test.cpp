@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "engine/error.h"
-#include "tests/io/checkpoint_fixture.h"
+#include "tests/app/checkpoint_fixture.h"
 
 using namespace dp;
 
@@ -24,8 +24,8 @@ void write_bytes(const std::string& path, const std::vector<char>& bytes) {
 }
 
 // "" when `a` and `b` hold the same tensors (bit for bit) and attributes, else what differs.
-std::string difference(const io::Checkpoint& a, const io::Checkpoint& b) {
-  io::TensorFile x = io::encode_checkpoint(a), y = io::encode_checkpoint(b);
+std::string difference(const app::Checkpoint& a, const app::Checkpoint& b) {
+  io::TensorFile x = app::encode_checkpoint(a), y = app::encode_checkpoint(b);
   if (x.ints != y.ints || x.floats != y.floats || x.strings != y.strings) return "attributes";
   if (x.tensors.size() != y.tensors.size()) return "number of tensors";
   for (const auto& [name, t] : x.tensors) {
@@ -47,8 +47,8 @@ template <class Damage>
 DamageReport damage_each(const std::vector<size_t>& offsets, Damage damage) {
   std::string dir = fixture::temp_dir("dp-integrity");
   std::string path = dir + "/checkpoint.h5";
-  io::Checkpoint original = fixture::small_checkpoint();
-  io::write_checkpoint(path, original);
+  app::Checkpoint original = fixture::small_checkpoint();
+  app::write_checkpoint(path, original);
   const std::vector<char> clean = read_bytes(path);
   DamageReport r;
   for (size_t offset : offsets) {
@@ -56,7 +56,7 @@ DamageReport damage_each(const std::vector<size_t>& offsets, Damage damage) {
     damage(bytes, offset);
     write_bytes(path, bytes);
     try {
-      std::string diff = difference(original, io::read_checkpoint(path));
+      std::string diff = difference(original, app::read_checkpoint(path));
       if (diff.empty())
         ++r.harmless;
       else
@@ -72,7 +72,7 @@ DamageReport damage_each(const std::vector<size_t>& offsets, Damage damage) {
 
 size_t file_size_of_fixture() {
   std::string dir = fixture::temp_dir("dp-integrity");
-  io::write_checkpoint(dir + "/c.h5", fixture::small_checkpoint());
+  app::write_checkpoint(dir + "/c.h5", fixture::small_checkpoint());
   size_t n = std::filesystem::file_size(dir + "/c.h5");
   std::filesystem::remove_all(dir);
   return n;
@@ -91,7 +91,7 @@ std::string first(const std::vector<std::string>& v, size_t n = 8) {
 TEST(CheckpointIntegrity, ACheckpointWithoutChecksumsStillLoads) {
   const char* src = std::getenv("DP_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "DP_SOURCE_DIR is not set (run through meson test)";
-  io::Checkpoint old = io::read_checkpoint(std::string(src) + "/tests/io/golden/checkpoint_v1_no_checksums.h5");
+  app::Checkpoint old = app::read_checkpoint(std::string(src) + "/tests/app/golden/checkpoint_v1_no_checksums.h5");
   EXPECT_EQ(difference(old, fixture::small_checkpoint()), "");
 }
 
@@ -99,7 +99,7 @@ TEST(CheckpointIntegrity, ACheckpointWithoutChecksumsStillLoads) {
 TEST(CheckpointIntegrity, TheCurrentFormatGoldenLoads) {
   const char* src = std::getenv("DP_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "DP_SOURCE_DIR is not set (run through meson test)";
-  io::Checkpoint c = io::read_checkpoint(std::string(src) + "/tests/io/golden/checkpoint_v1.h5");
+  app::Checkpoint c = app::read_checkpoint(std::string(src) + "/tests/app/golden/checkpoint_v1.h5");
   EXPECT_EQ(difference(c, fixture::small_checkpoint()), "");
 }
 

@@ -9,7 +9,7 @@
 #include <functional>
 
 #include "engine/error.h"
-#include "tests/io/checkpoint_fixture.h"
+#include "tests/app/checkpoint_fixture.h"
 
 using namespace dp;
 
@@ -17,7 +17,7 @@ namespace {
 
 // Name of the first parameter of the given rank in the fixture's net.
 std::string parameter_of_rank(int64_t rank) {
-  io::Checkpoint c = fixture::small_checkpoint();
+  app::Checkpoint c = fixture::small_checkpoint();
   for (const auto& [name, t] : c.momentum)
     if (t.dim() == rank) return name;
   return "";
@@ -44,11 +44,11 @@ void erase(io::TensorFile& f, const std::string& name) {
 void expect_refused(const std::function<void(io::TensorFile&)>& tamper, std::vector<std::string> expected) {
   std::string dir = fixture::temp_dir("dp-schema");
   std::string path = dir + "/checkpoint.h5";
-  io::TensorFile f = io::encode_checkpoint(fixture::small_checkpoint());
+  io::TensorFile f = app::encode_checkpoint(fixture::small_checkpoint());
   tamper(f);
   io::write_tensor_file_atomic(path, f);
   try {
-    io::read_checkpoint(path);
+    app::read_checkpoint(path);
     ADD_FAILURE() << "accepted a checkpoint that should be refused (" << expected.front() << ")";
   } catch (const Error& e) {
     std::string what = e.what();
@@ -63,9 +63,9 @@ void expect_refused(const std::function<void(io::TensorFile&)>& tamper, std::vec
 TEST(CheckpointSchema, RoundTrip) {
   std::string dir = fixture::temp_dir("dp-schema");
   std::string path = dir + "/checkpoint.h5";
-  io::Checkpoint c = fixture::small_checkpoint();
-  io::write_checkpoint(path, c);
-  io::Checkpoint r = io::read_checkpoint(path);
+  app::Checkpoint c = fixture::small_checkpoint();
+  app::write_checkpoint(path, c);
+  app::Checkpoint r = app::read_checkpoint(path);
   EXPECT_EQ(r.path, path);
   EXPECT_EQ(r.arch, "tiny-cnn");
   EXPECT_EQ(r.num_classes, 10);
@@ -90,7 +90,7 @@ TEST(CheckpointSchema, RoundTrip) {
   EXPECT_EQ(r.theta_class.steps, 5);
   EXPECT_EQ(r.history.inst.counts, c.history.inst.counts);
   EXPECT_EQ(r.history.cls.edges, c.history.cls.edges);
-  nn::ModulePtr model = io::make_checkpoint_model(r);
+  layers::ModulePtr model = app::make_checkpoint_model(r);
   EXPECT_EQ(model->state_dict().size(), c.model.size());
   std::filesystem::remove_all(dir);
 }
@@ -98,13 +98,13 @@ TEST(CheckpointSchema, RoundTrip) {
 // A checkpoint without the optional parts (no θ, no momentum yet, no history) still loads.
 TEST(CheckpointSchema, OptionalPartsMayBeAbsent) {
   std::string dir = fixture::temp_dir("dp-schema");
-  io::Checkpoint c = fixture::small_checkpoint();
+  app::Checkpoint c = fixture::small_checkpoint();
   c.momentum.clear();
   c.theta_class = {};
   c.theta_inst = {};
   c.history = train::SigmaRecord();
-  io::write_checkpoint(dir + "/c.h5", c);
-  io::Checkpoint r = io::read_checkpoint(dir + "/c.h5");
+  app::write_checkpoint(dir + "/c.h5", c);
+  app::Checkpoint r = app::read_checkpoint(dir + "/c.h5");
   EXPECT_FALSE(r.theta_inst.defined());
   EXPECT_TRUE(r.momentum.empty());
   std::filesystem::remove_all(dir);
@@ -178,23 +178,23 @@ TEST(CheckpointSchema, RefusesABrokenHistory) {
 // The σ histories of the noise map's groups (with exact sums) come back as written, and are
 // refused unless all three cover every epoch; sums must have one entry per epoch.
 TEST(CheckpointSchema, SigmaGroupsRoundTripAndAreCheckedTogether) {
-  io::Checkpoint c = fixture::small_checkpoint();
+  app::Checkpoint c = fixture::small_checkpoint();
   c.history.inst.sums = {3.5, 4.25};
   c.history.inst_mislabelled.counts = {{0, 1}, {0, 1}};
   c.history.inst_permuted_kept.counts = {{0, 0}, {0, 0}};
   c.history.inst_untouched.counts = {{2, 3}, {1, 4}};
   const std::string dir = fixture::temp_dir("dp-schema");
-  io::write_checkpoint(dir + "/groups.h5", c);
-  io::Checkpoint r = io::read_checkpoint(dir + "/groups.h5");
+  app::write_checkpoint(dir + "/groups.h5", c);
+  app::Checkpoint r = app::read_checkpoint(dir + "/groups.h5");
   EXPECT_TRUE(r.history.has_groups());
   EXPECT_EQ(r.history.inst.sums, c.history.inst.sums);
   EXPECT_EQ(r.history.inst_untouched.counts, c.history.inst_untouched.counts);
   auto refused = [&](const std::function<void(io::TensorFile&)>& tamper, const std::string& expected) {
-    io::TensorFile f = io::encode_checkpoint(c);
+    io::TensorFile f = app::encode_checkpoint(c);
     tamper(f);
     io::write_tensor_file_atomic(dir + "/bad.h5", f);
     try {
-      io::read_checkpoint(dir + "/bad.h5");
+      app::read_checkpoint(dir + "/bad.h5");
       ADD_FAILURE() << "accepted: " << expected;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();

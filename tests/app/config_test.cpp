@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 
 #include "engine/error.h"
-#include "train/config/config.h"
+#include "app/config.h"
 
-using dp::train::Config;
+using dp::app::Config;
 
 namespace {
 

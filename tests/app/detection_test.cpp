@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "train/inspect/detection.h"
+#include "app/inspect/detection.h"
 
-using namespace dp::inspect;
+using namespace dp::app::inspect;
 
 TEST(Detection, PerfectAndInvertedScores) {
   std::vector<float> s = {0.1f, 0.9f, 0.2f, 0.8f};

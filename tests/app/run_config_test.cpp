@@ -1,20 +1,20 @@
-// The typed run configuration (train/run/run_config.h): every key read once, "auto" settings
+// The typed run configuration (app/run_config.h): every key read once, "auto" settings
 // resolved for the device, combinations the schema cannot express refused with the key.
 #include <gtest/gtest.h>
 
 #include "engine/error.h"
-#include "train/run/run_config.h"
+#include "app/run_config.h"
 
 using namespace dp;
-using train::Config;
-using train::make_run_config;
+using app::Config;
+using app::make_run_config;
 
 namespace {
 Config config(std::vector<std::string> sets) { return Config::from_string("", "test.toml", std::move(sets)); }
 }  // namespace
 
 TEST(RunConfig, ReadsTheKeysOnce) {
-  const train::RunConfig rc = make_run_config(config(
+  const app::RunConfig rc = make_run_config(config(
       {"optim.batch_size=64", "optim.lr=0.05", "optim.nesterov=true", "optim.schedule=multistep",
        "optim.milestones=[3, 7]", "run.epochs=9", "run.stop_epoch=4", "data.bad_samples=\"skip\"",
        "data_parameters.learn_inst_parameters=true", "data_parameters.lr_inst_param=0.2", "model.arch=\"wrn-16-2\""}));
@@ -27,13 +27,13 @@ TEST(RunConfig, ReadsTheKeysOnce) {
   EXPECT_TRUE(rc.data_params.learn_inst_parameters);
   EXPECT_DOUBLE_EQ(rc.data_params.lr_inst_param, 0.2);
   EXPECT_EQ(rc.arch, "wrn-16-2");
-  auto schedule = train::make_schedule(rc.schedule);
+  auto schedule = app::make_schedule(rc.schedule);
   EXPECT_DOUBLE_EQ(schedule->lr(2.5), 0.05);
   EXPECT_NEAR(schedule->lr(3.0), 0.005, 1e-12);
 }
 
 TEST(RunConfig, AutoSettingsOnTheCpu) {
-  const train::RunConfig rc = make_run_config(config({}));
+  const app::RunConfig rc = make_run_config(config({}));
   EXPECT_TRUE(rc.device.is_cpu());
   EXPECT_FALSE(rc.cuda_graphs) << "run.cuda_graphs = auto means eager on the CPU";
   EXPECT_EQ(rc.memory_format, MemoryFormat::Contiguous);
@@ -43,7 +43,7 @@ TEST(RunConfig, AutoSettingsOnTheCpu) {
 
 TEST(RunConfig, AutoSettingsOnCuda) {
   // Resolution only (no device is touched): bf16 on CUDA means channels-last and graphs.
-  const train::RunConfig rc = make_run_config(config({"run.device=\"cuda\"", "run.precision=\"bf16\""}));
+  const app::RunConfig rc = make_run_config(config({"run.device=\"cuda\"", "run.precision=\"bf16\""}));
   EXPECT_TRUE(rc.cuda_graphs);
   EXPECT_EQ(rc.memory_format, MemoryFormat::ChannelsLast);
   EXPECT_EQ(rc.autocast, DType::BFloat16);

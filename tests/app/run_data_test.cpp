@@ -1,4 +1,4 @@
-// The run's datasets from the config (train/run/run_data.cpp).
+// The run's datasets from the config (app/run_data.cpp).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "engine/error.h"
-#include "train/run/run_data.h"
+#include "app/run_data.h"
 
 using namespace dp;
 namespace fs = std::filesystem;
@@ -32,9 +32,9 @@ TEST(RunData, ImageFolderValidationLabelsFollowTheTrainingClasses) {
   for (const char* cls : {"airplane", "cat", "ship"}) touch(dir + "/train/" + cls + "/0.jpg");
   touch(dir + "/val/airplane/0.jpg");
   touch(dir + "/val/ship/0.jpg");  // no val/cat
-  train::Config c = train::Config::from_string(
+  app::Config c = app::Config::from_string(
       "", "test.toml", {"data.dataset=imagefolder", "data.path=" + dir, "model.arch=tiny-cnn", "data.image_size=32"});
-  train::RunData r = train::make_run_data(c);
+  app::RunData r = app::make_run_data(c);
   EXPECT_EQ(r.num_classes, 3);
   ASSERT_EQ(r.test->size(), 2);
   EXPECT_EQ(r.test->label(0), 0);
@@ -43,7 +43,7 @@ TEST(RunData, ImageFolderValidationLabelsFollowTheTrainingClasses) {
 
   touch(dir + "/val/zebra/0.jpg");
   try {
-    train::make_run_data(c);
+    app::make_run_data(c);
     ADD_FAILURE() << "a validation class unknown to the training set was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("zebra"), std::string::npos) << e.what();

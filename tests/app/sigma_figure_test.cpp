@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <opencv2/core.hpp>
 
-#include "train/inspect/png_file.h"
-#include "train/inspect/sigma_figure.h"
+#include "app/inspect/png_file.h"
+#include "app/inspect/sigma_figure.h"
 #include "train/sigma_histogram.h"
 
 using namespace dp;
@@ -29,15 +29,15 @@ TEST(SigmaHistogram, BinsWithClosedEndsAndMask) {
 }
 
 TEST(SigmaFigure, RegularTicks) {
-  EXPECT_EQ(inspect::epoch_ticks(8), (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
-  EXPECT_EQ(inspect::epoch_ticks(16), (std::vector<int64_t>{2, 4, 6, 8, 10, 12, 14, 16}));
-  EXPECT_EQ(inspect::epoch_ticks(120), (std::vector<int64_t>{20, 40, 60, 80, 100, 120}));
-  EXPECT_EQ(inspect::sigma_ticks(3.1, 4.9), (std::vector<double>{3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 4.75}));
-  EXPECT_EQ(inspect::sigma_ticks(0.65, 3.2), (std::vector<double>{1.0, 1.5, 2.0, 2.5, 3.0}));
-  const std::vector<double> low = inspect::sigma_ticks(0.7, 2.3);  // steps of 0.2, from 0.8
+  EXPECT_EQ(app::inspect::epoch_ticks(8), (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(app::inspect::epoch_ticks(16), (std::vector<int64_t>{2, 4, 6, 8, 10, 12, 14, 16}));
+  EXPECT_EQ(app::inspect::epoch_ticks(120), (std::vector<int64_t>{20, 40, 60, 80, 100, 120}));
+  EXPECT_EQ(app::inspect::sigma_ticks(3.1, 4.9), (std::vector<double>{3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 4.75}));
+  EXPECT_EQ(app::inspect::sigma_ticks(0.65, 3.2), (std::vector<double>{1.0, 1.5, 2.0, 2.5, 3.0}));
+  const std::vector<double> low = app::inspect::sigma_ticks(0.7, 2.3);  // steps of 0.2, from 0.8
   ASSERT_EQ(low.size(), 8u);
   for (size_t i = 0; i < low.size(); ++i) EXPECT_NEAR(low[i], 0.8 + 0.2 * static_cast<double>(i), 1e-12);
-  EXPECT_EQ(inspect::sigma_ticks(0.05, 20.0), (std::vector<double>{0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20}));
+  EXPECT_EQ(app::inspect::sigma_ticks(0.05, 20.0), (std::vector<double>{0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20}));
 }
 
 namespace {
@@ -56,7 +56,7 @@ train::SigmaHistory drifting(double target, int n, int epochs) {
 }
 
 // The share of a rectangle's pixels that are not paper white, and whether it holds more than one colour.
-std::pair<double, bool> ink(const cv::Mat& image, const inspect::PixelRect& r) {
+std::pair<double, bool> ink(const cv::Mat& image, const app::inspect::PixelRect& r) {
   const cv::Mat area = image(cv::Rect(r.x, r.y, r.width, r.height));
   int64_t inked = 0;
   for (int y = 0; y < area.rows; ++y)
@@ -73,18 +73,18 @@ std::pair<double, bool> ink(const cv::Mat& image, const inspect::PixelRect& r) {
 
 TEST(SigmaFigure, PngReadsBackWithBothPanelsDrawn) {
   const int epochs = 12;
-  std::vector<inspect::SigmaPanel> panels = {{"correct labels (600)", drifting(0.8, 600, epochs)},
+  std::vector<app::inspect::SigmaPanel> panels = {{"correct labels (600)", drifting(0.8, 600, epochs)},
                                              {"wrong labels (400)", drifting(4.5, 400, epochs)}};
   std::string tmpl = (std::filesystem::temp_directory_path() / "dp-sigma-fig-XXXXXX").string();
   const std::string dir = mkdtemp(tmpl.data());
   const std::string path = dir + "/sigma_over_epochs.png";
-  inspect::write_sigma_figure(path, panels, "instance sigma per epoch");
+  app::inspect::write_sigma_figure(path, panels, "instance sigma per epoch");
 
   int width = 0, height = 0;
-  std::vector<uint8_t> pixels = inspect::read_png_bgr(path, width, height);
+  std::vector<uint8_t> pixels = app::inspect::read_png_bgr(path, width, height);
   const cv::Mat image(height, width, CV_8UC3, pixels.data());
   ASSERT_FALSE(image.empty()) << "the PNG does not read back";
-  const inspect::SigmaFigureLayout layout = inspect::sigma_figure_layout(panels.size());
+  const app::inspect::SigmaFigureLayout layout = app::inspect::sigma_figure_layout(panels.size());
   EXPECT_EQ(image.cols, layout.width);
   EXPECT_EQ(image.rows, layout.height);
   ASSERT_EQ(layout.panels.size(), 2u);
@@ -102,5 +102,5 @@ TEST(SigmaFigure, PngReadsBackWithBothPanelsDrawn) {
 TEST(SigmaFigure, RefusesEmptyHistory) {
   train::SigmaHistory h;
   h.edges = train::sigma_history_edges();
-  EXPECT_ANY_THROW(inspect::sigma_figure_png({{"none", h}}, "x"));
+  EXPECT_ANY_THROW(app::inspect::sigma_figure_png({{"none", h}}, "x"));
 }

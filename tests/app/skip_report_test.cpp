@@ -1,8 +1,8 @@
-// What dp-train says about skipped samples (train/run/skip_report.h).
+// What dp-train says about skipped samples (app/skip_report.h).
 #include <gtest/gtest.h>
 
 #include "engine/error.h"
-#include "train/run/skip_report.h"
+#include "app/skip_report.h"
 
 using namespace dp;
 
@@ -10,16 +10,16 @@ TEST(SkipReport, ListsTheFirstSamplesWithTheFirstLineOfTheirReason) {
   data::SkipReport r;
   r.count = 7;
   r.first = {{3, "a.jpg", "truncated JPEG\nhint: re-encode it"}, {9, "b.jpg", "zero size"}};
-  EXPECT_EQ(train::describe_skips(r), "7 skipped (a.jpg: truncated JPEG; b.jpg: zero size; ...)");
-  EXPECT_EQ(train::describe_skips(data::SkipReport{}), "");
+  EXPECT_EQ(app::describe_skips(r), "7 skipped (a.jpg: truncated JPEG; b.jpg: zero size; ...)");
+  EXPECT_EQ(app::describe_skips(data::SkipReport{}), "");
 }
 
 TEST(SkipReport, ACountSummedOverRanksWithNoExampleHereSaysWhere) {
   // A data-parallel job sums the ranks' counts; the examples are this rank's only (was "3 skipped (; ...)").
   data::SkipReport r;
   r.count = 3;
-  const std::string text = train::describe_skips(r);
+  const std::string text = app::describe_skips(r);
   EXPECT_EQ(text.find("(;"), std::string::npos) << text;
   EXPECT_NE(text.find("other ranks"), std::string::npos) << text;
-  EXPECT_THROW(train::check_skipped_fraction(r, 10, 0.1, 1), Error);
+  EXPECT_THROW(app::check_skipped_fraction(r, 10, 0.1, 1), Error);
 }

@@ -14,15 +14,15 @@
 
 #include "engine/error.h"
 #include "kernels/ops.h"
-#include "train/inspect/png_file.h"
-#include "train/io/checkpoint_file.h"
-#include "train/io/safetensors.h"
-#include "train/run/trainer.h"
+#include "app/inspect/png_file.h"
+#include "io/checkpoint_file.h"
+#include "io/safetensors.h"
+#include "app/trainer.h"
 
 using namespace dp;
-using train::Config;
-using train::Trainer;
-using train::TrainerOptions;
+using app::Config;
+using app::Trainer;
+using app::TrainerOptions;
 
 namespace {
 
@@ -118,7 +118,7 @@ TEST(Trainer, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
   }
   io::TensorFile f = io::read_tensor_file(dir + "/checkpoint.h5");
   for (auto& [name, tensor] : f.tensors)
-    if (name == "model/classifier.weight") ops::fill_(tensor, std::nan(""));
+    if (name == "model/classifier.weight") kernels::fill_(tensor, std::nan(""));
   io::write_tensor_file_atomic(dir + "/nan.h5", f);
   TrainerOptions resume = quiet();
   resume.resume = dir + "/nan.h5";
@@ -246,7 +246,7 @@ TEST(Trainer, CheckpointRecordsTheBestScoreOfItsOwnEpoch) {
   TrainerOptions resume = quiet();
   resume.resume = dir + "/checkpoint.h5";
   Trainer second(small_config(dir, {"run.stop_epoch=2"}), resume);
-  train::RunSummary s = second.run();
+  app::RunSummary s = second.run();
   const double second_top1 = s.epochs.at(0).val_top1;
   const int64_t best_epoch = second_top1 > first_top1 ? 2 : 1;
   EXPECT_EQ(s.best_epoch, best_epoch);
@@ -323,7 +323,7 @@ std::string image_folder_with_bad_files(const std::string& root, int bad) {
       std::filesystem::create_directories(folder);
       for (int i = 0; i < 24; ++i) {
         cv::Mat m(16, 16, CV_8UC3, cv::Scalar(40 + 160 * c, 90, 200 - 160 * c));
-        inspect::write_png_bgr(fmt::format("{}/{:03}.png", folder, i), m.data, m.cols, m.rows, m.step);
+        app::inspect::write_png_bgr(fmt::format("{}/{:03}.png", folder, i), m.data, m.cols, m.rows, m.step);
       }
     }
   for (int i = 0; i < bad; ++i) std::ofstream(fmt::format("{}/train/class0/broken{}.jpg", root, i)) << "not a JPEG";
@@ -351,7 +351,7 @@ TEST(Trainer, ReportsSkippedSamplesAndStopsAboveTheLimit) {
   const std::string data = image_folder_with_bad_files(dir + "/data", 2);
   {
     Trainer t(image_folder_config(data, dir + "/ok", {"data.max_skipped_fraction=0.1"}), quiet());
-    train::RunSummary s = t.run();
+    app::RunSummary s = t.run();
     EXPECT_EQ(s.skipped, 2);
     ASSERT_EQ(s.epochs.size(), 1u);
     EXPECT_EQ(s.epochs[0].skipped.count, 2);

@@ -1,6 +1,6 @@
 // Finite-difference gradient checking in float64 (header-only; link with dp_core and gtest).
 //
-//   auto f = [](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], 1, 1); };
+//   auto f = [](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], 1, 1); };
 //   EXPECT_TRUE(dp::testing::gradcheck(f, {x, w, b}));
 //
 // The op's output y is reduced to L = Σ y·R with fixed random weights R, so every output

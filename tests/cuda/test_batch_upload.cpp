@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/cuda/pinned_pool.h"
-#include "train/run/batch_upload.h"
+#include "train/batch_upload.h"
 
 using namespace dp;
 

@@ -127,7 +127,7 @@ TEST_F(Bf16, Conv2dUnderAutocast) {
                                       << " s" << g.stride);
     const int64_t stride = g.stride, pad = g.pad;
     EXPECT_TRUE(bf16_matches_cpu(
-        [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], stride, pad); },
+        [&](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], stride, pad); },
         {rand({g.n, g.c, g.h, g.h}), rand({g.k, g.c, g.r, g.r}, -0.3, 0.3), rand({g.k})}, {F32, F32, F32}, true,
         BF16, kBf16Conv));
   }
@@ -138,18 +138,18 @@ TEST_F(Bf16, Conv2dOnBf16DataWithoutAutocast) {
   EXPECT_TRUE(bf16_matches_cpu(
       [](const std::vector<Tensor>& in) {
         const bool bf16 = in[0].dtype() == BF16;  // the CPU reference stays float32
-        return ops::conv2d(in[0], bf16 ? ops::to_dtype(in[1], BF16) : in[1], in[2], 1, 1);
+        return kernels::conv2d(in[0], bf16 ? kernels::to_dtype(in[1], BF16) : in[1], in[2], 1, 1);
       },
       {rand({2, 8, 7, 7}), rand({12, 8, 3, 3}, -0.3, 0.3), rand({12})}, {BF16, F32, F32}, false, BF16));
 }
 
 TEST_F(Bf16, LinearAndMatmulUnderAutocast) {
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::linear(in[0], in[1], in[2]); },
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::linear(in[0], in[1], in[2]); },
                                {rand({16, 96}), rand({10, 96}, -0.2, 0.2), rand({10})}, {F32, F32, F32}, true,
                                BF16));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::linear(in[0], in[1], in[2]); },
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::linear(in[0], in[1], in[2]); },
                                {rand({7, 33}), rand({5, 33}), rand({5})}, {BF16, F32, F32}, true, BF16));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::matmul(in[0], in[1]); },
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::matmul(in[0], in[1]); },
                                {rand({9, 40}), rand({40, 17})}, {F32, F32}, true, BF16));
 }
 
@@ -164,7 +164,7 @@ TEST_F(Bf16, BatchNormTrainKeepsFloat32StatisticsAndParameters) {
     Tensor rm_ref = rm_cpu.to(F32), rv_ref = rv_cpu.to(F32);
     auto op = [&](const std::vector<Tensor>& in) {
       const bool cuda = in[0].device().is_cuda();
-      return ops::batch_norm(in[0], in[1], in[2], cuda ? rm_cuda : rm_ref, cuda ? rv_cuda : rv_ref, true, 0.1, 1e-5);
+      return kernels::batch_norm(in[0], in[1], in[2], cuda ? rm_cuda : rm_ref, cuda ? rv_cuda : rv_ref, true, 0.1, 1e-5);
     };
     EXPECT_TRUE(bf16_matches_cpu(op, {rand(s, -2.0, 3.0), rand({c}, 0.5, 1.5), rand({c})}, {BF16, F32, F32}, true,
                                  BF16));
@@ -177,7 +177,7 @@ TEST_F(Bf16, BatchNormTrainKeepsFloat32StatisticsAndParameters) {
 TEST_F(Bf16, BatchNormEval) {
   Tensor rm = rand({6}, -0.5, 0.5).to(F32), rv = rand({6}, 0.5, 1.5).to(F32);
   auto op = [&](const std::vector<Tensor>& in) {
-    return ops::batch_norm(in[0], in[1], in[2], rm.to(in[0].device()), rv.to(in[0].device()), false);
+    return kernels::batch_norm(in[0], in[1], in[2], rm.to(in[0].device()), rv.to(in[0].device()), false);
   };
   EXPECT_TRUE(bf16_matches_cpu(op, {rand({3, 6, 5, 5}), rand({6}, 0.5, 1.5), rand({6})}, {BF16, F32, F32}, true,
                                BF16));
@@ -185,39 +185,39 @@ TEST_F(Bf16, BatchNormEval) {
 
 TEST_F(Bf16, ElementwiseOps) {
   Tensor a = rand({3, 1001}), b = rand({3, 1001});
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::relu(in[0]); }, {a}, {BF16}, true,
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::relu(in[0]); }, {a}, {BF16}, true,
                                BF16));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); }, {a, b},
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::add(in[0], in[1]); }, {a, b},
                                {BF16, BF16}, true, BF16));
   // Mixed residual under autocast: promoted to float32, each gradient in its input's dtype.
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); }, {a, b},
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::add(in[0], in[1]); }, {a, b},
                                {BF16, F32}, true, F32));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::mul(in[0], -2.5); }, {a}, {BF16},
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::mul(in[0], -2.5); }, {a}, {BF16},
                                true, BF16));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::sum(in[0]); }, {a}, {BF16}, true,
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::sum(in[0]); }, {a}, {BF16}, true,
                                BF16));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::to_dtype(in[0], BF16); }, {a},
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::to_dtype(in[0], BF16); }, {a},
                                {F32}, false, BF16));
 }
 
 TEST_F(Bf16, Pooling) {
   Tensor x = rand({2, 5, 9, 9});
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], 3, 2, 1); },
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); },
                                {x}, {BF16}, true, BF16));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::avg_pool2d(in[0], 3, 2, 1); },
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 3, 2, 1); },
                                {x}, {BF16}, true, BF16));
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::global_avg_pool(in[0]); },
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); },
                                {rand({4, 6, 8, 8})}, {BF16}, true, BF16));
 }
 
 TEST_F(Bf16, DropoutSameMaskAsCpu) {
-  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return ops::dropout(in[0], 0.3, true, 11, 5); },
+  EXPECT_TRUE(bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::dropout(in[0], 0.3, true, 11, 5); },
                                {rand({4, 257})}, {BF16}, true, BF16));
 }
 
 TEST_F(Bf16, CrossEntropyComputesInFloat32) {
   Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 3, 9, 2, 5, 5}, {6});
-  auto op = [&](const std::vector<Tensor>& in) { return ops::cross_entropy(in[0], labels.to(in[0].device())); };
+  auto op = [&](const std::vector<Tensor>& in) { return kernels::cross_entropy(in[0], labels.to(in[0].device())); };
   EXPECT_TRUE(bf16_matches_cpu(op, {rand({6, 10}, -3.0, 3.0)}, {BF16}, true, F32));
 }
 
@@ -241,12 +241,12 @@ TEST_F(Bf16, WideResNetTrainingStepMatchesFloat32) {
   for (int64_t i = 0; i < batch; ++i) lv.push_back((3 * i + 1) % classes);
   Tensor labels = Tensor::from_vector(lv, {batch});
 
-  Tensor loss_cpu = ops::cross_entropy(cpu_net->forward(x), labels);
+  Tensor loss_cpu = kernels::cross_entropy(cpu_net->forward(x), labels);
   loss_cpu.backward();
   Tensor loss_gpu;
   {
     AutocastGuard bf16(BF16);
-    loss_gpu = ops::cross_entropy(gpu_net->forward(x.to(kCuda)), labels.to(kCuda));
+    loss_gpu = kernels::cross_entropy(gpu_net->forward(x.to(kCuda)), labels.to(kCuda));
   }
   loss_gpu.backward();
   ASSERT_EQ(loss_gpu.dtype(), F32);
@@ -309,25 +309,25 @@ TEST(Bf16Mode, WeightCastIsCachedPerRegionAndVersion) {
   Tensor first, second, third;
   {
     AutocastGuard bf16(BF16);
-    first = ops::autocast::lower_weight(w);
-    second = ops::autocast::lower_weight(w);
+    first = kernels::autocast::lower_weight(w);
+    second = kernels::autocast::lower_weight(w);
     EXPECT_EQ(first.dtype(), BF16);
     EXPECT_TRUE(first.shares_storage(second)) << "the second cast in a region must reuse the first";
     EXPECT_TRUE(second.requires_grad());
     {
       NoGradGuard no_grad;
-      ops::add_(w, Tensor::ones({2, 2}), 1.0);  // an optimiser step: new version
+      kernels::add_(w, Tensor::ones({2, 2}), 1.0);  // an optimiser step: new version
     }
-    third = ops::autocast::lower_weight(w);
+    third = kernels::autocast::lower_weight(w);
     EXPECT_FALSE(third.shares_storage(second)) << "a modified weight must be cast again";
     EXPECT_EQ(third.to_float_vector()[1], -1.0f);
   }
   {
     AutocastGuard bf16(BF16);
-    EXPECT_FALSE(ops::autocast::lower_weight(w).shares_storage(third)) << "a new region starts a new cache";
+    EXPECT_FALSE(kernels::autocast::lower_weight(w).shares_storage(third)) << "a new region starts a new cache";
   }
   // The gradient of the cast goes back to the float32 weight as float32.
-  ops::sum(ops::to_dtype(third, F32)).backward();
+  kernels::sum(kernels::to_dtype(third, F32)).backward();
   ASSERT_TRUE(w.grad().defined());
   EXPECT_EQ(w.grad().dtype(), F32);
   EXPECT_EQ(w.grad().to_float_vector(), std::vector<float>(4, 1.0f));
@@ -337,12 +337,12 @@ TEST(Bf16Mode, CpuTensorsThrowAClearError) {
   Tensor x = Tensor::ones({1, 2, 4, 4}), w = Tensor::ones({3, 2, 3, 3});
   AutocastGuard bf16(BF16);
   try {
-    ops::conv2d(x, w, Tensor(), 1, 1);
+    kernels::conv2d(x, w, Tensor(), 1, 1);
     FAIL() << "conv2d on the CPU under autocast must throw";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bf16 mode is CUDA-only"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(ops::batch_norm(x.to(BF16), Tensor(), Tensor(), Tensor(), Tensor(), true), Error);
+  EXPECT_THROW(kernels::batch_norm(x.to(BF16), Tensor(), Tensor(), Tensor(), Tensor(), true), Error);
 }
 
 }  // namespace

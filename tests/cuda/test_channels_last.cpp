@@ -2,7 +2,7 @@
 // with running statistics, eval, backward with dgamma/dbeta) and pooling (max, average, global
 // average), forward and backward, in float32, float64 and bf16.
 //
-// The CUDA side runs on a channels-last leaf (ops::convert of the NCHW input), so the native
+// The CUDA side runs on a channels-last leaf (kernels::convert of the NCHW input), so the native
 // NHWC kernels of kernels/cuda/{batch_norm,pooling}.cu are what is measured. Each case checks:
 //   - the output's values (to_float_vector() gives logical NCHW order whatever the format) and
 //     its format (channels-last, unless the shape makes both formats coincide, e.g. P·Q == 1);
@@ -68,7 +68,7 @@ Run run(const OpFn& op, const std::vector<Tensor>& inputs, Device device, DType 
     if (!cuda)
       leaf = inputs[i].to(F32).clone();
     else if (i == 0)
-      leaf = ops::convert(inputs[i].to(F32).to(kCuda), dtype, kCL);
+      leaf = kernels::convert(inputs[i].to(F32).to(kCuda), dtype, kCL);
     else
       leaf = inputs[i].to(param_dtype).to(kCuda);
     leaf.set_requires_grad(true);
@@ -78,7 +78,7 @@ Run run(const OpFn& op, const std::vector<Tensor>& inputs, Device device, DType 
   r.out = op(leaves);
   Rng rng(7, 7);
   Tensor seed = bf16_values(testing::random_tensor(r.out.shape(), rng));
-  seed = cuda ? ops::convert(seed.to(kCuda), r.out.dtype(), r.out.memory_format()) : seed.to(r.out.dtype());
+  seed = cuda ? kernels::convert(seed.to(kCuda), r.out.dtype(), r.out.memory_format()) : seed.to(r.out.dtype());
   {
     NoGradGuard no_grad;
     r.rule_grads = r.out.grad_fn()->backward(seed);
@@ -148,7 +148,7 @@ TEST_F(CudaChannelsLast, BatchNormTrainForwardBackwardAndRunningStats) {
       Tensor rm_gpu = rm0.to(stats).to(kCuda), rv_gpu = rv0.to(stats).to(kCuda);
       auto op = [&](const std::vector<Tensor>& in) {
         const bool cuda = in[0].device().is_cuda();
-        return ops::batch_norm(in[0], in[1], in[2], cuda ? rm_gpu : rm_cpu, cuda ? rv_gpu : rv_cpu, true, 0.3, 1e-5);
+        return kernels::batch_norm(in[0], in[1], in[2], cuda ? rm_gpu : rm_cpu, cuda ? rv_gpu : rv_cpu, true, 0.3, 1e-5);
       };
       EXPECT_TRUE(channels_last_matches_cpu(op, {rand(shape, -2.0, 3.0), rand({c}, 0.5, 1.5), rand({c})}, dtype));
       // Running statistics: one update from each side (float32 on the CPU).
@@ -167,7 +167,7 @@ TEST_F(CudaChannelsLast, BatchNormEvalForwardAndBackward) {
       Tensor rm = rand({c}, -0.5, 0.5), rv = rand({c}, 0.5, 2.0);
       auto op = [&](const std::vector<Tensor>& in) {
         const DType sd = in[0].device().is_cuda() ? stats : F32;
-        return ops::batch_norm(in[0], in[1], in[2], rm.to(sd).to(in[0].device()), rv.to(sd).to(in[0].device()),
+        return kernels::batch_norm(in[0], in[1], in[2], rm.to(sd).to(in[0].device()), rv.to(sd).to(in[0].device()),
                                false, 0.1, 1e-5);
       };
       EXPECT_TRUE(channels_last_matches_cpu(op, {rand(shape, -2.0, 3.0), rand({c}, 0.5, 1.5), rand({c})}, dtype));
@@ -176,14 +176,14 @@ TEST_F(CudaChannelsLast, BatchNormEvalForwardAndBackward) {
 }
 
 TEST_F(CudaChannelsLast, BatchNormIsDeterministic) {
-  Tensor x = ops::convert(rand({32, 48, 14, 14}).to(F32).to(kCuda), F32, kCL);
+  Tensor x = kernels::convert(rand({32, 48, 14, 14}).to(F32).to(kCuda), F32, kCL);
   x.set_requires_grad(true);
   Tensor g = Tensor::ones({48}, F32, kCuda), b = Tensor::zeros({48}, F32, kCuda);
-  Tensor seed = ops::convert(rand({32, 48, 14, 14}).to(F32).to(kCuda), F32, kCL);
+  Tensor seed = kernels::convert(rand({32, 48, 14, 14}).to(F32).to(kCuda), F32, kCL);
   std::vector<float> y0, dx0;
   for (int rep = 0; rep < 2; ++rep) {
     x.zero_grad();
-    Tensor y = ops::batch_norm(x, g, b, Tensor(), Tensor(), true);
+    Tensor y = kernels::batch_norm(x, g, b, Tensor(), Tensor(), true);
     y.backward(seed);
     if (rep == 0) {
       y0 = y.to_float_vector();
@@ -212,7 +212,7 @@ TEST_F(CudaChannelsLast, MaxAndAvgPoolForwardAndBackward) {
       for (const Case& cs : cases) {
         SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) + " " + cs.name);
         auto op = [cs](const std::vector<Tensor>& in) {
-          return cs.max ? ops::max_pool2d(in[0], cs.k, cs.s, cs.pad) : ops::avg_pool2d(in[0], cs.k, cs.s, cs.pad);
+          return cs.max ? kernels::max_pool2d(in[0], cs.k, cs.s, cs.pad) : kernels::avg_pool2d(in[0], cs.k, cs.s, cs.pad);
         };
         // [2, 40, 2, 2] with 2x2 s2 gives a [2, 40, 1, 1] output: Contiguous, same bytes.
         EXPECT_TRUE(channels_last_matches_cpu(op, {rand(shape)}, dtype));
@@ -223,7 +223,7 @@ TEST_F(CudaChannelsLast, MaxAndAvgPoolForwardAndBackward) {
 
 TEST_F(CudaChannelsLast, MaxPoolTiesPickTheFirstMaximumLikeTheCpu) {
   Tensor x = Tensor::full({2, 5, 6, 6}, 1.0);  // every window is one big tie
-  EXPECT_TRUE(channels_last_matches_cpu([](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], 3, 2, 1); },
+  EXPECT_TRUE(channels_last_matches_cpu([](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); },
                                         {x}, F32));
 }
 
@@ -232,7 +232,7 @@ TEST_F(CudaChannelsLast, GlobalAvgPoolForwardAndBackward) {
     for (const Shape& shape : {Shape{5, 67, 7, 7}, Shape{3, 3, 11, 10}, Shape{4, 512, 4, 4}}) {
       SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape));
       // y is [N, C] (no format); dx comes back channels-last.
-      EXPECT_TRUE(channels_last_matches_cpu([](const std::vector<Tensor>& in) { return ops::global_avg_pool(in[0]); },
+      EXPECT_TRUE(channels_last_matches_cpu([](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); },
                                             {rand(shape)}, dtype));
     }
   }
@@ -241,16 +241,16 @@ TEST_F(CudaChannelsLast, GlobalAvgPoolForwardAndBackward) {
 // The NCHW kernels next to the NHWC ones on the same device: same values.
 TEST_F(CudaChannelsLast, AgreesWithNchwOnTheDevice) {
   Tensor x = rand({5, 67, 7, 7}, -2.0, 3.0).to(F32).to(kCuda);
-  Tensor x_cl = ops::convert(x, F32, kCL);
+  Tensor x_cl = kernels::convert(x, F32, kCL);
   Tensor g = rand({67}, 0.5, 1.5).to(F32).to(kCuda), b = rand({67}).to(F32).to(kCuda);
   NoGradGuard no_grad;
-  EXPECT_TRUE(testing::all_close(ops::batch_norm(x_cl, g, b, Tensor(), Tensor(), true),
-                                 ops::batch_norm(x, g, b, Tensor(), Tensor(), true), kStrict, "batch_norm"));
-  EXPECT_TRUE(testing::all_close(ops::max_pool2d(x_cl, 3, 2, 1), ops::max_pool2d(x, 3, 2, 1), Tolerance::exact(),
+  EXPECT_TRUE(testing::all_close(kernels::batch_norm(x_cl, g, b, Tensor(), Tensor(), true),
+                                 kernels::batch_norm(x, g, b, Tensor(), Tensor(), true), kStrict, "batch_norm"));
+  EXPECT_TRUE(testing::all_close(kernels::max_pool2d(x_cl, 3, 2, 1), kernels::max_pool2d(x, 3, 2, 1), Tolerance::exact(),
                                  "max_pool2d"));
-  EXPECT_TRUE(testing::all_close(ops::avg_pool2d(x_cl, 3, 2, 1), ops::avg_pool2d(x, 3, 2, 1), kStrict,
+  EXPECT_TRUE(testing::all_close(kernels::avg_pool2d(x_cl, 3, 2, 1), kernels::avg_pool2d(x, 3, 2, 1), kStrict,
                                  "avg_pool2d"));
-  EXPECT_TRUE(testing::all_close(ops::global_avg_pool(x_cl), ops::global_avg_pool(x), kStrict, "global_avg_pool"));
+  EXPECT_TRUE(testing::all_close(kernels::global_avg_pool(x_cl), kernels::global_avg_pool(x), kStrict, "global_avg_pool"));
 }
 
 }  // namespace

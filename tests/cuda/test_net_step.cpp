@@ -31,10 +31,10 @@ StepResult run_step(const std::string& arch, int64_t batch, int64_t size, int64_
   for (float& v : pixels) v = static_cast<float>(rng.uniform(-1, 1));
   std::vector<int64_t> labels;
   for (int64_t b = 0; b < batch; ++b) labels.push_back(b % classes);
-  Tensor x = ops::convert(Tensor::from_vector(pixels, {batch, 3, size, size}, device), DType::Float32, format);
+  Tensor x = kernels::convert(Tensor::from_vector(pixels, {batch, 3, size, size}, device), DType::Float32, format);
   Tensor y = Tensor::from_vector(labels, {batch}, device);
   Tensor logits = net->forward(x);
-  Tensor loss = ops::cross_entropy(logits, y);
+  Tensor loss = kernels::cross_entropy(logits, y);
   loss.backward();
   StepResult r;
   r.logits = logits.to_float_vector();

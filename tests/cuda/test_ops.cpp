@@ -64,28 +64,28 @@ void both_math_modes(Body&& body) {
 
 TEST_F(CudaOps, ElementwiseOpsAndReductions) {
   Tensor a = rand({3, 1001}), b = rand({3, 1001});
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); }, {a, b},
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::add(in[0], in[1]); }, {a, b},
                           kStrict));
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::mul(in[0], -2.5); }, {a},
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::mul(in[0], -2.5); }, {a},
                           kStrict));
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::relu(in[0]); }, {a},
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::relu(in[0]); }, {a},
                           kStrict));
   Tensor big = rand({1 << 20});
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::sum(in[0]); }, {big},
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::sum(in[0]); }, {big},
                           kStrict));
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::mean(in[0]); }, {big},
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::mean(in[0]); }, {big},
                           kStrict));
   Tensor y = a.to(DType::Float32).to(kCuda);
-  ops::add_(y, b.to(DType::Float32).to(kCuda), 0.5);
+  kernels::add_(y, b.to(DType::Float32).to(kCuda), 0.5);
   Tensor y_cpu = a.to(DType::Float32);
-  ops::add_(y_cpu, b.to(DType::Float32), 0.5);
+  kernels::add_(y_cpu, b.to(DType::Float32), 0.5);
   EXPECT_TRUE(testing::all_close(y, y_cpu, kStrict, "add_"));
 }
 
 TEST_F(CudaOps, SumIsDeterministic) {
   Tensor x = rand({3, 777777}).to(DType::Float32).to(kCuda);
-  double first = ops::sum(x).item();
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(ops::sum(x).item(), first);
+  double first = kernels::sum(x).item();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(kernels::sum(x).item(), first);
 }
 
 TEST_F(CudaOps, FillAndCastAreExactForEveryDtype) {
@@ -131,9 +131,9 @@ TEST_F(CudaOps, GemmAllTransposesBothMathModes) {
           B = Tensor::from_vector(t, {29, 53});
         }
         Tensor c_cpu = c0.to(DType::Float32), c_gpu = c_cpu.to(kCuda);
-        cpu::gemm(ta, tb, 0.75, A, B, -0.5, c_cpu);
+        kernels::cpu::gemm(ta, tb, 0.75, A, B, -0.5, c_cpu);
         Tensor Ag = A.to(kCuda), Bg = B.to(kCuda);
-        cuda::gemm(ta, tb, 0.75, Ag, Bg, -0.5, c_gpu);
+        kernels::cuda::gemm(ta, tb, 0.75, Ag, Bg, -0.5, c_gpu);
         EXPECT_TRUE(testing::all_close(c_gpu, c_cpu, tol, "gemm"));
       }
   });
@@ -141,21 +141,21 @@ TEST_F(CudaOps, GemmAllTransposesBothMathModes) {
 
 TEST_F(CudaOps, MatmulAndLinearWithGradients) {
   both_math_modes([&](Tolerance tol) {
-    EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::matmul(in[0], in[1]); },
+    EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::matmul(in[0], in[1]); },
                             {rand({64, 96}), rand({96, 33})}, tol));
     EXPECT_TRUE(matches_cpu(kCuda,
-                            [](const std::vector<Tensor>& in) { return ops::linear(in[0], in[1], in[2]); },
+                            [](const std::vector<Tensor>& in) { return kernels::linear(in[0], in[1], in[2]); },
                             {rand({128, 640}), rand({10, 640}), rand({10})}, tol));
     EXPECT_TRUE(matches_cpu(kCuda,
-                            [](const std::vector<Tensor>& in) { return ops::linear(in[0], in[1], Tensor()); },
+                            [](const std::vector<Tensor>& in) { return kernels::linear(in[0], in[1], Tensor()); },
                             {rand({5, 7}), rand({300, 7})}, tol));
   });
 }
 
 TEST_F(CudaOps, Float64GemmIsSupported) {
   Tensor a = rand({20, 30}), b = rand({30, 10});
-  Tensor got = ops::matmul(a.to(kCuda), b.to(kCuda));
-  EXPECT_TRUE(testing::all_close(got, ops::matmul(a, b), Tolerance{1e-12, 1e-13}, "float64 matmul"));
+  Tensor got = kernels::matmul(a.to(kCuda), b.to(kCuda));
+  EXPECT_TRUE(testing::all_close(got, kernels::matmul(a, b), Tolerance{1e-12, 1e-13}, "float64 matmul"));
 }
 
 // ---- convolution ----
@@ -182,7 +182,7 @@ TEST_F(CudaOps, Conv2dForwardAndBackwardBothMathModes) {
       Tensor b = cc.bias ? rand({cc.k}) : Tensor();
       const int64_t stride = cc.stride, pad = cc.pad;
       EXPECT_TRUE(matches_cpu(
-          kCuda, [=](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], stride, pad); },
+          kCuda, [=](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], stride, pad); },
           {x, w, b}, tol));
     }
   });
@@ -191,7 +191,7 @@ TEST_F(CudaOps, Conv2dForwardAndBackwardBothMathModes) {
 TEST_F(CudaOps, Conv2dDeterministicModeAndBenchmarkModeAgree) {
   Tensor x = rand({4, 16, 12, 12}), w = rand({16, 16, 3, 3}, -0.3, 0.3);
   auto run = [&] {
-    return ops::conv2d(x.to(DType::Float32).to(kCuda), w.to(DType::Float32).to(kCuda), Tensor(), 1, 1);
+    return kernels::conv2d(x.to(DType::Float32).to(kCuda), w.to(DType::Float32).to(kCuda), Tensor(), 1, 1);
   };
   cuda::set_allow_tf32(false);
   Tensor ref = run();
@@ -216,7 +216,7 @@ TEST_F(CudaOps, BatchNormTrainingForwardBackwardAndRunningStats) {
     EXPECT_TRUE(matches_cpu(
         kCuda,
         [](const std::vector<Tensor>& in) {
-          return ops::batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1, 1e-5);
+          return kernels::batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1, 1e-5);
         },
         {x, gamma, beta}, kStrict));
     // Running statistics (unbiased variance, PyTorch's momentum), two steps.
@@ -225,8 +225,8 @@ TEST_F(CudaOps, BatchNormTrainingForwardBackwardAndRunningStats) {
     Tensor xf = x.to(DType::Float32), gf = gamma.to(DType::Float32), bf = beta.to(DType::Float32);
     for (int step = 0; step < 2; ++step) {
       NoGradGuard no_grad;
-      Tensor y_cpu = ops::batch_norm(xf, gf, bf, rm_cpu, rv_cpu, true, 0.3, 1e-5);
-      Tensor y_gpu = ops::batch_norm(xf.to(kCuda), gf.to(kCuda), bf.to(kCuda), rm_gpu, rv_gpu, true, 0.3, 1e-5);
+      Tensor y_cpu = kernels::batch_norm(xf, gf, bf, rm_cpu, rv_cpu, true, 0.3, 1e-5);
+      Tensor y_gpu = kernels::batch_norm(xf.to(kCuda), gf.to(kCuda), bf.to(kCuda), rm_gpu, rv_gpu, true, 0.3, 1e-5);
       EXPECT_TRUE(testing::all_close(y_gpu, y_cpu, kStrict, "y"));
     }
     EXPECT_TRUE(testing::all_close(rm_gpu, rm_cpu, kStrict, "running_mean"));
@@ -240,7 +240,7 @@ TEST_F(CudaOps, BatchNormEvalForwardAndBackward) {
   EXPECT_TRUE(matches_cpu(
       kCuda,
       [&](const std::vector<Tensor>& in) {
-        return ops::batch_norm(in[0], in[1], in[2], rm.to(in[0].device()), rv.to(in[0].device()), false, 0.1,
+        return kernels::batch_norm(in[0], in[1], in[2], rm.to(in[0].device()), rv.to(in[0].device()), false, 0.1,
                                1e-5);
       },
       {x, gamma, beta}, kStrict));
@@ -249,8 +249,8 @@ TEST_F(CudaOps, BatchNormEvalForwardAndBackward) {
 TEST_F(CudaOps, BatchNormIsDeterministic) {
   Tensor x = rand({32, 16, 14, 14}).to(DType::Float32).to(kCuda);
   Tensor g = Tensor::ones({16}, DType::Float32, kCuda), b = Tensor::zeros({16}, DType::Float32, kCuda);
-  std::vector<float> first = ops::batch_norm(x, g, b, Tensor(), Tensor(), true).to_float_vector();
-  EXPECT_EQ(ops::batch_norm(x, g, b, Tensor(), Tensor(), true).to_float_vector(), first);
+  std::vector<float> first = kernels::batch_norm(x, g, b, Tensor(), Tensor(), true).to_float_vector();
+  EXPECT_EQ(kernels::batch_norm(x, g, b, Tensor(), Tensor(), true).to_float_vector(), first);
 }
 
 TEST_F(CudaOps, SyncBatchNormPhasesMatchTheCpu) {
@@ -258,8 +258,8 @@ TEST_F(CudaOps, SyncBatchNormPhasesMatchTheCpu) {
   // with a stand-in for the ranks: two ranks holding the same batch (the "all-reduce" doubles the
   // sums; this rank's share is 1/2), so every scale of the phases is exercised. NCHW and
   // channels-last, with and without the fused ReLU; outputs and gradients against the CPU.
-  ops::BatchNormSync sync;
-  sync.all_reduce_sum = [](Tensor& t) { t.copy_from(ops::mul(t, 2.0)); };
+  kernels::BatchNormSync sync;
+  sync.all_reduce_sum = [](Tensor& t) { t.copy_from(kernels::mul(t, 2.0)); };
   sync.local_weight = 0.5;
   for (bool relu : {false, true})
     for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
@@ -268,7 +268,7 @@ TEST_F(CudaOps, SyncBatchNormPhasesMatchTheCpu) {
       EXPECT_TRUE(matches_cpu(
           kCuda,
           [&](const std::vector<Tensor>& in) {
-            return ops::sync_batch_norm(ops::to_memory_format(in[0], format), in[1], in[2], Tensor(), Tensor(), 0.1,
+            return kernels::sync_batch_norm(kernels::to_memory_format(in[0], format), in[1], in[2], Tensor(), Tensor(), 0.1,
                                         1e-5, relu, sync);
           },
           {x, gamma, beta}, kStrict));
@@ -279,21 +279,21 @@ TEST_F(CudaOps, SyncBatchNormPhasesMatchTheCpu) {
 
 TEST_F(CudaOps, PoolingForwardAndBackward) {
   Tensor x = rand({3, 4, 11, 10});
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], 3, 2, 1); },
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); },
                           {x}, kStrict));
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], 2, 2, 0); },
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 2, 2, 0); },
                           {x}, kStrict));
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::avg_pool2d(in[0], 3, 2, 1); },
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 3, 2, 1); },
                           {x}, kStrict));
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::avg_pool2d(in[0], 2, 1, 0); },
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 2, 1, 0); },
                           {x}, kStrict));
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::global_avg_pool(in[0]); },
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); },
                           {rand({5, 7, 8, 8})}, kStrict));
 }
 
 TEST_F(CudaOps, MaxPoolTiesPickTheFirstMaximumLikeTheCpu) {
   Tensor x = Tensor::full({1, 2, 6, 6}, 1.0);  // every window is one big tie
-  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], 3, 2, 1); },
+  EXPECT_TRUE(matches_cpu(kCuda, [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); },
                           {x}, Tolerance::exact()));
 }
 
@@ -306,7 +306,7 @@ TEST_F(CudaOps, CrossEntropyForwardAndBackward) {
     for (auto& l : labels) l = static_cast<int64_t>(rng_.below(static_cast<uint64_t>(c)));
     Tensor y = Tensor::from_vector(labels, {b});
     EXPECT_TRUE(matches_cpu(
-        kCuda, [&](const std::vector<Tensor>& in) { return ops::cross_entropy(in[0], y.to(in[0].device())); },
+        kCuda, [&](const std::vector<Tensor>& in) { return kernels::cross_entropy(in[0], y.to(in[0].device())); },
         {rand({b, c}, -8.0, 8.0)}, kStrict));
   }
 }
@@ -314,7 +314,7 @@ TEST_F(CudaOps, CrossEntropyForwardAndBackward) {
 TEST_F(CudaOps, CrossEntropyOutOfRangeLabelGivesNanOnCuda) {
   Tensor z = Tensor::zeros({2, 3}, DType::Float32, kCuda);
   Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 7}, {2}, kCuda);
-  EXPECT_TRUE(std::isnan(ops::cross_entropy(z, y).item()));
+  EXPECT_TRUE(std::isnan(kernels::cross_entropy(z, y).item()));
 }
 
 // ---- dropout ----
@@ -323,7 +323,7 @@ TEST_F(CudaOps, DropoutMaskIsBitIdenticalToTheCpu) {
   for (double p : {0.0, 0.1, 0.5, 0.9}) {
     SCOPED_TRACE("p=" + std::to_string(p));
     EXPECT_TRUE(matches_cpu(
-        kCuda, [p](const std::vector<Tensor>& in) { return ops::dropout(in[0], p, true, 1234, 99); },
+        kCuda, [p](const std::vector<Tensor>& in) { return kernels::dropout(in[0], p, true, 1234, 99); },
         {rand({3, 1027})}, Tolerance::exact()));
   }
 }

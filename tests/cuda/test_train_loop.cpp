@@ -1,4 +1,4 @@
-// The training step dp-train runs (train/run/train_step.h), fed as dp-train feeds it but without
+// The training step dp-train runs (train/train_step.h), fed as dp-train feeds it but without
 // the data and file libraries (which the GPU kit leaves out): batches uploaded by BatchUploader
 // from page-locked memory, a WRN forward/backward, the fused data-parameter loss with class and
 // instance parameters, SGD and the SparseSGD steps with the clamp, running loss and top-k summed
@@ -9,7 +9,7 @@
 
 #include "engine/cuda/context.h"
 #include "engine/cuda/graph.h"
-#include "engine/dist/nccl_communicator.h"
+#include "dist/nccl_communicator.h"
 #include "engine/rng.h"
 #include "kernels/ops.h"
 #include "kernels/sync_batch_norm.h"
@@ -17,9 +17,9 @@
 #include "nets/registry.h"
 #include "tests/common/devices.h"
 #include "train/data_parameters.h"
-#include "train/run/batch_upload.h"
-#include "train/run/data_parallel.h"
-#include "train/run/train_step.h"
+#include "train/batch_upload.h"
+#include "train/data_parallel.h"
+#include "train/train_step.h"
 #include "train/sgd.h"
 
 using namespace dp;
@@ -89,10 +89,10 @@ LoopResult run_loop(const LoopOptions& o) {
     comm = dist::make_nccl_communicator(o.device, 60.0);
     sync = std::make_unique<train::DataParallelSync>(*comm, sgd.flat());
     if (o.sync_batchnorm) {
-      auto bn_sync = std::make_shared<ops::BatchNormSync>();
+      auto bn_sync = std::make_shared<kernels::BatchNormSync>();
       bn_sync->all_reduce_sum = [&comm](Tensor& t) { comm->all_reduce(t); };
       for (auto& [name, m] : net->named_modules())
-        if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync = bn_sync;
+        if (auto* bn = dynamic_cast<layers::BatchNorm2d*>(m)) bn->sync = bn_sync;
     }
   }
   train::TrainStep step(*net, sgd, dp_params, so, sync.get());
@@ -238,7 +238,7 @@ TEST(TrainStepLoop, HostSyncInsideACaptureIsRefused) {
   Tensor x = Tensor::ones({1}, DType::Float32, Device::cuda());
   cuda::Graph graph(0);
   try {
-    graph.capture([&] { (void)ops::mul(x, 2.0).item(); }, "a test step");
+    graph.capture([&] { (void)kernels::mul(x, 2.0).item(); }, "a test step");
     FAIL() << "item() inside a capture was accepted";
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -248,5 +248,5 @@ TEST(TrainStepLoop, HostSyncInsideACaptureIsRefused) {
   EXPECT_FALSE(graph.ready());
   EXPECT_EQ(cuda::current_capture(), "");
   // The stream is usable afterwards.
-  EXPECT_EQ(ops::mul(x, 3.0).item(), 3.0);
+  EXPECT_EQ(kernels::mul(x, 3.0).item(), 3.0);
 }

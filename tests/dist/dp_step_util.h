@@ -8,13 +8,13 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/dist/communicator.h"
+#include "dist/communicator.h"
 #include "kernels/ops.h"
 #include "layers/layers.h"
 #include "nets/registry.h"
 #include "train/data_parameters.h"
-#include "train/run/step_sync.h"
-#include "train/run/train_step.h"
+#include "train/step_sync.h"
+#include "train/train_step.h"
 #include "train/sgd.h"
 
 namespace dp::testing {
@@ -22,7 +22,7 @@ namespace dp::testing {
 constexpr int64_t kSamples = 160, kClasses = 10, kImage = 32;
 
 struct Problem {
-  nn::ModulePtr model;
+  layers::ModulePtr model;
   std::unique_ptr<train::SGD> sgd;
   std::unique_ptr<train::DataParameters> data_params;
 };
@@ -86,7 +86,7 @@ inline HostBatch make_batch(const std::vector<int64_t>& indices) {
           Tensor::from_vector(indices, {n})};
 }
 
-// One training step: the TrainStep dp-train runs (train/run/train_step.h), with the sync's calls
+// One training step: the TrainStep dp-train runs (train/train_step.h), with the sync's calls
 // (and the gradient-ready hook) where it makes them.
 inline void step(Problem& p, const HostBatch& b, train::StepSync* sync) {
   train::TrainStep ts(*p.model, *p.sgd, *p.data_params, {}, sync);

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/dist/communicator.h"
-#include "engine/dist/process_group.h"
+#include "dist/communicator.h"
+#include "dist/process_group.h"
 
 namespace dp::dist {
 namespace {

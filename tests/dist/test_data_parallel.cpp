@@ -1,12 +1,12 @@
-// The data-parallel step (train/run/data_parallel.h) on 2 ranks against one process: every rank
+// The data-parallel step (train/data_parallel.h) on 2 ranks against one process: every rank
 // also runs the single-process reference on the whole global batch and compares.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 
-#include "engine/dist/process_group.h"
+#include "dist/process_group.h"
 #include "tests/dist/dp_step_util.h"
-#include "train/run/data_parallel.h"
+#include "train/data_parallel.h"
 
 namespace dp::testing {
 namespace {
@@ -19,12 +19,12 @@ HostBatch local_batch(const std::vector<int64_t>& global, int rank, int world) {
   return make_batch(std::vector<int64_t>(global.begin() + rank * per, global.begin() + (rank + 1) * per));
 }
 
-void attach_sync_batchnorm(nn::Module& model, dist::Communicator& comm, double local_weight) {
-  auto sync = std::make_shared<ops::BatchNormSync>();
+void attach_sync_batchnorm(layers::Module& model, dist::Communicator& comm, double local_weight) {
+  auto sync = std::make_shared<kernels::BatchNormSync>();
   sync->all_reduce_sum = [&comm](Tensor& t) { comm.all_reduce(t); };
   sync->local_weight = local_weight;
   for (auto& [name, m] : model.named_modules())
-    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync = sync;
+    if (auto* bn = dynamic_cast<layers::BatchNorm2d*>(m)) bn->sync = sync;
 }
 
 class DataParallel : public ::testing::Test {

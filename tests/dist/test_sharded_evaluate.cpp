@@ -1,4 +1,4 @@
-// Sharded evaluation (train/run/evaluate.h) on 2 ranks against one process: every rank also runs
+// Sharded evaluation (app/evaluate.h) on 2 ranks against one process: every rank also runs
 // the single-process evaluation of the whole set and compares. The set (203 samples, batch 16) is
 // not a multiple of ranks × batch, so the shares are uneven and each ends in a partial batch.
 #include <gtest/gtest.h>
@@ -11,12 +11,12 @@
 
 #include "data/dataset_slice.h"
 #include "data/synthetic.h"
-#include "engine/dist/communicator.h"
-#include "engine/dist/process_group.h"
+#include "dist/communicator.h"
+#include "dist/process_group.h"
 #include "nets/registry.h"
-#include "train/run/evaluate.h"
+#include "app/evaluate.h"
 
-namespace dp::train {
+namespace dp::app {
 namespace {
 
 constexpr int64_t kSamples = 203, kBatch = 16, kClasses = 10;
@@ -31,7 +31,7 @@ std::shared_ptr<const data::Dataset> validation_set() {
   return std::make_shared<data::SyntheticDataset>(o);
 }
 
-EvalResult run(nn::Module& model, dist::Communicator* ranks, bool per_sample) {
+EvalResult run(layers::Module& model, dist::Communicator* ranks, bool per_sample) {
   return evaluate(model, validation_set(), data::cifar_test_transform(), kBatch, /*workers=*/1, Device::cpu(),
                   MemoryFormat::Contiguous, per_sample, ranks);
 }
@@ -58,7 +58,7 @@ class ShardedEvaluation : public ::testing::Test {
     model = nets::make_net("tiny-cnn", kClasses, /*seed=*/7);
   }
   std::unique_ptr<dist::Communicator> comm;
-  nn::ModulePtr model;
+  layers::ModulePtr model;
 };
 
 TEST_F(ShardedEvaluation, EachRankEvaluatesItsShareAndEveryRankGetsTheWholeSetsResult) {
@@ -106,7 +106,7 @@ TEST_F(ShardedEvaluation, WithoutPerSampleArraysAsInTheTrainer) {
 TEST(ShardedEvaluationOneProcess, AOneRankCommunicatorEvaluatesEverything) {
   if (dist::process_group().distributed()) GTEST_SKIP() << "started by a launcher: the one-process case runs without mpirun";
   auto comm = dist::make_communicator(Device::cpu(), 120.0);
-  nn::ModulePtr model = nets::make_net("tiny-cnn", kClasses, /*seed=*/7);
+  layers::ModulePtr model = nets::make_net("tiny-cnn", kClasses, /*seed=*/7);
   const EvalResult want = run(*model, nullptr, true), got = run(*model, comm.get(), true);
   EXPECT_EQ(got.evaluated_here, kSamples);
   EXPECT_EQ(got.loss, want.loss);  // one share, the same batches: the same sum
@@ -115,4 +115,4 @@ TEST(ShardedEvaluationOneProcess, AOneRankCommunicatorEvaluatesEverything) {
 }
 
 }  // namespace
-}  // namespace dp::train
+}  // namespace dp::app

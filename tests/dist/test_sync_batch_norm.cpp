@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/dist/communicator.h"
-#include "engine/dist/process_group.h"
+#include "dist/communicator.h"
+#include "dist/process_group.h"
 #include "engine/rng.h"
 #include "kernels/ops.h"
 #include "kernels/sync_batch_norm.h"
@@ -56,19 +56,19 @@ void compare(bool relu, DType dtype) {
   Tensor g_all = Tensor::from_vector(gs, {c}).to(dtype).set_requires_grad(true);
   Tensor b_all = Tensor::from_vector(bs, {c}).to(dtype).set_requires_grad(true);
   Tensor rm_all = Tensor::zeros({c}, dtype), rv_all = Tensor::ones({c}, dtype);
-  Tensor y_all = relu ? ops::batch_norm_relu(x_all, g_all, b_all, rm_all, rv_all, true, 0.1, 1e-5)
-                      : ops::batch_norm(x_all, g_all, b_all, rm_all, rv_all, true, 0.1, 1e-5);
+  Tensor y_all = relu ? kernels::batch_norm_relu(x_all, g_all, b_all, rm_all, rv_all, true, 0.1, 1e-5)
+                      : kernels::batch_norm(x_all, g_all, b_all, rm_all, rv_all, true, 0.1, 1e-5);
   y_all.backward(Tensor::from_vector(dys, {n, c, h, w}).to(dtype));
 
   // This rank: its rows, its local loss Σ y·dy / mine (so its upstream gradient is n/mine times larger).
-  ops::BatchNormSync sync;
+  kernels::BatchNormSync sync;
   sync.all_reduce_sum = [&](Tensor& t) { comm->all_reduce(t); };
   sync.local_weight = static_cast<double>(mine) / static_cast<double>(n);
   Tensor x = Tensor::from_vector(rows(xs, per_row, begin, mine), {mine, c, h, w}).to(dtype).set_requires_grad(true);
   Tensor g = Tensor::from_vector(gs, {c}).to(dtype).set_requires_grad(true);
   Tensor b = Tensor::from_vector(bs, {c}).to(dtype).set_requires_grad(true);
   Tensor rm = Tensor::zeros({c}, dtype), rv = Tensor::ones({c}, dtype);
-  Tensor y = ops::sync_batch_norm(x, g, b, rm, rv, 0.1, 1e-5, relu, sync);
+  Tensor y = kernels::sync_batch_norm(x, g, b, rm, rv, 0.1, 1e-5, relu, sync);
   std::vector<double> dy_local = rows(dys, per_row, begin, mine);
   for (double& v : dy_local) v *= static_cast<double>(n) / static_cast<double>(mine);
   y.backward(Tensor::from_vector(dy_local, {mine, c, h, w}).to(dtype));
@@ -83,12 +83,12 @@ void compare(bool relu, DType dtype) {
   EXPECT_LT(max_rel(dx, rows(x_all.grad().to_double_vector(), per_row, begin, mine)), tol);
   // dγ, dβ: each rank's share-weighted own gradient, summed (what the gradient all-reduce does).
   Tensor dg = g.grad().to(DType::Float64).clone(), db = b.grad().to(DType::Float64).clone();
-  ops::fill_(dg, 0.0);
+  kernels::fill_(dg, 0.0);
   {
     NoGradGuard no_grad;
-    ops::add_(dg, g.grad().to(DType::Float64), sync.local_weight);
-    ops::fill_(db, 0.0);
-    ops::add_(db, b.grad().to(DType::Float64), sync.local_weight);
+    kernels::add_(dg, g.grad().to(DType::Float64), sync.local_weight);
+    kernels::fill_(db, 0.0);
+    kernels::add_(db, b.grad().to(DType::Float64), sync.local_weight);
   }
   comm->all_reduce(dg);
   comm->all_reduce(db);
@@ -112,10 +112,10 @@ TEST(SyncBatchNorm, ChannelSumsThatCancelAcrossRanksKeepTheirDigitsFloat32) {
   Tensor x_all = Tensor::from_vector(xs, {n, c, h, w}).to(DType::Float32).set_requires_grad(true);
   Tensor g_all = Tensor::ones({c}, DType::Float32).set_requires_grad(true);
   Tensor b_all = Tensor::zeros({c}, DType::Float32).set_requires_grad(true);
-  ops::batch_norm(x_all, g_all, b_all, Tensor(), Tensor(), true, 0.1, 1e-5)
+  kernels::batch_norm(x_all, g_all, b_all, Tensor(), Tensor(), true, 0.1, 1e-5)
       .backward(Tensor::from_vector(dys, {n, c, h, w}).to(DType::Float32));
 
-  ops::BatchNormSync sync;
+  kernels::BatchNormSync sync;
   sync.all_reduce_sum = [&](Tensor& t) { comm->all_reduce(t); };
   sync.local_weight = 1.0 / world;
   Tensor x = Tensor::from_vector(rows(xs, per_row, rank * per, per), {per, c, h, w}).to(DType::Float32).set_requires_grad(true);
@@ -123,7 +123,7 @@ TEST(SyncBatchNorm, ChannelSumsThatCancelAcrossRanksKeepTheirDigitsFloat32) {
   Tensor b = Tensor::zeros({c}, DType::Float32).set_requires_grad(true);
   std::vector<double> dy_local = rows(dys, per_row, rank * per, per);
   for (double& v : dy_local) v *= world;  // this rank's loss is its local mean
-  ops::sync_batch_norm(x, g, b, Tensor(), Tensor(), 0.1, 1e-5, false, sync)
+  kernels::sync_batch_norm(x, g, b, Tensor(), Tensor(), 0.1, 1e-5, false, sync)
       .backward(Tensor::from_vector(dy_local, {per, c, h, w}).to(DType::Float32));
   // dγ, dβ as the job's gradient all-reduce leaves them (the float32 average over the ranks),
   // per channel (not relative to the largest channel): each channel's sum cancels differently.

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <thread>
 
-#include "engine/dist/communicator.h"
-#include "engine/dist/process_group.h"
+#include "dist/communicator.h"
+#include "dist/process_group.h"
 
 int main(int argc, char** argv) {
   const double timeout = argc > 1 ? std::atof(argv[1]) : 2.0;

@@ -3,13 +3,13 @@
 #include "engine/error.h"
 #include "nets/registry.h"
 #include "tests/fuzz/fuzz_util.h"
-#include "train/io/checkpoint_schema.h"
+#include "app/checkpoint_schema.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const dp::nn::ModulePtr reference = dp::nets::make_net("tiny-cnn", 10);
+  static const dp::layers::ModulePtr reference = dp::nets::make_net("tiny-cnn", 10);
   const std::string path = dp::fuzz::write_input(data, size, "checkpoint.h5");
   try {
-    dp::io::read_checkpoint(path, reference.get());
+    dp::app::read_checkpoint(path, reference.get());
   } catch (const dp::Error&) {
   }
   return 0;

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "engine/error.h"
-#include "train/config/config.h"
+#include "app/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
@@ -15,9 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
       std::vector<std::string> overrides;
       if (with_override) overrides.push_back(first);
-      dp::train::Config c = dp::train::Config::from_string(text, "fuzz.toml", overrides);
+      dp::app::Config c = dp::app::Config::from_string(text, "fuzz.toml", overrides);
       const std::string resolved = c.resolved_toml();
-      if (dp::train::Config::from_string(resolved, "resolved.toml").resolved_toml() != resolved) __builtin_trap();
+      if (dp::app::Config::from_string(resolved, "resolved.toml").resolved_toml() != resolved) __builtin_trap();
     } catch (const dp::Error&) {
     }
   }

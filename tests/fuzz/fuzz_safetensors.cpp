@@ -1,7 +1,7 @@
 // The safetensors reader (model.init_from).
 #include "engine/error.h"
 #include "tests/fuzz/fuzz_util.h"
-#include "train/io/safetensors.h"
+#include "io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = dp::fuzz::write_input(data, size, "w.safetensors");

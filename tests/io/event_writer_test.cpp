@@ -7,7 +7,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "train/io/event_writer.h"
+#include "io/event_writer.h"
 
 namespace {
 

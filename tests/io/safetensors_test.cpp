@@ -6,7 +6,7 @@
 
 #include "engine/error.h"
 #include "kernels/ops.h"
-#include "train/io/safetensors.h"
+#include "io/safetensors.h"
 
 using namespace dp;
 
@@ -43,7 +43,7 @@ TEST(Safetensors, ChannelsLastIsWrittenInLogicalOrder) {
   std::vector<float> v(2 * 3 * 2 * 2);
   for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
   Tensor nchw = Tensor::from_vector(v, {2, 3, 2, 2});
-  io::write_safetensors(path, {{"x", ops::convert(nchw, DType::Float32, MemoryFormat::ChannelsLast)}});
+  io::write_safetensors(path, {{"x", kernels::convert(nchw, DType::Float32, MemoryFormat::ChannelsLast)}});
   auto out = io::read_safetensors(path);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_FALSE(out[0].second.is_channels_last());

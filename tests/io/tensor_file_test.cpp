@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "engine/error.h"
-#include "train/io/checkpoint_file.h"
+#include "io/checkpoint_file.h"
 
 using namespace dp;
 

@@ -17,21 +17,21 @@ Tensor leaf(std::vector<double> v) {
 TEST(Autograd, TensorUsedTwiceAccumulates) {
   // y = relu(x) + x (a residual); dy/dx = [x>0] + 1.
   Tensor x = leaf({-1.0, 2.0, 3.0});
-  ops::sum(ops::add(ops::relu(x), x)).backward();
+  kernels::sum(kernels::add(kernels::relu(x), x)).backward();
   EXPECT_EQ(x.grad().to_double_vector(), (std::vector<double>{1.0, 2.0, 2.0}));
 }
 
 TEST(Autograd, DiamondGraphSumsBothPaths) {
   Tensor x = leaf({1.0, -2.0});
-  Tensor h = ops::mul(x, 2.0);
-  ops::sum(ops::add(ops::mul(h, 3.0), ops::mul(h, 5.0))).backward();
+  Tensor h = kernels::mul(x, 2.0);
+  kernels::sum(kernels::add(kernels::mul(h, 3.0), kernels::mul(h, 5.0))).backward();
   EXPECT_EQ(x.grad().to_double_vector(), (std::vector<double>{16.0, 16.0}));
 }
 
 TEST(Autograd, LeafGradientsAccumulateAcrossBackwardCalls) {
   Tensor x = leaf({1.0, 2.0});
-  ops::sum(ops::mul(x, 3.0)).backward();
-  ops::sum(ops::mul(x, 4.0)).backward();
+  kernels::sum(kernels::mul(x, 3.0)).backward();
+  kernels::sum(kernels::mul(x, 4.0)).backward();
   EXPECT_EQ(x.grad().to_double_vector(), (std::vector<double>{7.0, 7.0}));
   x.zero_grad();
   EXPECT_FALSE(x.grad().defined());
@@ -50,10 +50,10 @@ TEST(Autograd, GradReadyHookReportsEachLeafOnceWhenFinal) {
   Tensor a = scalar_leaf(2.0), b = scalar_leaf(3.0), c = scalar_leaf(5.0);
   Tensor x = Tensor::from_vector(std::vector<double>{1.0}, {1, 1});  // no grad: never reported
   Tensor y = Tensor::from_vector(std::vector<double>{7.0}, {1, 1});
-  Tensor h = ops::matmul(a, x);
-  Tensor h2 = ops::matmul(b, h);
-  Tensor h3 = ops::matmul(c, h2);
-  Tensor loss = ops::add(ops::sum(h3), ops::sum(ops::matmul(a, y)));
+  Tensor h = kernels::matmul(a, x);
+  Tensor h2 = kernels::matmul(b, h);
+  Tensor h3 = kernels::matmul(c, h2);
+  Tensor loss = kernels::add(kernels::sum(h3), kernels::sum(kernels::matmul(a, y)));
   std::vector<std::pair<const TensorImpl*, double>> ready;
   {
     GradReadyHookGuard guard([&](const Tensor& t) { ready.emplace_back(t.impl(), t.grad().item()); });
@@ -67,7 +67,7 @@ TEST(Autograd, GradReadyHookReportsEachLeafOnceWhenFinal) {
   EXPECT_EQ(ready[2].first, a.impl());
   EXPECT_EQ(ready[2].second, 22.0) << "reported after both contributions (15·x + y)";
   // The guard is gone: no more calls.
-  ops::sum(ops::mul(a, 2.0)).backward();
+  kernels::sum(kernels::mul(a, 2.0)).backward();
   EXPECT_EQ(ready.size(), 3u);
 }
 
@@ -77,7 +77,7 @@ TEST(Autograd, GradReadyHooksNestAndSeeLeafRoots) {
   GradReadyHookGuard g1([&](const Tensor&) { ++outer; });
   {
     GradReadyHookGuard g2([&](const Tensor&) { ++inner; });
-    ops::sum(ops::mul(a, 3.0)).backward();
+    kernels::sum(kernels::mul(a, 3.0)).backward();
   }
   a.backward(Tensor::ones({2}, DType::Float64));  // a leaf as the root
   EXPECT_EQ(outer, 2);
@@ -88,24 +88,24 @@ TEST(Autograd, NoGradGuardRecordsNothing) {
   Tensor x = leaf({1.0, 2.0});
   {
     NoGradGuard guard;
-    Tensor y = ops::mul(x, 2.0);
+    Tensor y = kernels::mul(x, 2.0);
     EXPECT_FALSE(y.requires_grad());
     EXPECT_EQ(y.grad_fn(), nullptr);
-    EXPECT_THROW(ops::sum(y).backward(), Error);
+    EXPECT_THROW(kernels::sum(y).backward(), Error);
   }
   EXPECT_TRUE(grad_enabled());
-  EXPECT_TRUE(ops::mul(x, 2.0).requires_grad());
+  EXPECT_TRUE(kernels::mul(x, 2.0).requires_grad());
 }
 
 TEST(Autograd, InPlaceChangeOfASavedTensorIsCaught) {
   Tensor x = leaf({1.0, -2.0, 3.0});
-  Tensor h = ops::mul(x, 1.0);
-  Tensor y = ops::relu(h);  // relu saves its output
-  Tensor loss = ops::sum(y);
+  Tensor h = kernels::mul(x, 1.0);
+  Tensor y = kernels::relu(h);  // relu saves its output
+  Tensor loss = kernels::sum(y);
   {
     NoGradGuard guard;
     Tensor ones = Tensor::ones({3}, DType::Float64);
-    ops::add_(y, ones);  // modifies the saved output in place
+    kernels::add_(y, ones);  // modifies the saved output in place
   }
   try {
     loss.backward();
@@ -120,19 +120,19 @@ TEST(Autograd, InPlaceOnALeafRequiringGradIsRefused) {
   Tensor w = leaf({1.0, 2.0});
   Tensor d = Tensor::ones({2}, DType::Float64);
   try {
-    ops::add_(w, d);
+    kernels::add_(w, d);
     FAIL() << "expected dp::Error";
   } catch (const Error& e) {
     EXPECT_NE(e.hint().find("NoGradGuard"), std::string::npos) << e.what();
   }
   NoGradGuard guard;  // what optimisers do
-  ops::add_(w, d, -0.5);
+  kernels::add_(w, d, -0.5);
   EXPECT_EQ(w.to_double_vector(), (std::vector<double>{0.5, 1.5}));
 }
 
 TEST(Autograd, BackwardTwiceNeedsRetainGraph) {
   Tensor x = leaf({1.0, 2.0});
-  Tensor loss = ops::sum(ops::relu(ops::mul(x, 2.0)));
+  Tensor loss = kernels::sum(kernels::relu(kernels::mul(x, 2.0)));
   loss.backward(Tensor(), /*retain_graph=*/true);
   loss.backward();
   EXPECT_EQ(x.grad().to_double_vector(), (std::vector<double>{4.0, 4.0}));
@@ -146,7 +146,7 @@ TEST(Autograd, BackwardTwiceNeedsRetainGraph) {
 
 TEST(Autograd, NonScalarBackwardNeedsAGradient) {
   Tensor x = leaf({1.0, 2.0});
-  Tensor y = ops::mul(x, 2.0);
+  Tensor y = kernels::mul(x, 2.0);
   EXPECT_THROW(y.backward(), Error);
   y.backward(Tensor::from_vector(std::vector<double>{1.0, 10.0}, {2}));
   EXPECT_EQ(x.grad().to_double_vector(), (std::vector<double>{2.0, 20.0}));
@@ -155,7 +155,7 @@ TEST(Autograd, NonScalarBackwardNeedsAGradient) {
 TEST(Autograd, OnlyInputsRequiringGradReceiveGradients) {
   Tensor a = leaf({1.0, 2.0, 3.0, 4.0});
   Tensor b = Tensor::from_vector(std::vector<double>{1.0, 0.0, 0.0, 1.0}, {2, 2});
-  ops::sum(ops::matmul(ops::reshape(a, {2, 2}), b)).backward();
+  kernels::sum(kernels::matmul(kernels::reshape(a, {2, 2}), b)).backward();
   EXPECT_TRUE(a.grad().defined());
   EXPECT_FALSE(b.grad().defined());
 }
@@ -191,7 +191,7 @@ TEST(GradcheckHarness, CatchesAWrongGradientAndSkipsKinks) {
   EXPECT_NE(std::string(result.message()).find("element 2"), std::string::npos) << result.message();
   // relu exactly at its kink: skipped, the others checked.
   Tensor k = Tensor::from_vector(std::vector<double>{-1.0, 0.0, 2.0}, {3});
-  auto relu_result = testing::gradcheck([](auto& in) { return ops::relu(in[0]); }, {k});
+  auto relu_result = testing::gradcheck([](auto& in) { return kernels::relu(in[0]); }, {k});
   EXPECT_TRUE(relu_result);
   EXPECT_NE(std::string(relu_result.message()).find("1 skipped"), std::string::npos) << relu_result.message();
 }

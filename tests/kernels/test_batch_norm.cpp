@@ -55,7 +55,7 @@ TEST_P(BatchNormTest, TrainingMatchesNaiveAndUpdatesRunningStats) {
     Tensor rm = random_tensor({C}, rng, -1, 1, DType::Float32), rv = random_tensor({C}, rng, 0.5, 2, DType::Float32);
     Tensor rm_d = rm.to(device()).clone(), rv_d = rv.to(device()).clone();
     const uint64_t v0 = rm_d.version();
-    Tensor y = ops::batch_norm(x.to(device()), g.to(device()), b.to(device()), rm_d, rv_d, true, 0.1, 1e-5);
+    Tensor y = kernels::batch_norm(x.to(device()), g.to(device()), b.to(device()), rm_d, rv_d, true, 0.1, 1e-5);
     EXPECT_GT(rm_d.version(), v0) << "the running statistics were updated in place: their version must move";
     NaiveBn ref = naive_bn_train(x.to_double_vector(), g.to_double_vector(), b.to_double_vector(), N, C, L, 1e-5);
     const testing::Tolerance tol{1e-5, 1e-5};
@@ -76,7 +76,7 @@ TEST_P(BatchNormTest, EvalUsesRunningStatistics) {
   Tensor x = random_tensor({2, 3, 4, 4}, rng, -2, 2, DType::Float32);
   Tensor g = random_tensor({3}, rng, 0.5, 1.5, DType::Float32), b = random_tensor({3}, rng, -1, 1, DType::Float32);
   Tensor rm = random_tensor({3}, rng, -1, 1, DType::Float32), rv = random_tensor({3}, rng, 0.5, 2, DType::Float32);
-  Tensor y = ops::batch_norm(x.to(device()), g.to(device()), b.to(device()), rm.to(device()), rv.to(device()), false);
+  Tensor y = kernels::batch_norm(x.to(device()), g.to(device()), b.to(device()), rm.to(device()), rv.to(device()), false);
   auto xv = x.to_double_vector(), gv = g.to_double_vector(), bv = b.to_double_vector();
   auto mv = rm.to_double_vector(), vv = rv.to_double_vector();
   std::vector<double> want(xv.size());
@@ -97,7 +97,7 @@ TEST_P(BatchNormTest, MatchesCpuWithGradients) {
       // Fresh running statistics per run, so both devices start from the same values.
       Tensor rm_run = Tensor::zeros({3}, in[0].dtype(), in[0].device());
       Tensor rv_run = rv.to(in[0].dtype()).to(in[0].device()).clone();
-      return ops::batch_norm(in[0], in[1], in[2], rm_run, rv_run, training);
+      return kernels::batch_norm(in[0], in[1], in[2], rm_run, rv_run, training);
     };
     EXPECT_TRUE(testing::matches_cpu(device(), op, {x, g, b}, testing::Tolerance{1e-4, 1e-5}));
   }
@@ -114,13 +114,13 @@ TEST_P(BatchNormTest, FusedReluEqualsBatchNormThenRelu) {
     for (bool training : {true, false}) {
       SCOPED_TRACE(std::string(training ? "train " : "eval ") + memory_format_name(format));
       auto run = [&](bool fused) {
-        Tensor xl = ops::convert(x.to(DType::Float32).to(device()), DType::Float32, format).set_requires_grad(true);
+        Tensor xl = kernels::convert(x.to(DType::Float32).to(device()), DType::Float32, format).set_requires_grad(true);
         Tensor gl = g.to(DType::Float32).to(device()).set_requires_grad(true);
         Tensor bl = b.to(DType::Float32).to(device()).set_requires_grad(true);
         Tensor rm = Tensor::zeros({5}, DType::Float32, device());
         Tensor rvl = rv.to(DType::Float32).to(device()).clone();
-        Tensor y = fused ? ops::batch_norm_relu(xl, gl, bl, rm, rvl, training)
-                         : ops::relu(ops::batch_norm(xl, gl, bl, rm, rvl, training));
+        Tensor y = fused ? kernels::batch_norm_relu(xl, gl, bl, rm, rvl, training)
+                         : kernels::relu(kernels::batch_norm(xl, gl, bl, rm, rvl, training));
         Rng seed_rng(25, 0);
         y.backward(random_tensor(y.shape(), seed_rng, -1, 1, DType::Float32).to(device()));
         return std::vector<Tensor>{y, xl.grad(), gl.grad(), bl.grad(), rm, rvl};
@@ -143,12 +143,12 @@ TEST(BatchNormGrad, TrainingFiniteDifferences) {
     Tensor b = random_tensor({shape[1]}, rng);
     auto op = [&](const std::vector<Tensor>& in) {
       Tensor rm = Tensor::zeros({shape[1]}, DType::Float64), rv = Tensor::ones({shape[1]}, DType::Float64);
-      return ops::batch_norm(in[0], in[1], in[2], rm, rv, true);
+      return kernels::batch_norm(in[0], in[1], in[2], rm, rv, true);
     };
     EXPECT_TRUE(testing::gradcheck(op, {x, g, b}));
     // Without running statistics and without affine parameters.
     EXPECT_TRUE(testing::gradcheck(
-        [](const std::vector<Tensor>& in) { return ops::batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
+        [](const std::vector<Tensor>& in) { return kernels::batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
         {x}));
   }
 }
@@ -157,18 +157,18 @@ TEST(BatchNormGrad, EvalFiniteDifferences) {
   Rng rng(25, 0);
   Tensor x = random_tensor({2, 3, 3, 4}, rng, -2, 2), g = random_tensor({3}, rng, 0.5, 1.5);
   Tensor b = random_tensor({3}, rng), rm = random_tensor({3}, rng), rv = random_tensor({3}, rng, 0.5, 2);
-  auto op = [&](const std::vector<Tensor>& in) { return ops::batch_norm(in[0], in[1], in[2], rm, rv, false); };
+  auto op = [&](const std::vector<Tensor>& in) { return kernels::batch_norm(in[0], in[1], in[2], rm, rv, false); };
   EXPECT_TRUE(testing::gradcheck(op, {x, g, b}));
 }
 
 TEST(BatchNormErrors, ChecksInputs) {
   Tensor x = Tensor::zeros({2, 3, 4, 4});
-  EXPECT_THROW(ops::batch_norm(x, Tensor::ones({4}), Tensor::zeros({4}), Tensor(), Tensor(), true), Error);
-  EXPECT_THROW(ops::batch_norm(x, Tensor::ones({3}), Tensor::zeros({3}), Tensor(), Tensor(), false), Error);
-  EXPECT_THROW(ops::batch_norm(Tensor::zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true), Error);
+  EXPECT_THROW(kernels::batch_norm(x, Tensor::ones({4}), Tensor::zeros({4}), Tensor(), Tensor(), true), Error);
+  EXPECT_THROW(kernels::batch_norm(x, Tensor::ones({3}), Tensor::zeros({3}), Tensor(), Tensor(), false), Error);
+  EXPECT_THROW(kernels::batch_norm(Tensor::zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true), Error);
   Tensor rm = Tensor::zeros({3});
   rm.set_requires_grad(true);
-  EXPECT_THROW(ops::batch_norm(x, Tensor(), Tensor(), rm, Tensor::ones({3}), true), Error);
+  EXPECT_THROW(kernels::batch_norm(x, Tensor(), Tensor(), rm, Tensor::ones({3}), true), Error);
 }
 
 }  // namespace

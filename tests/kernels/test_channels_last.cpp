@@ -29,7 +29,7 @@ Tensor iota(const Shape& shape, DType dtype = DType::Float32) {
 
 TEST(ChannelsLast, MemoryIsNhwc) {
   const int64_t N = 2, C = 3, H = 4, W = 5;
-  Tensor x = ops::convert(iota({N, C, H, W}), DType::Float32, kCL);
+  Tensor x = kernels::convert(iota({N, C, H, W}), DType::Float32, kCL);
   ASSERT_TRUE(x.is_channels_last());
   EXPECT_EQ(x.shape(), (Shape{N, C, H, W}));
   EXPECT_EQ(x.str(), "float32[2, 3, 4, 5] on cpu, channels_last");
@@ -41,19 +41,19 @@ TEST(ChannelsLast, MemoryIsNhwc) {
           ASSERT_EQ(p[((n * H + h) * W + w) * C + c], static_cast<float>(((n * C + c) * H + h) * W + w));
   // Host copies are in logical order whatever the layout.
   EXPECT_EQ(x.to_float_vector(), iota({N, C, H, W}).to_float_vector());
-  EXPECT_EQ(ops::convert(x, DType::Float32, MemoryFormat::Contiguous).to_float_vector(), x.to_float_vector());
+  EXPECT_EQ(kernels::convert(x, DType::Float32, MemoryFormat::Contiguous).to_float_vector(), x.to_float_vector());
 }
 
 TEST(ChannelsLast, RoundTripsEveryDtypeAndConvertsDtypeOnTheWay) {
   for (DType dt : {DType::Float32, DType::Float64, DType::Int64, DType::Int32, DType::UInt8}) {
     SCOPED_TRACE(dtype_name(dt));
     Tensor x = iota({3, 5, 2, 3}, dt);
-    Tensor back = ops::convert(ops::convert(x, dt, kCL), dt, MemoryFormat::Contiguous);
+    Tensor back = kernels::convert(kernels::convert(x, dt, kCL), dt, MemoryFormat::Contiguous);
     EXPECT_FALSE(back.is_channels_last());
     EXPECT_EQ(back.to_double_vector(), x.to_double_vector());
   }
   Tensor x = iota({2, 3, 2, 2});
-  Tensor y = ops::convert(x, DType::Float64, kCL);
+  Tensor y = kernels::convert(x, DType::Float64, kCL);
   EXPECT_EQ(y.dtype(), DType::Float64);
   EXPECT_TRUE(y.is_channels_last());
   EXPECT_EQ(y.to_double_vector(), x.to_double_vector());
@@ -65,14 +65,14 @@ TEST(ChannelsLast, CoincidingLayoutsStayContiguous) {
   EXPECT_FALSE(Tensor::empty({4, 8, 1, 1}, DType::Float32, Device::cpu(), kCL).is_channels_last());
   EXPECT_TRUE(Tensor::empty({4, 8, 2, 1}, DType::Float32, Device::cpu(), kCL).is_channels_last());
   EXPECT_THROW(Tensor::empty({4, 8, 2}, DType::Float32, Device::cpu(), kCL), Error);
-  EXPECT_THROW(ops::to_memory_format(Tensor::zeros({4, 8}), kCL), Error);
+  EXPECT_THROW(kernels::to_memory_format(Tensor::zeros({4, 8}), kCL), Error);
 }
 
 TEST(ChannelsLast, ViewsCopiesAndReshape) {
-  Tensor x = ops::convert(iota({4, 3, 2, 2}), DType::Float32, kCL);
+  Tensor x = kernels::convert(iota({4, 3, 2, 2}), DType::Float32, kCL);
   EXPECT_THROW(x.view({4, 12}), Error) << "a view would reinterpret NHWC memory as NCHW";
   // reshape converts first, so the flattened rows are in NCHW order (like PyTorch's).
-  EXPECT_EQ(ops::flatten(x).to_float_vector(), iota({4, 12}).to_float_vector());
+  EXPECT_EQ(kernels::flatten(x).to_float_vector(), iota({4, 12}).to_float_vector());
   EXPECT_TRUE(x.clone().is_channels_last());
   EXPECT_TRUE(x.detach().is_channels_last());
   EXPECT_TRUE(x.to(DType::Float64).is_channels_last());
@@ -87,26 +87,26 @@ TEST(ChannelsLast, ConversionIsDifferentiable) {
   Rng rng(3, 0);
   Tensor x = random_tensor({2, 3, 4, 4}, rng, -1, 1, DType::Float32).set_requires_grad(true);
   Tensor weights = random_tensor({2, 3, 4, 4}, rng, -1, 1, DType::Float32);
-  Tensor y = ops::to_memory_format(x, kCL);
+  Tensor y = kernels::to_memory_format(x, kCL);
   ASSERT_TRUE(y.is_channels_last());
-  EXPECT_TRUE(ops::to_memory_format(y, kCL).same(y)) << "no copy when already in the format";
-  ops::sum(ops::relu(y)).backward();
+  EXPECT_TRUE(kernels::to_memory_format(y, kCL).same(y)) << "no copy when already in the format";
+  kernels::sum(kernels::relu(y)).backward();
   EXPECT_FALSE(x.grad().is_channels_last());
   for (size_t i = 0; i < x.to_float_vector().size(); ++i)
     ASSERT_EQ(x.grad().to_float_vector()[i], x.to_float_vector()[i] > 0 ? 1.0f : 0.0f);
   // The gradient of the conversion itself is the seed converted back to NCHW.
   x.zero_grad();
-  ops::to_memory_format(x, kCL).backward(ops::convert(weights, DType::Float32, kCL));
+  kernels::to_memory_format(x, kCL).backward(kernels::convert(weights, DType::Float32, kCL));
   EXPECT_FALSE(x.grad().is_channels_last());
   EXPECT_EQ(x.grad().to_float_vector(), weights.to_float_vector());
 }
 
 TEST(ChannelsLast, GradientsKeepTheFormatOfTheirTensor) {
-  Tensor a = ops::convert(iota({2, 3, 2, 2}), DType::Float32, kCL).set_requires_grad(true);
+  Tensor a = kernels::convert(iota({2, 3, 2, 2}), DType::Float32, kCL).set_requires_grad(true);
   Tensor b = iota({2, 3, 2, 2}).set_requires_grad(true);
-  Tensor s = ops::add(a, b);  // mixed formats: computed in a's
+  Tensor s = kernels::add(a, b);  // mixed formats: computed in a's
   EXPECT_TRUE(s.is_channels_last());
-  EXPECT_EQ(s.to_float_vector(), ops::mul(iota({2, 3, 2, 2}), 2.0).to_float_vector());
+  EXPECT_EQ(s.to_float_vector(), kernels::mul(iota({2, 3, 2, 2}), 2.0).to_float_vector());
   // A seed gradient in the other format is accepted and converted.
   s.backward(iota({2, 3, 2, 2}));
   EXPECT_TRUE(a.grad().is_channels_last());
@@ -117,7 +117,7 @@ TEST(ChannelsLast, GradientsKeepTheFormatOfTheirTensor) {
   Tensor acc = iota({2, 3, 2, 2});
   {
     NoGradGuard no_grad;
-    ops::add_(acc, a.grad(), -1.0);
+    kernels::add_(acc, a.grad(), -1.0);
   }
   EXPECT_EQ(acc.to_float_vector(), std::vector<float>(24, 0.0f));
 }
@@ -140,7 +140,7 @@ OpRun run(const testing::OpFn& op, const std::vector<Tensor>& inputs, Device dev
       continue;
     }
     Tensor leaf = inputs[i].to(DType::Float32).to(device);
-    if (i < channels_last.size() && channels_last[i]) leaf = ops::convert(leaf, DType::Float32, kCL);
+    if (i < channels_last.size() && channels_last[i]) leaf = kernels::convert(leaf, DType::Float32, kCL);
     leaves.push_back(leaf.set_requires_grad(true));
   }
   OpRun r;
@@ -185,7 +185,7 @@ TEST_P(ChannelsLastOps, Convolutions) {
     Tensor w = random_tensor({cc.k, cc.c, cc.r, cc.r}, rng);
     Tensor b = cc.bias ? random_tensor({cc.k}, rng) : Tensor();
     check(fmt::format("conv {}x{} stride {} bias {}", cc.r, cc.r, cc.stride, cc.bias),
-          [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], cc.stride, cc.pad); },
+          [&](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], cc.stride, cc.pad); },
           {x, w, b}, {true, false, false});
   }
 }
@@ -201,7 +201,7 @@ TEST_P(ChannelsLastOps, BatchNormTrainAndEval) {
       std::vector<std::pair<Tensor, Tensor>> stats;
       auto op = [&](const std::vector<Tensor>& in) {
         stats.emplace_back(rm.to(in[0].device()).clone(), rv.to(in[0].device()).clone());
-        return ops::batch_norm(in[0], in[1], in[2], stats.back().first, stats.back().second, training);
+        return kernels::batch_norm(in[0], in[1], in[2], stats.back().first, stats.back().second, training);
       };
       check(fmt::format("batch_norm C={} {}", c, training ? "train" : "eval"), op, {x, gamma, beta},
             {true, false, false});
@@ -217,22 +217,22 @@ TEST_P(ChannelsLastOps, PoolingReluAddDropout) {
   Rng rng(23, 0);
   Tensor x = random_tensor({5, 67, 7, 7}, rng);
   Tensor other = random_tensor({5, 67, 7, 7}, rng);
-  check("max_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], 3, 2, 1); }, {x},
+  check("max_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); }, {x},
         {true});
-  check("max_pool 2x2 s2", [](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], 2, 2, 0); }, {x},
+  check("max_pool 2x2 s2", [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 2, 2, 0); }, {x},
         {true});
-  check("avg_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return ops::avg_pool2d(in[0], 3, 2, 1); }, {x},
+  check("avg_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 3, 2, 1); }, {x},
         {true});
-  check("global_avg_pool", [](const std::vector<Tensor>& in) { return ops::global_avg_pool(in[0]); }, {x}, {true},
+  check("global_avg_pool", [](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); }, {x}, {true},
         /*output_channels_last=*/false);
-  check("relu", [](const std::vector<Tensor>& in) { return ops::relu(in[0]); }, {x}, {true});
-  check("add, both channels-last", [](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); }, {x, other},
+  check("relu", [](const std::vector<Tensor>& in) { return kernels::relu(in[0]); }, {x}, {true});
+  check("add, both channels-last", [](const std::vector<Tensor>& in) { return kernels::add(in[0], in[1]); }, {x, other},
         {true, true});
-  check("add, mixed formats", [](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); }, {x, other},
+  check("add, mixed formats", [](const std::vector<Tensor>& in) { return kernels::add(in[0], in[1]); }, {x, other},
         {true, false});
   check("dropout (same mask as NCHW)",
-        [](const std::vector<Tensor>& in) { return ops::dropout(in[0], 0.3, true, 99, 4); }, {x}, {true});
-  check("flatten", [](const std::vector<Tensor>& in) { return ops::flatten(in[0]); }, {x}, {true}, false);
+        [](const std::vector<Tensor>& in) { return kernels::dropout(in[0], 0.3, true, 99, 4); }, {x}, {true});
+  check("flatten", [](const std::vector<Tensor>& in) { return kernels::flatten(in[0]); }, {x}, {true}, false);
 }
 
 DP_INSTANTIATE_DEVICE_TEST(ChannelsLastOps);
@@ -248,20 +248,20 @@ TEST(ChannelsLastBf16, ConvUnderAutocastMatchesCpuFloat32) {
   Tensor seed = random_tensor({4, 32, 10, 10}, rng, -1, 1, DType::Float32);
   // Reference: CPU float32, NCHW.
   Tensor wr = w.clone().set_requires_grad(true), br = b.clone().set_requires_grad(true);
-  Tensor yr = ops::conv2d(x, wr, br, 1, 1);
+  Tensor yr = kernels::conv2d(x, wr, br, 1, 1);
   yr.backward(seed);
   // CUDA bf16, channels-last.
   Device cuda = Device::cuda();
   Tensor wg = w.to(cuda).set_requires_grad(true), bg = b.to(cuda).set_requires_grad(true);
-  Tensor xg = ops::convert(x.to(cuda), DType::Float32, kCL);
+  Tensor xg = kernels::convert(x.to(cuda), DType::Float32, kCL);
   Tensor yg;
   {
     AutocastGuard bf16(DType::BFloat16);
-    yg = ops::conv2d(xg, wg, bg, 1, 1);
+    yg = kernels::conv2d(xg, wg, bg, 1, 1);
   }
   EXPECT_EQ(yg.dtype(), DType::BFloat16);
   EXPECT_TRUE(yg.is_channels_last());
-  yg.backward(ops::convert(seed.to(cuda), DType::BFloat16, kCL));
+  yg.backward(kernels::convert(seed.to(cuda), DType::BFloat16, kCL));
   EXPECT_EQ(wg.grad().dtype(), DType::Float32);
   EXPECT_FALSE(wg.grad().is_channels_last());
   EXPECT_TRUE(testing::all_close(yg, yr, testing::Tolerance::bf16(), "output"));

@@ -64,7 +64,7 @@ TEST_P(Conv2dTest, ForwardMatchesNaiveLoop) {
     Tensor x = random_tensor({cc.n, cc.c, cc.h, cc.w}, rng, -1, 1, DType::Float32);
     Tensor w = random_tensor({cc.k, cc.c, cc.r, cc.s}, rng, -1, 1, DType::Float32);
     Tensor b = random_tensor({cc.k}, rng, -1, 1, DType::Float32);
-    Tensor y = ops::conv2d(x.to(device()), w.to(device()), cc.bias ? b.to(device()) : Tensor(), cc.stride, cc.pad);
+    Tensor y = kernels::conv2d(x.to(device()), w.to(device()), cc.bias ? b.to(device()) : Tensor(), cc.stride, cc.pad);
     const int64_t P = (cc.h + 2 * cc.pad - cc.r) / cc.stride + 1, Q = (cc.w + 2 * cc.pad - cc.s) / cc.stride + 1;
     ASSERT_EQ(y.shape(), (Shape{cc.n, cc.k, P, Q}));
     auto want = naive_conv(x.to_double_vector(), w.to_double_vector(), b.to_double_vector(), cc, P, Q);
@@ -80,7 +80,7 @@ TEST_P(Conv2dTest, MatchesCpuWithGradients) {
     Tensor x = random_tensor({cc.n, cc.c, cc.h, cc.w}, rng);
     Tensor w = random_tensor({cc.k, cc.c, cc.r, cc.s}, rng);
     Tensor b = cc.bias ? random_tensor({cc.k}, rng) : Tensor();
-    auto op = [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], cc.stride, cc.pad); };
+    auto op = [&](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], cc.stride, cc.pad); };
     EXPECT_TRUE(testing::matches_cpu(device(), op, {x, w, b}, testing::Tolerance::tf32()));
   }
 }
@@ -95,7 +95,7 @@ TEST_P(Conv2dGrad, FiniteDifferencesForEveryInput) {
   Tensor x = random_tensor({cc.n, cc.c, cc.h, cc.w}, rng);
   Tensor w = random_tensor({cc.k, cc.c, cc.r, cc.s}, rng);
   Tensor b = cc.bias ? random_tensor({cc.k}, rng) : Tensor();
-  auto op = [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], cc.stride, cc.pad); };
+  auto op = [&](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], cc.stride, cc.pad); };
   EXPECT_TRUE(testing::gradcheck(op, {x, w, b}));
 }
 
@@ -110,7 +110,7 @@ TEST(Conv2dDeterminism, WeightGradientIndependentOfThreadCount) {
   auto grads = [&] {
     Tensor xl = x.clone().set_requires_grad(true), wl = w.clone().set_requires_grad(true);
     Tensor bl = b.clone().set_requires_grad(true);
-    ops::sum(ops::conv2d(xl, wl, bl, 1, 1)).backward();
+    kernels::sum(kernels::conv2d(xl, wl, bl, 1, 1)).backward();
     return std::vector<Tensor>{xl.grad(), wl.grad(), bl.grad()};
   };
   const int saved = num_threads();
@@ -126,17 +126,17 @@ TEST(Conv2dDeterminism, WeightGradientIndependentOfThreadCount) {
 TEST(Conv2dErrors, ChecksShapesWithHints) {
   Tensor x = Tensor::zeros({1, 3, 5, 5});
   try {
-    ops::conv2d(x, Tensor::zeros({4, 2, 3, 3}), Tensor(), 1, 1);
+    kernels::conv2d(x, Tensor::zeros({4, 2, 3, 3}), Tensor(), 1, 1);
     FAIL() << "expected dp::Error";
   } catch (const Error& e) {
     EXPECT_NE(e.message().find("channels"), std::string::npos) << e.what();
     EXPECT_FALSE(e.hint().empty());
   }
-  EXPECT_THROW(ops::conv2d(Tensor::zeros({3, 5, 5}), Tensor::zeros({4, 3, 3, 3}), Tensor()), Error);
-  EXPECT_THROW(ops::conv2d(x, Tensor::zeros({4, 3, 3, 3}), Tensor::zeros({5})), Error);
-  EXPECT_THROW(ops::conv2d(x, Tensor::zeros({4, 3, 7, 7}), Tensor()), Error);
-  EXPECT_THROW(ops::conv2d(x, Tensor::zeros({4, 3, 3, 3}, DType::Float64), Tensor()), Error);
-  EXPECT_THROW(ops::conv2d(x, Tensor::zeros({4, 3, 3, 3}), Tensor(), 0, 0), Error);
+  EXPECT_THROW(kernels::conv2d(Tensor::zeros({3, 5, 5}), Tensor::zeros({4, 3, 3, 3}), Tensor()), Error);
+  EXPECT_THROW(kernels::conv2d(x, Tensor::zeros({4, 3, 3, 3}), Tensor::zeros({5})), Error);
+  EXPECT_THROW(kernels::conv2d(x, Tensor::zeros({4, 3, 7, 7}), Tensor()), Error);
+  EXPECT_THROW(kernels::conv2d(x, Tensor::zeros({4, 3, 3, 3}, DType::Float64), Tensor()), Error);
+  EXPECT_THROW(kernels::conv2d(x, Tensor::zeros({4, 3, 3, 3}), Tensor(), 0, 0), Error);
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ TEST_P(DropoutTest, MaskStatisticsAndScaling) {
   const int64_t n = 200000;
   for (double p : {0.1, 0.5, 0.8}) {
     Tensor x = Tensor::ones({n}).to(device());
-    std::vector<float> y = ops::dropout(x, p, true, 123, 4).to_float_vector();
+    std::vector<float> y = kernels::dropout(x, p, true, 123, 4).to_float_vector();
     int64_t kept = 0;
     const float scale = static_cast<float>(1.0 / (1.0 - p));
     for (float v : y) {
@@ -35,7 +35,7 @@ TEST_P(DropoutTest, MaskStatisticsAndScaling) {
 TEST_P(DropoutTest, MaskIsTheDocumentedPhiloxFunction) {
   const double p = 0.3;
   Tensor x = Tensor::full({1000}, 2.0).to(device());
-  std::vector<float> y = ops::dropout(x, p, true, 99, 7).to_float_vector();
+  std::vector<float> y = kernels::dropout(x, p, true, 99, 7).to_float_vector();
   for (int64_t i = 0; i < 1000; ++i) {
     const bool keep = static_cast<double>(philox_uniform(99, 7, static_cast<uint64_t>(i))) >= p;
     ASSERT_EQ(y[i] != 0.f, keep) << "element " << i;
@@ -46,8 +46,8 @@ TEST_P(DropoutTest, BackwardUsesTheForwardMask) {
   Rng rng(51, 0);
   Tensor x = testing::random_tensor({4, 5, 6}, rng, 0.5, 1.5, DType::Float32).to(device());
   x.set_requires_grad(true);
-  Tensor y = ops::dropout(x, 0.4, true, 5, 6);
-  ops::sum(y).backward();
+  Tensor y = kernels::dropout(x, 0.4, true, 5, 6);
+  kernels::sum(y).backward();
   auto yv = y.to_double_vector(), gv = x.grad().to_double_vector();
   int64_t dropped = 0;
   for (size_t i = 0; i < yv.size(); ++i) {
@@ -63,10 +63,10 @@ TEST_P(DropoutTest, BackwardUsesTheForwardMask) {
 
 TEST_P(DropoutTest, DeterministicPerSeedAndStream) {
   Tensor x = Tensor::ones({4096}).to(device());
-  auto a = ops::dropout(x, 0.5, true, 1, 2).to_float_vector();
-  auto b = ops::dropout(x, 0.5, true, 1, 2).to_float_vector();
-  auto c = ops::dropout(x, 0.5, true, 1, 3).to_float_vector();
-  auto d = ops::dropout(x, 0.5, true, 2, 2).to_float_vector();
+  auto a = kernels::dropout(x, 0.5, true, 1, 2).to_float_vector();
+  auto b = kernels::dropout(x, 0.5, true, 1, 2).to_float_vector();
+  auto c = kernels::dropout(x, 0.5, true, 1, 3).to_float_vector();
+  auto d = kernels::dropout(x, 0.5, true, 2, 2).to_float_vector();
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
   EXPECT_NE(a, d);
@@ -74,15 +74,15 @@ TEST_P(DropoutTest, DeterministicPerSeedAndStream) {
 
 TEST_P(DropoutTest, EvalAndZeroProbabilityAreIdentity) {
   Tensor x = Tensor::full({10}, 3.0).to(device());
-  EXPECT_TRUE(ops::dropout(x, 0.5, false, 1, 1).same(x));
-  EXPECT_TRUE(ops::dropout(x, 0.0, true, 1, 1).same(x));
-  for (float v : ops::dropout(x, 1.0, true, 1, 1).to_float_vector()) EXPECT_EQ(v, 0.f);
-  EXPECT_THROW(ops::dropout(x, 1.5, true, 1, 1), Error);
+  EXPECT_TRUE(kernels::dropout(x, 0.5, false, 1, 1).same(x));
+  EXPECT_TRUE(kernels::dropout(x, 0.0, true, 1, 1).same(x));
+  for (float v : kernels::dropout(x, 1.0, true, 1, 1).to_float_vector()) EXPECT_EQ(v, 0.f);
+  EXPECT_THROW(kernels::dropout(x, 1.5, true, 1, 1), Error);
 }
 
 TEST_P(DropoutTest, MatchesCpuWithGradients) {
   Rng rng(52, 0);
-  EXPECT_TRUE(testing::matches_cpu(device(), [](auto& in) { return ops::dropout(in[0], 0.3, true, 8, 9); },
+  EXPECT_TRUE(testing::matches_cpu(device(), [](auto& in) { return kernels::dropout(in[0], 0.3, true, 8, 9); },
                                    {testing::random_tensor({3, 7, 11}, rng)}, testing::Tolerance::fp32()));
 }
 
@@ -90,7 +90,7 @@ DP_INSTANTIATE_DEVICE_TEST(DropoutTest);
 
 TEST(DropoutGrad, FiniteDifferences) {
   Rng rng(53, 0);
-  EXPECT_TRUE(testing::gradcheck([](auto& in) { return ops::dropout(in[0], 0.5, true, 3, 4); },
+  EXPECT_TRUE(testing::gradcheck([](auto& in) { return kernels::dropout(in[0], 0.5, true, 3, 4); },
                                  {testing::random_tensor({3, 4, 5}, rng)}));
 }
 

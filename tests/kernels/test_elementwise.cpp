@@ -25,9 +25,9 @@ TEST_P(ElementwiseTest, AddReluEqualsReluOfAdd) {
   for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
     SCOPED_TRACE(memory_format_name(format));
     auto run = [&](bool fused) {
-      Tensor a = ops::convert(a0.to(device()).clone(), DType::Float32, format).set_requires_grad(true);
+      Tensor a = kernels::convert(a0.to(device()).clone(), DType::Float32, format).set_requires_grad(true);
       Tensor b = b0.to(device()).clone().set_requires_grad(true);
-      Tensor y = fused ? ops::add_relu(a, b) : ops::relu(ops::add(a, b));
+      Tensor y = fused ? kernels::add_relu(a, b) : kernels::relu(kernels::add(a, b));
       y.backward(seed);
       return std::vector<Tensor>{y, a.grad(), b.grad()};
     };

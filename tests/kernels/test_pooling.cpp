@@ -52,8 +52,8 @@ TEST_P(PoolingTest, ForwardMatchesNaiveLoops) {
     SCOPED_TRACE(fmt::format("h{} w{} k{} s{} p{}", pc.h, pc.w, pc.kernel, pc.stride, pc.pad));
     Tensor x = random_tensor({pc.n, pc.c, pc.h, pc.w}, rng, -1, 1, DType::Float32);
     const int64_t P = (pc.h + 2 * pc.pad - pc.kernel) / pc.stride + 1, Q = (pc.w + 2 * pc.pad - pc.kernel) / pc.stride + 1;
-    Tensor ym = ops::max_pool2d(x.to(device()), pc.kernel, pc.stride, pc.pad);
-    Tensor ya = ops::avg_pool2d(x.to(device()), pc.kernel, pc.stride, pc.pad);
+    Tensor ym = kernels::max_pool2d(x.to(device()), pc.kernel, pc.stride, pc.pad);
+    Tensor ya = kernels::avg_pool2d(x.to(device()), pc.kernel, pc.stride, pc.pad);
     ASSERT_EQ(ym.shape(), (Shape{pc.n, pc.c, P, Q}));
     EXPECT_TRUE(testing::all_close(ym, Tensor::from_vector(naive_pool(x.to_double_vector(), pc, true, P, Q), ym.shape()),
                                    testing::Tolerance::exact(), "max"));
@@ -61,7 +61,7 @@ TEST_P(PoolingTest, ForwardMatchesNaiveLoops) {
                                    testing::Tolerance::fp32(), "avg"));
   }
   Tensor x = random_tensor({2, 3, 4, 5}, rng, -1, 1, DType::Float32);
-  Tensor g = ops::global_avg_pool(x.to(device()));
+  Tensor g = kernels::global_avg_pool(x.to(device()));
   auto xv = x.to_double_vector();
   std::vector<double> want(6, 0.0);
   for (size_t i = 0; i < xv.size(); ++i) want[i / 20] += xv[i] / 20;
@@ -72,7 +72,7 @@ TEST_P(PoolingTest, MaxPoolTiesSendTheGradientToTheFirstMaximum) {
   // A constant plane: every window is a tie; the first element of each window gets the gradient.
   Tensor x = Tensor::ones({1, 1, 4, 4}).to(device());
   x.set_requires_grad(true);
-  ops::sum(ops::max_pool2d(x, 2, 2, 0)).backward();
+  kernels::sum(kernels::max_pool2d(x, 2, 2, 0)).backward();
   std::vector<double> want(16, 0.0);
   for (int i : {0, 2, 8, 10}) want[i] = 1.0;
   EXPECT_TRUE(testing::all_close(x.grad(), Tensor::from_vector(want, {1, 1, 4, 4}), testing::Tolerance::exact()));
@@ -82,12 +82,12 @@ TEST_P(PoolingTest, MatchesCpuWithGradients) {
   Rng rng(32, 0);
   for (const PoolCase& pc : kPools) {
     Tensor x = random_tensor({pc.n, pc.c, pc.h, pc.w}, rng);
-    EXPECT_TRUE(testing::matches_cpu(device(), [&](auto& in) { return ops::max_pool2d(in[0], pc.kernel, pc.stride, pc.pad); },
+    EXPECT_TRUE(testing::matches_cpu(device(), [&](auto& in) { return kernels::max_pool2d(in[0], pc.kernel, pc.stride, pc.pad); },
                                      {x}, testing::Tolerance::fp32()));
-    EXPECT_TRUE(testing::matches_cpu(device(), [&](auto& in) { return ops::avg_pool2d(in[0], pc.kernel, pc.stride, pc.pad); },
+    EXPECT_TRUE(testing::matches_cpu(device(), [&](auto& in) { return kernels::avg_pool2d(in[0], pc.kernel, pc.stride, pc.pad); },
                                      {x}, testing::Tolerance::fp32()));
   }
-  EXPECT_TRUE(testing::matches_cpu(device(), [](auto& in) { return ops::global_avg_pool(in[0]); },
+  EXPECT_TRUE(testing::matches_cpu(device(), [](auto& in) { return kernels::global_avg_pool(in[0]); },
                                    {random_tensor({3, 4, 5, 6}, rng)}, testing::Tolerance::fp32()));
 }
 
@@ -98,10 +98,10 @@ TEST(PoolingGrad, FiniteDifferences) {
   for (const PoolCase& pc : kPools) {
     SCOPED_TRACE(fmt::format("h{} w{} k{} s{} p{}", pc.h, pc.w, pc.kernel, pc.stride, pc.pad));
     Tensor x = random_tensor({pc.n, pc.c, pc.h, pc.w}, rng);
-    EXPECT_TRUE(testing::gradcheck([&](auto& in) { return ops::max_pool2d(in[0], pc.kernel, pc.stride, pc.pad); }, {x}));
-    EXPECT_TRUE(testing::gradcheck([&](auto& in) { return ops::avg_pool2d(in[0], pc.kernel, pc.stride, pc.pad); }, {x}));
+    EXPECT_TRUE(testing::gradcheck([&](auto& in) { return kernels::max_pool2d(in[0], pc.kernel, pc.stride, pc.pad); }, {x}));
+    EXPECT_TRUE(testing::gradcheck([&](auto& in) { return kernels::avg_pool2d(in[0], pc.kernel, pc.stride, pc.pad); }, {x}));
   }
-  EXPECT_TRUE(testing::gradcheck([](auto& in) { return ops::global_avg_pool(in[0]); }, {random_tensor({2, 3, 3, 5}, rng)}));
+  EXPECT_TRUE(testing::gradcheck([](auto& in) { return kernels::global_avg_pool(in[0]); }, {random_tensor({2, 3, 3, 5}, rng)}));
 }
 
 TEST(PoolingGrad, MaxPoolNearTiesAreSkippedAsKinks) {
@@ -110,18 +110,18 @@ TEST(PoolingGrad, MaxPoolNearTiesAreSkippedAsKinks) {
   for (int i = 0; i < 16; ++i) v[i] = 0.1 * i;
   v[0] = v[5] - 1e-7;
   Tensor x = Tensor::from_vector(v, {1, 1, 4, 4});
-  EXPECT_TRUE(testing::gradcheck([](auto& in) { return ops::max_pool2d(in[0], 2, 2, 0); }, {x}));
+  EXPECT_TRUE(testing::gradcheck([](auto& in) { return kernels::max_pool2d(in[0], 2, 2, 0); }, {x}));
 }
 
 TEST(PoolingGeometry, FloorModeAndErrors) {
-  Pool2dGeometry g = Pool2dGeometry::make({1, 1, 7, 6}, 2, 2, 0);
+  kernels::Pool2dGeometry g = kernels::Pool2dGeometry::make({1, 1, 7, 6}, 2, 2, 0);
   EXPECT_EQ(g.p, 3);
   EXPECT_EQ(g.q, 3);
-  g = Pool2dGeometry::make({1, 1, 32, 32}, 3, 2, 1);
+  g = kernels::Pool2dGeometry::make({1, 1, 32, 32}, 3, 2, 1);
   EXPECT_EQ(g.p, 16);
-  EXPECT_THROW(Pool2dGeometry::make({1, 1, 4, 4}, 2, 2, 2), Error);  // pad > kernel/2
-  EXPECT_THROW(Pool2dGeometry::make({1, 1, 2, 2}, 5, 1, 0), Error);
-  EXPECT_THROW(ops::max_pool2d(Tensor::zeros({2, 4, 4}), 2, 2), Error);
+  EXPECT_THROW(kernels::Pool2dGeometry::make({1, 1, 4, 4}, 2, 2, 2), Error);  // pad > kernel/2
+  EXPECT_THROW(kernels::Pool2dGeometry::make({1, 1, 2, 2}, 5, 1, 0), Error);
+  EXPECT_THROW(kernels::max_pool2d(Tensor::zeros({2, 4, 4}), 2, 2), Error);
 }
 
 }  // namespace

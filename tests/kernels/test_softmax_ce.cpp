@@ -31,7 +31,7 @@ TEST_P(CrossEntropyTest, MatchesNaiveLoop) {
     Tensor z = random_tensor({B, C}, rng, -3, 3, DType::Float32);
     std::vector<int64_t> y;
     for (int64_t i = 0; i < B; ++i) y.push_back(static_cast<int64_t>(rng.below(C)));
-    Tensor loss = ops::cross_entropy(z.to(device()), Tensor::from_vector(y, {B}).to(device()));
+    Tensor loss = kernels::cross_entropy(z.to(device()), Tensor::from_vector(y, {B}).to(device()));
     EXPECT_EQ(loss.numel(), 1);
     EXPECT_NEAR(loss.item(), naive_ce(z.to_double_vector(), y, B, C), 1e-5);
   }
@@ -40,7 +40,7 @@ TEST_P(CrossEntropyTest, MatchesNaiveLoop) {
 TEST_P(CrossEntropyTest, LargeLogitsAreStable) {
   Tensor z = Tensor::from_vector(std::vector<float>{1000.f, 0.f, -1000.f, 0.f, 1e4f, 0.f}, {2, 3}).to(device());
   z.set_requires_grad(true);
-  Tensor loss = ops::cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, 2}, {2}).to(device()));
+  Tensor loss = kernels::cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, 2}, {2}).to(device()));
   EXPECT_NEAR(loss.item(), (0.0 + 1e4) / 2, 1e-2);
   loss.backward();
   for (double g : z.grad().to_double_vector()) EXPECT_TRUE(std::isfinite(g));
@@ -52,7 +52,7 @@ TEST_P(CrossEntropyTest, MatchesCpuWithGradients) {
   std::vector<int64_t> y;
   for (int i = 0; i < 16; ++i) y.push_back(i % 10);
   Tensor labels = Tensor::from_vector(y, {16});
-  EXPECT_TRUE(testing::matches_cpu(device(), [](auto& in) { return ops::cross_entropy(in[0], in[1]); },
+  EXPECT_TRUE(testing::matches_cpu(device(), [](auto& in) { return kernels::cross_entropy(in[0], in[1]); },
                                    {z, labels}, testing::Tolerance::fp32()));
 }
 
@@ -64,7 +64,7 @@ TEST(CrossEntropyGrad, FiniteDifferences) {
     Tensor z = random_tensor({5, C}, rng, -2, 2);
     std::vector<int64_t> y;
     for (int i = 0; i < 5; ++i) y.push_back(static_cast<int64_t>(rng.below(C)));
-    EXPECT_TRUE(testing::gradcheck([](auto& in) { return ops::cross_entropy(in[0], in[1]); },
+    EXPECT_TRUE(testing::gradcheck([](auto& in) { return kernels::cross_entropy(in[0], in[1]); },
                                    {z, Tensor::from_vector(y, {5})}));
   }
 }
@@ -74,8 +74,8 @@ TEST(CrossEntropyGrad, UpstreamGradientScales) {
   Tensor z = Tensor::from_vector(std::vector<double>{0.1, 0.7, -0.2, 0.4}, {2, 2});
   Tensor labels = Tensor::from_vector(std::vector<int64_t>{1, 0}, {2});
   Tensor z1 = z.clone().set_requires_grad(true), z3 = z.clone().set_requires_grad(true);
-  ops::cross_entropy(z1, labels).backward();
-  ops::mul(ops::cross_entropy(z3, labels), 3.0).backward();
+  kernels::cross_entropy(z1, labels).backward();
+  kernels::mul(kernels::cross_entropy(z3, labels), 3.0).backward();
   auto g1 = z1.grad().to_double_vector(), g3 = z3.grad().to_double_vector();
   for (size_t i = 0; i < g1.size(); ++i) EXPECT_NEAR(g3[i], 3 * g1[i], 1e-15);
 }
@@ -100,10 +100,10 @@ TEST_P(CrossEntropyTest, TopKCorrectCounts) {
   ASSERT_GT(want1, 0);
   ASSERT_GT(want5, want1);
   Tensor counts = Tensor::from_vector(std::vector<int64_t>{100, 200}, {2}).to(device());
-  ops::topk_correct_(counts, Tensor::from_vector(z, {rows, classes}).to(device()),
+  kernels::topk_correct_(counts, Tensor::from_vector(z, {rows, classes}).to(device()),
                      Tensor::from_vector(y, {rows}).to(device()));
   EXPECT_EQ(counts.to_double_vector(), (std::vector<double>{100.0 + want1, 200.0 + want5}));
-  EXPECT_THROW(ops::topk_correct_(counts, Tensor::zeros({3, 4}, DType::Float32, device()),
+  EXPECT_THROW(kernels::topk_correct_(counts, Tensor::zeros({3, 4}, DType::Float32, device()),
                                   Tensor::zeros({2}, DType::Int64, device())),
                Error);
 }
@@ -111,15 +111,15 @@ TEST_P(CrossEntropyTest, TopKCorrectCounts) {
 TEST(CrossEntropyErrors, LabelOutOfRangeNamesTheRow) {
   Tensor z = Tensor::zeros({3, 4});
   try {
-    ops::cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, 4, 1}, {3}));
+    kernels::cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, 4, 1}, {3}));
     FAIL() << "expected dp::Error";
   } catch (const Error& e) {
     EXPECT_NE(e.message().find("row 1"), std::string::npos) << e.what();
     EXPECT_NE(e.hint().find("num_classes"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(ops::cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, -1, 1}, {3})), Error);
-  EXPECT_THROW(ops::cross_entropy(z, Tensor::zeros({3}, DType::Int32)), Error);
-  EXPECT_THROW(ops::cross_entropy(z, Tensor::zeros({2}, DType::Int64)), Error);
+  EXPECT_THROW(kernels::cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, -1, 1}, {3})), Error);
+  EXPECT_THROW(kernels::cross_entropy(z, Tensor::zeros({3}, DType::Int32)), Error);
+  EXPECT_THROW(kernels::cross_entropy(z, Tensor::zeros({2}, DType::Int64)), Error);
 }
 
 }  // namespace

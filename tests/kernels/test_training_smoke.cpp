@@ -54,12 +54,12 @@ Net make_net(uint64_t seed) {
 }
 
 Tensor forward(Net& n, const Tensor& x) {
-  Tensor h = ops::conv2d(x, n.c1w, n.c1b, 1, 1);
-  h = ops::relu(ops::batch_norm(h, n.bn1g, n.bn1b, n.bn1m, n.bn1v, true));
-  h = ops::max_pool2d(h, 2, 2);
-  h = ops::conv2d(h, n.c2w, Tensor(), 1, 1);
-  h = ops::relu(ops::batch_norm(h, n.bn2g, n.bn2b, n.bn2m, n.bn2v, true));
-  return ops::linear(ops::global_avg_pool(h), n.fcw, n.fcb);
+  Tensor h = kernels::conv2d(x, n.c1w, n.c1b, 1, 1);
+  h = kernels::relu(kernels::batch_norm(h, n.bn1g, n.bn1b, n.bn1m, n.bn1v, true));
+  h = kernels::max_pool2d(h, 2, 2);
+  h = kernels::conv2d(h, n.c2w, Tensor(), 1, 1);
+  h = kernels::relu(kernels::batch_norm(h, n.bn2g, n.bn2b, n.bn2m, n.bn2v, true));
+  return kernels::linear(kernels::global_avg_pool(h), n.fcw, n.fcb);
 }
 
 // Class templates plus noise; learnable but not trivially separable at initialisation.
@@ -95,17 +95,17 @@ RunResult train(uint64_t seed) {
   const double lr = 0.05;
   for (int64_t step = 0; step < kSteps; ++step) {
     const int64_t start = (step * kBatch) % kSamples;
-    Tensor loss = ops::cross_entropy(forward(n, images.narrow0(start, kBatch)), labels.narrow0(start, kBatch));
+    Tensor loss = kernels::cross_entropy(forward(n, images.narrow0(start, kBatch)), labels.narrow0(start, kBatch));
     out.losses.push_back(loss.item());
     for (Tensor* p : n.params()) p->zero_grad();
     loss.backward();
     NoGradGuard no_grad;
     auto params = n.params();
     for (size_t i = 0; i < params.size(); ++i) {
-      Tensor v = ops::mul(momentum[i], 0.9);  // v = 0.9·v + g
-      ops::add_(v, params[i]->grad());
+      Tensor v = kernels::mul(momentum[i], 0.9);  // v = 0.9·v + g
+      kernels::add_(v, params[i]->grad());
       momentum[i] = v;
-      ops::add_(*params[i], v, -lr);
+      kernels::add_(*params[i], v, -lr);
     }
   }
   return out;

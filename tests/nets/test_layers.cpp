@@ -18,7 +18,7 @@
 #include "nets/wide_resnet.h"
 
 using namespace dp;
-using namespace dp::nn;
+using namespace dp::layers;
 
 namespace {
 
@@ -58,7 +58,7 @@ class TwoLayer : public Module {
     init_parameters(7);
   }
   Tensor forward(const Tensor& x) override {
-    return fc->forward(ops::global_avg_pool(ops::relu(bn->forward(conv->forward(x)))));
+    return fc->forward(kernels::global_avg_pool(kernels::relu(bn->forward(conv->forward(x)))));
   }
   std::shared_ptr<Conv2d> conv;
   std::shared_ptr<BatchNorm2d> bn;
@@ -148,7 +148,7 @@ TEST(Module, BatchNormCountsTrainingBatches) {
 TEST(Module, ZeroGradDropsGradients) {
   auto net = std::make_shared<TwoLayer>();
   Tensor x = Tensor::ones({2, 2, 4, 4});
-  ops::sum(net->forward(x)).backward();
+  kernels::sum(net->forward(x)).backward();
   EXPECT_TRUE(net->conv->weight.grad().defined());
   net->zero_grad();
   for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
@@ -271,8 +271,8 @@ TEST(Nets, ChannelsLastInputGivesTheSameStep) {
     std::vector<std::vector<std::vector<float>>> runs;  // [format][parameter] gradients, then logits
     for (MemoryFormat f : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
       auto net = nets::make_net(arch, 10, 3);
-      Tensor logits = net->forward(ops::convert(x, DType::Float32, f));
-      ops::cross_entropy(logits, labels).backward();
+      Tensor logits = net->forward(kernels::convert(x, DType::Float32, f));
+      kernels::cross_entropy(logits, labels).backward();
       std::vector<std::vector<float>> r;
       for (const auto& [name, p] : net->named_parameters()) {
         EXPECT_FALSE(p.grad().is_channels_last()) << name;

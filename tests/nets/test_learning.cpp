@@ -71,15 +71,15 @@ TEST(Learning, WideResNet10x1FitsSyntheticCifar) {
       Tensor y = y_all.narrow0(b * batch, batch);
       net->zero_grad();
       Tensor logits = net->forward(x);
-      Tensor loss = ops::cross_entropy(logits, y);
+      Tensor loss = kernels::cross_entropy(logits, y);
       loss.backward();
       {
         NoGradGuard no_grad;
         auto params = net->parameters();
         for (size_t k = 0; k < params.size(); ++k) {  // v = momentum·v + g; p -= lr·v
-          ops::add_(velocity[k], velocity[k], momentum - 1.0);
-          ops::add_(velocity[k], params[k].grad());
-          ops::add_(params[k], velocity[k], -lr);
+          kernels::add_(velocity[k], velocity[k], momentum - 1.0);
+          kernels::add_(velocity[k], params[k].grad());
+          kernels::add_(params[k], velocity[k], -lr);
         }
       }
       loss_sum += loss.item();

@@ -51,8 +51,8 @@ double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
 
 // The script's weights: entry i of the state dict gets float32(lo + (hi-lo)·u), u from Philox
 // stream i; integer buffers are stored.
-nn::StateDict initial_state(const nn::Module& net, const Golden& g) {
-  nn::StateDict out;
+layers::StateDict initial_state(const layers::Module& net, const Golden& g) {
+  layers::StateDict out;
   uint64_t stream = 0;
   for (const auto& [name, t] : net.state_dict()) {
     if (t.dtype() == DType::Int64) {
@@ -71,14 +71,14 @@ nn::StateDict initial_state(const nn::Module& net, const Golden& g) {
   return out;
 }
 
-void check_mode(nn::Module& net, const Golden& g, const nn::StateDict& init, bool training) {
+void check_mode(layers::Module& net, const Golden& g, const layers::StateDict& init, bool training) {
   const std::string mode = training ? "train" : "eval";
   SCOPED_TRACE(mode);
   net.load_state_dict(init);
   net.train(training);
   net.zero_grad();
   Tensor logits = net.forward(get(g, "input"));
-  Tensor loss = ops::cross_entropy(logits, get(g, "labels"));
+  Tensor loss = kernels::cross_entropy(logits, get(g, "labels"));
   loss.backward();
 
   ASSERT_EQ(logits.shape(), get(g, mode + "/logits").shape());
@@ -156,7 +156,7 @@ void run_parity(const std::string& net_name, const std::string& file) {
   auto words = get(g, "check/philox_words").to_double_vector();
   for (size_t i = 0; i < words.size(); ++i) ASSERT_EQ(words[i], double(philox_u32(kGoldenSeed, 7, i)));
   auto net = nets::make_net(net_name, 10, 0);
-  nn::StateDict init = initial_state(*net, g);
+  layers::StateDict init = initial_state(*net, g);
   check_mode(*net, g, init, true);
   check_mode(*net, g, init, false);
 }

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <string>
 
-#include "tests/io/checkpoint_fixture.h"
+#include "tests/app/checkpoint_fixture.h"
 
 using namespace dp;
 
@@ -34,7 +34,7 @@ Result run(const std::string& command) {
 }
 
 std::string tampered(const std::string& dir, const std::string& name, const Tensor& replacement) {
-  io::TensorFile f = io::encode_checkpoint(fixture::small_checkpoint());
+  io::TensorFile f = app::encode_checkpoint(fixture::small_checkpoint());
   for (auto& [n, t] : f.tensors)
     if (n == name) t = replacement;
   std::string path = dir + "/checkpoint.h5";

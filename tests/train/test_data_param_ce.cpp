@@ -15,7 +15,7 @@
 
 namespace {
 
-using dp::DataParamCeTensors;
+using dp::kernels::DataParamCeTensors;
 using dp::Tensor;
 
 enum Mode { kClass = 1, kInst = 2, kJoint = 3 };
@@ -31,7 +31,7 @@ struct Result {
   std::vector<double> dlogits, row_ce, sigma, dsigma, gc_rows, gi_rows;
 };
 
-// Runs ops::data_param_ce on CPU tensors, asking for every output when `all` is set.
+// Runs kernels::data_param_ce on CPU tensors, asking for every output when `all` is set.
 Result run(DataParamCeTensors t, bool all = true) {
   const dp::DType dt = t.logits.dtype();
   const int64_t B = t.logits.size(0);
@@ -44,7 +44,7 @@ Result run(DataParamCeTensors t, bool all = true) {
     if (t.theta_class.defined()) t.dtheta_class_rows = Tensor::empty({B}, dt);
     if (t.theta_inst.defined()) t.dtheta_inst_rows = Tensor::empty({B}, dt);
   }
-  dp::ops::data_param_ce(t);
+  dp::kernels::data_param_ce(t);
   auto host = [](const Tensor& x) { return x.defined() ? x.to_double_vector() : std::vector<double>{}; };
   return {t.loss.item(),    host(t.dlogits), host(t.row_ce),           host(t.sigma),
           host(t.dsigma), host(t.dtheta_class_rows), host(t.dtheta_inst_rows)};
@@ -265,7 +265,7 @@ TEST(DataParamCe, TensorOpBackwardScalesLogitGradient) {
 }
 
 TEST(DataParamCe, RowGradScaleScalesTheCrossEntropyPartOnly) {
-  // A data-parallel rank's share (train/run/data_parallel.h): s·(CE part) + wd·θ[row], the
+  // A data-parallel rank's share (train/data_parallel.h): s·(CE part) + wd·θ[row], the
   // penalty's part unscaled; the loss and the logit gradients unchanged.
   Problem p(kJoint, true);
   auto call = [&](double scale) {

@@ -28,7 +28,7 @@ Tensor random_tensor(const Shape& shape, std::mt19937& gen, dp::MemoryFormat for
   std::vector<float> v(static_cast<size_t>(dp::shape_numel(shape)));
   for (float& x : v) x = normal(gen);
   Tensor t = Tensor::from_vector(v, shape);
-  if (format != dp::MemoryFormat::Contiguous) t = dp::ops::convert(t, dp::DType::Float32, format);
+  if (format != dp::MemoryFormat::Contiguous) t = dp::kernels::convert(t, dp::DType::Float32, format);
   return t;
 }
 
@@ -89,8 +89,8 @@ TEST(FlatParameters, BackwardWritesGradientsIntoTheFlatBuffer) {
   for (int pass = 1; pass <= 2; ++pass) {  // no zero_grad between passes: gradients accumulate
     Tensor x = Tensor::from_vector(std::vector<float>{2.f, -1.f, 4.f}, {3});
     // loss = sum(w·x·2) (w used twice: two contributions summed into the bound slot)
-    Tensor loss = dp::ops::sum(dp::ops::add(dp::ops::mul(w, 1.0), dp::ops::mul(w, 1.0)));
-    Tensor loss2 = dp::ops::add(loss, dp::ops::sum(dp::ops::mul(b, 3.0)));
+    Tensor loss = dp::kernels::sum(dp::kernels::add(dp::kernels::mul(w, 1.0), dp::kernels::mul(w, 1.0)));
+    Tensor loss2 = dp::kernels::add(loss, dp::kernels::sum(dp::kernels::mul(b, 3.0)));
     loss2.backward();
     EXPECT_EQ(w.grad().data<float>(), slot) << "the gradient stays in its slot";
     EXPECT_EQ(w.grad().to_float_vector(), (std::vector<float>{2.f * pass, 2.f * pass, 2.f * pass}));
@@ -115,17 +115,17 @@ void check_fused_equals_per_tensor(double momentum, bool nesterov, double wd) {
   dp::train::SGD sgd(fused_params, {0.1, momentum, wd, nesterov});
   std::vector<Tensor> ref_bufs(ref_params.size());
   Tensor lr = Tensor::scalar(0.1);
-  const dp::SgdHyper h{static_cast<float>(momentum), static_cast<float>(wd), nesterov};
+  const dp::kernels::SgdHyper h{static_cast<float>(momentum), static_cast<float>(wd), nesterov};
   std::mt19937 gen(11);
   for (int step = 0; step < 4; ++step) {
     const double rate = 0.1 / (1 + step);  // a changing rate, through set_lr
     sgd.set_lr(rate);
-    dp::ops::fill_(lr, rate);
+    dp::kernels::fill_(lr, rate);
     std::vector<Tensor> grads = make_grads(ref_params, gen);
     for (size_t i = 0; i < ref_params.size(); ++i) {
       fused_params[i].set_grad(grads[i]);
       if (momentum != 0.0 && !ref_bufs[i].defined()) ref_bufs[i] = Tensor::empty_like(ref_params[i]);
-      dp::ops::sgd_step_(ref_params[i], grads[i], ref_bufs[i], lr, h, step == 0);
+      dp::kernels::sgd_step_(ref_params[i], grads[i], ref_bufs[i], lr, h, step == 0);
     }
     sgd.step();
     for (size_t i = 0; i < ref_params.size(); ++i) {

@@ -159,10 +159,10 @@ TEST(DataParameters, BatchClampIsBitIdenticalToClampingEveryEntry) {
       gc[labels[b]] += rc[b];
       gi[indices[b]] += ri[b];
     }
-    dp::cpu::sparse_sgd_step_dense(ref_c, buf_c, f32(gc), 0.5f, 0.9f, step == 0);
-    dp::cpu::sparse_sgd_step_dense(ref_i, buf_i, f32(gi), 30.0f, 0.9f, step == 0);
-    dp::cpu::clamp_all(ref_c, lo, hi);
-    dp::cpu::clamp_all(ref_i, lo, hi);
+    dp::kernels::cpu::sparse_sgd_step_dense(ref_c, buf_c, f32(gc), 0.5f, 0.9f, step == 0);
+    dp::kernels::cpu::sparse_sgd_step_dense(ref_i, buf_i, f32(gi), 30.0f, 0.9f, step == 0);
+    dp::kernels::cpu::clamp_all(ref_c, lo, hi);
+    dp::kernels::cpu::clamp_all(ref_i, lo, hi);
     params.step();
     auto tc = params.theta_class().to_float_vector(), ti = params.theta_inst().to_float_vector();
     ASSERT_EQ(0, std::memcmp(tc.data(), ref_c.data<float>(), C * sizeof(float))) << "step " << step;

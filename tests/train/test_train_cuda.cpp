@@ -1,5 +1,5 @@
 // CUDA versions of the data-parameter kernel families and the model SGD against the CPU
-// versions, through the same ops:: wrappers the optimisers call. Skips (with a message) when
+// versions, through the same kernels:: wrappers the optimisers call. Skips (with a message) when
 // the build has no CUDA or no device answers.
 #include <gtest/gtest.h>
 
@@ -64,7 +64,7 @@ TEST_P(DataParamCeCuda, MatchesCpu) {
   }
   logits[0 * C + labels[0]] = 3000.f;  // a row whose σ gradient underflows to zero
 
-  dp::DataParamCeTensors a;
+  dp::kernels::DataParamCeTensors a;
   a.logits = Tensor::from_vector(logits, {B, C});
   a.labels = vec(labels);
   a.indices = vec(indices);
@@ -74,7 +74,7 @@ TEST_P(DataParamCeCuda, MatchesCpu) {
   a.wd_inst = cs.decay ? 1e-3 : 0.0;
   // The same problem with its inputs on `device`, every output allocated there.
   auto on = [&](Device device) {
-    dp::DataParamCeTensors t;
+    dp::kernels::DataParamCeTensors t;
     t.logits = a.logits.to(device);
     t.labels = a.labels.to(device);
     t.indices = a.indices.to(device);
@@ -88,10 +88,10 @@ TEST_P(DataParamCeCuda, MatchesCpu) {
       *out = Tensor::empty({B}, dp::DType::Float32, device);
     if (!t.theta_class.defined()) t.dtheta_class_rows = Tensor();
     if (!t.theta_inst.defined()) t.dtheta_inst_rows = Tensor();
-    dp::ops::data_param_ce(t);
+    dp::kernels::data_param_ce(t);
     return t;
   };
-  const dp::DataParamCeTensors c = on(Device::cpu()), g = on(kGpu);
+  const dp::kernels::DataParamCeTensors c = on(Device::cpu()), g = on(kGpu);
   const double cpu_loss = c.loss.item();
   EXPECT_NEAR(g.loss.item(), cpu_loss, 1e-5 * std::abs(cpu_loss));
   expect_near_rel(g.dlogits.to_float_vector(), c.dlogits.to_float_vector(), 1e-4, "dlogits");
@@ -125,9 +125,9 @@ TEST(SparseSgdCuda, BitIdenticalToCpuWithDuplicatesAndClamp) {
     std::uniform_int_distribution<int64_t> row(0, B < 300 ? 40 : N - 1);  // small range: many duplicates
     const float lo = -2.9957323f, hi = 2.9957323f;
     Tensor theta = Tensor::full({N}, -6.9), buf = Tensor::zeros({N});
-    dp::ops::clamp_all_(theta, lo, hi);
+    dp::kernels::clamp_all_(theta, lo, hi);
     Tensor d_theta = theta.to(kGpu), d_buf = buf.to(kGpu);
-    const dp::SparseSgdHyper h{0.8f, 0.9f, dp::SparsePresence::NonZeroGrad, true, lo, hi};
+    const dp::kernels::SparseSgdHyper h{0.8f, 0.9f, dp::kernels::SparsePresence::NonZeroGrad, true, lo, hi};
     for (int step = 0; step < 15; ++step) {
       std::vector<int64_t> rows(B);
       std::vector<float> grads(B);
@@ -140,8 +140,8 @@ TEST(SparseSgdCuda, BitIdenticalToCpuWithDuplicatesAndClamp) {
         grads[1] = 0.75f;
         grads[2] = -0.75f;
       }
-      dp::ops::sparse_sgd_step_(theta, buf, vec(rows), vec(grads), h, step == 0);
-      dp::ops::sparse_sgd_step_(d_theta, d_buf, vec(rows).to(kGpu), vec(grads).to(kGpu), h, step == 0);
+      dp::kernels::sparse_sgd_step_(theta, buf, vec(rows), vec(grads), h, step == 0);
+      dp::kernels::sparse_sgd_step_(d_theta, d_buf, vec(rows).to(kGpu), vec(grads).to(kGpu), h, step == 0);
     }
     const auto gt = d_theta.to_float_vector(), gb = d_buf.to_float_vector();
     ASSERT_EQ(0, std::memcmp(gt.data(), theta.data<float>(), N * sizeof(float))) << "B = " << B;
@@ -157,8 +157,8 @@ TEST(SparseSgdCuda, ClampAllAndScatter) {
   std::normal_distribution<float> normal(0.f, 5.f);
   for (float& v : theta_host) v = normal(gen);
   Tensor theta = vec(theta_host), d_theta = theta.to(kGpu);
-  dp::ops::clamp_all_(theta, -2.9957323f, 2.9957323f);
-  dp::ops::clamp_all_(d_theta, -2.9957323f, 2.9957323f);
+  dp::kernels::clamp_all_(theta, -2.9957323f, 2.9957323f);
+  dp::kernels::clamp_all_(d_theta, -2.9957323f, 2.9957323f);
   ASSERT_EQ(d_theta.to_float_vector(), theta.to_float_vector());
 
   std::vector<int64_t> rows_host(B);
@@ -169,10 +169,10 @@ TEST(SparseSgdCuda, ClampAllAndScatter) {
     grads_host[b] = normal(gen);
   }
   Tensor rows = vec(rows_host), grads = vec(grads_host), dense = Tensor::zeros({N});
-  dp::ops::scatter_rows_add_(dense, rows, grads);
+  dp::kernels::scatter_rows_add_(dense, rows, grads);
   Tensor d_det = Tensor::zeros({N}, dp::DType::Float32, kGpu), d_atomic = Tensor::zeros({N}, dp::DType::Float32, kGpu);
-  dp::ops::scatter_rows_add_(d_det, rows.to(kGpu), grads.to(kGpu), true);
-  dp::ops::scatter_rows_add_(d_atomic, rows.to(kGpu), grads.to(kGpu), false);
+  dp::kernels::scatter_rows_add_(d_det, rows.to(kGpu), grads.to(kGpu), true);
+  dp::kernels::scatter_rows_add_(d_atomic, rows.to(kGpu), grads.to(kGpu), false);
   EXPECT_EQ(d_det.to_float_vector(), dense.to_float_vector()) << "deterministic scatter sums in batch order, like the CPU";
   expect_near_rel(d_atomic.to_float_vector(), dense.to_float_vector(), 1e-5, "atomic scatter");
 }
@@ -193,13 +193,13 @@ TEST(SgdCuda, BitIdenticalToCpu) {
       Tensor buf = momentum != 0.0f ? Tensor::zeros({n}) : Tensor();
       Tensor d_buf = momentum != 0.0f ? buf.to(kGpu) : Tensor();
       Tensor lr = Tensor::scalar(0.1), d_lr = lr.to(kGpu);
-      const dp::SgdHyper h{momentum, 5e-4f, nesterov};
+      const dp::kernels::SgdHyper h{momentum, 5e-4f, nesterov};
       for (int step = 0; step < 3; ++step) {
         std::vector<float> g_host(n);
         for (float& v : g_host) v = normal(gen);
         Tensor g = vec(g_host);
-        dp::ops::sgd_step_(w, g, buf, lr, h, step == 0);
-        dp::ops::sgd_step_(d_w, g.to(kGpu), d_buf, d_lr, h, step == 0);
+        dp::kernels::sgd_step_(w, g, buf, lr, h, step == 0);
+        dp::kernels::sgd_step_(d_w, g.to(kGpu), d_buf, d_lr, h, step == 0);
       }
       ASSERT_EQ(d_w.to_float_vector(), w.to_float_vector()) << "momentum " << momentum << " nesterov " << nesterov;
       if (momentum != 0.0f) {
