@@ -1,6 +1,7 @@
 // The schema of dp-train's TOML configuration. Names in [data_parameters] are the reference
 // implementation's command-line flags, so its users recognise them.
 #include "app/config.h"
+#include "data/registry.h"
 
 namespace dp::app {
 
@@ -8,9 +9,9 @@ const std::vector<ConfigKey>& config_schema() {
   using T = ConfigType;
   static const std::vector<ConfigKey> schema = {
       // ---- data ----
-      {"data.dataset", T::String, std::string("synthetic"), 0, 0,
-       {"synthetic", "cifar10", "cifar100", "cifar10-jpeg", "imagefolder", "packed", "packed-imagenet"},
-       "dataset kind; packed: a dp-pack folder with CIFAR-style transforms, packed-imagenet: with ImageNet-style ones"},
+      {"data.dataset", T::String, std::string("synthetic"), 0, 0, data::dataset_kind_names(),
+       "dataset kind (data/registry.h); packed: a dp-pack folder with CIFAR-style transforms, packed-imagenet: with "
+       "ImageNet-style ones"},
       {"data.path", T::String, std::string(""), 0, 0, {}, "dataset folder (unused for synthetic)"},
       {"data.num_classes", T::Int, int64_t{0}, 0, 100000, {}, "0: from the dataset"},
       {"data.synthetic_train_size", T::Int, int64_t{2048}, 1, 10000000, {}, ""},

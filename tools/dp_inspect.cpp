@@ -15,13 +15,11 @@
 
 #include "engine/autocast.h"
 #include "engine/error.h"
-#include "data/image_folder.h"
 #include "nets/registry.h"
 #include "tools/tool_common.h"
 #include "app/inspect/detection.h"
 #include "app/inspect/sigma_figure.h"
 #include "app/checkpoint_schema.h"
-#include "app/class_names.h"
 #include "app/evaluate.h"
 #include "app/run_data.h"
 #include "app/trainer.h"
@@ -129,14 +127,8 @@ int main(int argc, char** argv) {
     // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
     std::optional<dp::app::RunData> data;
     if (with_paths || per_sample) data = dp::app::make_run_data(config);
-    std::vector<std::string> names;
-    try {
-      if (data) names = dp::app::class_names(config.get_string("data.dataset"), config.get_string("data.path"), *data->test);
-    } catch (const std::exception&) {
-    }
-    const int64_t num_classes = f.num_classes;
-    if (names.empty() && config.get_string("data.dataset").rfind("cifar10", 0) == 0 && num_classes == 10)
-      names = dp::data::cifar10_class_names();
+    // Class names come from the dataset kind, without loading the dataset (numbers where unknown).
+    const std::vector<std::string> names = dp::app::class_names(dp::app::make_data_settings(config), f.num_classes);
     auto name_of = [&](int64_t c) { return c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c); };
 
     nlohmann::ordered_json report;
