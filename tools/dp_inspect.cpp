@@ -21,6 +21,7 @@
 #include "app/inspect/sigma_figure.h"
 #include "app/checkpoint_schema.h"
 #include "app/evaluate.h"
+#include "app/run_config.h"
 #include "app/run_data.h"
 #include "app/trainer.h"
 
@@ -218,10 +219,10 @@ int main(int argc, char** argv) {
       model->to(dev);
       dp::app::EvalResult r;
       {
-        dp::AutocastGuard autocast(config.get_string("run.precision") == "bf16" && dev.is_cuda() ? dp::DType::BFloat16
-                                                                                                  : dp::DType::Float32);
-        r = dp::app::evaluate(*model, data->train, data->test_transform, config.get_int("run.eval_batch_size"),
-                                config.get_int("run.workers"), dev, dp::MemoryFormat::Contiguous, /*per_sample=*/true);
+        const dp::app::EvalSettings es = dp::app::make_eval_settings(config, dev);
+        dp::AutocastGuard autocast(es.autocast);
+        r = dp::app::evaluate(*model, data->train, data->test_transform, es.batch_size, es.workers, dev,
+                              es.memory_format, /*per_sample=*/true);
       }
       std::vector<float> class_sigma;
       if (theta_class != nullptr) class_sigma = sigma_of(*theta_class);
