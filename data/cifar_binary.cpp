@@ -1,7 +1,6 @@
 #include "data/cifar_binary.h"
 
 #include <filesystem>
-#include <fstream>
 
 #include "data/file_io.h"
 #include "data/image_folder.h"
@@ -96,15 +95,11 @@ DatasetKind cifar_binary_kind(CifarVariant variant) {
   };
   k.class_names = [c10](const DatasetRequest& r) {
     if (c10) return cifar10_class_names();
-    std::vector<std::string> names;
     for (const char* sub : {"", "cifar-100-binary"}) {
-      std::ifstream in(fs::path(r.path) / sub / "fine_label_names.txt");
-      for (std::string line; std::getline(in, line);)
-        if (!line.empty()) names.push_back(line);
-      if (names.size() == 100) break;
-      names.clear();
+      std::vector<std::string> names = class_names_file((fs::path(r.path) / sub / "fine_label_names.txt").string());
+      if (names.size() == 100) return names;
     }
-    return names;
+    return std::vector<std::string>{};
   };
   return k;
 }

@@ -44,4 +44,7 @@ struct DatasetKind {
 // Throws dp::Error naming data.path (or `what`) when `path` is not a folder.
 void require_dataset_dir(const std::string& path, const std::string& what = "data.path");
 
+// Class names listed one per line in a file (empty lines skipped); empty when it cannot be read.
+std::vector<std::string> class_names_file(const std::string& path);
+
 }  // namespace dp::data

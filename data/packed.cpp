@@ -244,13 +244,7 @@ DatasetKind packed_kind(PackedTransforms transforms) {
                               : (r.train ? imagenet_train_transform(r.image_size)
                                          : imagenet_val_transform(r.image_size * 256 / 224, r.image_size))};
   };
-  k.class_names = [](const DatasetRequest& r) {
-    std::vector<std::string> names;
-    std::ifstream in(fs::path(r.path) / "classes.txt");
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) names.push_back(line);
-    return names;
-  };
+  k.class_names = [](const DatasetRequest& r) { return class_names_file((fs::path(r.path) / "classes.txt").string()); };
   return k;
 }
 

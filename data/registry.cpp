@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "data/cifar_binary.h"
+#include "data/file_io.h"
 #include "data/image_folder.h"
 #include "data/packed.h"
 #include "data/synthetic.h"
@@ -51,6 +52,14 @@ void require_dataset_dir(const std::string& path, const std::string& what) {
            "set it to the dataset folder");
   DP_CHECK(std::filesystem::is_directory(path), fmt::format("config: {} = \"{}\" is not a folder", what, path),
            "check the path (relative paths are relative to the working directory)");
+}
+
+std::vector<std::string> class_names_file(const std::string& path) {
+  std::vector<std::string> names;
+  if (!std::filesystem::is_regular_file(path)) return names;
+  for (const std::string& line : read_lines(path))
+    if (!line.empty()) names.push_back(line);
+  return names;
 }
 
 }  // namespace dp::data
