@@ -127,8 +127,8 @@ void walk(const toml::table& table, const std::string& prefix, const std::string
     if (key == nullptr) {
       std::string near = nearest_key(path);
       DP_THROW(fmt::format("config {}: unknown key '{}'", at, path),
-               near.empty() ? "README.md (Configuration) lists the keys of each section; app/config_schema.cpp "
-                             "gives each one's type, default and range"
+               near.empty() ? "dp-train --help-config (docs/config.md) lists every key of each section with its "
+                             "type, default and range"
                             : fmt::format("did you mean '{}'?", near));
     }
     values[path] = convert(*key, node, at);
@@ -162,7 +162,9 @@ void apply_override(const std::string& assignment, std::map<std::string, ConfigV
   set[path] = true;
 }
 
-std::string format_value(const ConfigValue& v) {
+}  // namespace
+
+std::string format_config_value(const ConfigValue& v) {
   return std::visit(
       [](const auto& x) -> std::string {
         using X = std::decay_t<decltype(x)>;
@@ -180,8 +182,6 @@ std::string format_value(const ConfigValue& v) {
       },
       v);
 }
-
-}  // namespace
 
 Config Config::from_string(const std::string& text, const std::string& source_name,
                            const std::vector<std::string>& overrides) {
@@ -249,7 +249,7 @@ std::string Config::resolved_toml() const {
       out += (out.empty() ? "" : "\n") + fmt::format("[{}]\n", sec);
       section = sec;
     }
-    out += fmt::format("{} = {}\n", k.path.substr(k.path.find('.') + 1), format_value(values_.at(k.path)));
+    out += fmt::format("{} = {}\n", k.path.substr(k.path.find('.') + 1), format_config_value(values_.at(k.path)));
   }
   return out;
 }

@@ -28,6 +28,9 @@ struct ConfigKey {
 
 const std::vector<ConfigKey>& config_schema();
 
+// A value as TOML writes it (true, 3, 0.1, "text", [80, 100]).
+std::string format_config_value(const ConfigValue& value);
+
 class Config {
  public:
   // Parses and validates; throws dp::Error naming the file, key and line on any mistake.

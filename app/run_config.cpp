@@ -56,6 +56,7 @@ RunConfig make_run_config(const Config& c) {
   r.seed = static_cast<uint64_t>(c.get_int("run.seed"));
   r.device = parse_device(c.get_string("run.device"));
   r.precision = c.get_string("run.precision");
+  r.precision_given = c.was_set("run.precision");
   DP_CHECK(r.precision != "bf16" || r.device.is_cuda(), "run.precision = \"bf16\" needs run.device = \"cuda\"",
            "use \"fp32\" on the CPU");
   r.autocast = r.precision == "bf16" ? DType::BFloat16 : DType::Float32;
@@ -73,6 +74,16 @@ RunConfig make_run_config(const Config& c) {
   r.print_freq = c.get_int("run.print_freq");
   r.eval_batch_size = c.get_int("run.eval_batch_size");
   return r;
+}
+
+EvalSettings make_eval_settings(const Config& c, Device device) {
+  EvalSettings e;
+  const std::string precision = c.get_string("run.precision");
+  e.autocast = precision == "bf16" && device.is_cuda() ? DType::BFloat16 : DType::Float32;
+  e.memory_format = memory_format(c.get_string("run.memory_format"), precision, device);
+  e.batch_size = c.get_int("run.eval_batch_size");
+  e.workers = c.get_int("run.workers");
+  return e;
 }
 
 std::unique_ptr<train::LrSchedule> make_schedule(const ScheduleConfig& s) {

@@ -44,6 +44,7 @@ struct RunConfig {
   uint64_t seed = 1;
   Device device = Device::cpu();
   std::string precision = "tf32";             // fp32 | tf32 | bf16
+  bool precision_given = false;               // run.precision was set (not its default)
   DType autocast = DType::Float32;            // BFloat16 under precision = "bf16"
   MemoryFormat memory_format = MemoryFormat::Contiguous;  // resolved from run.memory_format
   bool cudnn_benchmark = true;
@@ -66,5 +67,15 @@ struct RunConfig {
 RunConfig make_run_config(const Config& config);
 
 std::unique_ptr<train::LrSchedule> make_schedule(const ScheduleConfig& schedule);
+
+// How the tools evaluate a run's model on `device` (their --device, which may differ from the
+// run's): the run's precision where the device has it (bf16 on CUDA only), run.memory_format
+// resolved for that device as make_run_config resolves it, run.eval_batch_size, run.workers.
+struct EvalSettings {
+  DType autocast = DType::Float32;
+  MemoryFormat memory_format = MemoryFormat::Contiguous;
+  int64_t batch_size = 100, workers = 2;
+};
+EvalSettings make_eval_settings(const Config& config, Device device);
 
 }  // namespace dp::app

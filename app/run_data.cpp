@@ -2,137 +2,82 @@
 
 #include <fmt/format.h>
 
-#include <filesystem>
-
-#include "data/cifar_binary.h"
-#include "data/image_folder.h"
-#include "data/packed.h"
-#include "data/synthetic.h"
+#include "data/registry.h"
 #include "engine/error.h"
 
 namespace dp::app {
 
-namespace {
-
-namespace fs = std::filesystem;
-
-void require_dir(const std::string& path, const std::string& key) {
-  DP_CHECK(!path.empty(), fmt::format("config: {} is empty but the dataset needs files", key),
-           "set it to the dataset folder");
-  DP_CHECK(fs::is_directory(path), fmt::format("config: {} = \"{}\" is not a folder", key, path),
-           "check the path (relative paths are relative to the working directory)");
+data::DatasetRequest DataSettings::request(bool train) const {
+  data::DatasetRequest r;
+  r.path = path;
+  r.train = train;
+  r.image_size = image_size;
+  r.seed = seed;
+  r.synthetic_size = train ? synthetic_train_size : synthetic_test_size;
+  r.num_classes = num_classes;
+  r.synthetic_noise = synthetic_noise;
+  r.index_order_csv = index_order_csv;
+  return r;
 }
 
-// The synthetic images are centred on mid-grey with moderate contrast.
-data::TransformSpec synthetic_transform(bool train, int64_t size) {
-  data::TransformSpec t = train ? data::cifar_train_transform() : data::cifar_test_transform();
-  t.height = t.width = size;
-  if (!train) t.geometry = data::Geometry::kNone;
-  t.mean = {0.5f, 0.5f, 0.5f};
-  t.std = {0.25f, 0.25f, 0.25f};
-  return t;
+DataSettings make_data_settings(const Config& c) {
+  DataSettings s;
+  s.kind = c.get_string("data.dataset");
+  s.path = c.get_string("data.path");
+  s.image_size = c.get_int("data.image_size");
+  s.num_classes = c.get_int("data.num_classes");
+  s.synthetic_train_size = c.get_int("data.synthetic_train_size");
+  s.synthetic_test_size = c.get_int("data.synthetic_test_size");
+  s.synthetic_noise = c.get_float("data.synthetic_noise");
+  s.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  s.index_order_csv = c.get_string("data.index_order_csv");
+  s.noise = c.get_string("data.noise");
+  s.noise_file = c.get_string("data.noise_file");
+  s.noise_column = c.get_string("data.noise_column");
+  s.noise_index_column = c.get_string("data.noise_index_column");
+  s.rand_fraction = c.get_float("data.rand_fraction");
+  return s;
 }
 
-std::shared_ptr<const data::Dataset> make_split(const std::string& kind, const std::string& path,
-                                                bool train, int64_t image_size, uint64_t seed,
-                                                int64_t synthetic_size, int64_t num_classes,
-                                                const std::string& index_order_csv,
-                                                data::TransformSpec& transform, double synthetic_noise) {
-  if (kind == "synthetic") {
-    data::SyntheticOptions o;
-    o.noise = synthetic_noise;
-    o.size = synthetic_size;
-    o.num_classes = num_classes > 0 ? num_classes : 10;
-    o.height = o.width = image_size;
-    o.seed = seed;
-    o.split = train ? 0 : 1;  // same classes, other samples
-    transform = synthetic_transform(train, image_size);
-    return std::make_shared<data::SyntheticDataset>(o);
+data::DatasetSplit make_eval_split(const DataSettings& s) { return data::make_dataset_split(s.kind, s.request(false)); }
+
+std::vector<std::string> class_names(const DataSettings& s, int64_t num_classes) {
+  std::vector<std::string> names = data::dataset_class_names(s.kind, s.request(false));
+  if (static_cast<int64_t>(names.size()) != num_classes) {
+    names.clear();
+    for (int64_t c = 0; c < num_classes; ++c) names.push_back(std::to_string(c));
   }
-  if (kind == "cifar10" || kind == "cifar100") {
-    require_dir(path, "data.path");
-    transform = train ? data::cifar_train_transform() : data::cifar_test_transform();
-    return std::make_shared<data::CifarBinaryDataset>(
-        path, kind == "cifar10" ? data::CifarVariant::kCifar10 : data::CifarVariant::kCifar100, train);
-  }
-  if (kind == "cifar10-jpeg") {
-    require_dir(path, "data.path");
-    transform = train ? data::cifar_train_transform() : data::cifar_test_transform();
-    return data::cifar10_jpeg_folder(path, train, train ? index_order_csv : "");
-  }
-  if (kind == "packed" || kind == "packed-imagenet") {  // a folder written by dp-pack
-    require_dir(path, "data.path");
-    if (kind == "packed")
-      transform = train ? data::cifar_train_transform() : data::cifar_test_transform();
-    else
-      transform = train ? data::imagenet_train_transform(image_size)
-                        : data::imagenet_val_transform(image_size * 256 / 224, image_size);
-    return std::make_shared<data::PackedDataset>(path, train ? "train" : "test");
-  }
-  if (kind == "imagefolder") {
-    std::string split = (fs::path(path) / (train ? "train" : "val")).string();
-    require_dir(split, train ? "data.path (its train/ folder)" : "data.path (its val/ folder)");
-    transform = train ? data::imagenet_train_transform(image_size)
-                      : data::imagenet_val_transform(image_size * 256 / 224, image_size);
-    data::ImageFolderOptions o;
-    o.root = split;
-    // The validation split's labels index the training split's classes (its own sorted list
-    // would shift every label after a missing class).
-    const std::string train_split = (fs::path(path) / "train").string();
-    if (!train && fs::is_directory(train_split)) {
-      o.class_order = data::class_folder_names(train_split);
-      o.subset_of_classes = true;
-    }
-    return std::make_shared<data::ImageFolderDataset>(o);
-  }
-  DP_THROW(fmt::format("config: unknown data.dataset \"{}\"", kind),
-           "use synthetic, cifar10, cifar100, cifar10-jpeg, imagefolder, packed or packed-imagenet");
+  return names;
 }
 
-}  // namespace
-
-std::shared_ptr<const data::Dataset> make_eval_dataset(const std::string& kind, const std::string& path,
-                                                       int64_t image_size, uint64_t seed,
-                                                       int64_t synthetic_size, int64_t num_classes,
-                                                       data::TransformSpec& transform, double synthetic_noise) {
-  return make_split(kind, path, false, image_size, seed, synthetic_size, num_classes, "", transform,
-                    synthetic_noise);
-}
-
-RunData make_run_data(const Config& c) {
+RunData make_run_data(const DataSettings& s) {
   RunData r;
-  const std::string kind = c.get_string("data.dataset");
-  const std::string path = c.get_string("data.path");
-  const auto seed = static_cast<uint64_t>(c.get_int("run.seed"));
-  const int64_t size = c.get_int("data.image_size");
-  const int64_t classes = c.get_int("data.num_classes");
-  std::shared_ptr<const data::Dataset> clean =
-      make_split(kind, path, true, size, seed, c.get_int("data.synthetic_train_size"), classes,
-                 c.get_string("data.index_order_csv"), r.train_transform, c.get_float("data.synthetic_noise"));
-  r.test = make_split(kind, path, false, size, seed, c.get_int("data.synthetic_test_size"), classes, "",
-                      r.test_transform, c.get_float("data.synthetic_noise"));
+  const data::DatasetSplit train = data::make_dataset_split(s.kind, s.request(true));
+  const data::DatasetSplit test = data::make_dataset_split(s.kind, s.request(false));
+  r.train_transform = train.transform;
+  r.test = test.dataset;
+  r.test_transform = test.transform;
+  const std::shared_ptr<const data::Dataset>& clean = train.dataset;
   r.num_classes = clean->num_classes();
-  DP_CHECK(classes == 0 || classes == r.num_classes,
-           fmt::format("config: data.num_classes = {} but the dataset has {} classes", classes, r.num_classes),
+  DP_CHECK(s.num_classes == 0 || s.num_classes == r.num_classes,
+           fmt::format("config: data.num_classes = {} but the dataset has {} classes", s.num_classes, r.num_classes),
            "remove data.num_classes or make it match the dataset");
 
   std::vector<int64_t> labels = data::dataset_labels(*clean);
-  const std::string noise = c.get_string("data.noise");
-  const double fraction = c.get_float("data.rand_fraction");
-  if (noise == "none") {
+  const double fraction = s.rand_fraction;
+  if (s.noise == "none") {
     DP_CHECK(fraction == 0.0, "config: data.rand_fraction > 0 but data.noise = \"none\"",
              "set data.noise = \"permute\" (the reference's protocol) or \"symmetric\"");
     r.noise = data::clean_noise_map(labels);
-  } else if (noise == "permute") {
-    r.noise = data::image_permutation_noise(labels, fraction, static_cast<uint32_t>(seed));
-  } else if (noise == "symmetric" || noise == "symmetric-other") {
-    r.noise = data::symmetric_label_noise(labels, r.num_classes, fraction, noise == "symmetric-other", seed);
+  } else if (s.noise == "permute") {
+    r.noise = data::image_permutation_noise(labels, fraction, static_cast<uint32_t>(s.seed));
+  } else if (s.noise == "symmetric" || s.noise == "symmetric-other") {
+    r.noise = data::symmetric_label_noise(labels, r.num_classes, fraction, s.noise == "symmetric-other", s.seed);
   } else {  // file
-    DP_CHECK(!c.get_string("data.noise_file").empty() && !c.get_string("data.noise_column").empty(),
+    DP_CHECK(!s.noise_file.empty() && !s.noise_column.empty(),
              "config: data.noise = \"file\" needs data.noise_file and data.noise_column",
              "e.g. noise_file = \"../shared/data/cifar10n-labels.csv\", noise_column = \"worse_label\"");
-    r.noise = data::file_label_noise(labels, c.get_string("data.noise_file"), c.get_string("data.noise_column"),
-                                     c.get_string("data.noise_index_column"), r.num_classes);
+    r.noise = data::file_label_noise(labels, s.noise_file, s.noise_column, s.noise_index_column, r.num_classes);
   }
   r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
   return r;

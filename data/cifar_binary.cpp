@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "data/file_io.h"
+#include "data/image_folder.h"
 #include "engine/error.h"
 
 namespace dp::data {
@@ -79,6 +80,28 @@ std::string CifarBinaryDataset::source(int64_t index) const {
   size_t f = file_start_.size() - 1;
   while (file_start_[f] > index) --f;
   return files_[f] + " record " + std::to_string(index - file_start_[f]);
+}
+
+DatasetKind cifar_binary_kind(CifarVariant variant) {
+  const bool c10 = variant == CifarVariant::kCifar10;
+  DatasetKind k;
+  k.name = c10 ? "cifar10" : "cifar100";
+  k.summary = c10 ? "CIFAR-10 binary batches in data.path (data_batch_1..5.bin, test_batch.bin)"
+                  : "CIFAR-100 binary in data.path (train.bin, test.bin), fine labels";
+  k.make = [variant](const DatasetRequest& r) {
+    require_dataset_dir(r.path);
+    return DatasetSplit{std::make_shared<CifarBinaryDataset>(r.path, variant, r.train),
+                        r.train ? cifar_train_transform() : cifar_test_transform()};
+  };
+  k.class_names = [c10](const DatasetRequest& r) {
+    if (c10) return cifar10_class_names();
+    for (const char* sub : {"", "cifar-100-binary"}) {
+      std::vector<std::string> names = class_names_file((fs::path(r.path) / sub / "fine_label_names.txt").string());
+      if (names.size() == 100) return names;
+    }
+    return std::vector<std::string>{};
+  };
+  return k;
 }
 
 }  // namespace dp::data

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/dataset_kind.h"
 
 namespace dp::data {
 
@@ -35,5 +36,9 @@ class CifarBinaryDataset final : public Dataset {
   std::vector<int64_t> labels_;
   std::vector<uint8_t> planar_;  // size() * 3072 bytes, CHW per image as stored
 };
+
+// data.dataset = "cifar10" / "cifar100": the binary distribution in data.path, CIFAR transforms;
+// class names: CIFAR-10's, CIFAR-100's fine_label_names.txt when the folder has it.
+DatasetKind cifar_binary_kind(CifarVariant variant);
 
 }  // namespace dp::data

@@ -243,4 +243,45 @@ std::shared_ptr<ImageFolderDataset> cifar10_jpeg_folder(const std::string& extra
   return std::make_shared<ImageFolderDataset>(options);
 }
 
+DatasetKind image_folder_kind() {
+  DatasetKind k;
+  k.name = "imagefolder";
+  k.summary = "class folders in data.path/train and data.path/val (torchvision's ImageFolder), ImageNet transforms";
+  k.make = [](const DatasetRequest& r) {
+    const std::string split = (fs::path(r.path) / (r.train ? "train" : "val")).string();
+    require_dataset_dir(split, r.train ? "data.path (its train/ folder)" : "data.path (its val/ folder)");
+    ImageFolderOptions o;
+    o.root = split;
+    // The validation split's labels index the training split's classes (its own sorted list
+    // would shift every label after a missing class).
+    const std::string train_split = (fs::path(r.path) / "train").string();
+    if (!r.train && fs::is_directory(train_split)) {
+      o.class_order = class_folder_names(train_split);
+      o.subset_of_classes = true;
+    }
+    return DatasetSplit{std::make_shared<ImageFolderDataset>(o),
+                        r.train ? imagenet_train_transform(r.image_size)
+                                : imagenet_val_transform(r.image_size * 256 / 224, r.image_size)};
+  };
+  k.class_names = [](const DatasetRequest& r) {
+    for (const char* split : {"train", "val"})  // the training split's classes label both
+      if (fs::is_directory(fs::path(r.path) / split)) return class_folder_names((fs::path(r.path) / split).string());
+    return std::vector<std::string>{};
+  };
+  return k;
+}
+
+DatasetKind cifar10_jpeg_kind() {
+  DatasetKind k;
+  k.name = "cifar10-jpeg";
+  k.summary = "the CIFAR-10 JPEG export in data.path (train/<class>/, test/<class>/), CIFAR transforms";
+  k.make = [](const DatasetRequest& r) {
+    require_dataset_dir(r.path);
+    return DatasetSplit{cifar10_jpeg_folder(r.path, r.train, r.train ? r.index_order_csv : ""),
+                        r.train ? cifar_train_transform() : cifar_test_transform()};
+  };
+  k.class_names = [](const DatasetRequest&) { return cifar10_class_names(); };
+  return k;
+}
+
 }  // namespace dp::data

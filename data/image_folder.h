@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/dataset_kind.h"
 
 namespace dp::data {
 
@@ -68,5 +69,12 @@ const std::vector<std::string>& cifar10_class_names();
 // class-major (class in label order, then NNNN), the only order the test split has.
 std::shared_ptr<ImageFolderDataset> cifar10_jpeg_folder(const std::string& extracted, bool train,
                                                        const std::string& index_order_csv = "");
+
+// data.dataset = "imagefolder": data.path/train/<class>/ and data.path/val/<class>/ (the
+// validation split's labels index the training split's classes), ImageNet transforms.
+DatasetKind image_folder_kind();
+// data.dataset = "cifar10-jpeg": cifar10_jpeg_folder, CIFAR transforms; DatasetRequest's
+// index_order_csv orders the training split.
+DatasetKind cifar10_jpeg_kind();
 
 }  // namespace dp::data

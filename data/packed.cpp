@@ -231,4 +231,21 @@ PackReport write_packed_split(const Dataset& source, const std::vector<std::stri
   return report;
 }
 
+DatasetKind packed_kind(PackedTransforms transforms) {
+  const bool cifar = transforms == PackedTransforms::kCifar;
+  DatasetKind k;
+  k.name = cifar ? "packed" : "packed-imagenet";
+  k.summary = cifar ? "a folder written by dp-pack in data.path, CIFAR transforms"
+                    : "a folder written by dp-pack in data.path, ImageNet transforms";
+  k.make = [cifar](const DatasetRequest& r) {
+    require_dataset_dir(r.path);
+    return DatasetSplit{std::make_shared<PackedDataset>(r.path, r.train ? "train" : "test"),
+                        cifar ? (r.train ? cifar_train_transform() : cifar_test_transform())
+                              : (r.train ? imagenet_train_transform(r.image_size)
+                                         : imagenet_val_transform(r.image_size * 256 / 224, r.image_size))};
+  };
+  k.class_names = [](const DatasetRequest& r) { return class_names_file((fs::path(r.path) / "classes.txt").string()); };
+  return k;
+}
+
 }  // namespace dp::data

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/dataset_kind.h"
 
 namespace dp::data {
 
@@ -82,5 +83,10 @@ struct PackReport {
 // order restricted to the kept samples.
 PackReport write_packed_split(const Dataset& source, const std::vector<std::string>& class_names,
                               const std::string& dir, const std::string& split, const PackOptions& options);
+
+// data.dataset = "packed" (CIFAR transforms) or "packed-imagenet" (ImageNet transforms): the
+// folder dp-pack wrote in data.path; class names from its classes.txt.
+enum class PackedTransforms { kCifar, kImageNet };
+DatasetKind packed_kind(PackedTransforms transforms);
 
 }  // namespace dp::data

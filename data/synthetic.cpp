@@ -66,4 +66,37 @@ std::string SyntheticDataset::source(int64_t index) const {
          ", split " + std::to_string(options_.split) + ")";
 }
 
+namespace {
+
+// The synthetic images are centred on mid-grey with moderate contrast.
+TransformSpec synthetic_transform(bool train, int64_t size) {
+  TransformSpec t = train ? cifar_train_transform() : cifar_test_transform();
+  t.height = t.width = size;
+  if (!train) t.geometry = Geometry::kNone;
+  t.mean = {0.5f, 0.5f, 0.5f};
+  t.std = {0.25f, 0.25f, 0.25f};
+  return t;
+}
+
+}  // namespace
+
+DatasetKind synthetic_kind() {
+  DatasetKind k;
+  k.name = "synthetic";
+  k.summary = "procedural images, no files (data.synthetic_train_size, synthetic_test_size, synthetic_noise)";
+  k.reads_files = false;
+  k.make = [](const DatasetRequest& r) {
+    SyntheticOptions o;
+    o.noise = r.synthetic_noise;
+    o.size = r.synthetic_size;
+    o.num_classes = r.num_classes > 0 ? r.num_classes : 10;
+    o.height = o.width = r.image_size;
+    o.seed = r.seed;
+    o.split = r.train ? 0 : 1;  // same classes, other samples
+    return DatasetSplit{std::make_shared<SyntheticDataset>(o), synthetic_transform(r.train, r.image_size)};
+  };
+  k.class_names = [](const DatasetRequest&) { return std::vector<std::string>{}; };
+  return k;
+}
+
 }  // namespace dp::data

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "data/dataset.h"
+#include "data/dataset_kind.h"
 
 namespace dp::data {
 
@@ -34,5 +35,9 @@ class SyntheticDataset final : public Dataset {
  private:
   SyntheticOptions options_;
 };
+
+// data.dataset = "synthetic": no files; DatasetRequest's seed, synthetic_size, num_classes,
+// synthetic_noise and image_size; the same classes in both splits, other samples.
+DatasetKind synthetic_kind();
 
 }  // namespace dp::data

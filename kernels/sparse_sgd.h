@@ -7,6 +7,8 @@
 // gradient. Then, per unique row:
 //   present (default: summed float32 gradient != 0.0; option: in the batch):
 //     buf ← g on the optimiser's first step, else buf ← momentum·buf + g;  θ ← θ − lr·buf
+//     (lr read from a float32 scalar on θ's device when the update runs, as the model SGD does:
+//     a CUDA graph replays the same launch under a changing rate)
 //     then, when h.clamp: θ ← min(max(θ, lo), hi)  (NaN stays NaN, like torch.clamp)
 //   absent: θ and buf untouched (momentum does not decay).
 // All arithmetic is float32 with the reference's rounding order; both backends agree bit for bit.
@@ -26,7 +28,6 @@ enum class SparsePresence : uint8_t {
 };
 
 struct SparseSgdHyper {
-  float lr = 0.1f;
   float momentum = 0.9f;
   SparsePresence presence = SparsePresence::NonZeroGrad;
   bool clamp = false;  // clamp each updated row right after its update
@@ -36,11 +37,11 @@ struct SparseSgdHyper {
 }  // namespace dp::kernels
 
 #define DP_SPARSE_SGD_KERNELS                                                                     \
-  /* theta, momentum_buf float32 [N]; rows int64 [n]; grads float32 [n]; one device. */           \
-  /* updated_rows (optional, CPU only; ignored on CUDA): receives the updated rows, ascending. */ \
+  /* theta, momentum_buf float32 [N]; rows int64 [n]; grads float32 [n]; lr float32 scalar; */  \
+  /* one device. updated_rows (optional, CPU only; ignored on CUDA): the updated rows, ascending. */ \
   void sparse_sgd_step(Tensor& theta, Tensor& momentum_buf, const Tensor& rows,                   \
-                       const Tensor& grads, const SparseSgdHyper& h, bool first_step,             \
-                       std::vector<int64_t>* updated_rows);                                       \
+                       const Tensor& grads, const Tensor& lr, const SparseSgdHyper& h,            \
+                       bool first_step, std::vector<int64_t>* updated_rows);                      \
   /* θ ← min(max(θ, lo), hi) for every entry of a float32 tensor. */                              \
   void clamp_all(Tensor& theta, float lo, float hi);                                              \
   /* dense[rows[b]] += grads[b]; float32. deterministic: duplicates summed in batch order (the */ \

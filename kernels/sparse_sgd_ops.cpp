@@ -21,14 +21,19 @@ void check_rows(const char* op, const Tensor& target, const Tensor& rows, const 
 }  // namespace
 
 void sparse_sgd_step_(Tensor& theta, Tensor& momentum_buf, const Tensor& rows, const Tensor& grads,
-                      const SparseSgdHyper& h, bool first_step, std::vector<int64_t>* updated_rows) {
+                      const Tensor& lr, const SparseSgdHyper& h, bool first_step,
+                      std::vector<int64_t>* updated_rows) {
   check_rows("sparse_sgd_step_", theta, rows, grads);
   DP_CHECK(theta.dim() == 1 && momentum_buf.defined() && momentum_buf.dtype() == DType::Float32 &&
                momentum_buf.numel() == theta.numel() && momentum_buf.device() == theta.device(),
            fmt::format("sparse_sgd_step_: θ {} and momentum buffer {} must be float32 vectors of one size",
                        theta.str(), momentum_buf.defined() ? momentum_buf.str() : "undefined"),
            "data parameters are stored as float32 [num_classes] or [num_instances]");
-  DP_DISPATCH(theta.device(), sparse_sgd_step, theta, momentum_buf, rows, grads, h, first_step, updated_rows);
+  DP_CHECK(lr.defined() && lr.numel() == 1 && lr.dtype() == DType::Float32 && lr.device() == theta.device(),
+           "sparse_sgd_step_: lr must be a float32 scalar on " + theta.device().str() + ", got " +
+               (lr.defined() ? lr.str() : std::string("undefined")),
+           "keep the learning rate in a device scalar (SparseSGD::lr_tensor())");
+  DP_DISPATCH(theta.device(), sparse_sgd_step, theta, momentum_buf, rows, grads, lr, h, first_step, updated_rows);
   theta.bump_version();
   momentum_buf.bump_version();
 }

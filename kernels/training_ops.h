@@ -21,8 +21,9 @@ void sgd_step_(Tensor& weights, const Tensor& grads, Tensor& momentum_buf, const
                const SgdHyper& h, bool first_step);
 
 // ---- data-parameter SparseSGD (kernels/sparse_sgd.h) ----
+// The rate is read from `lr` (float32 scalar on θ's device), as sgd_step_ reads it.
 void sparse_sgd_step_(Tensor& theta, Tensor& momentum_buf, const Tensor& rows, const Tensor& grads,
-                      const SparseSgdHyper& h, bool first_step,
+                      const Tensor& lr, const SparseSgdHyper& h, bool first_step,
                       std::vector<int64_t>* updated_rows = nullptr);
 void clamp_all_(Tensor& theta, float lo, float hi);
 void scatter_rows_add_(Tensor& dense, const Tensor& rows, const Tensor& grads, bool deterministic = true);

@@ -86,6 +86,10 @@ void BatchNorm2d::before_state_read() const {
   buffer_stale_ = false;
 }
 
+void BatchNorm2d::declare_own_host_state(HostState& state) {
+  state.counter("batches_tracked", &batches_tracked_, [this] { buffer_stale_ = true; });
+}
+
 void BatchNorm2d::after_state_write() {
   batches_tracked_ = num_batches_tracked.to(Device::cpu()).data<int64_t>()[0];
   buffer_stale_ = false;
@@ -139,6 +143,11 @@ Dropout::Dropout(double p, uint64_t seed, uint64_t stream_base)
 Tensor Dropout::forward(const Tensor& x) {
   if (!is_training() || p == 0.0) return x;
   return kernels::dropout(x, p, true, seed, stream_base + calls++);
+}
+
+void Dropout::declare_own_host_state(HostState& state) {
+  state.counter("calls", &calls);
+  state.kernel_argument("mask_stream", [this] { return static_cast<int64_t>(stream_base + calls); });
 }
 
 // ---- Sequential ----

@@ -44,7 +44,7 @@ class BatchNorm2d : public Module {
  protected:
   void before_state_read() const override;
   void after_state_write() override;
-  void on_replayed_training_step() override { count_training_batch(); }
+  void declare_own_host_state(HostState& state) override;
   void count_training_batch();  // num_batches_tracked, like PyTorch's forward in training mode
 
  private:
@@ -111,7 +111,9 @@ class Dropout : public Module {
   uint64_t seed, stream_base, calls = 0;
 
  protected:
-  bool replayable_self() const override { return p == 0.0; }  // the mask's stream is a host counter
+  // The mask's stream is a host counter passed to the kernel: a training step that draws a mask
+  // cannot be replayed (it runs eagerly).
+  void declare_own_host_state(HostState& state) override;
 };
 
 class Identity : public Module {

@@ -62,16 +62,11 @@ void Module::train(bool on) {
   for (auto& [_, m] : children_) m->train(on);
 }
 
-void Module::note_replayed_training_step() {
-  on_replayed_training_step();
-  for (auto& [_, m] : children_) m->note_replayed_training_step();
-}
-
-bool Module::replayable() const {
-  if (!replayable_self()) return false;
-  for (const auto& [_, m] : children_)
-    if (!m->replayable()) return false;
-  return true;
+void Module::declare_host_state(HostState& state) {
+  for (const auto& [name, t] : params_) state.version(name, *t);
+  for (const auto& [name, t] : buffers_) state.version(name, *t);
+  declare_own_host_state(state);
+  for (auto& [name, m] : children_) state.part(name, *m);
 }
 
 void Module::collect(const std::string& prefix, bool params, bool buffers,

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/host_state.h"
 #include "engine/tensor.h"
 #include "layers/state_dict.h"
 
@@ -36,7 +37,7 @@ class InitContext {
   std::string prefix_;
 };
 
-class Module {
+class Module : public HasHostState {
  public:
   explicit Module(std::string type_name) : type_name_(std::move(type_name)) {}
   virtual ~Module() = default;
@@ -83,13 +84,10 @@ class Module {
   void to(Device device);  // moves every parameter and buffer (recursive)
   Device device() const;   // the device of the first parameter or buffer (CPU when none)
 
-  // ---- CUDA graph replay (train/train_step.h) ----
-  // A replayed training step runs the recorded kernels but none of forward()'s host code; this
-  // redoes that code's effects once per replayed step (recursive; e.g. BatchNorm's batch counter).
-  void note_replayed_training_step();
-  // False when some module's forward draws fresh host-side randomness per call (dropout with
-  // p > 0), which a replay would repeat (recursive).
-  bool replayable() const;
+  // ---- host-side state (engine/host_state.h: what a CUDA graph replay must redo) ----
+  // Declares the version of every parameter and buffer (kernels write them in place) and each
+  // module's own host state (declare_own_host_state), under dotted names (recursive).
+  void declare_host_state(HostState& state) final;
 
   // One-line-per-module summary with parameter counts, for logs and dp-inspect.
   std::string describe() const;
@@ -108,8 +106,10 @@ class Module {
   virtual void before_state_read() const {}
   virtual void after_state_write() {}
   virtual void on_train_mode(bool) {}
-  virtual void on_replayed_training_step() {}
-  virtual bool replayable_self() const { return true; }
+  // State kept on the host that forward() changes or passes to kernels by value (a counter, a
+  // host-drawn random stream): a layer with any declares it here (HostState::counter,
+  // kernel_argument), or replayed training steps diverge from eager ones without a word.
+  virtual void declare_own_host_state(HostState&) {}
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> module);

@@ -18,7 +18,7 @@
 #include "app/evaluate.h"
 #include "app/run_data.h"
 #include "app/trainer.h"
-#include "app/class_names.h"
+#include "data/registry.h"
 #include "tools/tool_common.h"
 
 int main(int argc, char** argv) {
@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   std::string checkpoint, kind, path, device = "cpu", json_out, dump;
   int64_t batch = 100, workers = 2, worst = 5;
   app.add_option("checkpoint", checkpoint, "checkpoint.h5 or best.h5 from a run")->required();
-  app.add_option("--data", kind, "dataset kind (default: the run's): synthetic, cifar10, cifar100, cifar10-jpeg, imagefolder, packed, packed-imagenet");
+  app.add_option("--data", kind,
+                 fmt::format("dataset kind (default: the run's): {}", fmt::join(dp::data::dataset_kind_names(), ", ")));
   app.add_option("--path", path, "dataset folder (default: the run's)");
   app.add_option("--device", device, "cpu, cuda, cuda:N");
   app.add_option("--batch-size", batch, "evaluation batch size");
@@ -40,15 +41,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     dp::app::Checkpoint file = dp::app::read_checkpoint(checkpoint);
-    dp::app::Config config = dp::app::config_from_checkpoint(file);
-    if (kind.empty()) kind = config.get_string("data.dataset");
-    if (path.empty()) path = config.get_string("data.path");
-    dp::data::TransformSpec transform;
-    auto dataset = dp::app::make_eval_dataset(kind, path, config.get_int("data.image_size"),
-                                                static_cast<uint64_t>(config.get_int("run.seed")),
-                                                config.get_int("data.synthetic_test_size"),
-                                                config.get_int("data.num_classes"), transform,
-                                                config.get_float("data.synthetic_noise"));
+    dp::app::DataSettings data = dp::app::make_data_settings(dp::app::config_from_checkpoint(file));
+    if (!kind.empty()) data.kind = kind;
+    if (!path.empty()) data.path = path;
+    const dp::data::DatasetSplit split = dp::app::make_eval_split(data);
+    const auto& dataset = split.dataset;
+    const dp::data::TransformSpec& transform = split.transform;
     auto model = dp::app::make_checkpoint_model(file);
     dp::Device dev = dp::tools::checked_device(device);
     model->to(dev);
@@ -71,9 +69,9 @@ int main(int argc, char** argv) {
       dp::io::write_npy(dump + "/logits.npy", logits);
       dp::io::write_npy(dump + "/labels.npy", t.labels);
     }
-    const std::vector<std::string> names = dp::app::class_names(kind, path, *dataset);
+    const std::vector<std::string> names = dp::app::class_names(data, dataset->num_classes());
     std::printf("dp-eval: %s on %s (%s), %lld samples\n  loss %.4f   top-1 %.2f%%   top-5 %.2f%%\n",
-                checkpoint.c_str(), kind.c_str(), path.empty() ? "built in" : path.c_str(),
+                checkpoint.c_str(), data.kind.c_str(), data.path.empty() ? "built in" : data.path.c_str(),
                 static_cast<long long>(r.count), r.loss, r.top1, r.top5);
     // The worst classes, each with the class it is most often mistaken for.
     std::vector<size_t> order;

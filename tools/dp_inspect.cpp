@@ -15,14 +15,13 @@
 
 #include "engine/autocast.h"
 #include "engine/error.h"
-#include "data/image_folder.h"
 #include "nets/registry.h"
 #include "tools/tool_common.h"
 #include "app/inspect/detection.h"
 #include "app/inspect/sigma_figure.h"
 #include "app/checkpoint_schema.h"
-#include "app/class_names.h"
 #include "app/evaluate.h"
+#include "app/run_config.h"
 #include "app/run_data.h"
 #include "app/trainer.h"
 
@@ -129,14 +128,8 @@ int main(int argc, char** argv) {
     // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
     std::optional<dp::app::RunData> data;
     if (with_paths || per_sample) data = dp::app::make_run_data(config);
-    std::vector<std::string> names;
-    try {
-      if (data) names = dp::app::class_names(config.get_string("data.dataset"), config.get_string("data.path"), *data->test);
-    } catch (const std::exception&) {
-    }
-    const int64_t num_classes = f.num_classes;
-    if (names.empty() && config.get_string("data.dataset").rfind("cifar10", 0) == 0 && num_classes == 10)
-      names = dp::data::cifar10_class_names();
+    // Class names come from the dataset kind, without loading the dataset (numbers where unknown).
+    const std::vector<std::string> names = dp::app::class_names(dp::app::make_data_settings(config), f.num_classes);
     auto name_of = [&](int64_t c) { return c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c); };
 
     nlohmann::ordered_json report;
@@ -226,10 +219,10 @@ int main(int argc, char** argv) {
       model->to(dev);
       dp::app::EvalResult r;
       {
-        dp::AutocastGuard autocast(config.get_string("run.precision") == "bf16" && dev.is_cuda() ? dp::DType::BFloat16
-                                                                                                  : dp::DType::Float32);
-        r = dp::app::evaluate(*model, data->train, data->test_transform, config.get_int("run.eval_batch_size"),
-                                config.get_int("run.workers"), dev, dp::MemoryFormat::Contiguous, /*per_sample=*/true);
+        const dp::app::EvalSettings es = dp::app::make_eval_settings(config, dev);
+        dp::AutocastGuard autocast(es.autocast);
+        r = dp::app::evaluate(*model, data->train, data->test_transform, es.batch_size, es.workers, dev,
+                              es.memory_format, /*per_sample=*/true);
       }
       std::vector<float> class_sigma;
       if (theta_class != nullptr) class_sigma = sigma_of(*theta_class);

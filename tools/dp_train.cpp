@@ -1,9 +1,12 @@
 // dp-train CONFIG.toml [--set section.key=value ...] [--resume CHECKPOINT | --overwrite]
+// dp-train --help-config: the configuration reference (docs/config.md)
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "dist/process_group.h"
 #include "engine/error.h"
+#include "app/config_reference.h"
 #include "app/trainer.h"
 #include "tools/tool_common.h"
 
@@ -20,6 +23,13 @@ int main(int argc, char** argv) {
                "run.output already holds a run: move it aside to OUTPUT.replaced-DATE and start a new one");
   app.add_flag("--quiet", quiet, "no progress lines");
   dp::tools::add_version_flag(app, "dp-train");
+  app.add_flag_callback(
+      "--help-config",
+      [] {
+        std::fputs(dp::app::config_reference().c_str(), stdout);
+        std::exit(0);
+      },
+      "print the configuration reference (every key: type, default, values, meaning; docs/config.md), then exit");
   CLI11_PARSE(app, argc, argv);
   try {
     dp::app::Config config = dp::app::Config::from_file(config_path, overrides);
@@ -36,13 +46,13 @@ int main(int argc, char** argv) {
         std::printf("dp-train: resumed from %s after epoch %lld (global step %lld)\n", resume.c_str(),
                     static_cast<long long>(trainer.epochs_done()), static_cast<long long>(trainer.global_step()));
       // On the CPU "tf32" is plain float32 (TF32 is a tensor-core format): say so instead of accepting it silently.
-      const std::string precision = config.get_string("run.precision");
-      const bool cpu = config.get_string("run.device") == "cpu";
-      const std::string shown = cpu && precision == "tf32" ? "fp32" : precision;
-      if (cpu && precision == "tf32" && config.was_set("run.precision"))
+      const dp::app::RunConfig& rc = trainer.run_config();
+      const bool cpu = rc.device.is_cpu();
+      const std::string shown = cpu && rc.precision == "tf32" ? "fp32" : rc.precision;
+      if (cpu && rc.precision == "tf32" && rc.precision_given)
         std::printf("dp-train: note: run.precision = \"tf32\" means fp32 on the CPU (TF32 is a GPU tensor-core mode)\n");
       std::printf("dp-train: %s on %s (%s), %lld training samples (%lld corrupted), %lld classes, output %s\n",
-                  config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(), shown.c_str(),
+                  rc.arch.c_str(), rc.device.str().c_str(), shown.c_str(),
                   static_cast<long long>(trainer.run_data().train->size()),
                   static_cast<long long>(trainer.run_data().noise.num_corrupted()),
                   static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());

@@ -70,12 +70,14 @@ void DataParameters::step_one(SparseSGD& opt, Tensor rows, Tensor grads, bool& f
   fully_clamped = true;
 }
 
-void DataParameters::note_replayed_step() {
-  for (SparseSGD* opt : {class_opt_.get(), inst_opt_.get()}) {
-    if (opt == nullptr) continue;
-    opt->set_steps(opt->steps() + 1);
-    Tensor theta = opt->param();
-    theta.bump_version();
+void DataParameters::declare_host_state(HostState& state) {
+  if (class_opt_) {
+    state.part("class_optimizer", *class_opt_);
+    state.kernel_argument("class_full_clamp", [this] { return static_cast<int64_t>(!fully_clamped_class_); });
+  }
+  if (inst_opt_) {
+    state.part("inst_optimizer", *inst_opt_);
+    state.kernel_argument("inst_full_clamp", [this] { return static_cast<int64_t>(!fully_clamped_inst_); });
   }
 }
 

@@ -19,6 +19,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/host_state.h"
 #include "engine/tensor.h"
 #include "train/data_param_loss.h"
 #include "train/sparse_sgd.h"
@@ -67,7 +68,7 @@ struct SigmaStatsSplit {
 SigmaStatsSplit sigma_stats_split(const Tensor& theta, const std::vector<uint8_t>& corrupted,
                                   int bins = 30);
 
-class DataParameters {
+class DataParameters : public HasHostState {
  public:
   DataParameters(const DataParamConfig& config, int64_t num_classes, int64_t num_instances,
                  Device device = Device::cpu());
@@ -98,9 +99,9 @@ class DataParameters {
   // step). Uses the gradients of the last loss() call.
   void step(const RowsExchange& exchange = {});
 
-  // A CUDA graph replayed a captured step (train/train_step.h): counts its optimiser steps,
-  // which the replay did on the device only, and marks θ as written.
-  void note_replayed_step();
+  // Its optimisers' state, and whether the next step clamps every entry (another launch than
+  // the fused clamp of the updated rows): engine/host_state.h.
+  void declare_host_state(HostState& state) override;
 
   // Call after writing θ from outside (checkpoint load): the next clamp is a full one.
   void mark_theta_modified() { fully_clamped_class_ = fully_clamped_inst_ = false; }

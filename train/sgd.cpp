@@ -42,6 +42,14 @@ void SGD::step() {
   kernels::sgd_step_(flat_.weights(), flat_.grads(), buf_, lr_, h, first);
 }
 
+void SGD::declare_host_state(HostState& state) {
+  state.version("weights", flat_.weights());
+  state.version("grads", flat_.grads());
+  state.version("momentum", buf_);
+  state.kernel_argument("first_step",
+                        [this] { return static_cast<int64_t>(options_.momentum != 0.0 && !buf_.defined()); });
+}
+
 void SGD::load_momentum_buffers(const std::vector<Tensor>& buffers) {
   DP_CHECK(buffers.size() == flat_.size(),
            fmt::format("SGD: {} momentum buffers for {} parameters", buffers.size(), flat_.size()),

@@ -19,6 +19,7 @@
 #pragma once
 #include <vector>
 
+#include "engine/host_state.h"
 #include "engine/tensor.h"
 #include "train/flat_parameters.h"
 
@@ -31,7 +32,7 @@ struct SgdOptions {
   bool nesterov = false;
 };
 
-class SGD {
+class SGD : public HasHostState {
  public:
   // float32 parameters, all on one device, each once; they are moved into flat storage.
   SGD(std::vector<Tensor> params, SgdOptions options);
@@ -55,6 +56,10 @@ class SGD {
   const FlatParameters& flat() const { return flat_; }
   // The flat momentum buffer (undefined before the first step or with momentum 0).
   const Tensor& momentum_flat() const { return buf_; }
+
+  // The flat weight, gradient and momentum buffers (written in place) and the first-step flag
+  // the update takes by value (engine/host_state.h).
+  void declare_host_state(HostState& state) override;
 
  private:
   void create_momentum();

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/ops.h"
 #include "kernels/training_ops.h"
 
 namespace dp::train {
@@ -16,14 +17,21 @@ SparseSGD::SparseSGD(Tensor param, SparseSgdOptions options)
            fmt::format("SparseSGD: lr {} and momentum {} must be >= 0", options_.lr, options_.momentum),
            "check lr_class_param / lr_inst_param");
   buf_ = Tensor::zeros(param_.shape(), DType::Float32, param_.device());
+  lr_ = Tensor::scalar(options_.lr, DType::Float32, param_.device());
+}
+
+void SparseSGD::set_lr(double lr) {
+  DP_CHECK(lr >= 0.0, fmt::format("SparseSGD: lr {} must be >= 0", lr), "check lr_class_param / lr_inst_param");
+  options_.lr = lr;
+  kernels::fill_(lr_, lr);
 }
 
 void SparseSGD::step(const Tensor& rows, const Tensor& grads, SparseClamp clamp) {
-  const kernels::SparseSgdHyper h{static_cast<float>(options_.lr), static_cast<float>(options_.momentum),
-                         options_.presence, clamp.enabled, clamp.lo, clamp.hi};
+  const kernels::SparseSgdHyper h{static_cast<float>(options_.momentum), options_.presence, clamp.enabled, clamp.lo,
+                                  clamp.hi};
   // The CPU reports the rows it updated; CUDA does not (that would need a copy to the host).
-  kernels::sparse_sgd_step_(param_, buf_, rows, grads, h, steps_ == 0,
-                        param_.device().is_cpu() ? &updated_ : nullptr);
+  kernels::sparse_sgd_step_(param_, buf_, rows, grads, lr_, h, steps_ == 0,
+                            param_.device().is_cpu() ? &updated_ : nullptr);
   if (!param_.device().is_cpu()) updated_.clear();
   ++steps_;
 }
@@ -38,6 +46,13 @@ void SparseSGD::step_dense(const Tensor& dense_grad) {
                              static_cast<float>(options_.momentum), steps_ == 0);
   param_.bump_version();
   ++steps_;
+}
+
+void SparseSGD::declare_host_state(HostState& state) {
+  state.version("param", param_);
+  state.version("momentum", buf_);
+  state.counter("steps", &steps_);
+  state.kernel_argument("first_step", [this] { return static_cast<int64_t>(steps_ == 0); });
 }
 
 }  // namespace dp::train

@@ -12,13 +12,13 @@
 // with no sync attached; a sync implementation that cannot be captured says so in
 // capturable()).
 #pragma once
+#include "engine/host_state.h"
 #include "engine/tensor.h"
 
 namespace dp::train {
 
-class StepSync {
+class StepSync : public HasHostState {
  public:
-  virtual ~StepSync() = default;
 
   // The factor for the data parameters' per-row cross-entropy gradients of this rank's batch of
   // `local_rows` (DataParamCeTensors::row_grad_scale): its share of the global batch.
@@ -39,6 +39,8 @@ class StepSync {
   }
   // Whether the calls above can be recorded into a CUDA graph.
   virtual bool capturable() const { return false; }
+  // A capturable implementation declares the host state its calls change (engine/host_state.h).
+  void declare_host_state(HostState&) override {}
 };
 
 }  // namespace dp::train

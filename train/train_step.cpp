@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -15,13 +17,23 @@
 
 namespace dp::train {
 
-// A captured step of one batch shape: the graph and the fixed input slots it reads.
+// A captured step of one batch shape: the graph, the fixed input slots it reads, and the host
+// state its replays advance.
 struct TrainStep::Captured {
 #ifdef DP_WITH_CUDA
   explicit Captured(int device) : graph(device) {}
   cuda::Graph graph;
 #endif
   BatchTensors slots;
+  std::unique_ptr<ReplayedHostState> host;
+};
+
+struct TrainStep::ShapeState {
+  int64_t eager_steps = 0;
+  int64_t unsteady_warmups = 0;  // warm-up steps in a row that changed a kernel argument
+  bool steady = false;           // the last warm-up step changed none: capture next
+  bool eager_only = false;       // kept changing one (dropout masks): never captured
+  std::unique_ptr<Captured> captured;
 };
 
 TrainStep::TrainStep(layers::Module& model, SGD& sgd, DataParameters& data_params, TrainStepOptions options,
@@ -30,7 +42,6 @@ TrainStep::TrainStep(layers::Module& model, SGD& sgd, DataParameters& data_param
   loss_sum_ = Tensor::zeros({}, DType::Float64, device_);
   correct_ = Tensor::zeros({2}, DType::Int64, device_);
   if (!device_.is_cuda()) options_.cuda_graphs = false;
-  model_replayable_ = options_.cuda_graphs && model.replayable();  // the model's layers do not change
 }
 
 TrainStep::~TrainStep() = default;
@@ -64,8 +75,38 @@ void TrainStep::compute(const BatchTensors& b) {
 }
 
 bool TrainStep::graphable(const BatchTensors& b) const {
-  return options_.cuda_graphs && b.images.device().is_cuda() && model_replayable_ &&
-         (sync_ == nullptr || sync_->capturable());
+  return options_.cuda_graphs && b.images.device().is_cuda() && (sync_ == nullptr || sync_->capturable());
+}
+
+void TrainStep::declare_host_state(HostState& state) {
+  state.part("model", model_);
+  state.part("sgd", sgd_);
+  state.part("data_parameters", data_params_);
+  if (sync_) state.part("sync", *sync_);
+  state.version("loss_sum", loss_sum_);
+  state.version("correct", correct_);
+}
+
+// After `warmup_steps` eager steps, each further warm-up step is measured: once one changes no
+// value the kernels take by value, the next step is captured; a shape whose steps keep changing
+// one (a dropout mask's stream) stays eager.
+void TrainStep::warm_up(ShapeState& shape, const BatchTensors& b) {
+  constexpr int64_t kUnsteadyLimit = 3;
+  const bool measure = shape.eager_steps + 1 >= options_.warmup_steps;
+  std::optional<ReplayedHostState> probe;
+  if (measure) {
+    probe.emplace(*this);
+    probe->begin();
+  }
+  compute(b);
+  ++shape.eager_steps;
+  ++eager_steps_;
+  if (!measure) return;
+  if (probe->end().empty()) {
+    shape.steady = true;
+  } else if (++shape.unsteady_warmups >= kUnsteadyLimit) {
+    shape.eager_only = true;
+  }
 }
 
 void TrainStep::run(const BatchTensors& b, double lr) {
@@ -80,49 +121,61 @@ void TrainStep::run(const BatchTensors& b, double lr) {
     ++eager_steps_;
     return;
   }
-#ifdef DP_WITH_CUDA
   const ShapeKey key{b.images.size(0), b.images.size(1), b.images.size(2), b.images.size(3),
                      static_cast<int>(b.images.memory_format()), b.indices.defined()};
-  auto it = graphs_.find(key);
-  if (it == graphs_.end()) {
-    if (seen_[key] < options_.warmup_steps) {  // warm-up: first uses happen eagerly
-      ++seen_[key];
-      compute(b);
-      ++eager_steps_;
-      return;
-    }
-    auto c = std::make_unique<Captured>(device_.index);
-    c->slots.images = Tensor::empty(b.images.shape(), b.images.dtype(), device_, b.images.memory_format());
-    c->slots.labels = Tensor::empty(b.labels.shape(), b.labels.dtype(), device_);
-    if (b.indices.defined()) c->slots.indices = Tensor::empty(b.indices.shape(), b.indices.dtype(), device_);
-    Captured& cap = *c;
-    cap.graph.capture([&] { compute(cap.slots); },
-                      fmt::format("the training step for batches {}", b.images.str()));
-    // The capture ran the step's host code once (counters, versions) but no kernel: the first
-    // replay below is that step, so it is not noted again.
-    it = graphs_.emplace(key, std::move(c)).first;
-  } else {
-    note_replayed_step();
+  std::unique_ptr<ShapeState>& slot = shapes_[key];
+  if (!slot) slot = std::make_unique<ShapeState>();
+  ShapeState& shape = *slot;
+  if (shape.eager_only) {
+    compute(b);
+    ++eager_steps_;
+    return;
   }
-  Captured& cap = *it->second;
+  if (!shape.captured && !shape.steady) {
+    warm_up(shape, b);
+    return;
+  }
+  // The capture runs the step's host code once but no kernel: the first replay below is that
+  // step, whose host side is done; every later replay redoes it.
+  const bool first_replay = !shape.captured;
+  if (first_replay) capture(shape, b);
+#ifdef DP_WITH_CUDA
+  Captured& cap = *shape.captured;
   cudaStream_t stream = cuda::context(device_).stream();
-  auto copy_in = [&](Tensor& slot, const Tensor& src) {
+  auto copy_in = [&](Tensor& slot_tensor, const Tensor& src) {
     if (src.defined())
-      cuda::copy_bytes_async(slot.raw_data(), device_, src.raw_data(), src.device(), src.nbytes(), stream);
+      cuda::copy_bytes_async(slot_tensor.raw_data(), device_, src.raw_data(), src.device(), src.nbytes(), stream);
   };
   copy_in(cap.slots.images, b.images);
   copy_in(cap.slots.labels, b.labels);
   copy_in(cap.slots.indices, b.indices);
   cap.graph.replay();
   ++graph_replays_;
+  if (!first_replay) cap.host->after_replay();
+  if (shape.eager_only) shape.captured.reset();  // see capture()
 #endif
 }
 
-void TrainStep::note_replayed_step() {
-  model_.note_replayed_training_step();
-  // The parameters are views of one flat buffer, whose storage carries their shared version.
-  if (!sgd_.params().empty()) Tensor(sgd_.params().front()).bump_version();
-  data_params_.note_replayed_step();
+void TrainStep::capture(ShapeState& shape, const BatchTensors& b) {
+#ifdef DP_WITH_CUDA
+  auto c = std::make_unique<Captured>(device_.index);
+  c->slots.images = Tensor::empty(b.images.shape(), b.images.dtype(), device_, b.images.memory_format());
+  c->slots.labels = Tensor::empty(b.labels.shape(), b.labels.dtype(), device_);
+  if (b.indices.defined()) c->slots.indices = Tensor::empty(b.indices.shape(), b.indices.dtype(), device_);
+  c->host = std::make_unique<ReplayedHostState>(*this);
+  Captured& cap = *c;
+  cap.host->begin();
+  cap.graph.capture([&] { compute(cap.slots); }, fmt::format("the training step for batches {}", b.images.str()));
+  // A warm-up step that changed no kernel argument came before, so this one should not either;
+  // if it did, its one replay is still right (the arguments were this step's), later ones would
+  // not be: the shape turns eager after it.
+  if (!cap.host->end().empty()) shape.eager_only = true;
+  shape.captured = std::move(c);
+  ++graphs_captured_;
+#else
+  (void)shape;
+  (void)b;
+#endif
 }
 
 StepTotals TrainStep::totals() const {

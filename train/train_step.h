@@ -10,16 +10,20 @@
 // (cuDNN's algorithm search, the optimisers' first steps and the first full θ clamp happen there),
 // then its step is captured once into a graph (engine/cuda/graph.h) and replayed from then on. A
 // replay reads the batch from fixed input slots (the batch is copied in first, on the stream) and
-// the learning rate from device memory (SGD::lr_tensor()); what the step does on the host (version
-// counters, the SparseSGD step counts, BatchNorm's batch counter) is redone after each replay by
-// note_replayed_step(). A shape that cannot be captured (the model draws dropout masks, or a
-// StepSync that is not capturable) runs eagerly.
+// the learning rates from device memory (SGD::lr_tensor(), SparseSGD::lr_tensor()). What the step
+// does on the host is redone after each replay by one mechanism (engine/host_state.h): every
+// component declares its host state (declare_host_state below gathers the model's, the
+// optimisers', the data parameters' and the sync's), the capture is measured, each replay
+// advances it alike. The last warm-up step is measured too: a step that changes a value its
+// kernels take by value (a dropout mask's stream, a first-step flag) is not captured yet, and one
+// that keeps changing it (dropout) stays eager, as does a StepSync that is not capturable.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <tuple>
 
+#include "engine/host_state.h"
 #include "engine/tensor.h"
 #include "layers/module.h"
 #include "train/data_parameters.h"
@@ -32,7 +36,9 @@ namespace dp::train {
 struct TrainStepOptions {
   DType autocast = DType::Float32;  // BFloat16: bf16 mixed precision (CUDA)
   bool cuda_graphs = false;         // capture and replay on CUDA; ignored on the CPU
-  int64_t warmup_steps = 2;         // eager steps of a batch shape before it is captured
+  // Eager steps of a batch shape before it is captured, and more until one changes no value its
+  // kernels take by value (the optimisers' first step does: the earliest capture is the third).
+  int64_t warmup_steps = 2;
 };
 
 // Sums since the last reset_totals(): loss·batch over the steps, top-1 and top-5 correct, samples.
@@ -41,7 +47,7 @@ struct StepTotals {
   int64_t top1 = 0, top5 = 0, samples = 0;
 };
 
-class TrainStep {
+class TrainStep : public HasHostState {
  public:
   // The model's parameters are those `sgd` updates; all on one device. `sync` (data-parallel
   // runs) is called at the points step_sync.h lists; it must outlive the step.
@@ -60,15 +66,21 @@ class TrainStep {
   // How the steps ran so far (for tests, benchmarks and the trainer's banner).
   int64_t eager_steps() const { return eager_steps_; }
   int64_t graph_replays() const { return graph_replays_; }
-  int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
+  int64_t graphs_captured() const { return graphs_captured_; }
+
+  // Everything the step body changes on the host: the model's, the optimisers', the data
+  // parameters', the sync's, and the step's own device-side totals.
+  void declare_host_state(HostState& state) override;
 
  private:
   struct Captured;
+  struct ShapeState;  // what graph mode knows about one batch shape
   using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int, bool>;
 
   void compute(const BatchTensors& batch);  // the step body: what a graph records
   bool graphable(const BatchTensors& batch) const;
-  void note_replayed_step();
+  void warm_up(ShapeState& shape, const BatchTensors& batch);
+  void capture(ShapeState& shape, const BatchTensors& batch);
 
   layers::Module& model_;
   SGD& sgd_;
@@ -76,12 +88,10 @@ class TrainStep {
   TrainStepOptions options_;
   StepSync* sync_;
   Device device_;
-  bool model_replayable_ = false;  // no module draws host-side randomness (Module::replayable)
   Tensor loss_sum_, correct_;  // float64 [], int64 [2] on the device
   int64_t samples_ = 0;
-  std::map<ShapeKey, int64_t> seen_;  // eager steps per shape (graph mode)
-  std::map<ShapeKey, std::unique_ptr<Captured>> graphs_;
-  int64_t eager_steps_ = 0, graph_replays_ = 0;
+  std::map<ShapeKey, std::unique_ptr<ShapeState>> shapes_;  // graph mode
+  int64_t eager_steps_ = 0, graph_replays_ = 0, graphs_captured_ = 0;
 };
 
 }  // namespace dp::train

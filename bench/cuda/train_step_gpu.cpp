@@ -85,7 +85,9 @@ double median_step_ms(const Case& c, int warmup, int iters, const StepSetup& set
   train::TrainStepOptions so;
   so.autocast = setup.bf16 ? DType::BFloat16 : DType::Float32;
   so.cuda_graphs = setup.graphs;
-  so.warmup_steps = std::max(warmup - 1, 1);  // the capture's own replay is the last warm-up step
+  // The capture's own replay is the last warm-up step when warmup >= 3: the optimisers' first step
+  // changes their first-step flags, so the earliest capture is the third step (train_step.h).
+  so.warmup_steps = std::max(warmup - 1, 1);
   std::unique_ptr<dist::Communicator> comm;
   std::unique_ptr<train::DataParallelSync> sync;
   if (setup.nccl) {

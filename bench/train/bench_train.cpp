@@ -139,7 +139,7 @@ void BM_UnfusedDataParamCe_Cpu(benchmark::State& state) {
 BENCHMARK(BM_UnfusedDataParamCe_Cpu)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 struct SgdProblem {
-  Tensor theta, buf, dense_grad, rows, grads;
+  Tensor theta, buf, dense_grad, rows, grads, lr = Tensor::scalar(0.8, dp::DType::Float32);
   std::vector<int64_t> updated;
   explicit SgdProblem(int64_t N)
       : theta(Tensor::full({N}, 0.1)), buf(Tensor::zeros({N})), dense_grad(Tensor::zeros({N})) {
@@ -155,8 +155,8 @@ struct SgdProblem {
     rows = vec(r);
     grads = vec(g);
   }
-  static dp::kernels::SparseSgdHyper hyper() { return {0.8f, 0.9f, dp::kernels::SparsePresence::NonZeroGrad, true, kLo, kHi}; }
-  void sparse_step(bool first) { dp::kernels::cpu::sparse_sgd_step(theta, buf, rows, grads, hyper(), first, &updated); }
+  static dp::kernels::SparseSgdHyper hyper() { return {0.9f, dp::kernels::SparsePresence::NonZeroGrad, true, kLo, kHi}; }
+  void sparse_step(bool first) { dp::kernels::cpu::sparse_sgd_step(theta, buf, rows, grads, lr, hyper(), first, &updated); }
   // The reference: dense gradient zeroed, filled by the index backward, masked step, clamp all.
   void dense_step(bool first) {
     std::memset(dense_grad.data<float>(), 0, dense_grad.nbytes());
@@ -219,7 +219,7 @@ void BM_SparseSgd_Cuda(benchmark::State& state) {
   const dp::Device gpu = dp::Device::cuda(0);
   SgdProblem p(kImageNetRows);
   Tensor theta = p.theta.to(gpu), buf = p.buf.to(gpu), rows = p.rows.to(gpu), grads = p.grads.to(gpu),
-         dense = p.dense_grad.to(gpu);
+         dense = p.dense_grad.to(gpu), lr = p.lr.to(gpu);
   const bool dense_ref = state.range(0) != 0;
   time_cuda(state, [&] {
     if (dense_ref) {  // the O(N) part of the reference on the GPU: zero grad, scatter, clamp all
@@ -227,7 +227,7 @@ void BM_SparseSgd_Cuda(benchmark::State& state) {
       dp::kernels::cuda::scatter_rows_add(dense, rows, grads, false);
       dp::kernels::cuda::clamp_all(theta, kLo, kHi);
     } else {
-      dp::kernels::cuda::sparse_sgd_step(theta, buf, rows, grads, SgdProblem::hyper(), false, nullptr);
+      dp::kernels::cuda::sparse_sgd_step(theta, buf, rows, grads, lr, SgdProblem::hyper(), false, nullptr);
     }
   });
 }

@@ -29,7 +29,8 @@ inline void update_row(float& theta, float& buf, float g, float lr, float moment
 }  // namespace
 
 void sparse_sgd_step(Tensor& theta, Tensor& momentum_buf, const Tensor& rows_t, const Tensor& grads_t,
-                     const SparseSgdHyper& h, bool first_step, std::vector<int64_t>* updated_rows) {
+                     const Tensor& lr_t, const SparseSgdHyper& h, bool first_step,
+                     std::vector<int64_t>* updated_rows) {
   if (updated_rows != nullptr) updated_rows->clear();
   const int64_t n = rows_t.numel(), num_rows = theta.numel();
   if (n == 0) return;
@@ -37,6 +38,7 @@ void sparse_sgd_step(Tensor& theta, Tensor& momentum_buf, const Tensor& rows_t, 
   float* buf = momentum_buf.data<float>();
   const int64_t* rows = rows_t.data<int64_t>();
   const float* grads = grads_t.data<float>();
+  const float lr = *lr_t.data<float>();
   // (row, batch position) pairs sorted by row then position: each segment is one unique row
   // whose gradients are summed in batch order.
   std::vector<std::pair<int64_t, int64_t>> order(static_cast<size_t>(n));
@@ -55,7 +57,7 @@ void sparse_sgd_step(Tensor& theta, Tensor& momentum_buf, const Tensor& rows_t, 
     for (; e < order.size() && order[e].first == row; ++e) g += grads[order[e].second];
     s = e;
     if (h.presence == SparsePresence::NonZeroGrad && g == 0.0f) continue;
-    update_row(param[row], buf[row], g, h.lr, h.momentum, first_step);
+    update_row(param[row], buf[row], g, lr, h.momentum, first_step);
     if (h.clamp) param[row] = clamp_value(param[row], h.clamp_lo, h.clamp_hi);
     if (updated_rows != nullptr) updated_rows->push_back(row);
   }

@@ -52,12 +52,15 @@ __device__ void sort_rows(const int64_t* rows, int64_t n, int64_t P, int64_t* ke
   }
 }
 
+// lr is read on the device: the same launch serves every step of a captured graph.
 __global__ void sparse_sgd_kernel(float* param, float* momentum_buf, int64_t num_rows, const int64_t* rows,
-                                  const float* grads, int64_t n, int64_t P, SparseSgdHyper h, bool first) {
+                                  const float* grads, int64_t n, int64_t P, const float* __restrict__ lr,
+                                  SparseSgdHyper h, bool first) {
   extern __shared__ unsigned char smem[];
   int64_t* keys = reinterpret_cast<int64_t*>(smem);
   int* pos = reinterpret_cast<int*>(keys + P);
   sort_rows(rows, n, P, keys, pos);
+  const float rate = *lr;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const int64_t row = keys[i];
     if (i > 0 && keys[i - 1] == row) continue;  // not the head of its segment
@@ -67,7 +70,7 @@ __global__ void sparse_sgd_kernel(float* param, float* momentum_buf, int64_t num
     if (h.presence == SparsePresence::NonZeroGrad && g == 0.0f) continue;
     const float buf = first ? g : __fadd_rn(__fmul_rn(h.momentum, momentum_buf[row]), g);
     momentum_buf[row] = buf;
-    float theta = __fsub_rn(param[row], __fmul_rn(h.lr, buf));
+    float theta = __fsub_rn(param[row], __fmul_rn(rate, buf));
     if (h.clamp) theta = clamp_value(theta, h.clamp_lo, h.clamp_hi);
     param[row] = theta;
   }
@@ -126,7 +129,8 @@ int sort_threads(int64_t P) {
 }  // namespace
 
 void sparse_sgd_step(Tensor& theta, Tensor& momentum_buf, const Tensor& rows, const Tensor& grads,
-                     const SparseSgdHyper& h, bool first_step, std::vector<int64_t>* /*updated_rows*/) {
+                     const Tensor& lr, const SparseSgdHyper& h, bool first_step,
+                     std::vector<int64_t>* /*updated_rows*/) {
   const int64_t n = rows.numel();
   if (n == 0) return;
   const int64_t P = padded_size(n);
@@ -134,7 +138,7 @@ void sparse_sgd_step(Tensor& theta, Tensor& momentum_buf, const Tensor& rows, co
   OpScope op(theta);
   sparse_sgd_kernel<<<1, sort_threads(P), shared, op.stream()>>>(
       theta.data<float>(), momentum_buf.data<float>(), theta.numel(), rows.data<int64_t>(),
-      grads.data<float>(), n, P, h, first_step);
+      grads.data<float>(), n, P, lr.data<float>(), h, first_step);
   DP_CUDA_CHECK_LAUNCH();
 }
 

@@ -65,3 +65,24 @@ TEST(RunConfig, AllreduceDtypeDefaultsToFloat32) {
   EXPECT_EQ(make_run_config(config({"run.allreduce_dtype=bfloat16"})).allreduce_dtype, DType::BFloat16);
   EXPECT_THROW(make_run_config(config({"run.allreduce_dtype=float16"})), Error);
 }
+
+// The tools evaluate a run's model on their own --device: the run's precision and memory format,
+// resolved for that device (a bf16 CUDA run inspected on the CPU evaluates in float32, NCHW).
+TEST(RunConfig, EvalSettingsResolveTheRunsPrecisionForTheToolsDevice) {
+  const Config bf16_run = config({"run.device=\"cuda\"", "run.precision=\"bf16\"", "run.eval_batch_size=64", "run.workers=3"});
+  const app::EvalSettings on_cuda = app::make_eval_settings(bf16_run, Device::cuda());
+  EXPECT_EQ(on_cuda.autocast, DType::BFloat16);
+  EXPECT_EQ(on_cuda.memory_format, MemoryFormat::ChannelsLast) << "run.memory_format = auto, as the run trained";
+  EXPECT_EQ(on_cuda.batch_size, 64);
+  EXPECT_EQ(on_cuda.workers, 3);
+  const app::EvalSettings on_cpu = app::make_eval_settings(bf16_run, Device::cpu());
+  EXPECT_EQ(on_cpu.autocast, DType::Float32);
+  EXPECT_EQ(on_cpu.memory_format, MemoryFormat::Contiguous);
+  EXPECT_EQ(app::make_eval_settings(config({"run.memory_format=\"channels_last\""}), Device::cpu()).memory_format,
+            MemoryFormat::ChannelsLast);
+}
+
+TEST(RunConfig, KnowsWhetherThePrecisionWasGiven) {
+  EXPECT_FALSE(make_run_config(config({})).precision_given);
+  EXPECT_TRUE(make_run_config(config({"run.precision=\"tf32\""})).precision_given);
+}

@@ -21,6 +21,7 @@
 #include "train/data_parallel.h"
 #include "train/train_step.h"
 #include "train/sgd.h"
+#include "train/sparse_sgd.h"
 
 using namespace dp;
 
@@ -230,6 +231,62 @@ TEST(TrainStepLoop, NcclOneRankStepEqualsThePlainStep) {
   compare(run_loop(o), run_loop({}), 1e-3, "one-rank NCCL, sync BN, strict fp32");
   cuda::set_deterministic(false);
   cuda::set_allow_tf32(true);
+}
+
+// A step whose dropout draws a mask from a host counter changes a kernel argument every step
+// (engine/host_state.h): it is never captured. With p = 0 nothing is drawn and the step is.
+TEST(TrainStepLoop, DropoutStepsStayEager) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: CUDA graphs are not run";
+  for (double p : {0.3, 0.0}) {
+    SCOPED_TRACE("dropout p = " + std::to_string(p));
+    auto net = std::make_shared<layers::Sequential>();
+    net->push_back(std::make_shared<layers::Conv2d>(3, 8, 3, 1, 1));
+    net->push_back(std::make_shared<layers::Dropout>(p, 1));
+    net->push_back(std::make_shared<layers::AdaptiveAvgPool2d>(1));
+    net->push_back(std::make_shared<layers::Flatten>());
+    net->push_back(std::make_shared<layers::Linear>(8, kClasses));
+    net->init_parameters(3);
+    net->to(Device::cuda());
+    net->train();
+    train::DataParamConfig dc;
+    dc.learn_inst_parameters = true;
+    train::DataParameters dp_params(dc, kClasses, kInstances, Device::cuda());
+    train::SGD sgd(net->parameters(), {0.05, 0.9, 5e-4, false});
+    train::TrainStepOptions so;
+    so.cuda_graphs = true;
+    train::TrainStep step(*net, sgd, dp_params, so);
+    train::BatchUploader uploader(Device::cuda(), MemoryFormat::Contiguous);
+    const data::HostAllocator alloc = train::batch_memory_for(Device::cuda());
+    for (int64_t k = 0; k < 8; ++k) step.run(uploader.upload(make_batch(k, alloc)), 0.05);
+    EXPECT_EQ(step.graph_replays(), p > 0 ? 0 : 6);
+    EXPECT_EQ(step.eager_steps(), p > 0 ? 8 : 2);
+  }
+}
+
+// SparseSGD reads its rate on the device (as SGD does): a replayed step uses a rate set after the
+// capture, bit for bit as an eager step with that rate.
+TEST(TrainStepLoop, SparseSgdRateSetAfterTheCaptureIsReplayed) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: CUDA graphs are not run";
+  const Device gpu = Device::cuda();
+  Tensor eager_theta = Tensor::zeros({64}, DType::Float32, gpu), graph_theta = Tensor::zeros({64}, DType::Float32, gpu);
+  train::SparseSGD eager(eager_theta, {0.1, 0.9, train::SparsePresence::NonZeroGrad});
+  train::SparseSGD graphed(graph_theta, {0.1, 0.9, train::SparsePresence::NonZeroGrad});
+  const Tensor rows = Tensor::from_vector(std::vector<int64_t>{3, 9, 3, 40}, {4}, gpu);
+  const Tensor grads = Tensor::from_vector(std::vector<float>{0.5f, -1.f, 0.25f, 2.f}, {4}, gpu);
+  eager.step(rows, grads);  // the first step (buf ← g) stays out of the graph
+  graphed.step(rows, grads);
+  cuda::Graph graph(gpu.index);
+  graph.capture([&] { graphed.step(rows, grads); }, "a SparseSGD step");
+  graph.replay();  // the captured step itself
+  eager.step(rows, grads);
+  for (double lr : {0.4, 0.02}) {
+    eager.set_lr(lr);
+    graphed.set_lr(lr);
+    eager.step(rows, grads);
+    graph.replay();
+  }
+  EXPECT_EQ(graph_theta.to_float_vector(), eager_theta.to_float_vector());
+  EXPECT_EQ(graphed.momentum_buffer().to_float_vector(), eager.momentum_buffer().to_float_vector());
 }
 
 // An op that waits for the device inside a capture is refused with an error naming it.

@@ -30,7 +30,8 @@ TEST_F(SparseSgdCuda, BitIdenticalToCpuWithDuplicatesAndClamp) {
     Tensor theta = Tensor::full({N}, -6.9), buf = Tensor::zeros({N});
     dp::kernels::clamp_all_(theta, lo, hi);
     Tensor d_theta = theta.to(dp::Device::cuda()), d_buf = buf.to(dp::Device::cuda());
-    const dp::kernels::SparseSgdHyper h{0.8f, 0.9f, dp::kernels::SparsePresence::NonZeroGrad, true, lo, hi};
+    const dp::kernels::SparseSgdHyper h{0.9f, dp::kernels::SparsePresence::NonZeroGrad, true, lo, hi};
+    const Tensor lr = Tensor::scalar(0.8, dp::DType::Float32), d_lr = lr.to(dp::Device::cuda());
     for (int step = 0; step < 15; ++step) {
       std::vector<int64_t> rows(B);
       std::vector<float> grads(B);
@@ -43,8 +44,9 @@ TEST_F(SparseSgdCuda, BitIdenticalToCpuWithDuplicatesAndClamp) {
         grads[1] = 0.75f;
         grads[2] = -0.75f;
       }
-      dp::kernels::sparse_sgd_step_(theta, buf, vec(rows), vec(grads), h, step == 0);
-      dp::kernels::sparse_sgd_step_(d_theta, d_buf, vec(rows).to(dp::Device::cuda()), vec(grads).to(dp::Device::cuda()), h, step == 0);
+      dp::kernels::sparse_sgd_step_(theta, buf, vec(rows), vec(grads), lr, h, step == 0);
+      dp::kernels::sparse_sgd_step_(d_theta, d_buf, vec(rows).to(dp::Device::cuda()), vec(grads).to(dp::Device::cuda()),
+                                    d_lr, h, step == 0);
     }
     const auto gt = d_theta.to_float_vector(), gb = d_buf.to_float_vector();
     ASSERT_EQ(0, std::memcmp(gt.data(), theta.data<float>(), N * sizeof(float))) << "B = " << B;

@@ -2,7 +2,7 @@
 # The tools as a user runs them: dp-train on a small noisy synthetic run, dp-train refusing to
 # reuse its folder (and --overwrite moving it aside), dp-inspect on its checkpoint (ranking CSV,
 # detection metrics, σ figures, per-sample export), dp-eval's summary and JSON report, dp-export
-# choosing the format by extension, --version everywhere, and dp-train refusing a config mistake
+# choosing the format by extension, --version everywhere, dp-train --help-config, and dp-train refusing a config mistake
 # before any work, naming the key and the line.
 #   cli_end_to_end.sh DP_TRAIN DP_INSPECT DP_EVAL DP_EXPORT DP_DEMO
 set -euo pipefail
@@ -31,6 +31,11 @@ lr_inst_param = 0.2
 epochs = 6
 output = "$tmp/run"
 TOML
+# The configuration reference needs no config file.
+"$train" --help-config > "$tmp/config.md" || fail "dp-train --help-config failed"
+grep -q '^## \[data_parameters\]' "$tmp/config.md" && grep -q '`lr_inst_param`' "$tmp/config.md" ||
+  fail "dp-train --help-config printed no reference: $(head -3 "$tmp/config.md")"
+
 "$train" "$tmp/run.toml" --quiet > "$tmp/train.log"
 grep -q "dp-inspect $tmp/run/checkpoint.h5" "$tmp/train.log" || fail "dp-train did not point to dp-inspect"
 for f in checkpoint.h5 best.h5 metrics.jsonl; do [[ -s $tmp/run/$f ]] || fail "dp-train wrote no $f"; done

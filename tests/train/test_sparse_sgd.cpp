@@ -106,6 +106,25 @@ TEST(SparseSgd, MatchesDenseReferenceBitForBit) {
   }
 }
 
+// The rate is read from a float32 scalar on the parameter's device (as the model SGD's), so a
+// changed rate reaches a step that a CUDA graph replays: set_lr() gives bit for bit the steps of
+// an optimiser built with that rate.
+TEST(SparseSgd, LearningRateIsReadFromTheDeviceScalar) {
+  Tensor changed = f32({0.f, 0.f, 0.f}), built = f32({0.f, 0.f, 0.f});
+  SparseSGD a(changed, SparseSgdOptions{0.1, 0.9, dp::train::SparsePresence::NonZeroGrad});
+  SparseSGD b(built, SparseSgdOptions{0.35, 0.9, dp::train::SparsePresence::NonZeroGrad});
+  a.set_lr(0.35);
+  EXPECT_EQ(a.lr_tensor().to_float_vector(), std::vector<float>{0.35f});
+  EXPECT_EQ(a.options().lr, 0.35);
+  for (int step = 0; step < 3; ++step) {
+    a.step(i64({0, 2, 2}), f32({1.f, 0.5f, -2.f}));
+    b.step(i64({0, 2, 2}), f32({1.f, 0.5f, -2.f}));
+  }
+  EXPECT_EQ(changed.to_float_vector(), built.to_float_vector());
+  EXPECT_NE(changed.to_float_vector()[0], 0.f);
+  EXPECT_THROW(a.set_lr(-1.0), dp::Error);
+}
+
 TEST(SparseSgd, RejectsRowsOutsideTheParameter) {
   Tensor theta = f32({0.f, 0.f});
   SparseSGD opt(theta, SparseSgdOptions{});
