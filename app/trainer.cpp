@@ -110,6 +110,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
   // Every rank loads the same checkpoint (the state of a run is global: any world size resumes it).
+  progress_.seed = static_cast<int64_t>(rc_.seed);
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
   if (writer) write_run_config(output_, config_);
   if (group.distributed())
@@ -127,6 +128,12 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
 }
 
 Trainer::~Trainer() = default;
+
+std::vector<std::string> Trainer::parameter_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, p] : model_->named_parameters()) names.push_back(name);
+  return names;
+}
 
 bool Trainer::writes() const { return dist_ == nullptr || dist_->writes(); }
 
@@ -160,7 +167,7 @@ void Trainer::record_sigma_history(int64_t epoch0) {
 }
 
 EpochSummary Trainer::train_one_epoch() {
-  const int64_t epoch = epoch_;  // 0-based, as the reference's loop variable
+  const int64_t epoch = progress_.epoch;  // 0-based, as the reference's loop variable
   const int64_t stop = rc_.last_epoch();
   data::LoaderOptions lo;
   lo.batch_size = rc_.batch_size;
@@ -190,21 +197,21 @@ EpochSummary Trainer::train_one_epoch() {
     const train::StepTotals local = step_->totals();
     return dist_ ? dist_->sum_over_ranks(local) : local;
   };
-  int64_t i = 0, checked_step = global_step_;
+  int64_t i = 0, checked_step = progress_.global_step;
   auto check_finite = [&](double loss_total) {
     DP_CHECK(std::isfinite(loss_total),
              fmt::format("the loss became {} at epoch {}, between global steps {} and {}", loss_total, epoch + 1,
-                         checked_step + 1, global_step_),
+                         checked_step + 1, progress_.global_step),
              fmt::format("lower optim.lr or the data-parameter learning rates; the last good checkpoint is {}",
                          std::filesystem::exists(checkpoint_path_) ? checkpoint_path_ : "(none yet)"));
-    checked_step = global_step_;
+    checked_step = progress_.global_step;
   };
   auto start = Clock::now();
   while (auto batch = loader.next()) {
     const double lr = schedule_->lr(static_cast<double>(epoch) + static_cast<double>(i) / iterations);
     if (dist_) dist_->begin_step(loader, i);
     step_->run(uploader.upload(std::move(*batch)), lr);
-    ++global_step_;
+    ++progress_.global_step;
     if (i % rc_.print_freq == 0) {
       const train::StepTotals t = read_totals();
       check_finite(t.loss_sum);
@@ -227,16 +234,16 @@ EpochSummary Trainer::train_one_epoch() {
         std::fflush(stdout);
       }
       if (events_) {
-        events_->add_scalar("train_iteration_stats/accuracy_top1", top1, global_step_);
-        events_->add_scalar("train_iteration_stats/loss", avg_loss, global_step_);
-        events_->add_scalar("train_iteration_stats/epoch", static_cast<double>(epoch), global_step_);
-        events_->add_scalar("train_iteration_stats/lr", lr, global_step_);
+        events_->add_scalar("train_iteration_stats/accuracy_top1", top1, progress_.global_step);
+        events_->add_scalar("train_iteration_stats/loss", avg_loss, progress_.global_step);
+        events_->add_scalar("train_iteration_stats/epoch", static_cast<double>(epoch), progress_.global_step);
+        events_->add_scalar("train_iteration_stats/lr", lr, progress_.global_step);
       }
       if (data_params_->learn_class())
-        log_sigma("iter_stats_class_parameter", data_params_->theta_class(), global_step_, nullptr, 1);
+        log_sigma("iter_stats_class_parameter", data_params_->theta_class(), progress_.global_step, nullptr, 1);
       if (data_params_->learn_inst())
-        log_sigma("iter_stats_inst_parameter", data_params_->theta_inst(), global_step_, nullptr, 1);
-      write_metrics_line(nlohmann::json{{"type", "iteration"}, {"epoch", epoch + 1}, {"step", global_step_},
+        log_sigma("iter_stats_inst_parameter", data_params_->theta_inst(), progress_.global_step, nullptr, 1);
+      write_metrics_line(nlohmann::json{{"type", "iteration"}, {"epoch", epoch + 1}, {"step", progress_.global_step},
                                         {"loss", avg_loss}, {"top1", top1}, {"lr", lr}}
                              .dump());
     }
@@ -265,7 +272,7 @@ RunSummary Trainer::run() {
   const int64_t stop = rc_.last_epoch();
   const std::vector<uint8_t>& corrupted = data_.noise.is_corrupted;
   const bool noisy = data_.noise.num_corrupted() > 0;
-  while (epoch_ < stop) {
+  while (progress_.epoch < stop) {
     EpochSummary s = train_one_epoch();
     if (dist_) dist_->broadcast_batchnorm_statistics();  // rank 0's, before evaluating and saving
     EvalResult val;
@@ -280,8 +287,8 @@ RunSummary Trainer::run() {
     s.val_loss = val.loss;
     s.val_top1 = val.top1;
     s.val_top5 = val.top5;
-    const int64_t epoch0 = epoch_;  // the reference logs epoch scalars at the 0-based epoch
-    ++epoch_;
+    const int64_t epoch0 = progress_.epoch;  // the reference logs epoch scalars at the 0-based epoch
+    ++progress_.epoch;
     record_sigma_history(epoch0);
     if (events_) {
       events_->add_scalar("train/skipped_samples", static_cast<double>(s.skipped.count), epoch0);
@@ -307,7 +314,7 @@ RunSummary Trainer::run() {
     }
     nlohmann::json line{{"type", "epoch"}, {"epoch", s.epoch}, {"train_loss", s.train_loss},
                         {"train_top1", s.train_top1}, {"val_loss", s.val_loss}, {"val_top1", s.val_top1},
-                        {"val_top5", s.val_top5}, {"seconds", s.seconds}, {"global_step", global_step_}};
+                        {"val_top5", s.val_top5}, {"seconds", s.seconds}, {"global_step", progress_.global_step}};
     if (data_params_->learn_inst() && noisy) {
       train::SigmaStatsSplit split = train::sigma_stats_split(data_params_->theta_inst(), corrupted);
       line["sigma_inst_corrupted_mean"] = split.corrupted.mean;
@@ -322,10 +329,10 @@ RunSummary Trainer::run() {
     check_skipped_fraction(s.skipped, s.samples, rc_.max_skipped_fraction, s.epoch);
     // The best score is part of the state: update it before checkpoint.h5 records it, or a resumed
     // run would compare against a stale best and could replace best.h5 with a worse model.
-    const bool improved = s.val_top1 > best_top1_;
+    const bool improved = s.val_top1 > progress_.best_val_top1;
     if (improved) {
-      best_top1_ = s.val_top1;
-      best_epoch_ = s.epoch;  // every rank evaluates the same model: the same decision
+      progress_.best_val_top1 = s.val_top1;
+      progress_.best_epoch = s.epoch;  // every rank evaluates the same model: the same decision
     }
     if (writes()) save_checkpoint(checkpoint_path_);
     if (improved && writes()) save_checkpoint(best_path_);
@@ -341,8 +348,8 @@ RunSummary Trainer::run() {
                       : "");
     summary.epochs.push_back(s);
   }
-  summary.best_val_top1 = best_top1_;
-  summary.best_epoch = best_epoch_;
+  summary.best_val_top1 = progress_.best_val_top1;
+  summary.best_epoch = progress_.best_epoch;
   return summary;
 }
 

@@ -16,6 +16,7 @@
 #include "data/loader.h"
 #include "app/run_config.h"
 #include "app/run_data.h"
+#include "app/run_progress.h"
 #include "train/train_step.h"
 #include "train/sigma_histogram.h"
 #include "train/sgd.h"
@@ -62,6 +63,9 @@ class Trainer {
   // written stays the last good one.
   RunSummary run();
 
+  // The run's state as a checkpoint, every tensor copied to the host, and its restore.
+  Checkpoint snapshot() const;
+  void restore(const Checkpoint& checkpoint);
   void save_checkpoint(const std::string& path) const;
   void load_checkpoint(const std::string& path);
 
@@ -69,8 +73,9 @@ class Trainer {
   train::DataParameters& data_parameters() { return *data_params_; }
   train::SGD& optimizer() { return *sgd_; }
   const RunData& run_data() const { return data_; }
-  int64_t epochs_done() const { return epoch_; }
-  int64_t global_step() const { return global_step_; }
+  int64_t epochs_done() const { return progress_.epoch; }
+  int64_t global_step() const { return progress_.global_step; }
+  const RunProgress& progress() const { return progress_; }
   MemoryFormat memory_format() const { return rc_.memory_format; }  // of the batches fed to the model
   const RunConfig& run_config() const { return rc_; }
   const train::TrainStep& train_step() const { return *step_; }
@@ -87,6 +92,7 @@ class Trainer {
                  uint8_t select);
   void record_sigma_history(int64_t epoch0);
   void write_metrics_line(const std::string& json_line);
+  std::vector<std::string> parameter_names() const;
 
   Config config_;  // as given (checkpoints record its resolved TOML)
   RunConfig rc_;   // the same, typed: what the loops read
@@ -103,10 +109,9 @@ class Trainer {
   std::ofstream metrics_;
   std::string output_, checkpoint_path_, best_path_;
   std::string replaced_;  // where --overwrite moved an earlier run ("" if none)
-  int64_t epoch_ = 0;        // epochs completed
-  int64_t global_step_ = 0;  // iterations completed (1-based in logs, like the reference)
-  double best_top1_ = -1.0;
-  int64_t best_epoch_ = 0;   // epoch of best_top1_ (1-based; 0: none yet)
+  // Epoch, global step (1-based in logs, like the reference), best score (best_epoch 1-based; 0:
+  // none yet), seed.
+  RunProgress progress_;
   double eval_seconds_ = 0;  // the last evaluation's duration (for the ETA)
   train::SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
 };

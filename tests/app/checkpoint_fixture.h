@@ -19,10 +19,10 @@ inline app::Checkpoint small_checkpoint() {
   app::Checkpoint c;
   c.arch = "tiny-cnn";
   c.num_classes = 10;
-  c.epoch = 2;
-  c.global_step = 7;
-  c.seed = 3;
-  c.best_val_top1 = 41.5;
+  c.progress.epoch = 2;
+  c.progress.global_step = 7;
+  c.progress.seed = 3;
+  c.progress.best_val_top1 = 41.5;
   c.config = "[model]\narch = \"tiny-cnn\"\n";
   layers::ModulePtr net = nets::make_net(c.arch, c.num_classes, 11);
   c.model = net->state_dict().clone();
