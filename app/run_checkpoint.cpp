@@ -2,6 +2,7 @@
 // their parts; docs/checkpoint.md documents the layout).
 #include <fmt/format.h>
 
+#include "app/background_saver.h"
 #include "app/checkpoint_schema.h"
 #include "app/trainer.h"
 #include "engine/error.h"
@@ -38,7 +39,7 @@ Checkpoint Trainer::snapshot() const {
   c.num_classes = data_.num_classes;
   c.arch = rc_.arch;
   c.config = config_.resolved_toml();
-  c.rng = "philox4x32-10 keyed by (seed, epoch, sample index): seed and epoch are the state";
+  c.rng = "philox4x32-10 keyed by (seed, epoch, sample index): seed, epoch and epoch_step are the state";
   return c;
 }
 
@@ -72,6 +73,7 @@ void Trainer::restore(const Checkpoint& c) {
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {
+  saver_->wait();
   write_checkpoint(path, snapshot());
 }
 
