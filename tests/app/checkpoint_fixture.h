@@ -44,4 +44,16 @@ inline app::Checkpoint small_checkpoint() {
   return c;
 }
 
+// The same, written in the middle of epoch 3 by a job of 2 ranks (the run-progress part a
+// mid-epoch checkpoint adds: position, each rank's sums so far, the first skipped sample).
+inline app::Checkpoint mid_epoch_checkpoint() {
+  app::Checkpoint c = small_checkpoint();
+  c.progress.epoch_step = 3;
+  c.progress.global_step = 10;
+  c.progress.epoch_seconds = 1.25;
+  c.progress.ranks = {{{7.5, 2, 5, 12}, 1}, {{8.25, 3, 6, 12}, 0}};
+  c.progress.skipped_first.add({4, "sample 4", "unreadable"});
+  return c;
+}
+
 }  // namespace dp::fixture
