@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
                   config.get_string("model.arch").c_str(), config.get_string("run.device").c_str(), shown.c_str(),
                   static_cast<long long>(trainer.run_data().train->size()),
                   static_cast<long long>(trainer.run_data().noise.num_corrupted()),
-                  static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());
+                  static_cast<long long>(trainer.run_data().num_classes), trainer.output().c_str());
     }
     dp::app::RunSummary s = trainer.run();
     if (s.stopped) {
