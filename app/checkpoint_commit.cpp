@@ -128,12 +128,20 @@ void commit_checkpoint(const std::string& folder, const io::TensorFile& file, co
   for (const std::string& target : plan.targets) j.renames.emplace_back(kStagedPrefix + target, target);
   j.removals = plan.remove;
   if (probe) probe("staging");
-  io::write_tensor_file_atomic(in(folder, j.renames[0].first), file);
-  if (probe) probe("staged");
-  for (size_t i = 1; i < j.renames.size(); ++i) link_or_copy(in(folder, j.renames[0].first), in(folder, j.renames[i].first));
-  fsync_or_throw(folder, true);
-  if (probe) probe("linked");
-  write_journal(folder, j);
+  try {
+    io::write_tensor_file_atomic(in(folder, j.renames[0].first), file);
+    if (probe) probe("staged");
+    for (size_t i = 1; i < j.renames.size(); ++i)
+      link_or_copy(in(folder, j.renames[0].first), in(folder, j.renames[i].first));
+    fsync_or_throw(folder, true);
+    if (probe) probe("linked");
+    write_journal(folder, j);
+  } catch (...) {
+    // Nothing was committed: the previous files stand; leave no staged copy behind.
+    for (const auto& [staged, target] : j.renames) ::unlink(in(folder, staged).c_str());
+    ::unlink(in(folder, kJournal + ".tmp").c_str());
+    throw;
+  }
   if (probe) probe("journal");
   apply(folder, j, probe);
   if (probe) probe("committed");

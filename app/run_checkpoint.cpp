@@ -6,12 +6,18 @@
 #include "app/checkpoint_schema.h"
 #include "app/trainer.h"
 #include "engine/error.h"
+#include "kernels/ops.h"
 
 namespace dp::app {
 
 namespace {
 
-Tensor host_copy(const Tensor& t) { return t.device().is_cpu() ? t.clone() : t.to(Device::cpu()); }
+// A copy in host memory, in logical (NCHW) order as files hold it: converted here, on the
+// training thread, so that the background writer runs no kernel (and no CPU thread pool).
+Tensor host_copy(const Tensor& t) {
+  Tensor h = kernels::convert(t.to(Device::cpu()), t.dtype(), MemoryFormat::Contiguous);
+  return h.shares_storage(t) ? h.clone() : h;
+}
 
 train::NamedTensors host_copy(const train::NamedTensors& named) {
   train::NamedTensors out;

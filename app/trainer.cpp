@@ -179,7 +179,9 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   if (!resume.empty()) {
     load_checkpoint(resume);
     resumed_from_ = resume;
-    last_saved_step_ = progress_.global_step;
+    // The folder's checkpoint.h5 already holds this state (not so after --resume of another file).
+    std::error_code ec;
+    if (std::filesystem::equivalent(resume, checkpoint_path_, ec)) last_saved_step_ = progress_.global_step;
   }
   if (writer) {
     if (!options_.resume.empty()) trim_logs_to_progress();

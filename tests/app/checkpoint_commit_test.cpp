@@ -95,22 +95,26 @@ TEST(CheckpointCommit, AKillDuringTheWriteChangesNothing) {
   fs::remove_all(dir);
 }
 
-// A save that cannot be written (here: its temporary's name is taken by a folder, as a full or
-// read-only disk would fail it) throws naming the file, and the previous set stays as it was.
+// A save that fails (a folder takes the name the staged file's temporary needs, or, once the
+// checkpoint is staged, the name of its link to best.h5: as a full or read-only disk would fail
+// them) throws naming the file; the previous set stays and nothing staged is left behind.
 TEST(CheckpointCommit, AFailedSaveKeepsThePreviousSet) {
-  const std::string dir = folder_after_epoch_1();
-  const std::string blocker = dir + "/.staged.checkpoint.h5.tmp." + std::to_string(getpid());
-  fs::create_directories(blocker);
-  try {
-    app::commit_checkpoint(dir, checkpoint_of_epoch(2), kEpoch2);
-    FAIL() << "the save succeeded";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(".staged.checkpoint.h5"), std::string::npos) << e.what();
+  const std::set<std::string> previous = {"checkpoint.h5", "best.h5", "checkpoint-epoch0001.h5"};
+  for (const std::string& when : {"staging", "staged"}) {
+    SCOPED_TRACE("a folder in the way from '" + when + "' on");
+    const std::string dir = folder_after_epoch_1();
+    const std::string blocker = dir + (when == "staging" ? "/.staged.checkpoint.h5.tmp." + std::to_string(getpid())
+                                                         : std::string("/.staged.best.h5"));
+    EXPECT_THROW(app::commit_checkpoint(dir, checkpoint_of_epoch(2), kEpoch2,
+                                        [&](const std::string& point) {
+                                          if (point == when) fs::create_directories(blocker);
+                                        }),
+                 Error);
+    fs::remove(blocker);
+    EXPECT_EQ(files_in(dir), previous) << "something staged was left behind";
+    EXPECT_EQ(app::recover_commit(dir), "");
+    EXPECT_EQ(epoch_of(dir + "/checkpoint.h5"), 1);
+    EXPECT_EQ(epoch_of(dir + "/best.h5"), 1);
+    fs::remove_all(dir);
   }
-  fs::remove(blocker);
-  app::recover_commit(dir);
-  EXPECT_EQ(epoch_of(dir + "/checkpoint.h5"), 1);
-  EXPECT_EQ(epoch_of(dir + "/best.h5"), 1);
-  EXPECT_EQ(files_in(dir), (std::set<std::string>{"checkpoint.h5", "best.h5", "checkpoint-epoch0001.h5"}));
-  fs::remove_all(dir);
 }
