@@ -134,7 +134,7 @@ sed -e 's/^epochs = 3/epochs = 3\nprint_freq = 1/' -e '/^print_freq = 4/d' -e 's
 stops=""
 for target in mpirun one-rank; do
   out="$tmp/stop-$target"
-  k=$(( RANDOM % 50 + 5 ))  # of 72 steps
+  k=$(( RANDOM % 40 + 5 ))  # of 72 steps: the run must still be going when the signal comes
   "${mpi[@]}" "$build/tools/dp-train" "$tmp/long.toml" --set run.output="$out" > "$out.log" 2>&1 &
   job=$!
   for _ in $(seq 1 3000); do
