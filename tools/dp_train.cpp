@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
       }
       return dp::app::kExitStopped;
     }
+    if (s.epochs.empty() && trainer.writes())
+      std::printf("dp-train: the run in %s has finished its %lld epochs already; nothing to do\n",
+                  trainer.output().c_str(), static_cast<long long>(trainer.epochs_done()));
     if (!s.epochs.empty() && trainer.writes()) {
       const auto& last = s.epochs.back();
       std::printf("dp-train: finished epoch %lld: val top1 %.2f%% (best %.2f%%), checkpoints in %s\n",

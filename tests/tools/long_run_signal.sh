@@ -70,6 +70,7 @@ same_metrics "$tmp/straight" "$tmp/split" || fail "metrics.jsonl after the stop 
 before=$(sha256sum "$tmp/split/checkpoint.h5")
 "$train" "$tmp/run.toml" --set run.output="$tmp/split" --resume auto > "$tmp/again.log" 2>&1 || { cat "$tmp/again.log"; fail "--resume auto on a finished run failed"; }
 [ "$(sha256sum "$tmp/split/checkpoint.h5")" = "$before" ] || fail "--resume auto on a finished run changed its checkpoint"
+grep -q "has finished its 4 epochs already" "$tmp/again.log" || { cat "$tmp/again.log"; fail "--resume auto on a finished run does not say so"; }
 
 # A second signal ends dp-train at once (SIGTERM's own exit status, 143), the first one alone does not.
 "$train" "$tmp/run.toml" --set run.output="$tmp/twice" --set run.epochs=200 > "$tmp/twice.log" 2>&1 &
