@@ -140,6 +140,7 @@ void commit_checkpoint(const std::string& folder, const io::TensorFile& file, co
     // Nothing was committed: the previous files stand; leave no staged copy behind.
     for (const auto& [staged, target] : j.renames) ::unlink(in(folder, staged).c_str());
     ::unlink(in(folder, kJournal + ".tmp").c_str());
+    ::unlink(in(folder, kJournal).c_str());  // in place, but its folder's fsync failed
     throw;
   }
   if (probe) probe("journal");

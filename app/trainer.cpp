@@ -215,10 +215,16 @@ void Trainer::trim_logs_to_progress() {
   trim_metrics(output_ + "/metrics.jsonl", progress_.global_step, progress_.epoch);
   std::error_code ec;
   for (std::filesystem::directory_iterator it(output_ + "/tb", ec), end; !ec && it != end; it.increment(ec))
-    if (it->path().filename().string().rfind("events.out.tfevents.", 0) == 0)
-      io::trim_event_file(it->path().string(), [&](const std::string& tag, int64_t step) {
-        return logged_per_epoch(tag) ? step < progress_.epoch : step <= progress_.global_step;
-      });
+    if (it->path().filename().string().rfind("events.out.tfevents.", 0) == 0) {
+      try {
+        io::trim_event_file(it->path().string(), [&](const std::string& tag, int64_t step) {
+          return logged_per_epoch(tag) ? step < progress_.epoch : step <= progress_.global_step;
+        });
+      } catch (const Error& e) {  // a damaged log must not keep the run from resuming
+        std::fprintf(stderr, "dp-train: warning: %s (TensorBoard may show the steps after the checkpoint twice)\n",
+                     e.message().c_str());
+      }
+    }
 }
 
 bool Trainer::writes() const { return dist_ == nullptr || dist_->writes(); }
