@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
 #include <map>
 #include <set>
 
@@ -13,18 +12,11 @@ namespace dp::app {
 
 namespace {
 
-// Dataset and attribute names: the only copy of the layout.
 const std::string kModel = "model/";
-const std::string kMomentum = "optimizer/momentum/";
-const std::string kThetaClass = "data_parameters/theta_class";
-const std::string kThetaInst = "data_parameters/theta_inst";
-const std::string kMomentumSuffix = "_momentum";
 const std::string kNoiseLabel = "noise/label";
 const std::string kNoiseOriginal = "noise/original_label";
 const std::string kNoiseCorrupted = "noise/is_corrupted";
 const std::string kNoiseSource = "noise/image_source";
-const std::string kSigmaEdges = "history/sigma_edges";
-const std::string kSigmaPrefix = "history/sigma_";  // + group + "_counts" / "_sums"
 
 // More classes than any dataset dp-engine reads; the bound keeps a damaged attribute from
 // building a net with billions of weights.
@@ -38,168 +30,113 @@ const char* kDamagedHint =
   DP_THROW(fmt::format("{}: {}", path.empty() ? "checkpoint" : path, what), hint);
 }
 
-bool is_integer(DType t) { return t == DType::Int64 || t == DType::Int32 || t == DType::UInt8; }
-bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
-
-// Reads the file's tensors by name once, and remembers which ones the schema consumed, so that
-// anything left over is reported instead of silently ignored.
-class Datasets {
+// The owners write into the file's tensors and root attributes.
+class FileWriter : public StateWriter {
  public:
-  Datasets(const io::TensorFile& f, const std::string& path) : path_(path) {
+  explicit FileWriter(io::TensorFile& f) : f_(f) {}
+  void tensor(const std::string& name, const Tensor& value) override { f_.tensors.emplace_back(name, value); }
+  void integer(const std::string& name, int64_t value) override { f_.ints[name] = value; }
+  void real(const std::string& name, double value) override { f_.floats[name] = value; }
+  void text(const std::string& name, const std::string& value) override { f_.strings[name] = value; }
+
+ private:
+  io::TensorFile& f_;
+};
+
+// The owners read from the file; what none of them took is reported, not silently ignored.
+class FileReader : public StateReader {
+ public:
+  FileReader(const io::TensorFile& f, const std::string& path) : f_(f), path_(path) {
     for (const auto& [name, t] : f.tensors) by_name_.emplace(name, &t);
   }
-  const Tensor* take(const std::string& name) {
+  const Tensor* take(const std::string& name) override {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return nullptr;
     used_.insert(name);
     return it->second;
   }
+  bool contains(const std::string& name) const override { return by_name_.count(name) != 0; }
+  std::optional<int64_t> integer(const std::string& name) const override { return find(f_.ints, name); }
+  std::optional<double> real(const std::string& name) const override { return find(f_.floats, name); }
+  std::optional<std::string> text(const std::string& name) const override { return find(f_.strings, name); }
+  [[noreturn]] void invalid(const std::string& what) const override { app::invalid(path_, what); }
+
   void expect_all_used() const {
     for (const auto& [name, t] : by_name_)
       if (!used_.count(name))
-        invalid(path_, fmt::format("dataset /{} is not part of a format-{} checkpoint", name, kCheckpointFormatVersion));
+        invalid(fmt::format("dataset /{} is not part of a format-{} checkpoint", name, kCheckpointFormatVersion));
   }
 
  private:
+  template <class T>
+  static std::optional<T> find(const std::map<std::string, T>& m, const std::string& key) {
+    auto it = m.find(key);
+    return it == m.end() ? std::nullopt : std::optional<T>(it->second);
+  }
+  const io::TensorFile& f_;
   std::string path_;
   std::map<std::string, const Tensor*> by_name_;
   std::set<std::string> used_;
 };
 
-void expect_shape(const std::string& path, const std::string& name, const Tensor& t, const Shape& want,
-                  const std::string& because) {
-  if (t.shape() != want)
-    invalid(path, fmt::format("dataset /{} has shape {}, but {} needs {}", name, shape_str(t.shape()), because,
-                              shape_str(want)));
+std::string required_text(const StateReader& in, const std::string& key) {
+  std::optional<std::string> v = in.text(key);
+  if (!v) in.invalid(fmt::format("string attribute '{}' is missing", key));
+  return *v;
 }
 
-void expect_dtype(const std::string& path, const std::string& name, const Tensor& t, DType want) {
-  if (t.dtype() != want)
-    invalid(path, fmt::format("dataset /{} is {}, expected {}", name, dtype_name(t.dtype()), dtype_name(want)));
+// ---- the noise map: four vectors of the training-set size ----
+
+void save_noise_map(StateWriter& out, const data::NoiseMap& n) {
+  out.tensor(kNoiseLabel, Tensor::from_vector(n.label, {n.size()}));
+  out.tensor(kNoiseOriginal, Tensor::from_vector(n.original_label, {n.size()}));
+  out.tensor(kNoiseCorrupted, Tensor::from_vector(n.is_corrupted, {n.size()}));
+  out.tensor(kNoiseSource, Tensor::from_vector(n.image_source, {n.size()}));
 }
 
-std::vector<int64_t> integer_vector(const std::string& path, const std::string& name, const Tensor& t) {
-  if (t.dim() != 1 || !is_integer(t.dtype()))
-    invalid(path, fmt::format("dataset /{} must be a 1-D integer vector, found {} {}", name, dtype_name(t.dtype()),
-                              shape_str(t.shape())));
+std::vector<int64_t> integer_vector(const StateReader& in, const std::string& name, const Tensor& t) {
+  const bool integer = t.dtype() == DType::Int64 || t.dtype() == DType::Int32 || t.dtype() == DType::UInt8;
+  if (t.dim() != 1 || !integer)
+    in.invalid(fmt::format("dataset /{} must be a 1-D integer vector, found {} {}", name, dtype_name(t.dtype()),
+                           shape_str(t.shape())));
   std::vector<double> v = t.to_double_vector();
   return std::vector<int64_t>(v.begin(), v.end());
 }
 
-void expect_range(const std::string& path, const std::string& name, const std::vector<int64_t>& v, int64_t lo,
+void expect_range(const StateReader& in, const std::string& name, const std::vector<int64_t>& v, int64_t lo,
                   int64_t hi, const std::string& what) {
   for (size_t i = 0; i < v.size(); ++i)
     if (v[i] < lo || v[i] >= hi)
-      invalid(path, fmt::format("dataset /{}[{}] = {} is outside [{}, {}) ({})", name, i, v[i], lo, hi, what));
+      in.invalid(fmt::format("dataset /{}[{}] = {} is outside [{}, {}) ({})", name, i, v[i], lo, hi, what));
 }
 
-int64_t int_attr(const io::TensorFile& f, const std::string& path, const std::string& key, std::optional<int64_t> fallback) {
-  auto it = f.ints.find(key);
-  if (it != f.ints.end()) return it->second;
-  if (!fallback) invalid(path, fmt::format("integer attribute '{}' is missing", key));
-  return *fallback;
-}
-
-std::string string_attr(const io::TensorFile& f, const std::string& path, const std::string& key,
-                        std::optional<std::string> fallback) {
-  auto it = f.strings.find(key);
-  if (it != f.strings.end()) return it->second;
-  if (!fallback) invalid(path, fmt::format("string attribute '{}' is missing", key));
-  return *fallback;
-}
-
-ThetaState read_theta(Datasets& d, const io::TensorFile& f, const std::string& path, const std::string& name,
-                      const std::string& steps_key, int64_t length, const std::string& because) {
-  ThetaState s;
-  const Tensor* theta = d.take(name);
-  const Tensor* momentum = d.take(name + kMomentumSuffix);
-  if (theta == nullptr) {
-    if (momentum != nullptr) invalid(path, fmt::format("dataset /{}{} is there without /{}", name, kMomentumSuffix, name));
-    return s;
-  }
-  if (momentum == nullptr) invalid(path, fmt::format("dataset /{} has no /{}{}", name, name, kMomentumSuffix));
-  expect_dtype(path, name, *theta, DType::Float32);
-  expect_dtype(path, name + kMomentumSuffix, *momentum, DType::Float32);
-  expect_shape(path, name, *theta, {length}, because);
-  expect_shape(path, name + kMomentumSuffix, *momentum, {length}, because);
-  s.theta = *theta;
-  s.momentum = *momentum;
-  s.steps = int_attr(f, path, steps_key, std::nullopt);
-  if (s.steps < 0) invalid(path, fmt::format("attribute '{}' = {} is negative", steps_key, s.steps));
-  return s;
-}
-
-void read_history(Datasets& d, const std::string& path, Checkpoint& c) {
-  const Tensor* edges = d.take(kSigmaEdges);
-  std::vector<std::pair<std::string, std::pair<const Tensor*, const Tensor*>>> groups;  // counts, sums
-  bool any = false;
-  for (const auto& [group, h] : c.history.named()) {
-    const Tensor* counts = d.take(kSigmaPrefix + group + "_counts");
-    const Tensor* sums = d.take(kSigmaPrefix + group + "_sums");
-    groups.push_back({group, {counts, sums}});
-    any = any || counts || sums;
-  }
-  if (edges == nullptr) {
-    if (any) invalid(path, fmt::format("σ histograms without their bins (/{})", kSigmaEdges));
-    return;
-  }
-  if (edges->dim() != 1 || edges->numel() < 2 || !is_float(edges->dtype()))
-    invalid(path, fmt::format("dataset /{} must hold at least 2 floating-point bin edges, found {} {}", kSigmaEdges,
-                              dtype_name(edges->dtype()), shape_str(edges->shape())));
-  std::vector<double> e = edges->to_double_vector();
-  for (size_t i = 0; i < e.size(); ++i)
-    if (!std::isfinite(e[i]) || (i > 0 && !(e[i] > e[i - 1])))
-      invalid(path, fmt::format("dataset /{} must be finite and increasing (entry {} is {})", kSigmaEdges, i, e[i]));
-  const int64_t bins = edges->numel() - 1;
-  c.history = train::SigmaRecord(e);
-  auto histories = c.history.named();
-  for (size_t g = 0; g < groups.size(); ++g) {
-    const std::string counts_name = kSigmaPrefix + groups[g].first + "_counts";
-    const std::string sums_name = kSigmaPrefix + groups[g].first + "_sums";
-    const auto [t, sums] = groups[g].second;
-    train::SigmaHistory& h = *histories[g].second;
-    if (t == nullptr) {
-      if (sums) invalid(path, fmt::format("dataset /{} is there without /{}", sums_name, counts_name));
-      continue;
-    }
-    if (t->dim() != 2 || !is_integer(t->dtype()))
-      invalid(path, fmt::format("dataset /{} must be an integer [epochs, bins] matrix, found {} {}", counts_name,
-                                dtype_name(t->dtype()), shape_str(t->shape())));
-    expect_shape(path, counts_name, *t, {t->size(0), bins}, fmt::format("{} bin edges", e.size()));
-    std::vector<double> flat = t->to_double_vector();
-    for (int64_t row = 0; row < t->size(0); ++row) {
-      std::vector<int64_t> r;
-      for (int64_t b = 0; b < bins; ++b) {
-        double v = flat[static_cast<size_t>(row * bins + b)];
-        if (v < 0) invalid(path, fmt::format("dataset /{}[{}, {}] = {} is a negative count", counts_name, row, b, v));
-        r.push_back(static_cast<int64_t>(v));
-      }
-      h.counts.push_back(std::move(r));
-    }
-    if (sums != nullptr) {
-      if (sums->dim() != 1 || !is_float(sums->dtype()))
-        invalid(path, fmt::format("dataset /{} must be a floating-point vector, found {} {}", sums_name,
-                                  dtype_name(sums->dtype()), shape_str(sums->shape())));
-      expect_shape(path, sums_name, *sums, {t->size(0)}, fmt::format("/{}", counts_name));
-      h.sums = sums->to_double_vector();
-    }
-  }
-  // The groups of the noise map partition the training set: all three, over every epoch, or none.
-  const train::SigmaRecord& r = c.history;
-  const int64_t group_epochs[] = {r.inst_mislabelled.epochs(), r.inst_permuted_kept.epochs(), r.inst_untouched.epochs()};
-  for (int64_t ge : group_epochs)
-    if (ge != group_epochs[0] || (ge != 0 && ge != r.inst.epochs()))
-      invalid(path, fmt::format("the σ histograms of the sample groups (/{}inst_mislabelled_counts, ...) must all "
-                                "cover the {} epochs of /{}inst_counts",
-                                kSigmaPrefix, r.inst.epochs(), kSigmaPrefix));
-}
-
-Tensor history_tensor(const train::SigmaHistory& h) {
-  const auto epochs = static_cast<int64_t>(h.counts.size());
-  const auto bins = static_cast<int64_t>(h.edges.size()) - 1;
-  std::vector<int64_t> flat;
-  for (const auto& row : h.counts) flat.insert(flat.end(), row.begin(), row.end());
-  return Tensor::from_vector(flat, {epochs, bins});
+std::optional<data::NoiseMap> read_noise_map(StateReader& in, int64_t num_classes, const std::string& protocol) {
+  const Tensor* label = in.take(kNoiseLabel);
+  const Tensor* original = in.take(kNoiseOriginal);
+  const Tensor* corrupted = in.take(kNoiseCorrupted);
+  const Tensor* source = in.take(kNoiseSource);
+  if (!label && !original && !corrupted && !source) return std::nullopt;
+  for (const auto& [name, t] : {std::pair{kNoiseLabel, label}, {kNoiseOriginal, original},
+                                {kNoiseCorrupted, corrupted}, {kNoiseSource, source}})
+    if (t == nullptr) in.invalid(fmt::format("the noise map has no /{}", name));
+  data::NoiseMap n;
+  n.protocol = protocol;
+  n.label = integer_vector(in, kNoiseLabel, *label);
+  const int64_t size = n.size();
+  const std::string because = fmt::format("the training set of /{} ({} samples)", kNoiseLabel, size);
+  in.expect_shape(kNoiseOriginal, *original, {size}, because);
+  in.expect_shape(kNoiseCorrupted, *corrupted, {size}, because);
+  in.expect_shape(kNoiseSource, *source, {size}, because);
+  n.original_label = integer_vector(in, kNoiseOriginal, *original);
+  std::vector<int64_t> flags = integer_vector(in, kNoiseCorrupted, *corrupted);
+  n.image_source = integer_vector(in, kNoiseSource, *source);
+  const std::string classes = fmt::format("num_classes = {}", num_classes);
+  expect_range(in, kNoiseLabel, n.label, 0, num_classes, classes);
+  expect_range(in, kNoiseOriginal, n.original_label, 0, num_classes, classes);
+  expect_range(in, kNoiseCorrupted, flags, 0, 2, "a flag");
+  expect_range(in, kNoiseSource, n.image_source, 0, size, "a training-set index");
+  n.is_corrupted.assign(flags.begin(), flags.end());
+  return n;
 }
 
 }  // namespace
@@ -213,31 +150,19 @@ const Tensor* Checkpoint::find_momentum(const std::string& parameter) const {
 Checkpoint decode_checkpoint(const io::TensorFile& f, const std::string& path, const layers::Module* reference) {
   Checkpoint c;
   c.path = path;
-  auto version = f.ints.find("format_version");
-  if (version == f.ints.end() || version->second != kCheckpointFormatVersion)
+  FileReader in(f, path);
+  const std::optional<int64_t> version = in.integer("format_version");
+  if (version != kCheckpointFormatVersion)
     invalid(path,
-            version == f.ints.end()
-                ? std::string("not a dp-engine checkpoint (no format_version attribute)")
-                : fmt::format("format_version {} is not {}, the version this dp-engine reads", version->second,
-                              kCheckpointFormatVersion),
+            !version ? std::string("not a dp-engine checkpoint (no format_version attribute)")
+                     : fmt::format("format_version {} is not {}, the version this dp-engine reads", *version,
+                                   kCheckpointFormatVersion),
             "checkpoints come from dp-train's run.output folder (checkpoint.h5 or best.h5)");
-  c.arch = string_attr(f, path, "arch", std::nullopt);
-  c.num_classes = int_attr(f, path, "num_classes", std::nullopt);
-  if (c.num_classes < 1 || c.num_classes > kMaxClasses)
-    invalid(path, fmt::format("attribute num_classes = {} is outside [1, {}]", c.num_classes, kMaxClasses));
-  c.epoch = int_attr(f, path, "epoch", std::nullopt);
-  c.global_step = int_attr(f, path, "global_step", std::nullopt);
-  if (c.epoch < 0 || c.global_step < 0)
-    invalid(path, fmt::format("attributes epoch = {} and global_step = {} must not be negative", c.epoch, c.global_step));
-  c.seed = int_attr(f, path, "seed", 0);
-  auto best = f.floats.find("best_val_top1");
-  c.best_val_top1 = best != f.floats.end() ? best->second : -1.0;
-  c.best_epoch = int_attr(f, path, "best_epoch", 0);
-  if (c.best_epoch < 0 || c.best_epoch > c.epoch)
-    invalid(path, fmt::format("attribute best_epoch = {} is outside [0, epoch = {}]", c.best_epoch, c.epoch));
-  c.noise_protocol = string_attr(f, path, "noise_protocol", "none");
-  c.config = string_attr(f, path, "config", "");
-  c.rng = string_attr(f, path, "rng", "");
+  c.arch = required_text(in, "arch");
+  c.num_classes = in.integer_in("num_classes", 1, kMaxClasses, std::nullopt);
+  c.noise_protocol = in.text("noise_protocol").value_or("none");
+  c.config = in.text("config").value_or("");
+  c.rng = in.text("rng").value_or("");
 
   layers::ModulePtr built;
   if (reference == nullptr) {
@@ -249,69 +174,20 @@ Checkpoint decode_checkpoint(const io::TensorFile& f, const std::string& path, c
     reference = built.get();
   }
   const std::string net = fmt::format("a {} with {} classes", c.arch, c.num_classes);
-  Datasets d(f, path);
 
-  // The model: exactly the reference's state dict, entry by entry.
-  layers::StateDict want = reference->state_dict();
-  for (const auto& [name, t] : f.tensors) {
-    if (name.rfind(kModel, 0) != 0) continue;
-    const std::string leaf = name.substr(kModel.size());
-    const Tensor* w = want.find(leaf);
-    if (w == nullptr) invalid(path, fmt::format("dataset /{} is not a tensor of {}", name, net));
-    expect_shape(path, name, t, w->shape(), net);
-    expect_dtype(path, name, t, w->dtype());
-    c.model.insert(leaf, t);
-    d.take(name);
-  }
-  for (const auto& [name, t] : want)
-    if (!c.model.contains(name)) invalid(path, fmt::format("dataset /{}{} is missing ({} has it)", kModel, name, net));
-
-  // Momentum buffers: one per parameter at most, shaped like it.
-  for (const auto& [name, p] : reference->named_parameters()) {
-    const Tensor* m = d.take(kMomentum + name);
-    if (m == nullptr) continue;
-    expect_shape(path, kMomentum + name, *m, p.shape(), "the parameter " + name + " of " + net);
-    expect_dtype(path, kMomentum + name, *m, p.dtype());
-    c.momentum.emplace_back(name, *m);
-  }
-
-  // The noise map: four vectors of the training-set size.
-  const Tensor* label = d.take(kNoiseLabel);
-  const Tensor* original = d.take(kNoiseOriginal);
-  const Tensor* corrupted = d.take(kNoiseCorrupted);
-  const Tensor* source = d.take(kNoiseSource);
-  if (label || original || corrupted || source) {
-    for (const auto& [name, t] : {std::pair{kNoiseLabel, label}, {kNoiseOriginal, original},
-                                  {kNoiseCorrupted, corrupted}, {kNoiseSource, source}})
-      if (t == nullptr) invalid(path, fmt::format("the noise map has no /{}", name));
-    data::NoiseMap n;
-    n.protocol = c.noise_protocol;
-    n.label = integer_vector(path, kNoiseLabel, *label);
-    const int64_t size = n.size();
-    const std::string because = fmt::format("the training set of /{} ({} samples)", kNoiseLabel, size);
-    expect_shape(path, kNoiseOriginal, *original, {size}, because);
-    expect_shape(path, kNoiseCorrupted, *corrupted, {size}, because);
-    expect_shape(path, kNoiseSource, *source, {size}, because);
-    n.original_label = integer_vector(path, kNoiseOriginal, *original);
-    std::vector<int64_t> flags = integer_vector(path, kNoiseCorrupted, *corrupted);
-    n.image_source = integer_vector(path, kNoiseSource, *source);
-    const std::string classes = fmt::format("num_classes = {}", c.num_classes);
-    expect_range(path, kNoiseLabel, n.label, 0, c.num_classes, classes);
-    expect_range(path, kNoiseOriginal, n.original_label, 0, c.num_classes, classes);
-    expect_range(path, kNoiseCorrupted, flags, 0, 2, "a flag");
-    expect_range(path, kNoiseSource, n.image_source, 0, size, "a training-set index");
-    n.is_corrupted.assign(flags.begin(), flags.end());
-    c.noise = std::move(n);
-  }
-
-  c.theta_class = read_theta(d, f, path, kThetaClass, "class_param_steps", c.num_classes,
-                             fmt::format("num_classes = {}", c.num_classes));
-  if (const Tensor* t = f.find(kThetaInst); t != nullptr && !c.noise)
-    invalid(path, fmt::format("dataset /{} is there without the noise map that gives the training-set size", kThetaInst));
-  c.theta_inst = read_theta(d, f, path, kThetaInst, "inst_param_steps", c.train_size(),
-                            fmt::format("the training set of /{} ({} samples)", kNoiseLabel, c.train_size()));
-  read_history(d, path, c);
-  d.expect_all_used();
+  c.progress.load(in);
+  c.model = reference->read_state(in, kModel, net);
+  c.momentum = train::read_momentum_state(in, reference->named_parameters(), net);
+  c.noise = read_noise_map(in, c.num_classes, c.noise_protocol);
+  c.theta_class = ThetaState::read(in, train::ThetaKind::kClass, c.num_classes,
+                                   fmt::format("num_classes = {}", c.num_classes));
+  const std::string inst = ThetaState::dataset(train::ThetaKind::kInstance);
+  if (in.contains(inst) && !c.noise)
+    invalid(path, fmt::format("dataset /{} is there without the noise map that gives the training-set size", inst));
+  c.theta_inst = ThetaState::read(in, train::ThetaKind::kInstance, c.train_size(),
+                                  fmt::format("the training set of /{} ({} samples)", kNoiseLabel, c.train_size()));
+  c.history.load(in);
+  in.expect_all_used();
   return c;
 }
 
@@ -321,47 +197,20 @@ Checkpoint read_checkpoint(const std::string& path, const layers::Module* refere
 
 io::TensorFile encode_checkpoint(const Checkpoint& c) {
   io::TensorFile f;
-  for (const auto& [name, t] : c.model) f.tensors.emplace_back(kModel + name, t);
-  for (const auto& [name, t] : c.momentum) f.tensors.emplace_back(kMomentum + name, t);
-  auto theta = [&](const ThetaState& s, const std::string& name, const std::string& steps_key) {
-    if (!s.defined()) return;
-    f.tensors.emplace_back(name, s.theta);
-    f.tensors.emplace_back(name + kMomentumSuffix, s.momentum);
-    f.ints[steps_key] = s.steps;
-  };
-  theta(c.theta_class, kThetaClass, "class_param_steps");
-  theta(c.theta_inst, kThetaInst, "inst_param_steps");
-  if (c.noise) {
-    const data::NoiseMap& n = *c.noise;
-    f.tensors.emplace_back(kNoiseLabel, Tensor::from_vector(n.label, {n.size()}));
-    f.tensors.emplace_back(kNoiseOriginal, Tensor::from_vector(n.original_label, {n.size()}));
-    f.tensors.emplace_back(kNoiseCorrupted, Tensor::from_vector(n.is_corrupted, {n.size()}));
-    f.tensors.emplace_back(kNoiseSource, Tensor::from_vector(n.image_source, {n.size()}));
-  }
-  if (!c.history.empty()) {
-    const std::vector<double>& edges = c.history.inst.edges;
-    f.tensors.emplace_back(kSigmaEdges, Tensor::from_vector(edges, {static_cast<int64_t>(edges.size())}));
-    for (const auto& [group, h] : c.history.named()) {
-      if (h->counts.empty()) continue;
-      // The groups only as a whole over every epoch (what read_history checks).
-      if (group.rfind("inst_", 0) == 0 && !c.history.has_groups()) continue;
-      f.tensors.emplace_back(kSigmaPrefix + group + "_counts", history_tensor(*h));
-      if (h->sums.size() == h->counts.size())
-        f.tensors.emplace_back(kSigmaPrefix + group + "_sums",
-                               Tensor::from_vector(h->sums, {static_cast<int64_t>(h->sums.size())}));
-    }
-  }
-  f.ints["format_version"] = kCheckpointFormatVersion;
-  f.ints["epoch"] = c.epoch;
-  f.ints["global_step"] = c.global_step;
-  f.ints["seed"] = c.seed;
-  f.ints["num_classes"] = c.num_classes;
-  f.floats["best_val_top1"] = c.best_val_top1;
-  f.ints["best_epoch"] = c.best_epoch;
-  f.strings["arch"] = c.arch;
-  f.strings["noise_protocol"] = c.noise ? c.noise->protocol : c.noise_protocol;
-  f.strings["config"] = c.config;
-  f.strings["rng"] = c.rng;
+  FileWriter out(f);
+  c.model.save_state(out, kModel);
+  train::save_momentum_state(out, c.momentum);
+  c.theta_class.save(out, train::ThetaKind::kClass);
+  c.theta_inst.save(out, train::ThetaKind::kInstance);
+  if (c.noise) save_noise_map(out, *c.noise);
+  c.history.save(out);
+  c.progress.save(out);
+  out.integer("format_version", kCheckpointFormatVersion);
+  out.integer("num_classes", c.num_classes);
+  out.text("arch", c.arch);
+  out.text("noise_protocol", c.noise ? c.noise->protocol : c.noise_protocol);
+  out.text("config", c.config);
+  out.text("rng", c.rng);
   return f;
 }
 

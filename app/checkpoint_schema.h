@@ -1,21 +1,25 @@
-// The one place that knows a dp-train checkpoint's layout (format_version 1), an HDF5 file of
-// named tensors (io/checkpoint_file.h) laid out for h5py users:
-//   /model/<name>                       parameters and buffers, torchvision/reference names
-//   /optimizer/momentum/<name>          train::SGD momentum buffers (absent before a parameter's first step)
-//   /data_parameters/theta_class        log-space θ [num_classes] and theta_class_momentum, when learnt
-//   /data_parameters/theta_inst         log-space θ [training-set size] and theta_inst_momentum, when learnt
-//   /noise/{label,original_label,is_corrupted,image_source}   the training set's noise map
-//   /history/sigma_edges                bins + 1 σ values shared by every histogram
-//   /history/sigma_<group>_counts       [epochs, bins] σ histogram per epoch, and sigma_<group>_sums
-//                                       [epochs] the exact sum of σ (optional), for the groups of
-//                                       train::SigmaRecord: inst, inst_mislabelled, inst_permuted_kept,
-//                                       inst_untouched (all three or none), class
-//   attributes: format_version, epoch (completed), global_step, seed, class_param_steps,
-//               inst_param_steps, best_val_top1, best_epoch, arch, num_classes, noise_protocol, config, rng
-// The trainer (app/run_checkpoint.cpp) writes and resumes through it and every tool reads
-// through it, so every reader gets the same checks: each dataset's name, shape and dtype against
-// what the arch and num_classes imply (the net is built and its state dict compared), momentum
-// buffers against their parameter, θ and noise lengths against num_classes and the training set.
+// The one place that composes a dp-train checkpoint (format_version 1): an HDF5 file of named
+// tensors (io/checkpoint_file.h) whose parts each owner of state saves and loads itself through
+// engine/state_io.h. The layout, name by name, is in docs/checkpoint.md.
+//
+//   part                      owner (save / read)
+//   model                     layers::StateDict::save_state / layers::Module::read_state
+//   optimizer momentum        train::save_momentum_state / train::read_momentum_state
+//   θ_class, θ_inst           train::ThetaState::save / read
+//   noise map                 this file (the run data's)
+//   σ history                 train::SigmaRecord::save / load
+//   run progress              app::RunProgress::save / load
+//   header attributes         this file: format_version, arch, num_classes, noise_protocol, config, rng
+//
+// The trainer (app/run_checkpoint.cpp) writes and resumes through it and every tool reads through
+// it, so every reader gets the same checks: each dataset's name, shape and dtype against what the
+// arch and num_classes imply (the net is built and its state dict compared), momentum buffers
+// against their parameter, θ and noise lengths against num_classes and the training set, and
+// every dataset no part claims is reported.
+//
+// Adding state: give its owner save/load over StateWriter/StateReader (and a test), then one
+// member in Checkpoint, one line in encode_checkpoint and decode_checkpoint, one in the trainer's
+// snapshot() and restore(), one row in docs/checkpoint.md.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -23,41 +27,34 @@
 #include <utility>
 #include <vector>
 
+#include "app/run_progress.h"
 #include "data/label_noise.h"
-#include "layers/module.h"
-#include "train/sigma_histogram.h"
 #include "io/checkpoint_file.h"
+#include "layers/module.h"
+#include "train/data_parameters.h"
+#include "train/sgd.h"
+#include "train/sigma_histogram.h"
 
 namespace dp::app {
 
 inline constexpr int64_t kCheckpointFormatVersion = 1;
 
-// A learnt data-parameter vector with its train::SparseSGD state.
-struct ThetaState {
-  Tensor theta;     // log-space θ
-  Tensor momentum;  // same shape
-  int64_t steps = 0;
-  bool defined() const { return theta.defined(); }
-};
+using ThetaState = train::ThetaState;
 
 struct Checkpoint {
   std::string path;  // the file it was read from ("" when built in memory); errors name it
 
-  // ---- attributes ----
-  int64_t epoch = 0;        // epochs completed
-  int64_t global_step = 0;  // iterations completed
-  int64_t seed = 0;
+  // ---- header attributes ----
   int64_t num_classes = 0;
-  double best_val_top1 = -1.0;
-  int64_t best_epoch = 0;  // the epoch best_val_top1 was reached (0: unknown or none)
   std::string arch, noise_protocol = "none", config, rng;
 
-  // ---- tensors ----
-  layers::StateDict model;                                    // parameters and buffers by name
-  std::vector<std::pair<std::string, Tensor>> momentum;   // parameter name -> train::SGD momentum buffer
-  ThetaState theta_class, theta_inst;                     // undefined when not learnt
-  std::optional<data::NoiseMap> noise;                    // the training set's noise map
-  train::SigmaRecord history;                             // σ histograms per epoch (shared edges)
+  // ---- the owners' parts ----
+  RunProgress progress;                  // epoch, step, position in the epoch, best score, seed
+  layers::StateDict model;               // parameters and buffers by name
+  train::NamedTensors momentum;          // parameter name -> train::SGD momentum buffer
+  ThetaState theta_class, theta_inst;    // undefined when not learnt
+  std::optional<data::NoiseMap> noise;   // the training set's noise map
+  train::SigmaRecord history;            // σ histograms per epoch (shared edges)
 
   const Tensor* find_momentum(const std::string& parameter) const;
   // The training-set size the checkpoint implies (its noise map), or -1 when it has none.

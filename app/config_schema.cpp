@@ -75,6 +75,16 @@ const std::vector<ConfigKey>& config_schema() {
       {"run.output", T::String, std::string("runs/default"), 0, 0, {}, "output folder"},
       {"run.print_freq", T::Int, int64_t{10}, 1, 1000000, {}, "iterations between log lines"},
       {"run.eval_batch_size", T::Int, int64_t{100}, 1, 1 << 20, {}, "batch size of the validation pass"},
+      // ---- long runs: stops, checkpoints, retention (docs/long-runs.md) ----
+      {"run.stop_signals", T::String, std::string("TERM,INT,USR1"), 0, 0, {},
+       "signals that stop the run at the next step boundary with a checkpoint (exit code 75; a second signal "
+       "ends it at once), comma-separated; \"\": none"},
+      {"run.checkpoint_every", T::String, std::string("30 min"), 0, 0, {},
+       "mid-epoch checkpoints besides the one at each epoch's end: \"N steps\", \"N min\" or \"off\""},
+      {"run.keep_last_epochs", T::Int, int64_t{0}, 0, 1000000, {},
+       "also keep the last K epochs' checkpoints as checkpoint-epochNNNN.h5"},
+      {"run.keep_every_epochs", T::Int, int64_t{0}, 0, 1000000, {},
+       "also keep every N-th epoch's checkpoint as checkpoint-epochNNNN.h5 for good"},
       // ---- data-parallel runs (mpirun / srun; dist/, app/distributed.h) ----
       {"run.sync_batchnorm", T::Bool, false, 0, 0, {},
        "BN statistics over the global batch (all ranks); false: per-rank statistics, as PyTorch DDP"},

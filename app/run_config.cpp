@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <csignal>
+#include <regex>
+#include <sstream>
+
 #include "engine/error.h"
 
 namespace dp::app {
@@ -30,7 +35,55 @@ MemoryFormat memory_format(const std::string& setting, const std::string& precis
   return device.is_cuda() && precision == "bf16" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
 }
 
+// run.checkpoint_every: "off", "N steps" or "N min" (also "N step", "N minutes").
+void parse_checkpoint_every(const std::string& text, RunConfig& r) {
+  static const std::regex pattern(R"(^\s*(?:(off|0)|(\d+)\s*steps?|(\d+(?:\.\d*)?)\s*(?:min|mins|minutes?))\s*$)");
+  std::smatch m;
+  DP_CHECK(std::regex_match(text, m, pattern),
+           fmt::format("config: run.checkpoint_every = \"{}\" is neither \"N steps\", \"N min\" nor \"off\"", text),
+           "e.g. run.checkpoint_every = \"2000 steps\" or \"30 min\"; checkpoints at epoch ends are always written");
+  if (m[2].matched) r.checkpoint_every_steps = std::stoll(m[2].str());
+  if (m[3].matched) r.checkpoint_every_minutes = std::stod(m[3].str());
+  DP_CHECK(r.checkpoint_every_steps >= 0 && r.checkpoint_every_minutes >= 0.0,
+           fmt::format("config: run.checkpoint_every = \"{}\" must not be negative", text), "use \"off\" for none");
+}
+
+const std::vector<std::pair<std::string, int>>& known_signals() {
+  static const std::vector<std::pair<std::string, int>> signals = {
+      {"TERM", SIGTERM}, {"INT", SIGINT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},
+      {"QUIT", SIGQUIT}, {"XCPU", SIGXCPU}};
+  return signals;
+}
+
 }  // namespace
+
+std::vector<int> parse_stop_signals(const std::string& list) {
+  std::vector<int> out;
+  std::stringstream items(list);
+  for (std::string item; std::getline(items, item, ',');) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (item.empty()) continue;
+    std::string name = item;
+    for (char& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+    int number = 0;
+    for (const auto& [known, n] : known_signals())
+      if (known == name) number = n;
+    std::string names;
+    for (const auto& [known, n] : known_signals()) names += (names.empty() ? "" : ", ") + known;
+    DP_CHECK(number != 0, fmt::format("config: run.stop_signals names '{}', which is not a signal dp-train can stop on", item),
+             "use some of " + names + " (e.g. \"TERM,INT,USR1\"), or \"\" for none");
+    if (std::find(out.begin(), out.end(), number) == out.end()) out.push_back(number);
+  }
+  return out;
+}
+
+std::string signal_name(int signal) {
+  for (const auto& [name, n] : known_signals())
+    if (n == signal) return "SIG" + name;
+  return fmt::format("signal {}", signal);
+}
 
 RunConfig make_run_config(const Config& c) {
   RunConfig r;
@@ -73,6 +126,10 @@ RunConfig make_run_config(const Config& c) {
   r.output = c.get_string("run.output");
   r.print_freq = c.get_int("run.print_freq");
   r.eval_batch_size = c.get_int("run.eval_batch_size");
+  r.stop_signals = parse_stop_signals(c.get_string("run.stop_signals"));
+  parse_checkpoint_every(c.get_string("run.checkpoint_every"), r);
+  r.keep_last_epochs = c.get_int("run.keep_last_epochs");
+  r.keep_every_epochs = c.get_int("run.keep_every_epochs");
   return r;
 }
 

@@ -56,6 +56,11 @@ struct RunConfig {
   std::string output;
   int64_t print_freq = 10;
   int64_t eval_batch_size = 100;
+  // Long runs (docs/long-runs.md).
+  std::vector<int> stop_signals;           // run.stop_signals as signal numbers
+  int64_t checkpoint_every_steps = 0;      // run.checkpoint_every = "N steps" (0: not by steps)
+  double checkpoint_every_minutes = 0.0;   // run.checkpoint_every = "N min" (0: not by time)
+  int64_t keep_last_epochs = 0, keep_every_epochs = 0;
 
   // The run's last epoch: run.epochs, or run.stop_epoch when it ends the run earlier.
   int64_t last_epoch() const { return stop_epoch > 0 ? std::min(epochs, stop_epoch) : epochs; }
@@ -77,5 +82,9 @@ struct EvalSettings {
   int64_t batch_size = 100, workers = 2;
 };
 EvalSettings make_eval_settings(const Config& config, Device device);
+
+// "TERM,INT,USR1" (SIG prefixes and spaces allowed) as signal numbers; throws naming run.stop_signals.
+std::vector<int> parse_stop_signals(const std::string& list);
+std::string signal_name(int signal);  // "SIGTERM"
 
 }  // namespace dp::app

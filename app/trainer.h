@@ -1,10 +1,14 @@
 // dp-train's training loop: the reference's iteration order (zero grads → forward → scaled CE
 // with penalties → backward → model step → class step → instance step → clamp), per-epoch
-// evaluation, checkpoints with the full state for an exact resume, TensorBoard and JSON-lines
-// logs with the reference's tags.
+// evaluation, TensorBoard and JSON-lines logs with the reference's tags, and the long-run
+// machinery (docs/long-runs.md): checkpoints at epoch ends and mid-epoch (run.checkpoint_every),
+// written in the background as one commit per save; a graceful stop on a signal at a step
+// boundary every rank agrees on; resume from any step, bit-identical on the CPU.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,8 +18,10 @@
 #include "train/data_parameters.h"
 #include "train/lr_schedule.h"
 #include "data/loader.h"
+#include "app/checkpoint_commit.h"
 #include "app/run_config.h"
 #include "app/run_data.h"
+#include "app/run_progress.h"
 #include "train/train_step.h"
 #include "train/sigma_histogram.h"
 #include "train/sgd.h"
@@ -27,12 +33,22 @@ class EventWriter;
 namespace dp::app {
 
 struct Checkpoint;
+class BackgroundSaver;
+class StopSignals;
 
 struct TrainerOptions {
-  std::string resume;       // checkpoint to continue from ("" = fresh run)
+  // Checkpoint to continue from ("" = fresh run); "auto": run.output's checkpoint.h5 when there
+  // is one, else a fresh run (what a requeued job runs).
+  std::string resume;
   bool overwrite = false;   // run.output holds a run: move it aside and start anew (else refuse)
   bool quiet = false;       // no progress lines (tests)
   bool write_logs = true;   // TensorBoard + metrics.jsonl
+  // Catch run.stop_signals for a graceful stop while run() runs (dp-train; a library user or a
+  // test may keep the process's own handlers).
+  bool handle_stop_signals = false;
+  // Test seams: called after every training step, and at each point of every checkpoint save.
+  std::function<void(const class Trainer&)> after_step;
+  CommitProbe commit_probe;
 };
 
 struct EpochSummary {
@@ -43,7 +59,11 @@ struct EpochSummary {
 };
 
 struct RunSummary {
-  std::vector<EpochSummary> epochs;
+  std::vector<EpochSummary> epochs;  // the epochs completed by this run() call
+  // A stop signal ended the run early (a checkpoint of the stopping step is written): the signal
+  // (-1: received by another rank of the job). dp-train then exits with kExitStopped.
+  bool stopped = false;
+  int stop_signal = 0;
   double best_val_top1 = 0;
   int64_t best_epoch = 0;
   int64_t skipped = 0;  // training samples skipped over the run's epochs (data.bad_samples = "skip")
@@ -57,11 +77,17 @@ class Trainer {
   Trainer(const Config& config, TrainerOptions options = {});
   ~Trainer();
 
-  // Trains from the current epoch to run.epochs (or run.stop_epoch), evaluating and writing a
-  // checkpoint after every epoch. Throws dp::Error on a NaN/Inf loss; the last checkpoint
-  // written stays the last good one.
+  // Trains from the current position to run.epochs (or run.stop_epoch), evaluating and saving a
+  // checkpoint after every epoch (and mid-epoch per run.checkpoint_every); returns early, with a
+  // checkpoint of the stopping step, after a stop signal. Throws dp::Error on a NaN/Inf loss; the
+  // last checkpoint saved stays the last good one. Every save is on disk when it returns.
   RunSummary run();
 
+  // The run's state as a checkpoint, every tensor copied to the host (training may go on while
+  // it is written), and its restore.
+  Checkpoint snapshot() const;
+  void restore(const Checkpoint& checkpoint);
+  // Synchronous writes outside the run folder's commits (tools, tests), and a checked load.
   void save_checkpoint(const std::string& path) const;
   void load_checkpoint(const std::string& path);
 
@@ -69,8 +95,10 @@ class Trainer {
   train::DataParameters& data_parameters() { return *data_params_; }
   train::SGD& optimizer() { return *sgd_; }
   const RunData& run_data() const { return data_; }
-  int64_t epochs_done() const { return epoch_; }
-  int64_t global_step() const { return global_step_; }
+  int64_t epochs_done() const { return progress_.epoch; }
+  int64_t global_step() const { return progress_.global_step; }
+  const RunProgress& progress() const { return progress_; }
+  const std::string& resumed_from() const { return resumed_from_; }  // "" for a fresh run
   MemoryFormat memory_format() const { return rc_.memory_format; }  // of the batches fed to the model
   const RunConfig& run_config() const { return rc_; }
   const train::TrainStep& train_step() const { return *step_; }
@@ -82,7 +110,23 @@ class Trainer {
   const std::string& replaced_run() const { return replaced_; }  // where --overwrite moved an earlier run
 
  private:
-  EpochSummary train_one_epoch();
+  struct EpochOutcome {
+    EpochSummary summary;
+    bool stopped = false;
+    int stop_signal = 0;
+  };
+  struct Boundary {
+    int stop_signal = 0;  // != 0: stop here (-1: another rank's signal)
+    bool save = false;    // a mid-epoch checkpoint is due (run.checkpoint_every)
+  };
+  RunSummary run_epochs();
+  EpochOutcome train_one_epoch();
+  Boundary at_step_boundary(int64_t epoch_step, int64_t iterations);
+  void save_mid_epoch(const EpochSoFar& mine);
+  void save_epoch_end(bool improved);
+  void submit_save(CommitPlan plan);
+  void trim_logs_to_progress();
+  std::vector<std::string> parameter_names() const;
   void log_sigma(const std::string& name, const Tensor& theta, int64_t step, const std::vector<uint8_t>* mask,
                  uint8_t select);
   void record_sigma_history(int64_t epoch0);
@@ -102,12 +146,16 @@ class Trainer {
   std::unique_ptr<io::EventWriter> events_;
   std::ofstream metrics_;
   std::string output_, checkpoint_path_, best_path_;
-  std::string replaced_;  // where --overwrite moved an earlier run ("" if none)
-  int64_t epoch_ = 0;        // epochs completed
-  int64_t global_step_ = 0;  // iterations completed (1-based in logs, like the reference)
-  double best_top1_ = -1.0;
-  int64_t best_epoch_ = 0;   // epoch of best_top1_ (1-based; 0: none yet)
+  std::string replaced_;      // where --overwrite moved an earlier run ("" if none)
+  std::string resumed_from_;  // the checkpoint this run continues ("" if none)
+  // Epoch, global step (1-based in logs, like the reference), position in the epoch, best score
+  // (best_epoch 1-based; 0: none yet), and the epoch in progress's sums.
+  RunProgress progress_;
   double eval_seconds_ = 0;  // the last evaluation's duration (for the ETA)
+  std::unique_ptr<BackgroundSaver> saver_;
+  std::unique_ptr<StopSignals> stop_signals_;
+  int64_t last_saved_step_ = -1;  // global step of the newest checkpoint saved or resumed from
+  std::chrono::steady_clock::time_point last_save_time_;
   train::SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
 };
 

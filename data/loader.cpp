@@ -1,5 +1,7 @@
 #include "data/loader.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -94,13 +96,16 @@ std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
   return mine;
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
+  DP_CHECK(first_batch >= 0 && first_batch <= num_batches(),
+           fmt::format("Loader::start_epoch: batch {} is outside the epoch's {} batches", first_batch, num_batches()),
+           "a run resumes at a batch of the same dataset and batch size it was saved with");
   stop_workers();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     order_ = epoch_order(epoch);
     epoch_ = epoch;
-    next_to_claim_ = next_to_return_ = 0;
+    next_to_claim_ = next_to_return_ = first_batch;
     slots_.clear();
     epoch_skips_ = SkipReport{};
     stopping_ = false;

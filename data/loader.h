@@ -89,7 +89,9 @@ class Loader {
   // the ranks' batches k concatenated in rank order are exactly the single process's batch k, in
   // the same order. A last partial batch with fewer samples than ranks is dropped on every rank
   // (no rank may have an empty batch); every rank has the same number of batches.
-  void start_epoch(int64_t epoch);
+  // `first_batch` > 0 starts the epoch at that batch (a run resumed mid-epoch): the batches from
+  // there on are exactly those of an epoch started at 0, and the ones before are not built.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the current epoch, std::nullopt at its end. Rethrows a worker's error.
   std::optional<Batch> next();
 

@@ -133,6 +133,18 @@ StateDict Module::state_dict() const {
   return out;
 }
 
+void Module::save_state(StateWriter& out, const std::string& prefix) const { state_dict().save_state(out, prefix); }
+
+StateDict Module::read_state(StateReader& in, const std::string& prefix, const std::string& what) const {
+  StateDict out;
+  for (const auto& [name, t] : state_dict()) out.insert(name, in.require(prefix + name, t.dtype(), t.shape(), what));
+  return out;
+}
+
+void Module::load_state(StateReader& in, const std::string& prefix, const std::string& what) {
+  load_state_dict(read_state(in, prefix, what), /*strict=*/true);
+}
+
 void Module::load_state_dict(const StateDict& state, bool strict) {
   std::vector<std::pair<std::string, Tensor*>> slots;
   collect("", true, true, slots);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/host_state.h"
+#include "engine/state_io.h"
 #include "engine/tensor.h"
 #include "layers/state_dict.h"
 
@@ -78,6 +79,13 @@ class Module : public HasHostState {
   // Copies every entry into the module's tensors. Checks names (missing/unexpected, when
   // strict), shapes and dtypes, reporting "source shape vs target shape" per mismatch.
   void load_state_dict(const StateDict& state, bool strict = true);
+  // The module's part of a checkpoint (engine/state_io.h): every state_dict() entry as the
+  // dataset prefix + name. read_state takes exactly this module's entries from `in`, each checked
+  // for presence, shape and dtype against this module (`what` names it in messages, e.g. "a
+  // resnet18 with 1000 classes"), without changing the module; load_state also loads them.
+  void save_state(StateWriter& out, const std::string& prefix) const;
+  StateDict read_state(StateReader& in, const std::string& prefix, const std::string& what) const;
+  void load_state(StateReader& in, const std::string& prefix, const std::string& what);
 
   // ---- gradients and devices ----
   void zero_grad();      // drops every parameter's gradient

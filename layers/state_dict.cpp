@@ -50,4 +50,8 @@ StateDict StateDict::clone() const {
   return out;
 }
 
+void StateDict::save_state(StateWriter& out, const std::string& prefix) const {
+  for (const auto& [name, t] : entries_) out.tensor(prefix + name, t);
+}
+
 }  // namespace dp::layers

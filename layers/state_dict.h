@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/rng.h"
+#include "engine/state_io.h"
 #include "engine/tensor.h"
 
 namespace dp::layers {
@@ -26,6 +27,9 @@ class StateDict {
   auto end() const { return entries_.end(); }
   // Deep copy of every tensor (a snapshot that later training does not change).
   StateDict clone() const;
+  // Every entry as the dataset prefix + name (a checkpoint part, engine/state_io.h); the
+  // reading side is Module::read_state, which checks the entries against the module.
+  void save_state(StateWriter& out, const std::string& prefix) const;
 
  private:
   std::vector<std::pair<std::string, Tensor>> entries_;

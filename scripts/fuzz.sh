@@ -36,7 +36,7 @@ for h in "${harnesses[@]}"; do mkdir -p "$seeds/$h"; done
 cp configs/*.toml "$seeds/fuzz_config/"
 # Only the checksummed format: HDF5 1.10 itself overflows a heap buffer on some damaged files of
 # the old unchecksummed format (notes/robustness.md), which dp-engine cannot prevent.
-cp tests/app/golden/checkpoint_v1.h5 "$seeds/fuzz_checkpoint/"
+cp tests/app/golden/checkpoint_v1.h5 tests/app/golden/checkpoint_v1_mid_epoch.h5 "$seeds/fuzz_checkpoint/"
 if [ -d "$shared" ]; then
   tar -xf "$shared/jpeg-testimages.tar" -C "$seeds/fuzz_jpeg" --wildcards '*.jp*g' 2>/dev/null || true
   tar -xf "$shared/cifar10-jpeg.tar" -C "$seeds/fuzz_jpeg" --wildcards 'test/cat/000*.jpg' 2>/dev/null || true

@@ -1,12 +1,17 @@
-// dp-train CONFIG.toml [--set section.key=value ...] [--resume CHECKPOINT | --overwrite]
+// dp-train CONFIG.toml [--set section.key=value ...] [--resume CHECKPOINT|auto | --overwrite]
 // dp-train --help-config: the configuration reference (docs/config.md)
+// Exit codes: 0 finished, 1 error, 75 (kExitStopped) stopped by a signal with a checkpoint written
+// (continue with --resume auto; docs/long-runs.md).
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <cstdio>
 #include <cstdlib>
 
 #include "dist/process_group.h"
 #include "engine/error.h"
 #include "app/config_reference.h"
+#include "app/run_config.h"
+#include "app/stop_signals.h"
 #include "app/trainer.h"
 #include "tools/tool_common.h"
 
@@ -18,7 +23,9 @@ int main(int argc, char** argv) {
   bool quiet = false, overwrite = false;
   app.add_option("config", config_path, "TOML run configuration (see configs/)")->required();
   app.add_option("--set", overrides, "override a key, e.g. --set optim.lr=0.05 (repeatable)");
-  app.add_option("--resume", resume, "continue from a checkpoint written by an earlier run");
+  app.add_option("--resume", resume,
+                 "continue from a checkpoint written by an earlier run; auto: from run.output's checkpoint.h5 "
+                 "when there is one, else start a new run (what a requeued job runs)");
   app.add_flag("--overwrite", overwrite,
                "run.output already holds a run: move it aside to OUTPUT.replaced-DATE and start a new one");
   app.add_flag("--quiet", quiet, "no progress lines");
@@ -37,14 +44,22 @@ int main(int argc, char** argv) {
     options.resume = resume;
     options.quiet = quiet;
     options.overwrite = overwrite;
+    options.handle_stop_signals = true;
     dp::app::Trainer trainer(config, options);
     if (trainer.writes()) {
       if (!trainer.replaced_run().empty())
         std::printf("dp-train: the earlier run in %s was moved aside to %s\n", trainer.output().c_str(),
                     trainer.replaced_run().c_str());
-      if (!resume.empty())
-        std::printf("dp-train: resumed from %s after epoch %lld (global step %lld)\n", resume.c_str(),
-                    static_cast<long long>(trainer.epochs_done()), static_cast<long long>(trainer.global_step()));
+      const dp::app::RunProgress& p = trainer.progress();
+      if (!trainer.resumed_from().empty() && p.mid_epoch())
+        std::printf("dp-train: resumed from %s in epoch %lld after its step %lld (global step %lld)\n",
+                    trainer.resumed_from().c_str(), static_cast<long long>(p.epoch + 1),
+                    static_cast<long long>(p.epoch_step), static_cast<long long>(p.global_step));
+      else if (!trainer.resumed_from().empty())
+        std::printf("dp-train: resumed from %s after epoch %lld (global step %lld)\n", trainer.resumed_from().c_str(),
+                    static_cast<long long>(p.epoch), static_cast<long long>(p.global_step));
+      else if (resume == "auto")
+        std::printf("dp-train: --resume auto: %s holds no checkpoint yet, starting the run\n", trainer.output().c_str());
       // On the CPU "tf32" is plain float32 (TF32 is a tensor-core format): say so instead of accepting it silently.
       const dp::app::RunConfig& rc = trainer.run_config();
       const bool cpu = rc.device.is_cpu();
@@ -55,9 +70,26 @@ int main(int argc, char** argv) {
                   rc.arch.c_str(), rc.device.str().c_str(), shown.c_str(),
                   static_cast<long long>(trainer.run_data().train->size()),
                   static_cast<long long>(trainer.run_data().noise.num_corrupted()),
-                  static_cast<long long>(trainer.run_data().num_classes), trainer.checkpoint_path().c_str());
+                  static_cast<long long>(trainer.run_data().num_classes), trainer.output().c_str());
     }
     dp::app::RunSummary s = trainer.run();
+    if (s.stopped) {
+      if (trainer.writes()) {
+        const dp::app::RunProgress& p = trainer.progress();
+        const std::string where = p.mid_epoch() ? fmt::format("in epoch {}, after its step {}", p.epoch + 1, p.epoch_step)
+                                                : fmt::format("at the end of epoch {}", p.epoch);
+        std::printf("dp-train: stopped by %s after global step %lld (%s); the checkpoint is %s\n"
+                    "dp-train: continue with: dp-train %s --resume auto%s\n",
+                    s.stop_signal > 0 ? dp::app::signal_name(s.stop_signal).c_str() : "a signal to another rank",
+                    static_cast<long long>(p.global_step), where.c_str(), trainer.checkpoint_path().c_str(),
+                    config_path.c_str(), overrides.empty() ? "" : " (with the same --set options)");
+        std::fflush(stdout);
+      }
+      return dp::app::kExitStopped;
+    }
+    if (s.epochs.empty() && trainer.writes())
+      std::printf("dp-train: the run in %s has finished its %lld epochs already; nothing to do\n",
+                  trainer.output().c_str(), static_cast<long long>(trainer.epochs_done()));
     if (!s.epochs.empty() && trainer.writes()) {
       const auto& last = s.epochs.back();
       std::printf("dp-train: finished epoch %lld: val top1 %.2f%% (best %.2f%%), checkpoints in %s\n",

@@ -139,4 +139,67 @@ SigmaStatsSplit sigma_stats_split(const Tensor& theta, const std::vector<uint8_t
           sigma_stats(theta, bins, &corrupted, 0)};
 }
 
+std::string ThetaState::dataset(ThetaKind kind) {
+  return kind == ThetaKind::kClass ? "data_parameters/theta_class" : "data_parameters/theta_inst";
+}
+
+namespace {
+const char* steps_attribute(ThetaKind kind) {
+  return kind == ThetaKind::kClass ? "class_param_steps" : "inst_param_steps";
+}
+}  // namespace
+
+void ThetaState::save(StateWriter& out, ThetaKind kind) const {
+  if (!defined()) return;
+  out.tensor(dataset(kind), theta);
+  out.tensor(dataset(kind) + "_momentum", momentum);
+  out.integer(steps_attribute(kind), steps);
+}
+
+ThetaState ThetaState::read(StateReader& in, ThetaKind kind, int64_t length, const std::string& because) {
+  const std::string name = dataset(kind), momentum_name = name + "_momentum";
+  ThetaState s;
+  const Tensor* theta = in.take(name);
+  const Tensor* momentum = in.take(momentum_name);
+  if (theta == nullptr) {
+    if (momentum != nullptr) in.invalid(fmt::format("dataset /{} is there without /{}", momentum_name, name));
+    return s;
+  }
+  if (momentum == nullptr) in.invalid(fmt::format("dataset /{} has no /{}", name, momentum_name));
+  for (const auto& [n, t] : {std::pair{name, theta}, {momentum_name, momentum}}) {
+    in.expect_dtype(n, *t, DType::Float32);
+    in.expect_shape(n, *t, {length}, because);
+  }
+  s.theta = *theta;
+  s.momentum = *momentum;
+  s.steps = in.integer_in(steps_attribute(kind), 0, INT64_MAX, std::nullopt);
+  return s;
+}
+
+ThetaState DataParameters::state(ThetaKind kind) const {
+  const SparseSGD* opt = kind == ThetaKind::kClass ? class_opt_.get() : inst_opt_.get();
+  if (opt == nullptr) return {};
+  return {opt->param(), opt->momentum_buffer(), opt->steps()};
+}
+
+void DataParameters::load_state(const ThetaState& cls, const ThetaState& inst, const std::string& source) {
+  auto load = [&](ThetaKind kind, const ThetaState& stored, SparseSGD* opt) {
+    if (opt == nullptr) return;
+    const std::string full = ThetaState::dataset(kind), name = full.substr(full.rfind('/') + 1);
+    DP_CHECK(stored.defined(), fmt::format("{} has no learnt {} but this run learns it", source, name),
+             "resume with the config the run was started with (data_parameters.learn_*_parameters)");
+    DP_CHECK(stored.theta.shape() == opt->param().shape(),
+             fmt::format("{}: {} has shape {} but this run's needs {}", source, name, shape_str(stored.theta.shape()),
+                         shape_str(opt->param().shape())),
+             "resume with the dataset the run was started with");
+    Tensor theta = opt->param();
+    theta.copy_from(stored.theta.to(theta.device()));
+    opt->momentum_buffer().copy_from(stored.momentum.to(opt->momentum_buffer().device()));
+    opt->set_steps(stored.steps);
+  };
+  load(ThetaKind::kClass, cls, class_opt_.get());
+  load(ThetaKind::kInstance, inst, inst_opt_.get());
+  mark_theta_modified();
+}
+
 }  // namespace dp::train

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/host_state.h"
+#include "engine/state_io.h"
 #include "engine/tensor.h"
 #include "train/data_param_loss.h"
 #include "train/sparse_sgd.h"
@@ -68,6 +69,24 @@ struct SigmaStatsSplit {
 SigmaStatsSplit sigma_stats_split(const Tensor& theta, const std::vector<uint8_t>& corrupted,
                                   int bins = 30);
 
+enum class ThetaKind { kClass, kInstance };
+
+// A learnt θ vector with its SparseSGD state: the data parameters' part of a checkpoint, as the
+// datasets data_parameters/theta_class (theta_inst) and theta_class_momentum (theta_inst_momentum),
+// float32 [length], and the attribute class_param_steps (inst_param_steps).
+struct ThetaState {
+  Tensor theta;     // log-space θ
+  Tensor momentum;  // same shape
+  int64_t steps = 0;
+  bool defined() const { return theta.defined(); }
+
+  static std::string dataset(ThetaKind kind);  // "data_parameters/theta_class" or ".../theta_inst"
+  void save(StateWriter& out, ThetaKind kind) const;  // nothing when undefined
+  // Undefined when the file holds no such θ; else both tensors float32 [length] (`because` says
+  // where the length comes from) and the step count.
+  static ThetaState read(StateReader& in, ThetaKind kind, int64_t length, const std::string& because);
+};
+
 class DataParameters : public HasHostState {
  public:
   DataParameters(const DataParamConfig& config, int64_t num_classes, int64_t num_instances,
@@ -105,6 +124,12 @@ class DataParameters : public HasHostState {
 
   // Call after writing θ from outside (checkpoint load): the next clamp is a full one.
   void mark_theta_modified() { fully_clamped_class_ = fully_clamped_inst_ = false; }
+
+  // Checkpoints: θ of `kind` with its optimiser's state (undefined when not learnt; the tensors
+  // are the live ones), and the restore. A kind this run learns must be in the checkpoint
+  // (`source` names it in errors) with this run's length; a kind it does not learn is ignored.
+  ThetaState state(ThetaKind kind) const;
+  void load_state(const ThetaState& cls, const ThetaState& inst, const std::string& source);
 
  private:
   void step_one(SparseSGD& opt, Tensor rows, Tensor grads, bool& fully_clamped, const RowsExchange& exchange);

@@ -78,4 +78,40 @@ void SGD::load_momentum_buffers(const std::vector<Tensor>& buffers) {
   }
 }
 
+namespace {
+const std::string kMomentumPrefix = "optimizer/momentum/";
+}
+
+void save_momentum_state(StateWriter& out, const NamedTensors& buffers) {
+  for (const auto& [name, t] : buffers) out.tensor(kMomentumPrefix + name, t);
+}
+
+NamedTensors read_momentum_state(StateReader& in, const NamedTensors& parameters, const std::string& what) {
+  NamedTensors out;
+  for (const auto& [name, p] : parameters) {
+    const std::string dataset = kMomentumPrefix + name;
+    const Tensor* m = in.take(dataset);
+    if (m == nullptr) continue;
+    in.expect_shape(dataset, *m, p.shape(), "the parameter " + name + " of " + what);
+    in.expect_dtype(dataset, *m, p.dtype());
+    out.emplace_back(name, *m);
+  }
+  return out;
+}
+
+NamedTensors SGD::named_momentum(const std::vector<std::string>& names) const {
+  NamedTensors out;
+  for (size_t i = 0; i < names.size() && i < buf_views_.size(); ++i)
+    if (buf_views_[i].defined()) out.emplace_back(names[i], buf_views_[i]);
+  return out;
+}
+
+void SGD::load_named_momentum(const NamedTensors& buffers, const std::vector<std::string>& names) {
+  std::vector<Tensor> by_index(names.size());
+  for (size_t i = 0; i < names.size(); ++i)
+    for (const auto& [name, t] : buffers)
+      if (name == names[i]) by_index[i] = t;
+  load_momentum_buffers(by_index);
+}
+
 }  // namespace dp::train

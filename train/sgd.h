@@ -17,13 +17,24 @@
 // reads the rate on the device. Between steps no launch argument changes except the one-off
 // "first step" flag, so a CUDA graph can capture step() and replay it under a changing rate.
 #pragma once
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/host_state.h"
+#include "engine/state_io.h"
 #include "engine/tensor.h"
 #include "train/flat_parameters.h"
 
 namespace dp::train {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+// SGD's part of a checkpoint: the momentum buffer of each parameter that has one, as the dataset
+// optimizer/momentum/<parameter name>. Reading checks each buffer against its parameter (shape,
+// dtype; `what` names the net in messages); buffers are optional (none before the first step).
+void save_momentum_state(StateWriter& out, const NamedTensors& buffers);
+NamedTensors read_momentum_state(StateReader& in, const NamedTensors& parameters, const std::string& what);
 
 struct SgdOptions {
   double lr = 0.1;
@@ -51,6 +62,10 @@ class SGD : public HasHostState {
   // buffer missing for some parameters only (a checkpoint written by a per-parameter SGD in
   // which they never had a gradient) starts at zero. Nothing changes when a shape mismatches.
   void load_momentum_buffers(const std::vector<Tensor>& buffers);
+  // The same by parameter name (`names`: one per parameter, in params() order), for checkpoints:
+  // the defined buffers with their names, and their restore (a name without a buffer starts at zero).
+  NamedTensors named_momentum(const std::vector<std::string>& names) const;
+  void load_named_momentum(const NamedTensors& buffers, const std::vector<std::string>& names);
   const std::vector<Tensor>& params() const { return flat_.params(); }
   FlatParameters& flat() { return flat_; }
   const FlatParameters& flat() const { return flat_; }

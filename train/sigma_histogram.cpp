@@ -125,4 +125,101 @@ void SigmaRecord::record_epoch(const Tensor& theta_inst, const Tensor& theta_cla
   if (theta_class.defined()) cls.add_epoch(sigma_of(theta_class));
 }
 
+namespace {
+
+const std::string kSigmaEdges = "history/sigma_edges";
+const std::string kSigmaPrefix = "history/sigma_";  // + group + "_counts" / "_sums"
+
+bool is_integer(DType t) { return t == DType::Int64 || t == DType::Int32 || t == DType::UInt8; }
+bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
+
+Tensor counts_tensor(const SigmaHistory& h) {
+  const auto epochs = static_cast<int64_t>(h.counts.size());
+  const auto bins = static_cast<int64_t>(h.edges.size()) - 1;
+  std::vector<int64_t> flat;
+  for (const auto& row : h.counts) flat.insert(flat.end(), row.begin(), row.end());
+  return Tensor::from_vector(flat, {epochs, bins});
+}
+
+}  // namespace
+
+void SigmaRecord::save(StateWriter& out) const {
+  if (empty()) return;
+  out.tensor(kSigmaEdges, Tensor::from_vector(inst.edges, {static_cast<int64_t>(inst.edges.size())}));
+  for (const auto& [group, h] : named()) {
+    if (h->counts.empty()) continue;
+    if (group.rfind("inst_", 0) == 0 && !has_groups()) continue;
+    out.tensor(kSigmaPrefix + group + "_counts", counts_tensor(*h));
+    if (h->sums.size() == h->counts.size())
+      out.tensor(kSigmaPrefix + group + "_sums", Tensor::from_vector(h->sums, {static_cast<int64_t>(h->sums.size())}));
+  }
+}
+
+void SigmaRecord::load(StateReader& in) {
+  const Tensor* edges = in.take(kSigmaEdges);
+  std::vector<std::pair<std::string, std::pair<const Tensor*, const Tensor*>>> groups;  // counts, sums
+  bool any = false;
+  for (const auto& [group, h] : named()) {
+    const Tensor* counts = in.take(kSigmaPrefix + group + "_counts");
+    const Tensor* sums = in.take(kSigmaPrefix + group + "_sums");
+    groups.push_back({group, {counts, sums}});
+    any = any || counts || sums;
+  }
+  if (edges == nullptr) {
+    if (any) in.invalid(fmt::format("σ histograms without their bins (/{})", kSigmaEdges));
+    *this = SigmaRecord();
+    return;
+  }
+  if (edges->dim() != 1 || edges->numel() < 2 || !is_float(edges->dtype()))
+    in.invalid(fmt::format("dataset /{} must hold at least 2 floating-point bin edges, found {} {}", kSigmaEdges,
+                           dtype_name(edges->dtype()), shape_str(edges->shape())));
+  std::vector<double> e = edges->to_double_vector();
+  for (size_t i = 0; i < e.size(); ++i)
+    if (!std::isfinite(e[i]) || (i > 0 && !(e[i] > e[i - 1])))
+      in.invalid(fmt::format("dataset /{} must be finite and increasing (entry {} is {})", kSigmaEdges, i, e[i]));
+  const int64_t bins = edges->numel() - 1;
+  SigmaRecord r(e);
+  auto histories = r.named();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string counts_name = kSigmaPrefix + groups[g].first + "_counts";
+    const std::string sums_name = kSigmaPrefix + groups[g].first + "_sums";
+    const auto [t, sums] = groups[g].second;
+    SigmaHistory& h = *histories[g].second;
+    if (t == nullptr) {
+      if (sums) in.invalid(fmt::format("dataset /{} is there without /{}", sums_name, counts_name));
+      continue;
+    }
+    if (t->dim() != 2 || !is_integer(t->dtype()))
+      in.invalid(fmt::format("dataset /{} must be an integer [epochs, bins] matrix, found {} {}", counts_name,
+                             dtype_name(t->dtype()), shape_str(t->shape())));
+    in.expect_shape(counts_name, *t, {t->size(0), bins}, fmt::format("{} bin edges", e.size()));
+    std::vector<double> flat = t->to_double_vector();
+    for (int64_t row = 0; row < t->size(0); ++row) {
+      std::vector<int64_t> values;
+      for (int64_t b = 0; b < bins; ++b) {
+        const double v = flat[static_cast<size_t>(row * bins + b)];
+        if (v < 0) in.invalid(fmt::format("dataset /{}[{}, {}] = {} is a negative count", counts_name, row, b, v));
+        values.push_back(static_cast<int64_t>(v));
+      }
+      h.counts.push_back(std::move(values));
+    }
+    if (sums != nullptr) {
+      if (sums->dim() != 1 || !is_float(sums->dtype()))
+        in.invalid(fmt::format("dataset /{} must be a floating-point vector, found {} {}", sums_name,
+                               dtype_name(sums->dtype()), shape_str(sums->shape())));
+      in.expect_shape(sums_name, *sums, {t->size(0)}, fmt::format("/{}", counts_name));
+      h.sums = sums->to_double_vector();
+    }
+  }
+  // The groups of the noise map partition the training set: all three, over every epoch, or none.
+  const int64_t group_epochs[] = {r.inst_mislabelled.epochs(), r.inst_permuted_kept.epochs(),
+                                  r.inst_untouched.epochs()};
+  for (int64_t ge : group_epochs)
+    if (ge != group_epochs[0] || (ge != 0 && ge != r.inst.epochs()))
+      in.invalid(fmt::format("the σ histograms of the sample groups (/{}inst_mislabelled_counts, ...) must all "
+                             "cover the {} epochs of /{}inst_counts",
+                             kSigmaPrefix, r.inst.epochs(), kSigmaPrefix));
+  *this = std::move(r);
+}
+
 }  // namespace dp::train

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/label_noise.h"
+#include "engine/state_io.h"
 #include "engine/tensor.h"
 
 namespace dp::train {
@@ -62,6 +63,13 @@ struct SigmaRecord {
   // Each history with its name in the checkpoint (history/sigma_<name>_counts), in a fixed order.
   std::vector<std::pair<std::string, SigmaHistory*>> named();
   std::vector<std::pair<std::string, const SigmaHistory*>> named() const;
+
+  // The history's part of a checkpoint: history/sigma_edges and, per group with rows,
+  // history/sigma_<name>_counts [epochs, bins] (int64) and history/sigma_<name>_sums [epochs]
+  // (float64, when known). The groups of the noise map are written only as a whole over every
+  // epoch, and read back only so (all three with as many epochs as inst, or none).
+  void save(StateWriter& out) const;
+  void load(StateReader& in);  // replaces this record (stored histories keep their own bins)
 };
 
 }  // namespace dp::train

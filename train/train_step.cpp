@@ -195,4 +195,11 @@ void TrainStep::reset_totals() {
   samples_ = 0;
 }
 
+void TrainStep::restore_totals(const StepTotals& t) {
+  NoGradGuard no_grad;
+  kernels::fill_(loss_sum_, t.loss_sum);  // float64: exact
+  correct_.copy_from(Tensor::from_vector(std::vector<int64_t>{t.top1, t.top5}, {2}).to(correct_.device()));
+  samples_ = t.samples;
+}
+
 }  // namespace dp::train

@@ -62,6 +62,8 @@ class TrainStep : public HasHostState {
 
   StepTotals totals() const;  // waits for the device
   void reset_totals();
+  // Sets the sums to `totals` (a run resumed mid-epoch continues its epoch's sums; checkpoints).
+  void restore_totals(const StepTotals& totals);
 
   // How the steps ran so far (for tests, benchmarks and the trainer's banner).
   int64_t eager_steps() const { return eager_steps_; }

@@ -19,10 +19,10 @@ inline app::Checkpoint small_checkpoint() {
   app::Checkpoint c;
   c.arch = "tiny-cnn";
   c.num_classes = 10;
-  c.epoch = 2;
-  c.global_step = 7;
-  c.seed = 3;
-  c.best_val_top1 = 41.5;
+  c.progress.epoch = 2;
+  c.progress.global_step = 7;
+  c.progress.seed = 3;
+  c.progress.best_val_top1 = 41.5;
   c.config = "[model]\narch = \"tiny-cnn\"\n";
   layers::ModulePtr net = nets::make_net(c.arch, c.num_classes, 11);
   c.model = net->state_dict().clone();
@@ -41,6 +41,18 @@ inline app::Checkpoint small_checkpoint() {
   c.history = train::SigmaRecord({0.1, 1.0, 10.0});
   c.history.inst.counts = {{2, 4}, {1, 5}};
   c.history.cls.counts = {{10, 0}, {9, 1}};
+  return c;
+}
+
+// The same, written in the middle of epoch 3 by a job of 2 ranks (the run-progress part a
+// mid-epoch checkpoint adds: position, each rank's sums so far, the first skipped sample).
+inline app::Checkpoint mid_epoch_checkpoint() {
+  app::Checkpoint c = small_checkpoint();
+  c.progress.epoch_step = 3;
+  c.progress.global_step = 10;
+  c.progress.epoch_seconds = 1.25;
+  c.progress.ranks = {{{7.5, 2, 5, 12}, 1}, {{8.25, 3, 6, 12}, 0}};
+  c.progress.skipped_first.add({4, "sample 4", "unreadable"});
   return c;
 }
 

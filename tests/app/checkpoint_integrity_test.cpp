@@ -103,6 +103,20 @@ TEST(CheckpointIntegrity, TheCurrentFormatGoldenLoads) {
   EXPECT_EQ(difference(c, fixture::small_checkpoint()), "");
 }
 
+// A mid-epoch checkpoint (issue 20: the run-progress part with the position in the epoch) as
+// this dp-engine writes it; DP_WRITE_GOLDENS=1 rewrites the file from the fixture.
+TEST(CheckpointIntegrity, TheMidEpochGoldenLoads) {
+  const char* src = std::getenv("DP_SOURCE_DIR");
+  if (src == nullptr) GTEST_SKIP() << "DP_SOURCE_DIR is not set (run through meson test)";
+  const std::string path = std::string(src) + "/tests/app/golden/checkpoint_v1_mid_epoch.h5";
+  if (std::getenv("DP_WRITE_GOLDENS") != nullptr) app::write_checkpoint(path, fixture::mid_epoch_checkpoint());
+  app::Checkpoint c = app::read_checkpoint(path);
+  EXPECT_EQ(difference(c, fixture::mid_epoch_checkpoint()), "");
+  EXPECT_EQ(c.progress.epoch_step, 3);
+  ASSERT_EQ(c.progress.ranks.size(), 2u);
+  EXPECT_EQ(c.progress.ranks[1].totals.top5, 6);
+}
+
 TEST(CheckpointIntegrity, EveryFlippedBitIsCaughtOrHarmless) {
   std::vector<size_t> offsets;
   for (size_t o = 0; o < file_size_of_fixture(); o += 41) offsets.push_back(o);

@@ -69,10 +69,10 @@ TEST(CheckpointSchema, RoundTrip) {
   EXPECT_EQ(r.path, path);
   EXPECT_EQ(r.arch, "tiny-cnn");
   EXPECT_EQ(r.num_classes, 10);
-  EXPECT_EQ(r.epoch, 2);
-  EXPECT_EQ(r.global_step, 7);
-  EXPECT_EQ(r.seed, 3);
-  EXPECT_DOUBLE_EQ(r.best_val_top1, 41.5);
+  EXPECT_EQ(r.progress.epoch, 2);
+  EXPECT_EQ(r.progress.global_step, 7);
+  EXPECT_EQ(r.progress.seed, 3);
+  EXPECT_DOUBLE_EQ(r.progress.best_val_top1, 41.5);
   EXPECT_EQ(r.config, c.config);
   ASSERT_EQ(r.model.size(), c.model.size());
   for (const auto& [name, t] : c.model) {

@@ -2,6 +2,8 @@
 // resolved for the device, combinations the schema cannot express refused with the key.
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include "engine/error.h"
 #include "app/run_config.h"
 
@@ -85,4 +87,29 @@ TEST(RunConfig, EvalSettingsResolveTheRunsPrecisionForTheToolsDevice) {
 TEST(RunConfig, KnowsWhetherThePrecisionWasGiven) {
   EXPECT_FALSE(make_run_config(config({})).precision_given);
   EXPECT_TRUE(make_run_config(config({"run.precision=\"tf32\""})).precision_given);
+}
+
+// Long runs (issue 20): run.checkpoint_every in steps or minutes, run.stop_signals by name; a
+// mistake names the key.
+TEST(RunConfig, CheckpointEveryAndStopSignals) {
+  const app::RunConfig d = make_run_config(config({}));
+  EXPECT_EQ(d.checkpoint_every_minutes, 30.0);
+  EXPECT_EQ(d.checkpoint_every_steps, 0);
+  EXPECT_EQ(d.stop_signals, (std::vector<int>{SIGTERM, SIGINT, SIGUSR1}));
+  EXPECT_EQ(make_run_config(config({"run.checkpoint_every=\"2000 steps\""})).checkpoint_every_steps, 2000);
+  EXPECT_EQ(make_run_config(config({"run.checkpoint_every=\"7.5min\""})).checkpoint_every_minutes, 7.5);
+  const app::RunConfig off = make_run_config(config({"run.checkpoint_every=\"off\""}));
+  EXPECT_EQ(off.checkpoint_every_steps + off.checkpoint_every_minutes, 0.0);
+  EXPECT_EQ(make_run_config(config({"run.stop_signals=\" sigusr2 , TERM\""})).stop_signals,
+            (std::vector<int>{SIGUSR2, SIGTERM}));
+  EXPECT_TRUE(make_run_config(config({"run.stop_signals=\"\""})).stop_signals.empty());
+  for (const char* bad : {"run.checkpoint_every=\"3 hours\"", "run.stop_signals=\"TERM,KILL\""}) {
+    try {
+      make_run_config(config({bad}));
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const Error& e) {
+      const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
 }

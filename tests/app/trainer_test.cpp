@@ -18,46 +18,14 @@
 #include "io/checkpoint_file.h"
 #include "io/safetensors.h"
 #include "app/trainer.h"
+#include "tests/app/trainer_util.h"
 
 using namespace dp;
+using namespace dp::fixture;
 using app::Config;
 using app::Trainer;
 using app::TrainerOptions;
 
-namespace {
-
-std::string temp_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "dp-run-XXXXXX").string();
-  return mkdtemp(tmpl.data());
-}
-
-// A small, fast run: tiny CNN, 12×12 synthetic images, 40% permutation noise, joint data parameters.
-Config small_config(const std::string& output, std::vector<std::string> extra = {}) {
-  std::vector<std::string> sets = {
-      "data.synthetic_train_size=384", "data.synthetic_test_size=64", "data.image_size=12",
-      "data.noise=permute", "data.rand_fraction=0.4", "model.arch=tiny-cnn", "optim.batch_size=32",
-      "optim.schedule=multistep", "optim.milestones=[1]", "data_parameters.learn_inst_parameters=true",
-      "data_parameters.learn_class_parameters=true", "data_parameters.lr_inst_param=0.2",
-      "data_parameters.wd_class_param=1e-4", "run.epochs=2", "run.workers=2", "run.output=" + output};
-  sets.insert(sets.end(), extra.begin(), extra.end());
-  return Config::from_string("", "test.toml", sets);
-}
-
-TrainerOptions quiet() {
-  TrainerOptions o;
-  o.quiet = true;
-  return o;
-}
-
-void expect_same_tensor_bits(const Tensor& a, const Tensor& b, const std::string& what) {
-  ASSERT_TRUE(a.defined() && b.defined()) << what;
-  ASSERT_EQ(a.shape(), b.shape()) << what;
-  ASSERT_EQ(a.nbytes(), b.nbytes()) << what;
-  Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
-  EXPECT_EQ(std::memcmp(ha.raw_data(), hb.raw_data(), ha.nbytes()), 0) << what << " differs";
-}
-
-}  // namespace
 
 TEST(Trainer, ResumeIsBitIdentical) {
   std::string dir = temp_dir();

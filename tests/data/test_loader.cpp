@@ -279,3 +279,26 @@ TEST(Loader, CustomAllocatorHook) {
   }
   EXPECT_EQ(live.load(), 0);
 }
+
+// A run resumed mid-epoch (issue 20) starts the epoch at a batch: the batches from there on are
+// those of the epoch started at 0, pixels included; a batch past the epoch is refused.
+TEST(Loader, StartsAnEpochAtABatch) {
+  auto ds = synthetic(203);
+  LoaderOptions options;
+  options.batch_size = 16;
+  options.seed = 42;
+  options.num_workers = 2;
+  Loader loader(ds, Transform(cifar_train_transform()), options);
+  const std::vector<Batch> whole = run_epoch(loader, 2);
+  loader.start_epoch(2, 5);
+  std::vector<Batch> rest;
+  while (auto batch = loader.next()) rest.push_back(std::move(*batch));
+  ASSERT_EQ(rest.size(), whole.size() - 5);
+  for (size_t b = 0; b < rest.size(); ++b) {
+    EXPECT_EQ(rest[b].indices, whole[b + 5].indices) << b;
+    EXPECT_EQ(rest[b].images, whole[b + 5].images) << b;
+  }
+  loader.start_epoch(2, loader.num_batches());
+  EXPECT_FALSE(loader.next().has_value()) << "started at the end: nothing left";
+  EXPECT_THROW(loader.start_epoch(2, loader.num_batches() + 1), dp::Error);
+}

@@ -4,11 +4,14 @@
 #   a global batch the ranks cannot share is refused; killing one rank ends the job within 60 s
 #   with an error and the last checkpoint still loads; a collective a rank never joins is ended by
 #   the watchdog; with sync BN, the logged train loss/top-1 (the global batch's) and the sharded
-#   evaluation match one process's.
+#   evaluation match one process's; a stop signal at a random step (to mpirun, or to one rank
+#   only) stops both ranks at one step with exit 75, and --resume auto ends bit for bit as the
+#   uninterrupted 2-rank run (issue 20).
 #   dp_train_mpi.sh BUILD_DIR MPIRUN
 set -uo pipefail
 build=$1
 mpirun=$2
+checkpoint_diff=$3
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dp_train_mpi.XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -121,4 +124,38 @@ elapsed_wd=$(( $(date +%s) - start ))
 [ "$elapsed_wd" -le 30 ] || fail "the watchdog took $elapsed_wd s"
 grep -q "rank 0 of 2: collective 'all_reduce' did not complete within" "$tmp/watchdog.log" \
   || { cat "$tmp/watchdog.log"; fail "no watchdog message naming the rank"; }
-echo "dp-train on 2 ranks: run, resume 2->1 and 1->2, logged metrics = 1 process's (sync BN), batch refusal, reused folder refused in ${elapsed_reuse} s, bf16 buckets, rank killed -> job ended in ${elapsed} s, checkpoint loads; watchdog ended a stuck collective in ${elapsed_wd} s"
+# A graceful stop (issue 20). SIGUSR1 to mpirun is forwarded to every rank (SIGTERM it answers
+# by killing the job within a second: docs/long-runs.md); SIGTERM to one rank alone must stop the
+# other at the same step too (the stop flag is summed over the ranks at every step boundary).
+sed -e 's/^epochs = 3/epochs = 3\nprint_freq = 1/' -e '/^print_freq = 4/d' -e 's/^synthetic_train_size = 256/synthetic_train_size = 768/' \
+  "$tmp/run.toml" > "$tmp/long.toml"
+"${mpi[@]}" "$build/tools/dp-train" "$tmp/long.toml" --set run.output="$tmp/lstraight" > "$tmp/lstraight.log" 2>&1 \
+  || { cat "$tmp/lstraight.log"; fail "the uninterrupted 2-rank run failed"; }
+stops=""
+for target in mpirun one-rank; do
+  out="$tmp/stop-$target"
+  k=$(( RANDOM % 40 + 5 ))  # of 72 steps: the run must still be going when the signal comes
+  "${mpi[@]}" "$build/tools/dp-train" "$tmp/long.toml" --set run.output="$out" > "$out.log" 2>&1 &
+  job=$!
+  for _ in $(seq 1 3000); do
+    n=$(grep -c '"iteration"' "$out/metrics.jsonl" 2>/dev/null)
+    [ "${n:-0}" -ge "$k" ] && break
+    sleep 0.01
+  done
+  if [ "$target" = mpirun ]; then kill -USR1 "$job"; else kill -TERM "$(pgrep -P "$job" -f dp-train | tail -1)"; fi
+  wait "$job"
+  status=$?
+  [ "$status" = 75 ] || { cat "$out.log"; fail "2 ranks, stop signal to $target: exit code $status, expected 75"; }
+  where=$(grep -o "after global step [0-9]* ([^)]*)" "$out.log")
+  [ -n "$where" ] || { cat "$out.log"; fail "2 ranks, stop signal to $target: no stop message"; }
+  "${mpi[@]}" "$build/tools/dp-train" "$tmp/long.toml" --set run.output="$out" --resume auto > "$out.resume.log" 2>&1 \
+    || { cat "$out.resume.log"; fail "2 ranks: --resume auto after the stop ($where) failed"; }
+  for f in checkpoint.h5 best.h5; do
+    "$checkpoint_diff" "$tmp/lstraight/$f" "$out/$f" --ignore config > "$out.diff" \
+      || { cat "$out.diff"; fail "2 ranks, stopped $where via $target: $f differs from the uninterrupted run's"; }
+  done
+  cmp -s <(sed 's/"seconds":[^,}]*//' "$tmp/lstraight/metrics.jsonl") <(sed 's/"seconds":[^,}]*//' "$out/metrics.jsonl") \
+    || fail "2 ranks, stopped $where via $target: metrics.jsonl differs from the uninterrupted run's"
+  stops="$stops; $target: $where"
+done
+echo "dp-train on 2 ranks: run, resume 2->1 and 1->2, logged metrics = 1 process's (sync BN), batch refusal, reused folder refused in ${elapsed_reuse} s, bf16 buckets, rank killed -> job ended in ${elapsed} s, checkpoint loads; watchdog ended a stuck collective in ${elapsed_wd} s; graceful stops resumed bit-identically${stops}"
