@@ -5,9 +5,9 @@
 #include <array>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 
 #include "engine/error.h"
+#include "io/atomic_file.h"
 
 namespace dp::app {
 
@@ -65,16 +65,9 @@ std::string prepare_run_folder(const std::string& folder, FolderUse use) {
 
 void write_run_config(const std::string& folder, const Config& config) {
   const fs::path path = fs::path(folder) / "config.toml";
-  const fs::path tmp = fs::path(folder) / ".config.toml.tmp";
-  {
-    std::ofstream out(tmp);
-    DP_CHECK(out.good(), fmt::format("cannot write {}", tmp.string()), "check that run.output is writable");
-    out << "# The resolved configuration of this run (every key, defaults included), written by dp-train.\n"
-        << "# Repeat the run with: dp-train " << path.string() << " --overwrite\n"
-        << config.resolved_toml();
-    DP_CHECK(out.good(), fmt::format("writing {} failed", tmp.string()), "check the free disk space");
-  }
-  fs::rename(tmp, path);
+  io::write_file_atomic(path.string(),
+                        "# The resolved configuration of this run (every key, defaults included), written by dp-train.\n"
+                        "# Repeat the run with: dp-train " + path.string() + " --overwrite\n" + config.resolved_toml());
 }
 
 }  // namespace dp::app
