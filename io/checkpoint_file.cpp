@@ -236,22 +236,47 @@ herr_t visit_attr(hid_t obj, const char* name, const H5A_info_t*, void* data) {
 // The in-memory file's buffer, taken over from HDF5's core driver when the file closes (through its
 // file-image callbacks), so the finished image, superblock checksum included, is not copied.
 // (H5Fget_file_image on an open file would copy it, and HDF5 1.10.8 leaves the copy's superblock
-// checksum stale for the 1.10 format.)
+// checksum stale for the 1.10 format.) `capacity` follows the driver's allocations.
 struct ImageBuffer {
-  void* data = nullptr;
+  void* data = nullptr;  // set when the file closes
+  size_t capacity = 0;   // of the driver's latest allocation
   ~ImageBuffer() { std::free(data); }
 };
 
-void* image_malloc(size_t size, H5FD_file_image_op_t, void*) { return std::malloc(size); }
+void* image_malloc(size_t size, H5FD_file_image_op_t, void* udata) {
+  static_cast<ImageBuffer*>(udata)->capacity = size;
+  return std::malloc(size);
+}
 void* image_memcpy(void* dest, const void* src, size_t size, H5FD_file_image_op_t, void*) {
   return std::memcpy(dest, src, size);
 }
-void* image_realloc(void* ptr, size_t size, H5FD_file_image_op_t, void*) { return std::realloc(ptr, size); }
+void* image_realloc(void* ptr, size_t size, H5FD_file_image_op_t, void* udata) {
+  static_cast<ImageBuffer*>(udata)->capacity = size;
+  return std::realloc(ptr, size);
+}
 herr_t image_free(void* ptr, H5FD_file_image_op_t op, void* udata) {
   auto* kept = static_cast<ImageBuffer*>(udata);
   if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && kept->data == nullptr) kept->data = ptr;
   else std::free(ptr);
   return 0;
+}
+
+// The file's length: the end-of-file address its closed superblock records (HDF5 file format
+// specification, superblock versions 2 and 3: signature (8 bytes), version, size of offsets, size of
+// lengths, flags (1 byte each), then base address, extension address, end-of-file address). Closing
+// can give back space at the end, so a length taken before the close may include unused bytes, and
+// a reader would not notice a file cut short by those.
+size_t image_length(const ImageBuffer& image, const std::string& path) {
+  const auto* bytes = static_cast<const uint8_t*>(image.data);
+  constexpr size_t kEofOffset = 12 + 2 * sizeof(uint64_t);
+  const bool v2_superblock = image.capacity >= kEofOffset + sizeof(uint64_t) &&
+                             std::memcmp(bytes, "\211HDF\r\n\032\n", 8) == 0 && (bytes[8] == 2 || bytes[8] == 3) &&
+                             bytes[9] == sizeof(uint64_t);
+  h5_check(v2_superblock, "reading the superblock of the file built in memory", path);
+  uint64_t eof = 0;
+  for (size_t i = 0; i < sizeof eof; ++i) eof |= static_cast<uint64_t>(bytes[kEofOffset + i]) << (8 * i);  // little-endian
+  h5_check(eof > kEofOffset && eof <= image.capacity, "finding the end of the file built in memory", path);
+  return static_cast<size_t>(eof);
 }
 void* image_udata_copy(void* udata) { return udata; }
 herr_t image_udata_free(void*) { return 0; }
@@ -303,13 +328,10 @@ void build_image(const std::string& path, const TensorFile& file, ImageBuffer& i
     for (const auto& [k, v] : file.floats) write_attr_number(root, k, v, H5T_NATIVE_DOUBLE, path);
     for (const auto& [k, v] : file.strings) write_attr_string(root, k, v, path);
   }
-  h5_check(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0, "flushing", path);
-  const ssize_t size = H5Fget_file_image(f, nullptr, 0);  // the end of the file's allocated space
-  h5_check(size > 0, "sizing the file", path);
-  image_size = static_cast<size_t>(size);
   const hid_t id = f.id;
   f.id = -1;
   h5_check(H5Fclose(id) >= 0 && image.data != nullptr, "closing the file in memory", path);
+  image_size = image_length(image, path);
 }
 
 }  // namespace
