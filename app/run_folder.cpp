@@ -27,6 +27,16 @@ std::string utc_stamp() {
   return buf.data();
 }
 
+// Creates run.output (and its parents), or says why it cannot be the run's folder.
+void make_folder(const std::string& folder) {
+  std::error_code made;
+  fs::create_directories(folder, made);
+  DP_CHECK(!made && fs::is_directory(folder),
+           fmt::format("config: run.output = \"{}\" cannot be used as the run's folder: {}", folder,
+                       made ? made.message() : "it is not a directory"),
+           "set run.output to a writable folder (not under a regular file, nor in /proc or /sys)");
+}
+
 }  // namespace
 
 bool holds_run(const std::string& folder) {
@@ -35,7 +45,12 @@ bool holds_run(const std::string& folder) {
   return false;
 }
 
-std::string prepare_run_folder(const std::string& folder, FolderUse use) {
+std::string prepare_run_folder(const std::string& folder, FolderUse use, std::unique_ptr<RunLock>* lock) {
+  // The lock first: nothing in a folder another dp-train writes is judged, let alone moved aside.
+  if (lock) {
+    make_folder(folder);
+    *lock = std::make_unique<RunLock>(folder);
+  }
   std::string moved;
   if (holds_run(folder)) {
     DP_CHECK(use != FolderUse::kFresh, fmt::format("run.output = \"{}\" already holds a run", folder),
@@ -52,14 +67,11 @@ std::string prepare_run_folder(const std::string& folder, FolderUse use) {
       DP_CHECK(!ec, fmt::format("could not move the old run {} aside to {}: {}", folder, target, ec.message()),
                "move or remove it yourself, or choose another run.output");
       moved = target;
+      make_folder(folder);
+      if (lock) (*lock)->move_to(folder);  // its lock file went aside with the old run
     }
   }
-  std::error_code made;
-  fs::create_directories(folder, made);
-  DP_CHECK(!made && fs::is_directory(folder),
-           fmt::format("config: run.output = \"{}\" cannot be used as the run's folder: {}", folder,
-                       made ? made.message() : "it is not a directory"),
-           "set run.output to a writable folder (not under a regular file, nor in /proc or /sys)");
+  make_folder(folder);
   return moved;
 }
 

@@ -105,7 +105,8 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   replaced_ = prepare_run_folder(output_, !writer                   ? FolderUse::kResume
                                           : !options_.resume.empty() ? FolderUse::kResume
                                           : options_.overwrite      ? FolderUse::kOverwrite
-                                                                    : FolderUse::kFresh);
+                                                                    : FolderUse::kFresh,
+                                 writer ? &run_lock_ : nullptr);  // one writer per folder (app/run_lock.h)
   io::remove_stale_temporaries(output_);  // checkpoints half-written by killed runs
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";

@@ -51,6 +51,7 @@ struct RunSummary {
 };
 
 class DistributedRun;
+class RunLock;
 
 class Trainer {
  public:
@@ -97,6 +98,7 @@ class Trainer {
   std::unique_ptr<train::SGD> sgd_;
   std::unique_ptr<train::LrSchedule> schedule_;
   std::unique_ptr<train::DataParameters> data_params_;
+  std::unique_ptr<RunLock> run_lock_;     // held by the writing process for the whole run
   std::unique_ptr<DistributedRun> dist_;  // data-parallel runs only (mpirun / srun)
   std::unique_ptr<train::TrainStep> step_;
   std::unique_ptr<io::EventWriter> events_;
