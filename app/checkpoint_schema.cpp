@@ -238,6 +238,7 @@ Checkpoint decode_checkpoint(const io::TensorFile& f, const std::string& path, c
   c.noise_protocol = string_attr(f, path, "noise_protocol", "none");
   c.config = string_attr(f, path, "config", "");
   c.rng = string_attr(f, path, "rng", "");
+  c.data_fingerprint = string_attr(f, path, "data_fingerprint", "");
 
   layers::ModulePtr built;
   if (reference == nullptr) {
@@ -362,6 +363,7 @@ io::TensorFile encode_checkpoint(const Checkpoint& c) {
   f.strings["noise_protocol"] = c.noise ? c.noise->protocol : c.noise_protocol;
   f.strings["config"] = c.config;
   f.strings["rng"] = c.rng;
+  if (!c.data_fingerprint.empty()) f.strings["data_fingerprint"] = c.data_fingerprint;
   return f;
 }
 

@@ -11,7 +11,8 @@
 //                                       train::SigmaRecord: inst, inst_mislabelled, inst_permuted_kept,
 //                                       inst_untouched (all three or none), class
 //   attributes: format_version, epoch (completed), global_step, seed, class_param_steps,
-//               inst_param_steps, best_val_top1, best_epoch, arch, num_classes, noise_protocol, config, rng
+//               inst_param_steps, best_val_top1, best_epoch, arch, num_classes, noise_protocol, config, rng,
+//               data_fingerprint (optional: the data the run trained on, app/data_fingerprint.h)
 // The trainer (app/run_checkpoint.cpp) writes and resumes through it and every tool reads
 // through it, so every reader gets the same checks: each dataset's name, shape and dtype against
 // what the arch and num_classes imply (the net is built and its state dict compared), momentum
@@ -51,6 +52,7 @@ struct Checkpoint {
   double best_val_top1 = -1.0;
   int64_t best_epoch = 0;  // the epoch best_val_top1 was reached (0: unknown or none)
   std::string arch, noise_protocol = "none", config, rng;
+  std::string data_fingerprint;  // JSON (app/data_fingerprint.h); "" in checkpoints written before it
 
   // ---- tensors ----
   layers::StateDict model;                                    // parameters and buffers by name

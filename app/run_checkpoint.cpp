@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "app/checkpoint_schema.h"
+#include "app/data_fingerprint.h"
 #include "app/trainer.h"
 
 namespace dp::app {
@@ -33,6 +34,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   c.arch = rc_.arch;
   c.config = config_.resolved_toml();
   c.rng = "philox4x32-10 keyed by (seed, epoch, sample index): seed and epoch are the state";
+  c.data_fingerprint = data_fingerprint_;
   write_checkpoint(path, c);
 }
 
@@ -40,6 +42,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   // Validated against the net it names: names, shapes and dtypes of the model and momentum
   // datasets, θ and noise-map lengths (app/checkpoint_schema.h); then against this run.
   Checkpoint c = read_checkpoint(path);
+  if (!data_fingerprint_.empty())  // the writing rank's check (app/data_fingerprint.h)
+    check_data_fingerprint(c.data_fingerprint, DataFingerprint::from_json(data_fingerprint_, "this run"), path,
+                           "dp-train", options_.allow_data_change);
   DP_CHECK(c.arch == rc_.arch,
            fmt::format("{} holds a '{}' model but the config asks for '{}'", path, c.arch, rc_.arch),
            "resume with the config the run was started with");

@@ -135,6 +135,7 @@ RunData make_run_data(const Config& c) {
                                      c.get_string("data.noise_index_column"), r.num_classes);
   }
   r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
+  r.train_clean = std::move(clean);
   return r;
 }
 

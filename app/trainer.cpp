@@ -18,6 +18,7 @@
 #include "io/checkpoint_file.h"
 #include "io/event_writer.h"
 #include "io/safetensors.h"
+#include "app/data_fingerprint.h"
 #include "app/distributed.h"
 #include "app/evaluate.h"
 #include "app/run_folder.h"
@@ -110,6 +111,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   io::remove_stale_temporaries(output_);  // checkpoints half-written by killed runs
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
+  if (writer) data_fingerprint_ = fingerprint_run_data(data_, config_).to_json();
   // Every rank loads the same checkpoint (the state of a run is global: any world size resumes it).
   if (!options_.resume.empty()) load_checkpoint(options_.resume);
   if (writer) write_run_config(output_, config_);

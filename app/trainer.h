@@ -33,6 +33,7 @@ struct TrainerOptions {
   bool overwrite = false;   // run.output holds a run: move it aside and start anew (else refuse)
   bool quiet = false;       // no progress lines (tests)
   bool write_logs = true;   // TensorBoard + metrics.jsonl
+  bool allow_data_change = false;  // resume on data other than the checkpoint's (app/data_fingerprint.h)
 };
 
 struct EpochSummary {
@@ -105,6 +106,7 @@ class Trainer {
   std::ofstream metrics_;
   std::string output_, checkpoint_path_, best_path_;
   std::string replaced_;  // where --overwrite moved an earlier run ("" if none)
+  std::string data_fingerprint_;  // of this run's data, JSON (the writing rank; app/data_fingerprint.h)
   int64_t epoch_ = 0;        // epochs completed
   int64_t global_step_ = 0;  // iterations completed (1-based in logs, like the reference)
   double best_top1_ = -1.0;
