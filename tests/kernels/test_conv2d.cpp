@@ -1,8 +1,11 @@
-// conv2d: naive reference, finite differences over stride/padding/bias/shape variants,
-// device comparison, thread-count independence of the weight gradient.
+// The conv2d family (kernels/conv2d.h): naive reference, finite differences over
+// stride/padding/bias/shape variants, every device against the CPU in both memory formats,
+// thread-count independence of the weight gradient; on CUDA strict float32 and TF32, cuDNN's
+// deterministic and benchmark modes, and bf16 (under autocast, on bf16 data, channels-last).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "engine/autocast.h"
 #include "engine/thread_pool.h"
 #include "kernels/conv2d.h"
 #include "kernels/ops.h"
@@ -85,6 +88,25 @@ TEST_P(Conv2dTest, MatchesCpuWithGradients) {
   }
 }
 
+// A channels-last input against NCHW on the CPU; the weight and bias stay contiguous.
+TEST_P(Conv2dTest, ChannelsLast) {
+  Rng rng(21, 0);
+  struct Case {
+    int64_t n, c, h, w, k, r, stride, pad;
+    bool bias;
+  };
+  for (const Case& cc : {Case{2, 3, 9, 7, 8, 3, 1, 1, true}, Case{3, 5, 8, 8, 6, 3, 2, 1, false},
+                         Case{2, 6, 6, 6, 4, 1, 2, 0, true}, Case{1, 4, 7, 7, 5, 7, 2, 3, false}}) {
+    SCOPED_TRACE(fmt::format("conv {}x{} stride {} bias {}", cc.r, cc.r, cc.stride, cc.bias));
+    Tensor x = random_tensor({cc.n, cc.c, cc.h, cc.w}, rng);
+    Tensor w = random_tensor({cc.k, cc.c, cc.r, cc.r}, rng);
+    Tensor b = cc.bias ? random_tensor({cc.k}, rng) : Tensor();
+    EXPECT_TRUE(testing::channels_last_matches_cpu(
+        device(), [&](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], cc.stride, cc.pad); },
+        {x, w, b}, {.channels_last = {true, false, false}}));
+  }
+}
+
 DP_INSTANTIATE_DEVICE_TEST(Conv2dTest);
 
 class Conv2dGrad : public ::testing::TestWithParam<ConvCase> {};
@@ -137,6 +159,128 @@ TEST(Conv2dErrors, ChecksShapesWithHints) {
   EXPECT_THROW(kernels::conv2d(x, Tensor::zeros({4, 3, 7, 7}), Tensor()), Error);
   EXPECT_THROW(kernels::conv2d(x, Tensor::zeros({4, 3, 3, 3}, DType::Float64), Tensor()), Error);
   EXPECT_THROW(kernels::conv2d(x, Tensor::zeros({4, 3, 3, 3}), Tensor(), 0, 0), Error);
+}
+
+// ---- CUDA only: math modes, cuDNN modes, bf16 ----
+
+class Conv2dCuda : public testing::CudaTestWithRng<2024, 5> {};
+
+#ifdef DP_WITH_CUDA
+TEST_F(Conv2dCuda, Conv2dForwardAndBackwardBothMathModes) {
+  struct Case {
+    int64_t n, c, h, w, k, r, stride, pad;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {2, 3, 9, 7, 4, 3, 1, 1, true},     // 3x3 same, non-square
+      {2, 8, 8, 8, 16, 3, 2, 1, false},   // strided (downsampling block)
+      {3, 16, 6, 6, 8, 1, 1, 0, true},    // pointwise
+      {2, 16, 8, 8, 32, 1, 2, 0, false},  // strided 1x1 shortcut
+      {2, 3, 32, 32, 8, 7, 2, 3, false},  // ResNet stem
+      {4, 32, 7, 7, 32, 3, 1, 1, false},  // deep, small spatial
+  };
+  testing::for_each_math_mode([&](testing::Tolerance tol) {
+    for (const Case& cc : cases) {
+      SCOPED_TRACE("case n" + std::to_string(cc.n) + " c" + std::to_string(cc.c) + " k" + std::to_string(cc.k) +
+                   " r" + std::to_string(cc.r) + " s" + std::to_string(cc.stride));
+      Tensor x = rand({cc.n, cc.c, cc.h, cc.w}), w = rand({cc.k, cc.c, cc.r, cc.r}, -0.3, 0.3);
+      Tensor b = cc.bias ? rand({cc.k}) : Tensor();
+      const int64_t stride = cc.stride, pad = cc.pad;
+      EXPECT_TRUE(testing::matches_cpu(
+          Device::cuda(),
+          [=](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], stride, pad); }, {x, w, b},
+          tol));
+    }
+  });
+}
+
+TEST_F(Conv2dCuda, Conv2dDeterministicModeAndBenchmarkModeAgree) {
+  testing::CudaMathModeGuard restore;
+  Tensor x = rand({4, 16, 12, 12}), w = rand({16, 16, 3, 3}, -0.3, 0.3);
+  auto run = [&] {
+    return kernels::conv2d(x.to(DType::Float32).to(Device::cuda()), w.to(DType::Float32).to(Device::cuda()), Tensor(),
+                           1, 1);
+  };
+  cuda::set_allow_tf32(false);
+  Tensor ref = run();
+  cuda::set_deterministic(true);
+  Tensor det = run();
+  cuda::set_deterministic(false);
+  cuda::set_cudnn_benchmark(true);
+  Tensor bench = run();
+  cuda::set_cudnn_benchmark(false);
+  EXPECT_TRUE(testing::all_close(det, ref, testing::Tolerance::fp32_reordered(), "deterministic"));
+  EXPECT_TRUE(testing::all_close(bench, ref, testing::Tolerance::fp32_reordered(), "benchmark"));
+}
+#endif
+
+// cuDNN's bf16 convolutions do not always keep float32 partial sums: on an H100 (2026-11-26,
+// 15 of 15 runs) the 1×1 stride-2 case put 3 of 2048 outputs ~0.0039 off (e.g. 0.0898 vs 0.0936)
+// where the terms summed are O(1), i.e. an error that scales with the terms rather than the
+// (cancelled) result, as TF32's does. So convolutions are compared against half the largest
+// magnitude; a wrong convolution is off by O(max).
+const testing::Tolerance kBf16Conv{1e-2, 1e-3, 0.5};
+constexpr DType F32 = DType::Float32, BF16 = DType::BFloat16;
+
+class Conv2dBf16Cuda : public testing::CudaTestWithRng<2025, 16> {};
+
+// Under autocast: float32 parameters and inputs in, bf16 out, float32 gradients back.
+TEST_F(Conv2dBf16Cuda, Conv2dUnderAutocast) {
+  struct Geo {
+    int64_t n, c, h, k, r, stride, pad;
+  };
+  for (Geo g : {Geo{4, 16, 10, 32, 3, 1, 1}, Geo{2, 3, 12, 16, 3, 1, 1}, Geo{3, 24, 9, 40, 3, 2, 1},
+                Geo{2, 32, 8, 64, 1, 2, 0}}) {
+    SCOPED_TRACE(::testing::Message() << "n" << g.n << " c" << g.c << " h" << g.h << " k" << g.k << " r" << g.r
+                                      << " s" << g.stride);
+    const int64_t stride = g.stride, pad = g.pad;
+    EXPECT_TRUE(testing::bf16_matches_cpu(
+        [&](const std::vector<Tensor>& in) { return kernels::conv2d(in[0], in[1], in[2], stride, pad); },
+        {rand({g.n, g.c, g.h, g.h}), rand({g.k, g.c, g.r, g.r}, -0.3, 0.3), rand({g.k})},
+        {F32, F32, F32}, true, BF16, kBf16Conv));
+  }
+}
+
+TEST_F(Conv2dBf16Cuda, Conv2dOnBf16DataWithoutAutocast) {
+  // bf16 activations from a previous layer: the weight is cast, the bias stays float32.
+  EXPECT_TRUE(testing::bf16_matches_cpu(
+      [](const std::vector<Tensor>& in) {
+        const bool bf16 = in[0].dtype() == BF16;  // the CPU reference stays float32
+        return kernels::conv2d(in[0], bf16 ? kernels::to_dtype(in[1], BF16) : in[1], in[2], 1, 1);
+      },
+      {rand({2, 8, 7, 7}), rand({12, 8, 3, 3}, -0.3, 0.3), rand({12})},
+      {BF16, F32, F32}, false, BF16));
+}
+
+// bf16 convolution on channels-last input under autocast: the KRSC bf16 copy of the weight is
+// cached, and its gradient comes back to the float32 NCHW parameter.
+TEST_F(Conv2dBf16Cuda, ConvUnderAutocastMatchesCpuFloat32) {
+  Rng rng(24, 0);
+  Tensor x = random_tensor({4, 16, 10, 10}, rng, -1, 1, F32);
+  Tensor w = random_tensor({32, 16, 3, 3}, rng, -0.2, 0.2, F32);
+  Tensor b = random_tensor({32}, rng, -1, 1, F32);
+  Tensor seed = random_tensor({4, 32, 10, 10}, rng, -1, 1, F32);
+  // Reference: CPU float32, NCHW.
+  Tensor wr = w.clone().set_requires_grad(true), br = b.clone().set_requires_grad(true);
+  Tensor yr = kernels::conv2d(x, wr, br, 1, 1);
+  yr.backward(seed);
+  // CUDA bf16, channels-last.
+  Device cuda = Device::cuda();
+  Tensor wg = w.to(cuda).set_requires_grad(true), bg = b.to(cuda).set_requires_grad(true);
+  Tensor xg = kernels::convert(x.to(cuda), F32, MemoryFormat::ChannelsLast);
+  Tensor yg;
+  {
+    AutocastGuard bf16(BF16);
+    yg = kernels::conv2d(xg, wg, bg, 1, 1);
+  }
+  EXPECT_EQ(yg.dtype(), BF16);
+  EXPECT_TRUE(yg.is_channels_last());
+  yg.backward(kernels::convert(seed.to(cuda), BF16, MemoryFormat::ChannelsLast));
+  EXPECT_EQ(wg.grad().dtype(), F32);
+  EXPECT_FALSE(wg.grad().is_channels_last());
+  EXPECT_TRUE(testing::all_close(yg, yr, testing::Tolerance::bf16(), "output"));
+  EXPECT_TRUE(testing::all_close(wg.grad(), wr.grad(), testing::Tolerance::bf16(), "weight gradient"));
+  EXPECT_TRUE(testing::all_close(bg.grad(), br.grad(), testing::Tolerance::bf16(), "bias gradient"));
 }
 
 }  // namespace
