@@ -18,15 +18,6 @@ namespace {
 // What a run writes into its folder (dp-inspect's outputs alone do not make a run).
 constexpr std::array<const char*, 5> kRunFiles = {"checkpoint.h5", "best.h5", "metrics.jsonl", "tb", "config.toml"};
 
-std::string utc_stamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y%m%d-%H%M%S", &tm);
-  return buf.data();
-}
-
 // Creates run.output (and its parents), or says why it cannot be the run's folder.
 void make_folder(const std::string& folder) {
   std::error_code made;
@@ -38,6 +29,15 @@ void make_folder(const std::string& folder) {
 }
 
 }  // namespace
+
+std::string utc_now(const char* format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::array<char, 64> buf{};
+  std::strftime(buf.data(), buf.size(), format, &tm);
+  return buf.data();
+}
 
 bool holds_run(const std::string& folder) {
   for (const char* name : kRunFiles)
@@ -60,7 +60,7 @@ std::string prepare_run_folder(const std::string& folder, FolderUse use, std::un
     if (use == FolderUse::kOverwrite) {
       std::string target = folder;
       while (!target.empty() && target.back() == '/') target.pop_back();
-      target += ".replaced-" + utc_stamp();
+      target += ".replaced-" + utc_now("%Y%m%d-%H%M%S");
       for (int i = 2; fs::exists(target); ++i) target = fmt::format("{}-{}", target.substr(0, target.rfind('-')), i);
       std::error_code ec;
       fs::rename(folder, target, ec);

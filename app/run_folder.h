@@ -16,6 +16,9 @@ enum class FolderUse {
   kOverwrite,  // move the run that is there aside, then start a new one
 };
 
+// The current UTC time in strftime's `format` (folder names, the lock file's record).
+std::string utc_now(const char* format);
+
 // True when `folder` holds files a run writes (checkpoint.h5, best.h5, metrics.jsonl, tb/, config.toml).
 bool holds_run(const std::string& folder);
 

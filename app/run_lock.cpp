@@ -9,11 +9,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "app/run_folder.h"
 #include "engine/error.h"
 
 namespace dp::app {
@@ -34,15 +34,6 @@ std::string command_line() {
   std::string args, arg;
   while (std::getline(in, arg, '\0')) args += (args.empty() ? "" : " ") + arg;
   return args;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf.data();
 }
 
 // Opens and locks `folder`'s lock file: the descriptor, -1 where the file system has no locks.
@@ -72,7 +63,7 @@ int lock_folder(const std::string& folder) {
   // The holder's record, for the message of whoever is refused. A dead holder's record is
   // replaced here: its lock went with it.
   const std::string record = fmt::format("pid {} on host {}, started {}\ncommand: {}\n", ::getpid(), host_name(),
-                                         utc_now(), command_line());
+                                         utc_now("%Y-%m-%d %H:%M:%S UTC"), command_line());
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, record.data(), record.size(), 0) != static_cast<ssize_t>(record.size()))
     std::fprintf(stderr, "dp-train: warning: cannot record this process in %s: %s\n", lock_path(folder).c_str(),
                  std::strerror(errno));

@@ -11,16 +11,12 @@
 #include "app/data_fingerprint.h"
 #include "app/trainer.h"
 #include "engine/error.h"
+#include "tests/app/checkpoint_fixture.h"
 
 using namespace dp;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string temp_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "dp-fingerprint-XXXXXX").string();
-  return mkdtemp(tmpl.data());
-}
 
 // train/ and val/ with classes a and b, 3 files each, `bytes` long (never decoded here).
 void write_folder(const std::string& root, size_t bytes = 100) {
@@ -63,7 +59,7 @@ app::TrainerOptions resume_from(const std::string& checkpoint, bool allow = fals
 }  // namespace
 
 TEST(DataFingerprint, AMovedDatasetKeepsItsFingerprint) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-fingerprint");
   write_folder(dir + "/here");
   const app::DataFingerprint here = fingerprint_of(dir + "/here");
   fs::rename(dir + "/here", dir + "/there");
@@ -74,7 +70,7 @@ TEST(DataFingerprint, AMovedDatasetKeepsItsFingerprint) {
 
 // Issue 20: the same counts, other images: accepted without a word before.
 TEST(DataFingerprint, SwappedContentsWithEqualCountsAreNamed) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-fingerprint");
   write_folder(dir);
   const app::DataFingerprint before = fingerprint_of(dir);
   std::ofstream(dir + "/train/b/1.jpg") << std::string(120, 'y');  // another image under the same name
@@ -87,7 +83,7 @@ TEST(DataFingerprint, SwappedContentsWithEqualCountsAreNamed) {
 }
 
 TEST(DataFingerprint, ARenamedClassIsNamed) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-fingerprint");
   write_folder(dir);
   const app::DataFingerprint before = fingerprint_of(dir);
   fs::rename(dir + "/train/b", dir + "/train/c");
@@ -99,7 +95,7 @@ TEST(DataFingerprint, ARenamedClassIsNamed) {
 }
 
 TEST(DataFingerprint, MovedLabelsAreNamed) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-fingerprint");
   write_folder(dir);
   const app::DataFingerprint before = fingerprint_of(dir);
   // One sample changes class, one comes back to keep the counts: the names and labels change.
@@ -111,7 +107,7 @@ TEST(DataFingerprint, MovedLabelsAreNamed) {
 }
 
 TEST(DataFingerprint, SyntheticDataIsItsParameters) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-fingerprint");
   app::Config a = synthetic_run(dir), b = synthetic_run(dir, {"data.synthetic_noise=0.5"});
   const std::string d =
       differences(app::fingerprint_run_data(app::make_run_data(a), a), app::fingerprint_run_data(app::make_run_data(b), b));
@@ -120,7 +116,7 @@ TEST(DataFingerprint, SyntheticDataIsItsParameters) {
 }
 
 TEST(DataFingerprint, ResumeOnOtherDataIsRefusedUnlessAllowed) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-fingerprint");
   {
     app::Trainer first(synthetic_run(dir, {"run.stop_epoch=1"}), resume_from(""));
     first.run();
@@ -142,7 +138,7 @@ TEST(DataFingerprint, ResumeOnOtherDataIsRefusedUnlessAllowed) {
 }
 
 TEST(DataFingerprint, CheckpointsFromBeforeFingerprintsResumeWithANote) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-fingerprint");
   {
     app::Trainer first(synthetic_run(dir, {"run.stop_epoch=1"}), resume_from(""));
     first.run();

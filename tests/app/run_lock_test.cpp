@@ -9,16 +9,12 @@
 #include "app/run_folder.h"
 #include "app/run_lock.h"
 #include "engine/error.h"
+#include "tests/app/checkpoint_fixture.h"
 
 using namespace dp;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string temp_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "dp-lock-XXXXXX").string();
-  return mkdtemp(tmpl.data());
-}
 
 std::string this_host() {
   char name[256] = {};
@@ -39,7 +35,7 @@ std::string refusal(const std::string& folder) {
 }  // namespace
 
 TEST(RunLock, SecondHolderIsRefusedNamingTheFirst) {
-  const std::string dir = temp_dir() + "/run";
+  const std::string dir = fixture::temp_dir("dp-lock") + "/run";
   app::RunLock first(dir);  // creates the folder
   ASSERT_TRUE(first.held());
   const std::string message = refusal(dir);
@@ -51,7 +47,7 @@ TEST(RunLock, SecondHolderIsRefusedNamingTheFirst) {
 }
 
 TEST(RunLock, ReleasedAndStaleLocksAreTakenOver) {
-  const std::string dir = temp_dir();
+  const std::string dir = fixture::temp_dir("dp-lock");
   { app::RunLock first(dir); }
   EXPECT_EQ(refusal(dir), "") << "a released lock was not taken over";
   // A record left by a killed run (its lock went with it): taken over and rewritten.
@@ -63,7 +59,7 @@ TEST(RunLock, ReleasedAndStaleLocksAreTakenOver) {
 }
 
 TEST(RunLock, OverwriteLeavesALockedFolderWhereItIs) {
-  const std::string dir = temp_dir() + "/run";
+  const std::string dir = fixture::temp_dir("dp-lock") + "/run";
   app::RunLock running(dir);
   std::ofstream(dir + "/checkpoint.h5") << "a run in progress";
   std::unique_ptr<app::RunLock> lock;
@@ -76,7 +72,7 @@ TEST(RunLock, OverwriteLeavesALockedFolderWhereItIs) {
 }
 
 TEST(RunLock, OverwriteLocksTheNewFolder) {
-  const std::string dir = temp_dir() + "/run";
+  const std::string dir = fixture::temp_dir("dp-lock") + "/run";
   fs::create_directories(dir);
   std::ofstream(dir + "/checkpoint.h5") << "a finished run";
   std::unique_ptr<app::RunLock> lock;
