@@ -175,10 +175,15 @@ void check_data_fingerprint(const std::string& stored_json, const DataFingerprin
                  tool.c_str(), checkpoint_path.c_str());
     return;
   }
-  const std::vector<std::string> differences = data_differences(DataFingerprint::from_json(stored_json, checkpoint_path), now);
-  if (differences.empty()) return;
   std::string what;
-  for (const std::string& d : differences) what += (what.empty() ? "" : "; ") + d;
+  try {
+    for (const std::string& d : data_differences(DataFingerprint::from_json(stored_json, checkpoint_path), now))
+      what += (what.empty() ? "" : "; ") + d;
+  } catch (const Error& e) {
+    if (!allow) throw;
+    what = e.message();  // an unreadable record: what --allow-data-change is for, too
+  }
+  if (what.empty()) return;
   if (allow) {
     std::fprintf(stderr, "%s: warning: this is not the data %s was trained on (%s); going on as --allow-data-change asks\n",
                  tool.c_str(), checkpoint_path.c_str(), what.c_str());

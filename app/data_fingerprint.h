@@ -48,7 +48,7 @@ std::vector<std::string> data_differences(const DataFingerprint& stored, const D
 
 // The check of --resume, dp-eval and dp-inspect: throws dp::Error saying what differs, or with
 // `allow` (--allow-data-change) prints it as a warning. A checkpoint from before fingerprints
-// (`stored_json` empty) gets a note that its data cannot be checked. Messages start with `tool`.
+// (`stored_json` empty) gets a note that its data cannot be checked. Printed lines start with `tool`.
 void check_data_fingerprint(const std::string& stored_json, const DataFingerprint& now,
                             const std::string& checkpoint_path, const std::string& tool, bool allow);
 

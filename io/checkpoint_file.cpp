@@ -260,6 +260,8 @@ herr_t image_free(void* ptr, H5FD_file_image_op_t op, void* udata) {
   else std::free(ptr);
   return 0;
 }
+void* image_udata_copy(void* udata) { return udata; }
+herr_t image_udata_free(void*) { return 0; }
 
 // The file's length: the end-of-file address its closed superblock records (HDF5 file format
 // specification, superblock versions 2 and 3: signature (8 bytes), version, size of offsets, size of
@@ -278,8 +280,6 @@ size_t image_length(const ImageBuffer& image, const std::string& path) {
   h5_check(eof > kEofOffset && eof <= image.capacity, "finding the end of the file built in memory", path);
   return static_cast<size_t>(eof);
 }
-void* image_udata_copy(void* udata) { return udata; }
-herr_t image_udata_free(void*) { return 0; }
 
 // The whole file is built in memory by HDF5's core driver and written by io/atomic_file.h: HDF5
 // itself never touches the disk, so a full or failing disk is one checked write (not hundreds of
