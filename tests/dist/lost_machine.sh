@@ -92,6 +92,11 @@ for _ in $(seq 1 600); do [ -f "$tmp/run/checkpoint.h5" ] && break; sleep 0.1; d
 grep -q "on cpu" "$tmp/first.log" || { cat "$tmp/first.log"; fail "the two-machine job did not start"; }
 start=$(date +%s)
 ip -n "$ns_a" link set "$veth_a" down
+for _ in $(seq 1 $(( (timeout_s + 20) * 10 ))); do kill -0 "$first" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$first" 2>/dev/null; then
+  cat "$tmp/first.log"
+  fail "the job was still running $((timeout_s + 20)) s after the cut (run.dist_timeout_s = $timeout_s)"
+fi
 wait "$first"
 status=$?
 elapsed=$(( $(date +%s) - start ))
@@ -105,7 +110,7 @@ grep -q "rank 0 of 2: collective '[a-z_]*' has waited .* for rank 1 on host node
 ip netns pids "$ns_b" | xargs -r kill -9
 ip -n "$ns_a" link set "$veth_a" up
 done_epochs=$(grep -c '"type":"epoch"' "$tmp/run/metrics.jsonl")
-job resume.log --resume "$tmp/run/checkpoint.h5" --set run.stop_epoch=$((done_epochs + 1)) ||
+timeout -s KILL 60 bash -c "$(declare -f job); tmp=$tmp ns_a=$ns_a mpirun=$mpirun train=$train job resume.log --resume $tmp/run/checkpoint.h5 --set run.stop_epoch=$((done_epochs + 1))" ||
   { cat "$tmp/resume.log"; fail "the resume on both machines failed"; }
 grep -q "finished epoch $((done_epochs + 1))" "$tmp/resume.log" || { cat "$tmp/resume.log"; fail "the resume did not continue the run"; }
 echo "link cut: the job ended in $elapsed s (run.dist_timeout_s = $timeout_s) naming rank 1 on nodeB; the resume on both machines finished epoch $((done_epochs + 1))"
