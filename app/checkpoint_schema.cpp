@@ -163,6 +163,7 @@ Checkpoint decode_checkpoint(const io::TensorFile& f, const std::string& path, c
   c.noise_protocol = in.text("noise_protocol").value_or("none");
   c.config = in.text("config").value_or("");
   c.rng = in.text("rng").value_or("");
+  c.data_fingerprint = in.text("data_fingerprint").value_or("");
 
   layers::ModulePtr built;
   if (reference == nullptr) {
@@ -211,6 +212,7 @@ io::TensorFile encode_checkpoint(const Checkpoint& c) {
   out.text("noise_protocol", c.noise ? c.noise->protocol : c.noise_protocol);
   out.text("config", c.config);
   out.text("rng", c.rng);
+  if (!c.data_fingerprint.empty()) out.text("data_fingerprint", c.data_fingerprint);
   return f;
 }
 

@@ -9,7 +9,8 @@
 //   noise map                 this file (the run data's)
 //   σ history                 train::SigmaRecord::save / load
 //   run progress              app::RunProgress::save / load
-//   header attributes         this file: format_version, arch, num_classes, noise_protocol, config, rng
+//   header attributes         this file: format_version, arch, num_classes, noise_protocol, config, rng,
+//                             data_fingerprint (app/data_fingerprint.h; absent in older checkpoints)
 //
 // The trainer (app/run_checkpoint.cpp) writes and resumes through it and every tool reads through
 // it, so every reader gets the same checks: each dataset's name, shape and dtype against what the
@@ -47,6 +48,7 @@ struct Checkpoint {
   // ---- header attributes ----
   int64_t num_classes = 0;
   std::string arch, noise_protocol = "none", config, rng;
+  std::string data_fingerprint;  // JSON (app/data_fingerprint.h); "" in checkpoints written before it
 
   // ---- the owners' parts ----
   RunProgress progress;                  // epoch, step, position in the epoch, best score, seed

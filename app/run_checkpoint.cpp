@@ -4,6 +4,7 @@
 
 #include "app/background_saver.h"
 #include "app/checkpoint_schema.h"
+#include "app/data_fingerprint.h"
 #include "app/trainer.h"
 #include "engine/error.h"
 #include "kernels/ops.h"
@@ -46,11 +47,15 @@ Checkpoint Trainer::snapshot() const {
   c.arch = rc_.arch;
   c.config = config_.resolved_toml();
   c.rng = "philox4x32-10 keyed by (seed, epoch, sample index): seed, epoch and epoch_step are the state";
+  c.data_fingerprint = data_fingerprint_;
   return c;
 }
 
 void Trainer::restore(const Checkpoint& c) {
   const std::string& path = c.path;
+  if (!data_fingerprint_.empty())  // the writing rank's check (app/data_fingerprint.h)
+    check_data_fingerprint(c.data_fingerprint, DataFingerprint::from_json(data_fingerprint_, "this run"), path,
+                           "dp-train", options_.allow_data_change);
   DP_CHECK(c.arch == rc_.arch, fmt::format("{} holds a '{}' model but the config asks for '{}'", path, c.arch, rc_.arch),
            "resume with the config the run was started with");
   DP_CHECK(c.num_classes == data_.num_classes,

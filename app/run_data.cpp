@@ -80,6 +80,7 @@ RunData make_run_data(const DataSettings& s) {
     r.noise = data::file_label_noise(labels, s.noise_file, s.noise_column, s.noise_index_column, r.num_classes);
   }
   r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
+  r.train_clean = std::move(clean);
   return r;
 }
 

@@ -34,6 +34,7 @@ DataSettings make_data_settings(const Config& config);
 
 struct RunData {
   std::shared_ptr<const data::Dataset> train;  // with label noise applied
+  std::shared_ptr<const data::Dataset> train_clean;  // the same samples with their own labels
   std::shared_ptr<const data::Dataset> test;
   data::NoiseMap noise;                        // per training sample
   data::TransformSpec train_transform, test_transform;

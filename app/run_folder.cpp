@@ -5,9 +5,9 @@
 #include <array>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 
 #include "engine/error.h"
+#include "io/atomic_file.h"
 
 namespace dp::app {
 
@@ -18,16 +18,26 @@ namespace {
 // What a run writes into its folder (dp-inspect's outputs alone do not make a run).
 constexpr std::array<const char*, 5> kRunFiles = {"checkpoint.h5", "best.h5", "metrics.jsonl", "tb", "config.toml"};
 
-std::string utc_stamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y%m%d-%H%M%S", &tm);
-  return buf.data();
+// Creates run.output (and its parents), or says why it cannot be the run's folder.
+void make_folder(const std::string& folder) {
+  std::error_code made;
+  fs::create_directories(folder, made);
+  DP_CHECK(!made && fs::is_directory(folder),
+           fmt::format("config: run.output = \"{}\" cannot be used as the run's folder: {}", folder,
+                       made ? made.message() : "it is not a directory"),
+           "set run.output to a writable folder (not under a regular file, nor in /proc or /sys)");
 }
 
 }  // namespace
+
+std::string utc_now(const char* format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::array<char, 64> buf{};
+  std::strftime(buf.data(), buf.size(), format, &tm);
+  return buf.data();
+}
 
 bool holds_run(const std::string& folder) {
   for (const char* name : kRunFiles)
@@ -35,7 +45,12 @@ bool holds_run(const std::string& folder) {
   return false;
 }
 
-std::string prepare_run_folder(const std::string& folder, FolderUse use) {
+std::string prepare_run_folder(const std::string& folder, FolderUse use, std::unique_ptr<RunLock>* lock) {
+  // The lock first: nothing in a folder another dp-train writes is judged, let alone moved aside.
+  if (lock) {
+    make_folder(folder);
+    *lock = std::make_unique<RunLock>(folder);
+  }
   std::string moved;
   if (holds_run(folder)) {
     DP_CHECK(use != FolderUse::kFresh, fmt::format("run.output = \"{}\" already holds a run", folder),
@@ -45,36 +60,26 @@ std::string prepare_run_folder(const std::string& folder, FolderUse use) {
     if (use == FolderUse::kOverwrite) {
       std::string target = folder;
       while (!target.empty() && target.back() == '/') target.pop_back();
-      target += ".replaced-" + utc_stamp();
+      target += ".replaced-" + utc_now("%Y%m%d-%H%M%S");
       for (int i = 2; fs::exists(target); ++i) target = fmt::format("{}-{}", target.substr(0, target.rfind('-')), i);
       std::error_code ec;
       fs::rename(folder, target, ec);
       DP_CHECK(!ec, fmt::format("could not move the old run {} aside to {}: {}", folder, target, ec.message()),
                "move or remove it yourself, or choose another run.output");
       moved = target;
+      make_folder(folder);
+      if (lock) (*lock)->move_to(folder);  // its lock file went aside with the old run
     }
   }
-  std::error_code made;
-  fs::create_directories(folder, made);
-  DP_CHECK(!made && fs::is_directory(folder),
-           fmt::format("config: run.output = \"{}\" cannot be used as the run's folder: {}", folder,
-                       made ? made.message() : "it is not a directory"),
-           "set run.output to a writable folder (not under a regular file, nor in /proc or /sys)");
+  make_folder(folder);
   return moved;
 }
 
 void write_run_config(const std::string& folder, const Config& config) {
   const fs::path path = fs::path(folder) / "config.toml";
-  const fs::path tmp = fs::path(folder) / ".config.toml.tmp";
-  {
-    std::ofstream out(tmp);
-    DP_CHECK(out.good(), fmt::format("cannot write {}", tmp.string()), "check that run.output is writable");
-    out << "# The resolved configuration of this run (every key, defaults included), written by dp-train.\n"
-        << "# Repeat the run with: dp-train " << path.string() << " --overwrite\n"
-        << config.resolved_toml();
-    DP_CHECK(out.good(), fmt::format("writing {} failed", tmp.string()), "check the free disk space");
-  }
-  fs::rename(tmp, path);
+  io::write_file_atomic(path.string(),
+                        "# The resolved configuration of this run (every key, defaults included), written by dp-train.\n"
+                        "# Repeat the run with: dp-train " + path.string() + " --overwrite\n" + config.resolved_toml());
 }
 
 }  // namespace dp::app

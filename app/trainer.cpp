@@ -22,6 +22,7 @@
 #include "io/safetensors.h"
 #include "app/background_saver.h"
 #include "app/checkpoint_schema.h"
+#include "app/data_fingerprint.h"
 #include "app/distributed.h"
 #include "app/evaluate.h"
 #include "app/run_folder.h"
@@ -154,13 +155,15 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   replaced_ = prepare_run_folder(output_, !writer                   ? FolderUse::kResume
                                           : !options_.resume.empty() ? FolderUse::kResume
                                           : options_.overwrite      ? FolderUse::kOverwrite
-                                                                    : FolderUse::kFresh);
+                                                                    : FolderUse::kFresh,
+                                 writer ? &run_lock_ : nullptr);  // one writer per folder (app/run_lock.h)
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
   if (writer) {
     io::remove_stale_temporaries(output_);  // checkpoints half-written by killed runs
     const std::string recovered = recover_commit(output_);
     if (!recovered.empty() && !options_.quiet) std::printf("dp-train: %s: %s\n", output_.c_str(), recovered.c_str());
+    data_fingerprint_ = fingerprint_run_data(data_, config_).to_json();
   }
   if (group.distributed())
     dist_ = std::make_unique<DistributedRun>(*model_, sgd_->flat(), device_,

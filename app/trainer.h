@@ -49,6 +49,7 @@ struct TrainerOptions {
   // Test seams: called after every training step, and at each point of every checkpoint save.
   std::function<void(const class Trainer&)> after_step;
   CommitProbe commit_probe;
+  bool allow_data_change = false;  // resume on data other than the checkpoint's (app/data_fingerprint.h)
 };
 
 struct EpochSummary {
@@ -71,6 +72,7 @@ struct RunSummary {
 };
 
 class DistributedRun;
+class RunLock;
 
 class Trainer {
  public:
@@ -141,6 +143,7 @@ class Trainer {
   std::unique_ptr<train::SGD> sgd_;
   std::unique_ptr<train::LrSchedule> schedule_;
   std::unique_ptr<train::DataParameters> data_params_;
+  std::unique_ptr<RunLock> run_lock_;     // held by the writing process for the whole run
   std::unique_ptr<DistributedRun> dist_;  // data-parallel runs only (mpirun / srun)
   std::unique_ptr<train::TrainStep> step_;
   std::unique_ptr<io::EventWriter> events_;
@@ -148,6 +151,7 @@ class Trainer {
   std::string output_, checkpoint_path_, best_path_;
   std::string replaced_;      // where --overwrite moved an earlier run ("" if none)
   std::string resumed_from_;  // the checkpoint this run continues ("" if none)
+  std::string data_fingerprint_;  // of this run's data, JSON (the writing rank; app/data_fingerprint.h)
   // Epoch, global step (1-based in logs, like the reference), position in the epoch, best score
   // (best_epoch 1-based; 0: none yet), and the epoch in progress's sums.
   RunProgress progress_;

@@ -1,5 +1,7 @@
 #include "data/cifar_binary.h"
 
+#include <zlib.h>
+
 #include <filesystem>
 
 #include "data/file_io.h"
@@ -102,6 +104,15 @@ DatasetKind cifar_binary_kind(CifarVariant variant) {
     return std::vector<std::string>{};
   };
   return k;
+}
+
+SampleIdentity CifarBinaryDataset::identity(int64_t index) const {
+  check_index(*this, index, "CIFAR");
+  size_t f = file_start_.size() - 1;
+  while (file_start_[f] > index) --f;
+  const Bytef* pixels = planar_.data() + static_cast<size_t>(index) * kPixels;
+  return {std::filesystem::path(files_[f]).filename().string() + " record " + std::to_string(index - file_start_[f]),
+          crc32(crc32(0L, Z_NULL, 0), pixels, static_cast<uInt>(kPixels))};
 }
 
 }  // namespace dp::data

@@ -25,6 +25,7 @@ class CifarBinaryDataset final : public Dataset {
   int64_t label(int64_t index) const override;
   RawSample load(int64_t index) const override;
   std::string source(int64_t index) const override;
+  SampleIdentity identity(int64_t index) const override;  // file name and record, CRC-32 of the pixels
 
   static constexpr int64_t kSide = 32;
   static constexpr int64_t kPixels = 3 * kSide * kSide;

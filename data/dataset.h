@@ -19,6 +19,15 @@ struct RawSample {
   std::string source;  // file path (or a description) for error messages
 };
 
+// What the run's data fingerprint (app/data_fingerprint.h) records of a sample without decoding
+// it: its name within the dataset (relative to the dataset's folder, so that a moved dataset keeps
+// its fingerprint) and a digest of its content (a file's size, a packed record's CRC-32, a hash of
+// pixels held in memory, the parameters of generated data). 0: the content is not known.
+struct SampleIdentity {
+  std::string name;
+  uint64_t content = 0;
+};
+
 class Dataset {
  public:
   virtual ~Dataset() = default;
@@ -30,6 +39,8 @@ class Dataset {
   virtual RawSample load(int64_t index) const = 0;
   // Human-readable origin of a sample ("path/to/file.jpg", "cifar batch 3 row 17").
   virtual std::string source(int64_t index) const = 0;
+  // Cheap (no decoding; at most a stat) and safe to call from several threads at once.
+  virtual SampleIdentity identity(int64_t index) const { return {source(index), 0}; }
 };
 
 // Throws dp::Error naming the dataset when index is out of range.

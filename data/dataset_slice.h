@@ -24,6 +24,7 @@ class DatasetSlice final : public Dataset {
   // gets the pixels it gets in the whole dataset.
   RawSample load(int64_t index) const override;
   std::string source(int64_t index) const override;
+  SampleIdentity identity(int64_t index) const override { return base_->identity(to_base(index)); }
   int64_t begin() const { return begin_; }  // this slice's index 0 in the base dataset
 
  private:

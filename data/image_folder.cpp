@@ -1,5 +1,7 @@
 #include "data/image_folder.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -226,6 +228,14 @@ RawSample ImageFolderDataset::load(int64_t index) const {
 std::string ImageFolderDataset::source(int64_t index) const {
   check_index(*this, index, "image folder");
   return paths_[index];
+}
+
+SampleIdentity ImageFolderDataset::identity(int64_t index) const {
+  check_index(*this, index, "image folder");
+  struct stat st {};
+  // A missing file has no size: it reads as a content change (and fails when loaded).
+  const uint64_t size = ::stat(paths_[index].c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : ~uint64_t{0};
+  return {relative_[index], size};
 }
 
 const std::vector<std::string>& cifar10_class_names() {

@@ -42,6 +42,7 @@ class ImageFolderDataset final : public Dataset {
   int64_t label(int64_t index) const override;
   RawSample load(int64_t index) const override;  // returns the encoded bytes, undecoded
   std::string source(int64_t index) const override;
+  SampleIdentity identity(int64_t index) const override;  // relative path, file size (a stat)
   const std::vector<std::string>& classes() const { return classes_; }
   const std::string& path(int64_t index) const { return paths_[index]; }
 

@@ -194,4 +194,9 @@ std::string NoisyDataset::source(int64_t index) const {
   return base_->source(map_.image_source[index]);
 }
 
+SampleIdentity NoisyDataset::identity(int64_t index) const {
+  check_index(*this, index, "noisy dataset");
+  return base_->identity(map_.image_source[index]);
+}
+
 }  // namespace dp::data

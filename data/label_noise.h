@@ -61,6 +61,7 @@ class NoisyDataset final : public Dataset {
   int64_t label(int64_t index) const override;
   RawSample load(int64_t index) const override;
   std::string source(int64_t index) const override;
+  SampleIdentity identity(int64_t index) const override;  // of the image shown under `index`
   const NoiseMap& noise_map() const { return map_; }
 
  private:

@@ -132,6 +132,12 @@ std::string PackedDataset::source(int64_t index) const {
   return fmt::format("{}[{}] ({})", images_path_, index, entries_[static_cast<size_t>(index)].source);
 }
 
+SampleIdentity PackedDataset::identity(int64_t index) const {
+  check_index(*this, index, "packed dataset");
+  const Entry& e = entries_[static_cast<size_t>(index)];
+  return {e.source, (e.length << 32) ^ e.crc32};
+}
+
 RawSample PackedDataset::load(int64_t index) const {
   check_index(*this, index, "packed dataset");
   const Entry& e = entries_[static_cast<size_t>(index)];

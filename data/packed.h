@@ -38,6 +38,7 @@ class PackedDataset final : public Dataset {
   // The encoded bytes, undecoded; their CRC-32 is checked (a mismatch names the file and row).
   RawSample load(int64_t index) const override;
   std::string source(int64_t index) const override;
+  SampleIdentity identity(int64_t index) const override;  // source path, CRC-32 and length from the index
   const std::vector<std::string>& classes() const { return classes_; }
   int64_t orig_index(int64_t index) const;
 

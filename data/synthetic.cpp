@@ -1,5 +1,8 @@
 #include "data/synthetic.h"
 
+#include <fmt/format.h>
+#include <zlib.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -59,6 +62,15 @@ RawSample SyntheticDataset::load(int64_t index) const {
   }
   sample.source = source(index);
   return sample;
+}
+
+SampleIdentity SyntheticDataset::identity(int64_t index) const {
+  // Generated data is its parameters: the same options draw the same pixels.
+  const SyntheticOptions& o = options_;
+  const std::string parameters = fmt::format("{} {} {}x{} seed {} split {} noise {:a}", o.size, o.num_classes, o.height,
+                                             o.width, o.seed, o.split, o.noise);
+  return {"synthetic sample " + std::to_string(index),
+          crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(parameters.data()), static_cast<uInt>(parameters.size()))};
 }
 
 std::string SyntheticDataset::source(int64_t index) const {

@@ -31,6 +31,7 @@ class SyntheticDataset final : public Dataset {
   int64_t label(int64_t index) const override;
   RawSample load(int64_t index) const override;
   std::string source(int64_t index) const override;
+  SampleIdentity identity(int64_t index) const override;  // the index and every generator parameter
 
  private:
   SyntheticOptions options_;

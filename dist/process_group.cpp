@@ -1,7 +1,10 @@
 #include "dist/process_group.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -57,6 +60,13 @@ ProcessGroup discover() {
   MPI_Comm_rank(local, &g.local_rank);
   MPI_Comm_size(local, &g.local_world_size);
   MPI_Comm_free(&local);
+  // Host names, so that a rank that waits in vain can say whom it waits for and where.
+  constexpr int kHostBytes = 256;
+  std::vector<char> names(static_cast<size_t>(kHostBytes) * static_cast<size_t>(g.world_size), '\0');
+  std::vector<char> mine(kHostBytes, '\0');
+  gethostname(mine.data(), kHostBytes - 1);
+  MPI_Allgather(mine.data(), kHostBytes, MPI_CHAR, names.data(), kHostBytes, MPI_CHAR, MPI_COMM_WORLD);
+  for (int r = 0; r < g.world_size; ++r) g.hosts.emplace_back(names.data() + static_cast<size_t>(r) * kHostBytes);
 #else
   DP_CHECK(announced <= 1,
            fmt::format("this process was launched as one of {} ranks, but this build has no MPI", announced),
@@ -81,6 +91,18 @@ const ProcessGroup& process_group() {
   static ProcessGroup group;
   std::call_once(once, [] { group = discover(); });
   return group;
+}
+
+std::string describe_peers(const ProcessGroup& group, int rank) {
+  auto host = [&](int r) { return r < static_cast<int>(group.hosts.size()) ? group.hosts[r] : std::string("?"); };
+  if (group.world_size == 2) return fmt::format("rank {} on host {}", 1 - rank, host(1 - rank));
+  std::vector<std::string> hosts;
+  for (int r = 0; r < group.world_size; ++r)
+    if (r != rank && std::find(hosts.begin(), hosts.end(), host(r)) == hosts.end()) hosts.push_back(host(r));
+  const size_t shown = std::min<size_t>(hosts.size(), 8);
+  return fmt::format("one of the other {} ranks (hosts {}{})", group.world_size - 1,
+                     fmt::join(hosts.begin(), hosts.begin() + static_cast<std::ptrdiff_t>(shown), ", "),
+                     hosts.size() > shown ? ", ..." : "");
 }
 
 void abort_job_after_error(const std::string& what, int exit_code) {

@@ -7,6 +7,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dist/communicator.h"
 
@@ -17,8 +18,14 @@ struct ProcessGroup {
   int world_size = 1;
   int local_rank = 0;        // rank among the processes of this machine (picks the GPU)
   int local_world_size = 1;
+  std::vector<std::string> hosts;  // each rank's host name (gathered at start; data-parallel jobs only)
   bool distributed() const { return world_size > 1; }
 };
+
+// The ranks other than `rank`, with their hosts, for messages about a collective they did not
+// join: "rank 1 on host nodeB" in a 2-rank job (the one a waiting rank waits for), "one of the
+// other 7 ranks (hosts a, b)" beyond.
+std::string describe_peers(const ProcessGroup& group, int rank);
 
 // Initialises MPI on the first call when launched by an MPI launcher (MPI_Finalize runs at exit);
 // later calls return the same group. Throws when the launcher asks for several processes but this

@@ -1,5 +1,7 @@
 #include "dist/watchdog.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -38,16 +40,27 @@ void CollectiveWatchdog::loop() {
       cv_.wait(lock, [&] { return stopping_ || current_ != nullptr; });
       continue;
     }
-    const auto deadline = since_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout_);
+    const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout_);
     const char* watched = current_;
     const auto started = since_;
-    cv_.wait_until(lock, deadline, [&] { return stopping_ || current_ != watched || since_ != started; });
-    if (stopping_ || current_ != watched || since_ != started) continue;
+    auto moved_on = [&] { return stopping_ || current_ != watched || since_ != started; };
+    // Half way, say whom this rank waits for: a launcher that notices a lost machine may end the
+    // job before the timeout (mpirun over TCP cannot finish an abort towards a machine it lost),
+    // and this line is then the one that names the rank.
+    if (cv_.wait_until(lock, started + timeout / 2, moved_on)) continue;
+    const ProcessGroup& group = process_group();
+    std::fprintf(stderr, "dp-train rank %d of %d: collective '%s' has waited %.3g s for %s (run.dist_timeout_s = %.3g s "
+                 "ends the job): it has failed, hangs or cannot be reached\n",
+                 rank_, group.world_size, watched, timeout_.count() / 2, describe_peers(group, rank_).c_str(),
+                 timeout_.count());
+    std::fflush(stderr);
+    if (cv_.wait_until(lock, started + timeout, moved_on)) continue;
     const std::string what = watched;
     lock.unlock();
-    abort_job_after_error("collective '" + what + "' did not complete within run.dist_timeout_s = " +
-                              std::to_string(timeout_.count()) +
-                              " s: another rank has probably failed, stopped or hangs (see its output)",
+    abort_job_after_error(fmt::format("collective '{}' did not complete within run.dist_timeout_s = {:g} s: {} did "
+                                      "not join it: it has probably failed, stopped, hangs or cannot be reached (see "
+                                      "its output)",
+                                      what, timeout_.count(), describe_peers(group, rank_)),
                           3);
     std::fprintf(stderr, "dp-train rank %d: collective '%s' timed out\n", rank_, what.c_str());
     std::fflush(stderr);

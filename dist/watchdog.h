@@ -1,6 +1,7 @@
 // Ends a job whose collective waits longer than the timeout (run.dist_timeout_s): a peer that
-// died, hangs in its data loader or threw without aborting would otherwise block this rank for
-// ever. The watchdog thread prints which collective on which rank timed out and calls MPI_Abort.
+// died, hangs in its data loader, threw without aborting or sits behind a cut network link would
+// otherwise block this rank for ever. Half way the watchdog thread says which collective waits on
+// which rank for whom (ranks and hosts); at the timeout it says so again and calls MPI_Abort.
 #pragma once
 #include <chrono>
 #include <condition_variable>

@@ -1,15 +1,15 @@
 #include "io/checkpoint_file.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <hdf5.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
+#include <string_view>
 
 #include "engine/error.h"
 #include "kernels/ops.h"
@@ -29,6 +29,28 @@ struct H5Id {
   H5Id(const H5Id&) = delete;
   H5Id& operator=(const H5Id&) = delete;
   operator hid_t() const { return id; }
+};
+
+// Our own messages instead of HDF5's printed error stack, while it lives. Declared before the
+// H5Ids of a scope, so that a failure's error stack (which holds identifiers until cleared) is
+// cleared after they close.
+class QuietHdf5Errors {
+ public:
+  QuietHdf5Errors() : exceptions_(std::uncaught_exceptions()) {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietHdf5Errors() {
+    if (std::uncaught_exceptions() > exceptions_) H5Eclear2(H5E_DEFAULT);
+    H5Eset_auto2(H5E_DEFAULT, func_, data_);
+  }
+  QuietHdf5Errors(const QuietHdf5Errors&) = delete;
+  QuietHdf5Errors& operator=(const QuietHdf5Errors&) = delete;
+
+ private:
+  int exceptions_;
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
 };
 
 const char* kDamagedHint =
@@ -71,7 +93,8 @@ hid_t ensure_group(hid_t file, const std::string& group_path, const std::string&
   while (pos < group_path.size()) {
     size_t next = group_path.find('/', pos);
     if (next == std::string::npos) next = group_path.size();
-    partial += "/" + group_path.substr(pos, next - pos);
+    partial += '/';
+    partial.append(group_path, pos, next - pos);
     if (H5Lexists(file, partial.c_str(), H5P_DEFAULT) <= 0) {
       hid_t g = H5Gcreate2(file, partial.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       h5_check(g >= 0, "creating group " + partial, path);
@@ -121,13 +144,6 @@ hid_t checksummed_layout(const std::vector<hsize_t>& dims, size_t element_bytes)
   H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
   H5Pset_fletcher32(dcpl);
   return dcpl;
-}
-
-void fsync_path(const std::string& p, bool directory) {
-  int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 struct ReadContext {
@@ -217,6 +233,107 @@ herr_t visit_attr(hid_t obj, const char* name, const H5A_info_t*, void* data) {
   return 0;
 }
 
+// The in-memory file's buffer, taken over from HDF5's core driver when the file closes (through its
+// file-image callbacks), so the finished image, superblock checksum included, is not copied.
+// (H5Fget_file_image on an open file would copy it, and HDF5 1.10.8 leaves the copy's superblock
+// checksum stale for the 1.10 format.) `capacity` follows the driver's allocations.
+struct ImageBuffer {
+  void* data = nullptr;  // set when the file closes
+  size_t capacity = 0;   // of the driver's latest allocation
+  ~ImageBuffer() { std::free(data); }
+};
+
+void* image_malloc(size_t size, H5FD_file_image_op_t, void* udata) {
+  static_cast<ImageBuffer*>(udata)->capacity = size;
+  return std::malloc(size);
+}
+void* image_memcpy(void* dest, const void* src, size_t size, H5FD_file_image_op_t, void*) {
+  return std::memcpy(dest, src, size);
+}
+void* image_realloc(void* ptr, size_t size, H5FD_file_image_op_t, void* udata) {
+  static_cast<ImageBuffer*>(udata)->capacity = size;
+  return std::realloc(ptr, size);
+}
+herr_t image_free(void* ptr, H5FD_file_image_op_t op, void* udata) {
+  auto* kept = static_cast<ImageBuffer*>(udata);
+  if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && kept->data == nullptr) kept->data = ptr;
+  else std::free(ptr);
+  return 0;
+}
+void* image_udata_copy(void* udata) { return udata; }
+herr_t image_udata_free(void*) { return 0; }
+
+// The file's length: the end-of-file address its closed superblock records (HDF5 file format
+// specification, superblock versions 2 and 3: signature (8 bytes), version, size of offsets, size of
+// lengths, flags (1 byte each), then base address, extension address, end-of-file address). Closing
+// can give back space at the end, so a length taken before the close may include unused bytes, and
+// a reader would not notice a file cut short by those.
+size_t image_length(const ImageBuffer& image, const std::string& path) {
+  const auto* bytes = static_cast<const uint8_t*>(image.data);
+  constexpr size_t kEofOffset = 12 + 2 * sizeof(uint64_t);
+  const bool v2_superblock = image.capacity >= kEofOffset + sizeof(uint64_t) &&
+                             std::memcmp(bytes, "\211HDF\r\n\032\n", 8) == 0 && (bytes[8] == 2 || bytes[8] == 3) &&
+                             bytes[9] == sizeof(uint64_t);
+  h5_check(v2_superblock, "reading the superblock of the file built in memory", path);
+  uint64_t eof = 0;
+  for (size_t i = 0; i < sizeof eof; ++i) eof |= static_cast<uint64_t>(bytes[kEofOffset + i]) << (8 * i);  // little-endian
+  h5_check(eof > kEofOffset && eof <= image.capacity, "finding the end of the file built in memory", path);
+  return static_cast<size_t>(eof);
+}
+
+// The whole file is built in memory by HDF5's core driver and written by io/atomic_file.h: HDF5
+// itself never touches the disk, so a full or failing disk is one checked write (not hundreds of
+// lines of HDF5 diagnostics and a crash in its exit handler with a half-written file left open).
+// The cost is the file's size in memory while it is written.
+void build_image(const std::string& path, const TensorFile& file, ImageBuffer& image, size_t& image_size) {
+  static std::atomic<uint64_t> images{0};  // distinct in-memory file names: HDF5 refuses a name twice
+  size_t data_bytes = 0;
+  for (const auto& entry : file.tensors) data_bytes += entry.second.nbytes();
+  // Integrity: the 1.10 file format checksums all metadata (superblock, object headers with
+  // their compact attributes and links, chunk indices), and every dataset gets HDF5's
+  // Fletcher-32 filter, which H5Dread verifies. Readers need HDF5 >= 1.10 (h5py has it).
+  H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  H5Pset_attr_phase_change(fcpl, kMaxCompactAttributes, 0);  // root attributes stay in its checksummed header
+  H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST);
+  // Grown in steps of about the final size: one allocation, rarely two.
+  H5FD_file_image_callbacks_t callbacks = {image_malloc,     image_memcpy,     image_realloc, image_free,
+                                           image_udata_copy, image_udata_free, &image};
+  h5_check(H5Pset_fapl_core(fapl, data_bytes + (size_t{1} << 20), /*backing_store=*/0) >= 0 &&
+               H5Pset_file_image_callbacks(fapl, &callbacks) >= 0,
+           "setting up the in-memory file", path);
+  const std::string image_name = fmt::format("{}#image{}", path, images++);
+  H5Id f(H5Fcreate(image_name.c_str(), H5F_ACC_TRUNC, fcpl, fapl), H5Fclose);
+  h5_check(f >= 0, "creating the file in memory", path);
+  for (const auto& [name, tensor] : file.tensors) {
+    Tensor t = kernels::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
+    size_t slash = name.rfind('/');
+    std::string group = slash == std::string::npos ? "" : name.substr(0, slash);
+    std::string leaf = slash == std::string::npos ? name : name.substr(slash + 1);
+    H5Id g(ensure_group(f, group, path), H5Gclose);
+    std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
+    H5Id space(dims.empty() ? H5Screate(H5S_SCALAR)
+                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               H5Sclose);
+    H5Id dcpl(checksummed_layout(dims, dtype_size(t.dtype())), H5Pclose);
+    H5Id ds(H5Dcreate2(g, leaf.c_str(), h5_type(t.dtype()), space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose);
+    h5_check(ds >= 0, "creating dataset " + name, path);
+    if (t.numel() > 0)
+      h5_check(H5Dwrite(ds, h5_type(t.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
+               "writing dataset " + name, path);
+  }
+  {
+    H5Id root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose);
+    for (const auto& [k, v] : file.ints) write_attr_number(root, k, v, H5T_NATIVE_INT64, path);
+    for (const auto& [k, v] : file.floats) write_attr_number(root, k, v, H5T_NATIVE_DOUBLE, path);
+    for (const auto& [k, v] : file.strings) write_attr_string(root, k, v, path);
+  }
+  const hid_t id = f.id;
+  f.id = -1;
+  h5_check(H5Fclose(id) >= 0 && image.data != nullptr, "closing the file in memory", path);
+  image_size = image_length(image, path);
+}
+
 }  // namespace
 
 const Tensor* TensorFile::find(const std::string& name) const {
@@ -233,99 +350,33 @@ const Tensor& TensorFile::at(const std::string& name) const {
 }
 
 void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
-  namespace fsys = std::filesystem;
-  fsys::path target(path);
-  if (target.has_parent_path()) fsys::create_directories(target.parent_path());
-  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  ImageBuffer image;
+  size_t size = 0;
   {
-    // Integrity: the 1.10 file format checksums all metadata (superblock, object headers with
-    // their compact attributes and links, chunk indices), and every dataset gets HDF5's
-    // Fletcher-32 filter, which H5Dread verifies. Readers need HDF5 >= 1.10 (h5py has it).
-    H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
-    H5Pset_attr_phase_change(fcpl, kMaxCompactAttributes, 0);  // root attributes stay in its checksummed header
-    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST);
-    H5Id f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, fapl), H5Fclose);
-    h5_check(f >= 0, "creating the file", tmp);
-    for (const auto& [name, tensor] : file.tensors) {
-      Tensor t = kernels::convert(tensor.to(Device::cpu()), tensor.dtype(), MemoryFormat::Contiguous);  // files hold logical (NCHW) order
-      size_t slash = name.rfind('/');
-      std::string group = slash == std::string::npos ? "" : name.substr(0, slash);
-      std::string leaf = slash == std::string::npos ? name : name.substr(slash + 1);
-      H5Id g(ensure_group(f, group, tmp), H5Gclose);
-      std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
-      H5Id space(dims.empty() ? H5Screate(H5S_SCALAR)
-                              : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                 H5Sclose);
-      H5Id dcpl(checksummed_layout(dims, dtype_size(t.dtype())), H5Pclose);
-      H5Id ds(H5Dcreate2(g, leaf.c_str(), h5_type(t.dtype()), space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose);
-      h5_check(ds >= 0, "creating dataset " + name, tmp);
-      if (t.numel() > 0)
-        h5_check(H5Dwrite(ds, h5_type(t.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
-                 "writing dataset " + name, tmp);
-    }
-    H5Id root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose);
-    for (const auto& [k, v] : file.ints) write_attr_number(root, k, v, H5T_NATIVE_INT64, tmp);
-    for (const auto& [k, v] : file.floats) write_attr_number(root, k, v, H5T_NATIVE_DOUBLE, tmp);
-    for (const auto& [k, v] : file.strings) write_attr_string(root, k, v, tmp);
-    h5_check(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0, "flushing", tmp);
+    QuietHdf5Errors quiet;
+    build_image(path, file, image, size);
   }
-  fsync_path(tmp, false);
-  std::error_code ec;
-  fsys::rename(tmp, target, ec);
-  DP_CHECK(!ec, fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()),
-           "check permissions of the output folder");
-  fsync_path(target.has_parent_path() ? target.parent_path().string() : ".", true);
-}
-
-int remove_stale_temporaries(const std::string& folder) {
-  namespace fsys = std::filesystem;
-  int removed = 0;
-  std::error_code ec;
-  for (fsys::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    const size_t tag = name.rfind(".h5.tmp.");
-    if (tag == std::string::npos) continue;
-    const std::string digits = name.substr(tag + 8);
-    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    const auto pid = static_cast<pid_t>(std::stol(digits));
-    // kill(pid, 0) probes without signalling; ESRCH: no such process (EPERM: alive, not ours).
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
-      std::error_code rm;
-      if (fsys::remove(it->path(), rm)) ++removed;
-    }
-  }
-  return removed;
+  write_file_atomic(path, std::string_view(static_cast<const char*>(image.data), size));
 }
 
 TensorFile read_tensor_file(const std::string& path) {
   DP_CHECK(std::filesystem::exists(path), "no such file: " + path, "check the path");
-  H5E_auto2_t old_func;
-  void* old_data;
-  H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages instead of HDF5's stack dump
+  QuietHdf5Errors quiet;
   TensorFile out;
-  try {
-    // Strong close: objects HDF5 leaves open while failing on a damaged file go with it.
-    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    H5Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
-    h5_check(f >= 0, "opening", path);
-    ReadContext ctx{&out, path, nullptr};
-    herr_t listed = H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_object, &ctx);
-    if (ctx.error) std::rethrow_exception(ctx.error);
-    h5_check(listed >= 0, "listing", path);
-    H5Id root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose);
-    hsize_t idx = 0;
-    herr_t attrs = H5Aiterate2(root, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, visit_attr, &ctx);
-    if (ctx.error) std::rethrow_exception(ctx.error);
-    h5_check(attrs >= 0, "reading attributes", path);
-  } catch (...) {
-    H5Eclear2(H5E_DEFAULT);  // the failed calls' error stack holds identifiers until cleared
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
-    throw;
-  }
-  H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+  // Strong close: objects HDF5 leaves open while failing on a damaged file go with it.
+  H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+  H5Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
+  h5_check(f >= 0, "opening", path);
+  ReadContext ctx{&out, path, nullptr};
+  herr_t listed = H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_object, &ctx);
+  if (ctx.error) std::rethrow_exception(ctx.error);
+  h5_check(listed >= 0, "listing", path);
+  H5Id root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose);
+  hsize_t idx = 0;
+  herr_t attrs = H5Aiterate2(root, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, visit_attr, &ctx);
+  if (ctx.error) std::rethrow_exception(ctx.error);
+  h5_check(attrs >= 0, "reading attributes", path);
   return out;
 }
 

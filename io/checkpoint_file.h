@@ -2,8 +2,8 @@
 //
 // Tensor names are paths: "model/layer1.0.conv1.weight" is the dataset "layer1.0.conv1.weight"
 // in the group "/model" (dotted parameter names stay whole, as h5py users expect). Writing goes
-// to a temporary file in the same folder, which is fsynced and renamed over the target, so a
-// crash at any point leaves the previous file intact.
+// through io/atomic_file.h (a temporary in the same folder, fsynced and renamed over the target,
+// every result checked), so a crash, a full disk or a failing fsync leaves the previous file intact.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "io/atomic_file.h"
 
 namespace dp::io {
 
@@ -24,11 +25,9 @@ struct TensorFile {
   const Tensor& at(const std::string& name) const;  // throws naming the file's missing tensor
 };
 
+// Throws dp::Error naming the file (a full disk: the folder, the space needed and free).
 void write_tensor_file_atomic(const std::string& path, const TensorFile& file);
 
-// Removes the "<name>.h5.tmp.<pid>" files in `folder` whose writer process no longer exists
-// (left by a kill -9 during a write); returns how many. Files of live processes stay.
-int remove_stale_temporaries(const std::string& folder);
 TensorFile read_tensor_file(const std::string& path);
 
 // Copies `src` into `dst` after checking name, shape and dtype, with a readable message

@@ -19,6 +19,7 @@
 #include "app/run_data.h"
 #include "app/trainer.h"
 #include "data/registry.h"
+#include "app/data_fingerprint.h"
 #include "tools/tool_common.h"
 
 int main(int argc, char** argv) {
@@ -34,6 +35,9 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "loader threads");
   app.add_option("--json", json_out, "also write the full JSON report (per class, confusion matrix) here ('-': standard output)");
   app.add_option("--worst", worst, "how many of the worst classes to list");
+  bool allow_data_change = false;
+  app.add_flag("--allow-data-change", allow_data_change,
+               "evaluate on a validation set other than the run's (its data fingerprint differs): warn instead of refusing");
   app.add_option("--dump", dump,
                  "write the first batch's inputs.npy, logits.npy and labels.npy into this folder "
                  "(to compare with another framework)");
@@ -47,6 +51,11 @@ int main(int argc, char** argv) {
     const dp::data::DatasetSplit split = dp::app::make_eval_split(data);
     const auto& dataset = split.dataset;
     const dp::data::TransformSpec& transform = split.transform;
+    const std::vector<std::string> names = dp::app::class_names(data, dataset->num_classes());
+    dp::app::DataFingerprint fingerprint;  // the validation set alone: what dp-eval reads
+    fingerprint.dataset = data.kind;
+    fingerprint.test = dp::app::fingerprint_split(*dataset, names);
+    dp::app::check_data_fingerprint(file.data_fingerprint, fingerprint, checkpoint, "dp-eval", allow_data_change);
     auto model = dp::app::make_checkpoint_model(file);
     dp::Device dev = dp::tools::checked_device(device);
     model->to(dev);
@@ -69,7 +78,6 @@ int main(int argc, char** argv) {
       dp::io::write_npy(dump + "/logits.npy", logits);
       dp::io::write_npy(dump + "/labels.npy", t.labels);
     }
-    const std::vector<std::string> names = dp::app::class_names(data, dataset->num_classes());
     std::printf("dp-eval: %s on %s (%s), %lld samples\n  loss %.4f   top-1 %.2f%%   top-5 %.2f%%\n",
                 checkpoint.c_str(), data.kind.c_str(), data.path.empty() ? "built in" : data.path.c_str(),
                 static_cast<long long>(r.count), r.loss, r.top1, r.top5);

@@ -20,6 +20,7 @@
 #include "app/inspect/detection.h"
 #include "app/inspect/sigma_figure.h"
 #include "app/checkpoint_schema.h"
+#include "app/data_fingerprint.h"
 #include "app/evaluate.h"
 #include "app/run_config.h"
 #include "app/run_data.h"
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
                "write per_sample.csv: each training sample's path, labels, σ, loss and prediction at the end of "
                "training (runs the model over the training split; needs the dataset)");
   app.add_option("--device", device, "for --per-sample: cpu, cuda, cuda:N");
+  bool allow_data_change = false;
+  app.add_flag("--allow-data-change", allow_data_change,
+               "with --with-paths or --per-sample: use data other than the run's (its data fingerprint differs), "
+               "warning instead of refusing");
   dp::tools::add_version_flag(app, "dp-inspect");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -127,7 +132,12 @@ int main(int argc, char** argv) {
 
     // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
     std::optional<dp::app::RunData> data;
-    if (with_paths || per_sample) data = dp::app::make_run_data(config);
+    if (with_paths || per_sample) {
+      data = dp::app::make_run_data(config);
+      // σ is attached to samples by index: only the run's own samples make sense of it.
+      dp::app::check_data_fingerprint(f.data_fingerprint, dp::app::fingerprint_run_data(*data, config), checkpoint,
+                                      "dp-inspect", allow_data_change);
+    }
     // Class names come from the dataset kind, without loading the dataset (numbers where unknown).
     const std::vector<std::string> names = dp::app::class_names(dp::app::make_data_settings(config), f.num_classes);
     auto name_of = [&](int64_t c) { return c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c); };

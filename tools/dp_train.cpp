@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   app.add_flag("--overwrite", overwrite,
                "run.output already holds a run: move it aside to OUTPUT.replaced-DATE and start a new one");
   app.add_flag("--quiet", quiet, "no progress lines");
+  bool allow_data_change = false;
+  app.add_flag("--allow-data-change", allow_data_change,
+               "--resume on data other than the run's (the checkpoint's data fingerprint differs): warn instead of refusing");
   dp::tools::add_version_flag(app, "dp-train");
   app.add_flag_callback(
       "--help-config",
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
     options.quiet = quiet;
     options.overwrite = overwrite;
     options.handle_stop_signals = true;
+    options.allow_data_change = allow_data_change;
     dp::app::Trainer trainer(config, options);
     if (trainer.writes()) {
       if (!trainer.replaced_run().empty())
