@@ -354,9 +354,10 @@ void backward_data_impl(const float* dy, const float* w, float* dx, const Conv2d
   forward_impl<M>(dy, flipped, nullptr, dx, gt);
 }
 
-// Rows of dU per GEMM task in the weight gradient: fixed by the shape (16..64 rows, about four
-// tasks per ξ), so the tasks, and every element's sum, are the same for any thread count.
-int64_t weight_rows_per_task(int64_t k) { return std::clamp<int64_t>((k + 3) / 4, 16, 64); }
+// Rows of dU per GEMM task in the weight gradient: fixed by the shape, so the tasks, and every
+// element's sum, are the same for any thread count. At least 64 rows (each task packs the
+// block's V_ξ again), at most four tasks per ξ: 16..144 tasks per block for 1..64 cores.
+int64_t weight_rows_per_task(int64_t k) { return std::max<int64_t>(64, (k + 3) / 4); }
 
 // The weight gradient sums over every tile of the batch into one dU[ξ][k][c], block after
 // block in order: per block, the transforms run in parallel over channels, then the (m+2)²
@@ -400,10 +401,14 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
   });
 }
 
-// Per pass: F(2,3) forward (its rounding stays at the im2col path's level, which keeps the
-// logits within 1e-5 of PyTorch's; F(4,3) forward measured 1.25e-5 on the ResNet-18 golden),
-// F(4,3) for the data gradient and F(2,3) for the weight gradient (measured best, notes/cpu-step.md).
-constexpr int kDefaultTile[3] = {2, 4, 2};
+// F(2,3) for every pass. F(4,3) does 1.8x fewer multiplications than F(2,3) and measured ~10%
+// faster per WRN-16-4 step (CPU time, notes/cpu-step.md), but its transforms (coefficients up to 8 and 1/24) round ~10x
+// coarser, and two contracts notice: with an F(4,3) forward the ResNet-18 training logits drift
+// 1.25e-5 from PyTorch's (tests/nets, bound 1e-5), and with F(4,3) gradients two data-parallel
+// ranks end 1.4e-4 from one process after 20 steps (tests/dist, bound 1e-5: where a BN's input
+// gradient sums to zero per channel, the upstream gradients carry the absolute rounding of the
+// transforms). F(2,3) stays at the im2col path's level (8.8e-8 there, 4.3e-6 on the logits).
+constexpr int kDefaultTile[3] = {2, 2, 2};
 
 }  // namespace
 

@@ -35,6 +35,7 @@ const std::vector<WinoCase> kCases = {
     {2, 24, 9, 11, 18, 0},   // valid convolution
     {1, 16, 5, 6, 16, 2},    // padding 2 (output larger than the input)
     {5, 20, 14, 14, 40, 1},  // several blocks' worth of lanes (ragged last lane group)
+    {20, 16, 32, 32, 16, 1}, // several blocks of tiles (the weight gradient sums across them)
 };
 
 // ||a - b|| / ||b||.
