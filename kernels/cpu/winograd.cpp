@@ -37,6 +37,8 @@ __attribute__((always_inline)) inline Vec load(const float* p) {
 }
 __attribute__((always_inline)) inline void store(float* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
 
+constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
 // The 1-D transforms of F(m, 3) (Lavin & Gray's matrices), each applied as out = T·in with
 // strides, so that a 2-D transform T·X·T^T is one pass down the columns and one along the rows.
 //   input:          α → α   B^T
@@ -202,9 +204,10 @@ void decode_lanes(const Tiling& t, int64_t first, int64_t count, std::vector<Lan
   }
 }
 
-// V[ξ][c][lane] for channels [c0, c1) of the block's tiles of x (width t.block).
+// V[ξ][c][lane] for channels [c0, c1) of the block's tiles of x (width t.block), tile by tile:
+// kLanes tiles' α×α patches gathered, then transformed together (small maps, few tiles per row).
 template <int M>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_input_block(
+__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_input_lanes(
     const float* x, const Conv2dGeometry& g, const Tiling& t, const std::vector<LaneTiles>& groups, int64_t c0,
     int64_t c1, float* v) {
   constexpr int A = M + 2;
@@ -239,6 +242,91 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void transform_inpu
       for (int i = 0; i < A * A; ++i) store(v + (i * C + c) * t.block + l0, o[i]);
     }
   }
+}
+
+// V[ξ][c][t] for channels [c0, c1) of the block's tiles [first, first + count) of x (width
+// t.block; columns count..round-up-to-kLanes zero). Row by row instead of tile by tile: a run of
+// consecutive tiles in one tile row reads α input rows; the column transform (B^T over the α
+// rows) runs along the rows, then the rows are split into their m phases (column u·m + r), so
+// the row transform (B over the α columns of each tile) reads tile after tile contiguously and
+// writes V contiguously. Same operations in the same order as a per-tile B^T d B.
+template <int M>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_input_block(
+    const float* x, const Conv2dGeometry& g, const Tiling& t, int64_t first, int64_t count, int64_t c0,
+    int64_t c1, float* v) {
+  constexpr int A = M + 2;
+  const int64_t H = g.h, W = g.w, C = g.c, plane = g.h * g.w;
+  const int64_t max_run = std::min(t.cols, count);
+  const int64_t spanv = round_up(max_run * M + 2 + M, kLanes), phl = round_up(max_run, kLanes) + kLanes;
+  float* rows = scratch<float>(2, 2 * A * spanv + A * M * phl);
+  float* colt = rows + A * spanv;
+  float* phases = colt + A * spanv;
+  for (int64_t tile = first; tile < first + count;) {
+    const int64_t image = tile / t.per_image, in_image = tile % t.per_image;
+    const int64_t ty = in_image / t.cols, tx = in_image % t.cols;
+    const int64_t run = std::min(t.cols - tx, first + count - tile), off = tile - first;
+    const int64_t w_begin = tx * M - g.pad, span = run * M + 2;
+    const int64_t lo = std::clamp<int64_t>(-w_begin, 0, span), hi = std::clamp<int64_t>(W - w_begin, lo, span);
+    const int64_t used = round_up(span, kLanes);
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* xc = x + (image * C + c) * plane;
+      for (int a = 0; a < A; ++a) {
+        float* r = rows + a * spanv;
+        const int64_t h = ty * M - g.pad + a;
+        if (h < 0 || h >= H || hi <= lo) {
+          std::fill(r, r + used, 0.0f);
+          continue;
+        }
+        std::fill(r, r + lo, 0.0f);
+        std::memcpy(r + lo, xc + h * W + w_begin + lo, sizeof(float) * (hi - lo));
+        std::fill(r + hi, r + used, 0.0f);
+      }
+      for (int64_t w0 = 0; w0 < used; w0 += kLanes) {  // columns: B^T over the α rows
+        Vec d[A], o[A];
+        for (int a = 0; a < A; ++a) d[a] = load(rows + a * spanv + w0);
+        F3<M>::input(d, 1, o, 1);
+        for (int i = 0; i < A; ++i) store(colt + i * spanv + w0, o[i]);
+      }
+      // phases[i][r][u] = colt[i][u·m + r] for u <= run (tile u reads u and u + 1); the lanes
+      // past the run read stale values, transformed but never stored.
+      for (int i = 0; i < A; ++i)
+        for (int r = 0; r < M; ++r) {
+          float* ph = phases + (i * M + r) * phl;
+          const float* src = colt + i * spanv + r;
+          for (int64_t u = 0; u <= run; ++u) ph[u] = src[u * M];
+        }
+      for (int i = 0; i < A; ++i)  // rows: B over each tile's α columns, kLanes tiles at a time
+        for (int64_t u0 = 0; u0 < run; u0 += kLanes) {
+          Vec d[A], o[A];
+          for (int b = 0; b < A; ++b) d[b] = load(phases + (i * M + b % M) * phl + u0 + b / M);
+          F3<M>::input(d, 1, o, 1);
+          const int64_t n = std::min<int64_t>(kLanes, run - u0);
+          for (int j = 0; j < A; ++j) {
+            float* dst = v + ((i * A + j) * C + c) * t.block + off + u0;
+            if (n == kLanes) store(dst, o[j]);
+            else std::memcpy(dst, &o[j], sizeof(float) * n);
+          }
+        }
+    }
+    tile += run;
+  }
+  const int64_t cols = round_up(count, kLanes);
+  if (cols > count)
+    for (int xi = 0; xi < A * A; ++xi)
+      for (int64_t c = c0; c < c1; ++c) std::fill_n(v + (xi * C + c) * t.block + count, cols - count, 0.0f);
+}
+
+// Tiles per row from which the row-wise input transform beats the per-tile gather (forward
+// CPU time per layer, one thread: 32x32 maps (16 tiles per row) 112 vs 145 ms, 56x56 156 vs
+// 172 ms; 16x16 109 vs 102 ms, 7x7 136 vs 81 ms: short rows leave the vectors mostly empty).
+constexpr int64_t kRowTransformMinTiles = 16;
+
+// V for the block's tiles: by rows where a tile row fills the vectors, else tile by tile.
+template <int M>
+void transform_input(const float* x, const Conv2dGeometry& g, const Tiling& t, int64_t first, int64_t count,
+                     const std::vector<LaneTiles>& groups, int64_t c0, int64_t c1, float* v) {
+  if (t.cols >= kRowTransformMinTiles) transform_input_block<M>(x, g, t, first, count, c0, c1, v);
+  else transform_input_lanes<M>(x, g, t, groups, c0, c1, v);
 }
 
 // y tiles from M[ξ][k][lane] (+ bias), cropped at the output's edges.
@@ -332,7 +420,7 @@ void forward_impl(const float* x, const float* w, const float* bias, float* y, c
       const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
       const int64_t cols = (count + kLanes - 1) / kLanes * kLanes;
       decode_lanes(t, first, count, groups);
-      transform_input_block<M>(x, g, t, groups, 0, C, v);
+      transform_input<M>(x, g, t, first, count, groups, 0, C, v);
       for (int xi = 0; xi < A * A; ++xi)
         blas::gemm(false, false, K, cols, C, 1.0f, u.data<float>() + xi * K * C, C, v + xi * C * t.block, t.block,
                    0.0f, m + xi * K * t.block, t.block);
@@ -378,7 +466,7 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
     const int64_t cols = (count + kLanes - 1) / kLanes * kLanes;
     decode_lanes(t, first, count, groups);
     parallel_for(0, C + K, 1, [&](int64_t i0, int64_t i1) {  // channels of x, then of dy
-      if (i0 < C) transform_input_block<M>(x, g, t, groups, i0, std::min(i1, C), v);
+      if (i0 < C) transform_input<M>(x, g, t, first, count, groups, i0, std::min(i1, C), v);
       if (i1 > C) transform_output_grad_block<M>(dy, g, t, groups, std::max(i0, C) - C, i1 - C, dm);
     });
     const float beta = blk == 0 ? 0.0f : 1.0f;
@@ -401,13 +489,14 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
   });
 }
 
-// F(2,3) for every pass. F(4,3) does 1.8x fewer multiplications than F(2,3) and measured ~10%
-// faster per WRN-16-4 step (CPU time, notes/cpu-step.md), but its transforms (coefficients up to 8 and 1/24) round ~10x
-// coarser, and two contracts notice: with an F(4,3) forward the ResNet-18 training logits drift
-// 1.25e-5 from PyTorch's (tests/nets, bound 1e-5), and with F(4,3) gradients two data-parallel
-// ranks end 1.4e-4 from one process after 20 steps (tests/dist, bound 1e-5: where a BN's input
-// gradient sums to zero per channel, the upstream gradients carry the absolute rounding of the
-// transforms). F(2,3) stays at the im2col path's level (8.8e-8 there, 4.3e-6 on the logits).
+// F(2,3) for every pass. F(4,3) does 1.8x fewer multiplications and measured ~8% less CPU time
+// per WRN-16-4 step (notes/cpu-step.md), but its transforms (coefficients up to 8 and 1/24)
+// round ~10x coarser, and two contracts notice: with an F(4,3) forward the ResNet-18 training
+// logits drift 1.25e-5 from PyTorch's (tests/nets, bound 1e-5), and with F(4,3) gradients two
+// data-parallel ranks end 1.4e-4 from one process after 20 steps (tests/dist, bound 1e-5: where
+// a BN's input gradient sums to zero per channel, the upstream gradients carry the absolute
+// rounding of the transforms). F(2,3) stays at the im2col path's level (8.8e-8 there, 4.3e-6 on
+// the logits).
 constexpr int kDefaultTile[3] = {2, 2, 2};
 
 }  // namespace

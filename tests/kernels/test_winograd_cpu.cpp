@@ -1,8 +1,8 @@
 // Winograd F(2,3) and F(4,3) (kernels/cpu/winograd.h) against the plain convolution in float64
 // (im2col, the CPU's reference path): forward, data gradient, weight gradient, odd sizes (1×1
 // maps, batch 1, channels not a multiple of the 16-lane vectors, maps not a multiple of the
-// tile), every padding it accepts; its error bounded; results independent of the thread count;
-// which layers it takes.
+// tile), every padding it accepts, both input transforms (per tile, per tile row); its error
+// bounded; results independent of the thread count; which layers it takes.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -36,6 +36,7 @@ const std::vector<WinoCase> kCases = {
     {1, 16, 5, 6, 16, 2},    // padding 2 (output larger than the input)
     {5, 20, 14, 14, 40, 1},  // several blocks' worth of lanes (ragged last lane group)
     {20, 16, 32, 32, 16, 1}, // several blocks of tiles (the weight gradient sums across them)
+    {3, 16, 6, 70, 17, 1},   // tile rows long enough for the row-wise input transform, both sizes
 };
 
 // ||a - b|| / ||b||.
