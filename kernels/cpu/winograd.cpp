@@ -204,6 +204,34 @@ void decode_lanes(const Tiling& t, int64_t first, int64_t count, std::vector<Lan
   }
 }
 
+// patch[(a·S + b)·kLanes + l] = src[image][ch][row0 + shift + a][col0 + shift + b] of lane l's
+// tile, zero outside the height × width plane and in invalid lanes.
+template <int S>
+__attribute__((always_inline)) inline void gather_patches(const float* src, int64_t channels, int64_t ch,
+                                                          int64_t height, int64_t width, int64_t shift,
+                                                          const LaneTiles& lanes, float* patch) {
+  const int64_t plane = height * width;
+  for (int l = 0; l < kLanes; ++l) {
+    const bool valid = lanes.valid[l];
+    const float* base = src + (lanes.image[l] * channels + ch) * plane;
+    const int64_t h0 = lanes.row0[l] + shift, w0 = lanes.col0[l] + shift;
+    if (valid && h0 >= 0 && w0 >= 0 && h0 + S <= height && w0 + S <= width) {  // inside: no edge tests
+      const float* from = base + h0 * width + w0;
+      for (int a = 0; a < S; ++a)
+        for (int b = 0; b < S; ++b) patch[(a * S + b) * kLanes + l] = from[a * width + b];
+      continue;
+    }
+    for (int a = 0; a < S; ++a) {
+      const int64_t h = h0 + a;
+      const bool row_in = valid && h >= 0 && h < height;
+      for (int b = 0; b < S; ++b) {
+        const int64_t w = w0 + b;
+        patch[(a * S + b) * kLanes + l] = row_in && w >= 0 && w < width ? base[h * width + w] : 0.0f;
+      }
+    }
+  }
+}
+
 // V[ξ][c][lane] for channels [c0, c1) of the block's tiles of x (width t.block), tile by tile:
 // kLanes tiles' α×α patches gathered, then transformed together (small maps, few tiles per row).
 template <int M>
@@ -211,31 +239,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void transform_inpu
     const float* x, const Conv2dGeometry& g, const Tiling& t, const std::vector<LaneTiles>& groups, int64_t c0,
     int64_t c1, float* v) {
   constexpr int A = M + 2;
-  const int64_t H = g.h, W = g.w, C = g.c, plane = g.h * g.w;
+  const int64_t C = g.c;
   for (size_t grp = 0; grp < groups.size(); ++grp) {
     const LaneTiles& lanes = groups[grp];
     const int64_t l0 = static_cast<int64_t>(grp) * kLanes;
     for (int64_t c = c0; c < c1; ++c) {
       alignas(64) float patch[A * A * kLanes];
-      for (int l = 0; l < kLanes; ++l) {
-        const bool valid = lanes.valid[l];
-        const float* xc = x + (lanes.image[l] * C + c) * plane;
-        const int64_t h0 = lanes.row0[l] - g.pad, w0 = lanes.col0[l] - g.pad;
-        if (valid && h0 >= 0 && w0 >= 0 && h0 + A <= H && w0 + A <= W) {  // inside: no edge tests
-          const float* src = xc + h0 * W + w0;
-          for (int a = 0; a < A; ++a)
-            for (int b = 0; b < A; ++b) patch[(a * A + b) * kLanes + l] = src[a * W + b];
-          continue;
-        }
-        for (int a = 0; a < A; ++a) {
-          const int64_t h = h0 + a;
-          const bool row_in = valid && h >= 0 && h < H;
-          for (int b = 0; b < A; ++b) {
-            const int64_t w = w0 + b;
-            patch[(a * A + b) * kLanes + l] = row_in && w >= 0 && w < W ? xc[h * W + w] : 0.0f;
-          }
-        }
-      }
+      gather_patches<A>(x, C, c, g.h, g.w, -g.pad, lanes, patch);
       Vec d[A * A], o[A * A];
       for (int i = 0; i < A * A; ++i) d[i] = load(patch + i * kLanes);
       transform_2d<A, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::input(in, is, out, os); });
@@ -365,22 +375,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void transform_outp
     const float* dy, const Conv2dGeometry& g, const Tiling& t, const std::vector<LaneTiles>& groups, int64_t k0,
     int64_t k1, float* dm) {
   constexpr int A = M + 2;
-  const int64_t K = g.k, P = g.p, Q = g.q, plane = g.p * g.q;
+  const int64_t K = g.k;
   for (size_t grp = 0; grp < groups.size(); ++grp) {
     const LaneTiles& lanes = groups[grp];
     const int64_t l0 = static_cast<int64_t>(grp) * kLanes;
     for (int64_t k = k0; k < k1; ++k) {
       alignas(64) float tile[M * M * kLanes];
-      for (int l = 0; l < kLanes; ++l) {
-        const float* dyk = dy + (lanes.image[l] * K + k) * plane;
-        for (int i = 0; i < M; ++i) {
-          const int64_t p = lanes.row0[l] + i;
-          for (int j = 0; j < M; ++j) {
-            const int64_t q = lanes.col0[l] + j;
-            tile[(i * M + j) * kLanes + l] = lanes.valid[l] && p < P && q < Q ? dyk[p * Q + q] : 0.0f;
-          }
-        }
-      }
+      gather_patches<M>(dy, K, k, g.p, g.q, 0, lanes, tile);
       Vec d[M * M], o[A * A];
       for (int i = 0; i < M * M; ++i) d[i] = load(tile + i * kLanes);
       transform_2d<M, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::output_adjoint(in, is, out, os); });

@@ -90,23 +90,17 @@ constexpr double kBound2 = 1e-6, kBound4 = 5e-6;
 
 class WinogradCpuTest : public ::testing::TestWithParam<WinoCase> {};
 
-TEST_P(WinogradCpuTest, F2MatchesTheReferenceConvolution) {
-  const Result e = errors(GetParam(), 2);
-  EXPECT_LT(e.forward, kBound2);
-  EXPECT_LT(e.data, kBound2);
-  EXPECT_LT(e.weight, kBound2);
-  std::printf("F(2,3) %s: forward %.1e, data %.1e, weight %.1e\n", case_name(GetParam()).c_str(), e.forward,
-              e.data, e.weight);
+void expect_within(const WinoCase& cc, int tile, double bound) {
+  const Result e = errors(cc, tile);
+  EXPECT_LT(e.forward, bound);
+  EXPECT_LT(e.data, bound);
+  EXPECT_LT(e.weight, bound);
+  std::printf("F(%d,3) %s: forward %.1e, data %.1e, weight %.1e\n", tile, case_name(cc).c_str(), e.forward, e.data,
+              e.weight);
 }
 
-TEST_P(WinogradCpuTest, F4MatchesTheReferenceConvolution) {
-  const Result e = errors(GetParam(), 4);
-  EXPECT_LT(e.forward, kBound4);
-  EXPECT_LT(e.data, kBound4);
-  EXPECT_LT(e.weight, kBound4);
-  std::printf("F(4,3) %s: forward %.1e, data %.1e, weight %.1e\n", case_name(GetParam()).c_str(), e.forward,
-              e.data, e.weight);
-}
+TEST_P(WinogradCpuTest, F2MatchesTheReferenceConvolution) { expect_within(GetParam(), 2, kBound2); }
+TEST_P(WinogradCpuTest, F4MatchesTheReferenceConvolution) { expect_within(GetParam(), 4, kBound4); }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, WinogradCpuTest, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<WinoCase>& info) { return case_name(info.param); });
