@@ -232,26 +232,33 @@ __attribute__((always_inline)) inline void gather_patches(const float* src, int6
   }
 }
 
-// V[ξ][c][lane] for channels [c0, c1) of the block's tiles of x (width t.block), tile by tile:
-// kLanes tiles' α×α patches gathered, then transformed together (small maps, few tiles per row).
-template <int M>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_input_lanes(
-    const float* x, const Conv2dGeometry& g, const Tiling& t, const std::vector<LaneTiles>& groups, int64_t c0,
-    int64_t c1, float* v) {
-  constexpr int A = M + 2;
-  const int64_t C = g.c;
+// out[ξ][ch][lane] = (T·patch·T^T)[ξ] for channels [ch0, ch1) of src (channels × height × width
+// per image) and the S×S patches of the block's tiles at row0/col0 + shift, T: S → R the 1-D
+// transform one_d, kLanes tiles at a time (width `block`).
+template <int S, int R, class OneD>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gather_transform_lanes(
+    const float* src, int64_t channels, int64_t height, int64_t width, int64_t shift,
+    const std::vector<LaneTiles>& groups, int64_t ch0, int64_t ch1, int64_t block, float* out, OneD one_d) {
   for (size_t grp = 0; grp < groups.size(); ++grp) {
-    const LaneTiles& lanes = groups[grp];
     const int64_t l0 = static_cast<int64_t>(grp) * kLanes;
-    for (int64_t c = c0; c < c1; ++c) {
-      alignas(64) float patch[A * A * kLanes];
-      gather_patches<A>(x, C, c, g.h, g.w, -g.pad, lanes, patch);
-      Vec d[A * A], o[A * A];
-      for (int i = 0; i < A * A; ++i) d[i] = load(patch + i * kLanes);
-      transform_2d<A, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::input(in, is, out, os); });
-      for (int i = 0; i < A * A; ++i) store(v + (i * C + c) * t.block + l0, o[i]);
+    for (int64_t ch = ch0; ch < ch1; ++ch) {
+      alignas(64) float patch[S * S * kLanes];
+      gather_patches<S>(src, channels, ch, height, width, shift, groups[grp], patch);
+      Vec d[S * S], o[R * R];
+      for (int i = 0; i < S * S; ++i) d[i] = load(patch + i * kLanes);
+      transform_2d<S, R>(d, o, one_d);
+      for (int i = 0; i < R * R; ++i) store(out + (i * channels + ch) * block + l0, o[i]);
     }
   }
+}
+
+// V[ξ][c][lane] for channels [c0, c1) of the block's tiles of x, tile by tile (small maps, few
+// tiles per row).
+template <int M>
+void transform_input_lanes(const float* x, const Conv2dGeometry& g, const Tiling& t,
+                           const std::vector<LaneTiles>& groups, int64_t c0, int64_t c1, float* v) {
+  gather_transform_lanes<M + 2, M + 2>(x, g.c, g.h, g.w, -g.pad, groups, c0, c1, t.block, v,
+                                       [](const Vec* in, int is, Vec* o, int os) { F3<M>::input(in, is, o, os); });
 }
 
 // V[ξ][c][t] for channels [c0, c1) of the block's tiles [first, first + count) of x (width
@@ -371,23 +378,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void transform_outp
 // dM[ξ][k][lane] = (A dy A^T)[ξ] for channels [k0, k1) of the block's tiles' dy (zero outside
 // the output).
 template <int M>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_output_grad_block(
-    const float* dy, const Conv2dGeometry& g, const Tiling& t, const std::vector<LaneTiles>& groups, int64_t k0,
-    int64_t k1, float* dm) {
-  constexpr int A = M + 2;
-  const int64_t K = g.k;
-  for (size_t grp = 0; grp < groups.size(); ++grp) {
-    const LaneTiles& lanes = groups[grp];
-    const int64_t l0 = static_cast<int64_t>(grp) * kLanes;
-    for (int64_t k = k0; k < k1; ++k) {
-      alignas(64) float tile[M * M * kLanes];
-      gather_patches<M>(dy, K, k, g.p, g.q, 0, lanes, tile);
-      Vec d[M * M], o[A * A];
-      for (int i = 0; i < M * M; ++i) d[i] = load(tile + i * kLanes);
-      transform_2d<M, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::output_adjoint(in, is, out, os); });
-      for (int i = 0; i < A * A; ++i) store(dm + (i * K + k) * t.block + l0, o[i]);
-    }
-  }
+void transform_output_grad_block(const float* dy, const Conv2dGeometry& g, const Tiling& t,
+                                 const std::vector<LaneTiles>& groups, int64_t k0, int64_t k1, float* dm) {
+  gather_transform_lanes<M, M + 2>(dy, g.k, g.p, g.q, 0, groups, k0, k1, t.block, dm,
+                                   [](const Vec* in, int is, Vec* o, int os) { F3<M>::output_adjoint(in, is, o, os); });
 }
 
 // U[ξ][k][c] = (G w[k][c] G^T)[ξ].
