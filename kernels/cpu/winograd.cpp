@@ -364,12 +364,16 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void transform_outp
       for (int i = 0; i < M * M; ++i) store(tile + i * kLanes, o[i]);
       const float b = bias != nullptr ? bias[k] : 0.0f;
       for (int l = 0; l < kLanes && lanes.valid[l]; ++l) {
-        float* yk = y + (lanes.image[l] * K + k) * plane;
+        float* yk = y + (lanes.image[l] * K + k) * plane + lanes.row0[l] * Q + lanes.col0[l];
+        if (lanes.row0[l] + M <= P && lanes.col0[l] + M <= Q) {  // inside: no cropping
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < M; ++j) yk[i * Q + j] = tile[(i * M + j) * kLanes + l] + b;
+          continue;
+        }
         const int rows = static_cast<int>(std::min<int64_t>(M, P - lanes.row0[l]));
         const int cols = static_cast<int>(std::min<int64_t>(M, Q - lanes.col0[l]));
         for (int i = 0; i < rows; ++i)
-          for (int j = 0; j < cols; ++j)
-            yk[(lanes.row0[l] + i) * Q + lanes.col0[l] + j] = tile[(i * M + j) * kLanes + l] + b;
+          for (int j = 0; j < cols; ++j) yk[i * Q + j] = tile[(i * M + j) * kLanes + l] + b;
       }
     }
   }
