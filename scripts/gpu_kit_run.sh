@@ -6,7 +6,8 @@
 #
 # Unpacks .kit/kit.tar.xz, puts the kit's libraries and the cuBLAS/cuDNN/NCCL wheels' lib
 # folders on LD_LIBRARY_PATH, prints nvidia-smi, runs every test binary (--gtest_brief=1),
-# test_cuda_ops once more under compute-sanitizer memcheck, then the GPU benchmarks. One failing
+# the op tests' CUDA cases (kernels_ops) once more under compute-sanitizer memcheck, then the GPU
+# benchmarks. One failing
 # binary never stops the others. Logs go to $OUT (or .kit/out); a summary table comes last.
 # Everything is bounded by a deadline (KIT_BUDGET_S, default 450 s) so the run ends within 8 min.
 set -uo pipefail
@@ -25,8 +26,8 @@ WORK=$KIT_WORK
 log() { kit_log "$@"; }
 
 nvidia-smi 2>&1 | tee "$LOGS/nvidia-smi.txt" || log "nvidia-smi failed"
-log "library resolution of test_cuda_ops:"
-ldd "$WORK/bin/test_cuda_ops" | grep -E "cublas|cudnn|cudart|openblas|fmt|not found" | tee "$LOGS/ldd.txt"
+log "library resolution of kernels_ops:"
+ldd "$WORK/bin/kernels_ops" | grep -E "cublas|cudnn|cudart|openblas|fmt|not found" | tee "$LOGS/ldd.txt"
 
 remaining() { echo $((DEADLINE - $(date +%s))); }
 
@@ -64,27 +65,25 @@ run() {
   fi
 }
 
-# ---- tests: the CUDA ones first, then every other test binary ----
+# ---- tests: the CUDA ones and the op tests first, then every other test binary ----
 tests=()
-for t in "$WORK"/bin/test_cuda_*; do [[ -x $t ]] && tests+=("$t"); done
+for t in "$WORK"/bin/test_cuda_* "$WORK/bin/kernels_ops"; do [[ -x $t ]] && tests+=("$t"); done
 while read -r name; do
-  [[ -n $name && $name != test_cuda_* && -x $WORK/bin/$name ]] && tests+=("$WORK/bin/$name")
+  [[ -n $name && $name != test_cuda_* && $name != kernels_ops && -x $WORK/bin/$name ]] && tests+=("$WORK/bin/$name")
 done < "$WORK/bin/TESTS"
 for t in "${tests[@]}"; do
   run "$(basename "$t")" 150 "$t" --gtest_brief=1
 done
 
-# ---- memcheck on the CUDA op tests (cudnnFind's timing run excluded: slow under the tool) ----
+# ---- memcheck on the op tests' CUDA cases: the device instances (*/cuda) and the CUDA-only
+# suites (*Cuda.*: NHWC kernels in every dtype, bf16 mode, math modes); cudnnFind's timing run
+# excluded (slow under the tool) ----
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-if [[ -n $SAN && -x $WORK/bin/test_cuda_ops ]]; then
-  run memcheck_test_cuda_ops "${KIT_MEMCHECK_LIMIT_S:-110}" "$SAN" --tool memcheck --error-exitcode 99 --print-limit 20 \
-    "$WORK/bin/test_cuda_ops" --gtest_brief=1 --gtest_filter='-*BenchmarkMode*'
-  # The channels-last (NHWC) BN/pooling kernels and the layout conversions.
-  [[ -x $WORK/bin/test_cuda_channels_last ]] &&
-    run memcheck_test_cuda_channels_last "${KIT_MEMCHECK_LIMIT_S:-110}" "$SAN" --tool memcheck --error-exitcode 99 \
-      --print-limit 20 "$WORK/bin/test_cuda_channels_last" --gtest_brief=1
+if [[ -n $SAN && -x $WORK/bin/kernels_ops ]]; then
+  run memcheck_kernels_ops "${KIT_MEMCHECK_LIMIT_S:-200}" "$SAN" --tool memcheck --error-exitcode 99 --print-limit 20 \
+    "$WORK/bin/kernels_ops" --gtest_brief=1 --gtest_filter='*/cuda:*Cuda.*-*BenchmarkMode*'
 else
-  SUMMARY+=("$(printf '%-34s %-8s' memcheck_test_cuda_ops 'NO TOOL')")
+  SUMMARY+=("$(printf '%-34s %-8s' memcheck_kernels_ops 'NO TOOL')")
 fi
 
 # ---- GPU benchmarks: the whole training step side by side with PyTorch, then per-op ----

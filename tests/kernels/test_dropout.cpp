@@ -1,4 +1,6 @@
-// dropout: mask statistics, same mask forward and backward, determinism, finite differences.
+// The dropout family (kernels/dropout.h): mask statistics, same mask forward and backward,
+// determinism, finite differences, every device against the CPU in both memory formats (the
+// same mask as NCHW); on CUDA the mask bit-identical to the CPU's, and bf16 activations.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -86,12 +88,41 @@ TEST_P(DropoutTest, MatchesCpuWithGradients) {
                                    {testing::random_tensor({3, 7, 11}, rng)}, testing::Tolerance::fp32()));
 }
 
+// A channels-last input gets the same mask as NCHW (the mask follows the logical index).
+TEST_P(DropoutTest, ChannelsLast) {
+  Rng rng(23, 0);
+  EXPECT_TRUE(testing::channels_last_matches_cpu(
+      device(), [](const std::vector<Tensor>& in) { return kernels::dropout(in[0], 0.3, true, 99, 4); },
+      {testing::random_tensor({5, 67, 7, 7}, rng)}, {}));
+}
+
 DP_INSTANTIATE_DEVICE_TEST(DropoutTest);
 
 TEST(DropoutGrad, FiniteDifferences) {
   Rng rng(53, 0);
   EXPECT_TRUE(testing::gradcheck([](auto& in) { return kernels::dropout(in[0], 0.5, true, 3, 4); },
                                  {testing::random_tensor({3, 4, 5}, rng)}));
+}
+
+// ---- CUDA only ----
+
+class DropoutCuda : public testing::CudaTestWithRng<2024, 5> {};
+
+TEST_F(DropoutCuda, DropoutMaskIsBitIdenticalToTheCpu) {
+  for (double p : {0.0, 0.1, 0.5, 0.9}) {
+    SCOPED_TRACE("p=" + std::to_string(p));
+    EXPECT_TRUE(testing::matches_cpu(
+        Device::cuda(), [p](const std::vector<Tensor>& in) { return kernels::dropout(in[0], p, true, 1234, 99); },
+        {rand({3, 1027})}, testing::Tolerance::exact()));
+  }
+}
+
+class DropoutBf16Cuda : public testing::CudaTestWithRng<2025, 16> {};
+
+TEST_F(DropoutBf16Cuda, DropoutSameMaskAsCpu) {
+  EXPECT_TRUE(testing::bf16_matches_cpu(
+      [](const std::vector<Tensor>& in) { return kernels::dropout(in[0], 0.3, true, 11, 5); }, {rand({4, 257})},
+      {DType::BFloat16}, true, DType::BFloat16));
 }
 
 }  // namespace

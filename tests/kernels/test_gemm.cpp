@@ -1,6 +1,9 @@
-// matmul and linear: naive reference, finite differences, device comparison, input checks.
+// The gemm family (kernels/gemm.h): matmul and linear against a naive reference, finite
+// differences, every device against the CPU, input checks; on CUDA every transpose in strict
+// float32 and TF32, float64, and bf16 under autocast.
 #include <gtest/gtest.h>
 
+#include "kernels/gemm.h"
 #include "kernels/ops.h"
 #include "tests/common/devices.h"
 #include "tests/common/gradcheck.h"
@@ -101,6 +104,76 @@ TEST(GemmErrors, ShapeAndDtypeMismatchesCarryHints) {
   EXPECT_THROW(kernels::linear(a, Tensor::zeros({4, 2}), Tensor()), Error);
   EXPECT_THROW(kernels::linear(a, Tensor::zeros({4, 3}), Tensor::zeros({5})), Error);
   EXPECT_THROW(kernels::matmul(Tensor::zeros({2, 3}, DType::Int64), Tensor::zeros({3, 2}, DType::Int64)), Error);
+}
+
+// ---- CUDA only: math modes, float64, bf16 ----
+
+class GemmCuda : public testing::CudaTestWithRng<2024, 5> {};
+
+#ifdef DP_WITH_CUDA
+TEST_F(GemmCuda, GemmAllTransposesBothMathModes) {
+  const Device cuda = Device::cuda();
+  Tensor a = rand({37, 53}), b = rand({53, 29}), c0 = rand({37, 29});
+  testing::for_each_math_mode([&](testing::Tolerance tol) {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        SCOPED_TRACE(std::string("trans_a=") + (ta ? "1" : "0") + " trans_b=" + (tb ? "1" : "0"));
+        // Lay out A and B so that op(A) = a and op(B) = b.
+        Tensor A = a.to(DType::Float32), B = b.to(DType::Float32);
+        if (ta) {
+          std::vector<float> t(37 * 53), v = a.to_float_vector();
+          for (int i = 0; i < 37; ++i)
+            for (int k = 0; k < 53; ++k) t[k * 37 + i] = v[i * 53 + k];
+          A = Tensor::from_vector(t, {53, 37});
+        }
+        if (tb) {
+          std::vector<float> t(53 * 29), v = b.to_float_vector();
+          for (int k = 0; k < 53; ++k)
+            for (int j = 0; j < 29; ++j) t[j * 53 + k] = v[k * 29 + j];
+          B = Tensor::from_vector(t, {29, 53});
+        }
+        Tensor c_cpu = c0.to(DType::Float32), c_gpu = c_cpu.to(cuda);
+        kernels::cpu::gemm(ta, tb, 0.75, A, B, -0.5, c_cpu);
+        Tensor Ag = A.to(cuda), Bg = B.to(cuda);
+        kernels::cuda::gemm(ta, tb, 0.75, Ag, Bg, -0.5, c_gpu);
+        EXPECT_TRUE(testing::all_close(c_gpu, c_cpu, tol, "gemm"));
+      }
+  });
+}
+
+TEST_F(GemmCuda, MatmulAndLinearWithGradients) {
+  const Device cuda = Device::cuda();
+  testing::for_each_math_mode([&](testing::Tolerance tol) {
+    EXPECT_TRUE(testing::matches_cpu(cuda, [](const std::vector<Tensor>& in) { return kernels::matmul(in[0], in[1]); },
+                                     {rand({64, 96}), rand({96, 33})}, tol));
+    EXPECT_TRUE(testing::matches_cpu(
+        cuda, [](const std::vector<Tensor>& in) { return kernels::linear(in[0], in[1], in[2]); },
+        {rand({128, 640}), rand({10, 640}), rand({10})}, tol));
+    EXPECT_TRUE(testing::matches_cpu(
+        cuda, [](const std::vector<Tensor>& in) { return kernels::linear(in[0], in[1], Tensor()); },
+        {rand({5, 7}), rand({300, 7})}, tol));
+  });
+}
+#endif
+
+TEST_F(GemmCuda, Float64GemmIsSupported) {
+  Tensor a = rand({20, 30}), b = rand({30, 10});
+  Tensor got = kernels::matmul(a.to(Device::cuda()), b.to(Device::cuda()));
+  EXPECT_TRUE(testing::all_close(got, kernels::matmul(a, b), testing::Tolerance{1e-12, 1e-13}, "float64 matmul"));
+}
+
+class GemmBf16Cuda : public testing::CudaTestWithRng<2025, 16> {};
+
+// Under autocast: float32 parameters and inputs in, bf16 out, float32 gradients back.
+TEST_F(GemmBf16Cuda, LinearAndMatmulUnderAutocast) {
+  constexpr DType F32 = DType::Float32, BF16 = DType::BFloat16;
+  const testing::OpFn linear = [](const std::vector<Tensor>& in) { return kernels::linear(in[0], in[1], in[2]); };
+  EXPECT_TRUE(testing::bf16_matches_cpu(linear, {rand({16, 96}), rand({10, 96}, -0.2, 0.2), rand({10})},
+                                        {F32, F32, F32}, true, BF16));
+  EXPECT_TRUE(testing::bf16_matches_cpu(linear, {rand({7, 33}), rand({5, 33}), rand({5})}, {BF16, F32, F32}, true,
+                                        BF16));
+  EXPECT_TRUE(testing::bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::matmul(in[0], in[1]); },
+                                        {rand({9, 40}), rand({40, 17})}, {F32, F32}, true, BF16));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
-// max_pool2d, avg_pool2d, global_avg_pool: naive references (with padding), floor-mode
-// geometry, finite differences (max-pool ties skipped as kinks), device comparison.
+// The pooling family (kernels/pooling.h): max_pool2d, avg_pool2d, global_avg_pool against naive
+// references (with padding), floor-mode geometry, finite differences (max-pool ties skipped as
+// kinks), every device against the CPU in both memory formats; on CUDA the NHWC kernels in
+// float32, float64 and bf16, ties, and the bf16 mode.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -91,6 +93,24 @@ TEST_P(PoolingTest, MatchesCpuWithGradients) {
                                    {random_tensor({3, 4, 5, 6}, rng)}, testing::Tolerance::fp32()));
 }
 
+// Channels-last inputs against NCHW on the CPU.
+TEST_P(PoolingTest, ChannelsLast) {
+  Rng rng(23, 0);
+  Tensor x = random_tensor({5, 67, 7, 7}, rng);
+  struct Case {
+    const char* name;
+    testing::OpFn op;
+  };
+  for (const Case& c :
+       {Case{"max_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); }},
+        Case{"max_pool 2x2 s2", [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 2, 2, 0); }},
+        Case{"avg_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 3, 2, 1); }},
+        Case{"global_avg_pool", [](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); }}}) {
+    SCOPED_TRACE(c.name);
+    EXPECT_TRUE(testing::channels_last_matches_cpu(device(), c.op, {x}, {}));
+  }
+}
+
 DP_INSTANTIATE_DEVICE_TEST(PoolingTest);
 
 TEST(PoolingGrad, FiniteDifferences) {
@@ -122,6 +142,108 @@ TEST(PoolingGeometry, FloorModeAndErrors) {
   EXPECT_THROW(kernels::Pool2dGeometry::make({1, 1, 4, 4}, 2, 2, 2), Error);  // pad > kernel/2
   EXPECT_THROW(kernels::Pool2dGeometry::make({1, 1, 2, 2}, 5, 1, 0), Error);
   EXPECT_THROW(kernels::max_pool2d(Tensor::zeros({2, 4, 4}), 2, 2), Error);
+}
+
+// ---- CUDA only: ties, NHWC kernels in every dtype, the bf16 mode ----
+
+constexpr DType F32 = DType::Float32, F64 = DType::Float64, BF16 = DType::BFloat16;
+
+class PoolingCuda : public testing::CudaTestWithRng<2024, 5> {};
+
+TEST_F(PoolingCuda, PoolingForwardAndBackward) {
+  const Device cuda = Device::cuda();
+  const testing::Tolerance strict = testing::Tolerance::fp32_reordered();
+  Tensor x = rand({3, 4, 11, 10});
+  EXPECT_TRUE(testing::matches_cpu(cuda, [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); },
+                                   {x}, strict));
+  EXPECT_TRUE(testing::matches_cpu(cuda, [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 2, 2, 0); },
+                                   {x}, strict));
+  EXPECT_TRUE(testing::matches_cpu(cuda, [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 3, 2, 1); },
+                                   {x}, strict));
+  EXPECT_TRUE(testing::matches_cpu(cuda, [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 2, 1, 0); },
+                                   {x}, strict));
+  EXPECT_TRUE(testing::matches_cpu(cuda, [](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); },
+                                   {rand({5, 7, 8, 8})}, strict));
+}
+
+TEST_F(PoolingCuda, MaxPoolTiesPickTheFirstMaximumLikeTheCpu) {
+  Tensor x = Tensor::full({1, 2, 6, 6}, 1.0);  // every window is one big tie
+  EXPECT_TRUE(testing::matches_cpu(Device::cuda(),
+                                   [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); },
+                                   {x}, testing::Tolerance::exact()));
+}
+
+// The NHWC kernels of kernels/cuda/pooling.cu on a channels-last leaf in float32, float64 and
+// bf16 against the CPU's NCHW float32 reference (see BatchNormNhwcCuda in test_batch_norm.cpp).
+class PoolingNhwcCuda : public testing::CudaTestWithRng<2026, 11> {};
+
+TEST_F(PoolingNhwcCuda, MaxAndAvgPoolForwardAndBackward) {
+  struct Case {
+    const char* name;
+    int64_t k, s, pad;
+    bool max;
+  };
+  const Case cases[] = {{"max 3x3 s2 p1", 3, 2, 1, true},
+                        {"max 2x2 s2", 2, 2, 0, true},
+                        {"avg 3x3 s2 p1", 3, 2, 1, false},
+                        {"avg 2x2 s1", 2, 1, 0, false}};
+  for (DType dtype : {F32, F64, BF16}) {
+    for (const Shape& shape : {Shape{5, 67, 7, 7}, Shape{3, 3, 11, 10}, Shape{2, 40, 2, 2}}) {
+      for (const Case& cs : cases) {
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) + " " + cs.name);
+        auto op = [cs](const std::vector<Tensor>& in) {
+          return cs.max ? kernels::max_pool2d(in[0], cs.k, cs.s, cs.pad)
+                        : kernels::avg_pool2d(in[0], cs.k, cs.s, cs.pad);
+        };
+        // [2, 40, 2, 2] with 2x2 s2 gives a [2, 40, 1, 1] output: Contiguous, same bytes.
+        EXPECT_TRUE(testing::channels_last_matches_cpu(Device::cuda(), op, {rand(shape)}, testing::ChannelsLastCase::nhwc_kernels(dtype)));
+      }
+    }
+  }
+}
+
+TEST_F(PoolingNhwcCuda, MaxPoolTiesPickTheFirstMaximumLikeTheCpu) {
+  Tensor x = Tensor::full({2, 5, 6, 6}, 1.0);  // every window is one big tie
+  EXPECT_TRUE(testing::channels_last_matches_cpu(
+      Device::cuda(), [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); }, {x},
+      testing::ChannelsLastCase::nhwc_kernels(F32)));
+}
+
+TEST_F(PoolingNhwcCuda, GlobalAvgPoolForwardAndBackward) {
+  for (DType dtype : {F32, F64, BF16}) {
+    for (const Shape& shape : {Shape{5, 67, 7, 7}, Shape{3, 3, 11, 10}, Shape{4, 512, 4, 4}}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape));
+      // y is [N, C] (no format); dx comes back channels-last.
+      EXPECT_TRUE(testing::channels_last_matches_cpu(
+          Device::cuda(), [](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); }, {rand(shape)},
+          testing::ChannelsLastCase::nhwc_kernels(dtype)));
+    }
+  }
+}
+
+// The NCHW kernels next to the NHWC ones on the same device: same values.
+TEST_F(PoolingNhwcCuda, AgreesWithNchwOnTheDevice) {
+  Tensor x = rand({5, 67, 7, 7}, -2.0, 3.0).to(F32).to(Device::cuda());
+  Tensor x_cl = kernels::convert(x, F32, MemoryFormat::ChannelsLast);
+  NoGradGuard no_grad;
+  EXPECT_TRUE(testing::all_close(kernels::max_pool2d(x_cl, 3, 2, 1), kernels::max_pool2d(x, 3, 2, 1),
+                                 testing::Tolerance::exact(), "max_pool2d"));
+  EXPECT_TRUE(testing::all_close(kernels::avg_pool2d(x_cl, 3, 2, 1), kernels::avg_pool2d(x, 3, 2, 1),
+                                 testing::Tolerance::fp32_reordered(), "avg_pool2d"));
+  EXPECT_TRUE(testing::all_close(kernels::global_avg_pool(x_cl), kernels::global_avg_pool(x),
+                                 testing::Tolerance::fp32_reordered(), "global_avg_pool"));
+}
+
+class PoolingBf16Cuda : public testing::CudaTestWithRng<2025, 16> {};
+
+TEST_F(PoolingBf16Cuda, Pooling) {
+  Tensor x = rand({2, 5, 9, 9});
+  EXPECT_TRUE(testing::bf16_matches_cpu(
+      [](const std::vector<Tensor>& in) { return kernels::max_pool2d(in[0], 3, 2, 1); }, {x}, {BF16}, true, BF16));
+  EXPECT_TRUE(testing::bf16_matches_cpu(
+      [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 3, 2, 1); }, {x}, {BF16}, true, BF16));
+  EXPECT_TRUE(testing::bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); },
+                                        {rand({4, 6, 8, 8})}, {BF16}, true, BF16));
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
-// cross_entropy: naive reference, numerical stability, finite differences, label checks.
+// The softmax_ce family (kernels/softmax_ce.h): cross_entropy against a naive reference,
+// numerical stability, finite differences, every device against the CPU, label checks; on CUDA
+// many shapes, the out-of-range label, and bf16 input computed in float32.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -80,34 +82,6 @@ TEST(CrossEntropyGrad, UpstreamGradientScales) {
   for (size_t i = 0; i < g1.size(); ++i) EXPECT_NEAR(g3[i], 3 * g1[i], 1e-15);
 }
 
-// Top-1/top-5 counts against a direct count; ties count in the label's favour; labels out of
-// range count as wrong; counts accumulate; CUDA (a warp per row) matches the CPU exactly.
-TEST_P(CrossEntropyTest, TopKCorrectCounts) {
-  const int64_t rows = 37, classes = 70;
-  Rng rng(41, 0);
-  std::vector<float> z(static_cast<size_t>(rows * classes));
-  for (float& v : z) v = static_cast<float>(std::floor(rng.uniform(0, 40)));  // ties too
-  std::vector<int64_t> y;
-  for (int64_t i = 0; i < rows; ++i) y.push_back(i == 5 ? classes : i == 6 ? -1 : (i * 7) % classes);
-  int64_t want1 = 0, want5 = 0;
-  for (int64_t i = 0; i < rows; ++i) {
-    if (y[i] < 0 || y[i] >= classes) continue;
-    int64_t higher = 0;
-    for (int64_t c = 0; c < classes; ++c) higher += z[i * classes + c] > z[i * classes + y[i]];
-    want1 += higher == 0;
-    want5 += higher < 5;
-  }
-  ASSERT_GT(want1, 0);
-  ASSERT_GT(want5, want1);
-  Tensor counts = Tensor::from_vector(std::vector<int64_t>{100, 200}, {2}).to(device());
-  kernels::topk_correct_(counts, Tensor::from_vector(z, {rows, classes}).to(device()),
-                     Tensor::from_vector(y, {rows}).to(device()));
-  EXPECT_EQ(counts.to_double_vector(), (std::vector<double>{100.0 + want1, 200.0 + want5}));
-  EXPECT_THROW(kernels::topk_correct_(counts, Tensor::zeros({3, 4}, DType::Float32, device()),
-                                  Tensor::zeros({2}, DType::Int64, device())),
-               Error);
-}
-
 TEST(CrossEntropyErrors, LabelOutOfRangeNamesTheRow) {
   Tensor z = Tensor::zeros({3, 4});
   try {
@@ -120,6 +94,37 @@ TEST(CrossEntropyErrors, LabelOutOfRangeNamesTheRow) {
   EXPECT_THROW(kernels::cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, -1, 1}, {3})), Error);
   EXPECT_THROW(kernels::cross_entropy(z, Tensor::zeros({3}, DType::Int32)), Error);
   EXPECT_THROW(kernels::cross_entropy(z, Tensor::zeros({2}, DType::Int64)), Error);
+}
+
+// ---- CUDA only ----
+
+class CrossEntropyCuda : public testing::CudaTestWithRng<2024, 5> {};
+
+TEST_F(CrossEntropyCuda, CrossEntropyForwardAndBackward) {
+  for (auto [b, c] : {std::pair<int64_t, int64_t>{33, 10}, {17, 1000}, {1, 2}, {300, 100}}) {
+    SCOPED_TRACE(std::to_string(b) + "x" + std::to_string(c));
+    std::vector<int64_t> labels(static_cast<size_t>(b));
+    for (auto& l : labels) l = static_cast<int64_t>(rng_.below(static_cast<uint64_t>(c)));
+    Tensor y = Tensor::from_vector(labels, {b});
+    EXPECT_TRUE(testing::matches_cpu(
+        Device::cuda(),
+        [&](const std::vector<Tensor>& in) { return kernels::cross_entropy(in[0], y.to(in[0].device())); },
+        {rand({b, c}, -8.0, 8.0)}, testing::Tolerance::fp32_reordered()));
+  }
+}
+
+TEST_F(CrossEntropyCuda, CrossEntropyOutOfRangeLabelGivesNanOnCuda) {
+  Tensor z = Tensor::zeros({2, 3}, DType::Float32, Device::cuda());
+  Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 7}, {2}, Device::cuda());
+  EXPECT_TRUE(std::isnan(kernels::cross_entropy(z, y).item()));
+}
+
+class CrossEntropyBf16Cuda : public testing::CudaTestWithRng<2025, 16> {};
+
+TEST_F(CrossEntropyBf16Cuda, CrossEntropyComputesInFloat32) {
+  Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 3, 9, 2, 5, 5}, {6});
+  auto op = [&](const std::vector<Tensor>& in) { return kernels::cross_entropy(in[0], labels.to(in[0].device())); };
+  EXPECT_TRUE(testing::bf16_matches_cpu(op, {rand({6, 10}, -3.0, 3.0)}, {DType::BFloat16}, true, DType::Float32));
 }
 
 }  // namespace
