@@ -11,7 +11,7 @@
 // Determinism: tiles are cut into blocks by the shape alone; every output tile is written by one
 // block, and the weight gradient accumulates the blocks in order through GEMM calls fixed by the
 // shape, so results do not depend on the thread count. Rounding differs from the im2col path (the
-// transforms add and scale), bounded in tests/kernels/test_winograd_cpu.cpp.
+// transforms add and scale), bounded in tests/kernels/test_conv2d.cpp (namespace winograd_cpu).
 #pragma once
 #include <cstdint>
 
