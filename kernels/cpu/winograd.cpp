@@ -37,6 +37,9 @@ __attribute__((always_inline)) inline Vec load(const float* p) {
 }
 __attribute__((always_inline)) inline void store(float* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
 
+typedef float Vec4 __attribute__((vector_size(4 * sizeof(float))));
+typedef int Vec4i __attribute__((vector_size(4 * sizeof(int))));
+
 constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 // The 1-D transforms of F(m, 3) (Lavin & Gray's matrices), each applied as out = T·in with
@@ -211,16 +214,41 @@ __attribute__((always_inline)) inline void gather_patches(const float* src, int6
                                                           int64_t height, int64_t width, int64_t shift,
                                                           const LaneTiles& lanes, float* patch) {
   const int64_t plane = height * width;
-  for (int l = 0; l < kLanes; ++l) {
-    const bool valid = lanes.valid[l];
-    const float* base = src + (lanes.image[l] * channels + ch) * plane;
+  auto inside = [&](int l) {
     const int64_t h0 = lanes.row0[l] + shift, w0 = lanes.col0[l] + shift;
-    if (valid && h0 >= 0 && w0 >= 0 && h0 + S <= height && w0 + S <= width) {  // inside: no edge tests
-      const float* from = base + h0 * width + w0;
+    return lanes.valid[l] && h0 >= 0 && w0 >= 0 && h0 + S <= height && w0 + S <= width;
+  };
+  auto origin = [&](int l) {
+    return src + (lanes.image[l] * channels + ch) * plane + (lanes.row0[l] + shift) * width + lanes.col0[l] + shift;
+  };
+  for (int l = 0; l < kLanes; ++l) {
+    if constexpr (S == 4) {  // F(2,3)'s 4×4 patches: four lanes inside the map as 4×4 transposes
+      if (l % 4 == 0 && inside(l) && inside(l + 1) && inside(l + 2) && inside(l + 3)) {
+        const float* from[4] = {origin(l), origin(l + 1), origin(l + 2), origin(l + 3)};
+        for (int a = 0; a < 4; ++a) {
+          Vec4 r[4];
+          for (int i = 0; i < 4; ++i) std::memcpy(&r[i], from[i] + a * width, sizeof(Vec4));
+          const Vec4 t0 = __builtin_shuffle(r[0], r[1], Vec4i{0, 4, 1, 5});
+          const Vec4 t1 = __builtin_shuffle(r[2], r[3], Vec4i{0, 4, 1, 5});
+          const Vec4 t2 = __builtin_shuffle(r[0], r[1], Vec4i{2, 6, 3, 7});
+          const Vec4 t3 = __builtin_shuffle(r[2], r[3], Vec4i{2, 6, 3, 7});
+          const Vec4 column[4] = {__builtin_shuffle(t0, t1, Vec4i{0, 1, 4, 5}), __builtin_shuffle(t0, t1, Vec4i{2, 3, 6, 7}),
+                                  __builtin_shuffle(t2, t3, Vec4i{0, 1, 4, 5}), __builtin_shuffle(t2, t3, Vec4i{2, 3, 6, 7})};
+          for (int b = 0; b < 4; ++b) std::memcpy(patch + (a * 4 + b) * kLanes + l, &column[b], sizeof(Vec4));
+        }
+        l += 3;
+        continue;
+      }
+    }
+    if (inside(l)) {  // no edge tests
+      const float* from = origin(l);
       for (int a = 0; a < S; ++a)
         for (int b = 0; b < S; ++b) patch[(a * S + b) * kLanes + l] = from[a * width + b];
       continue;
     }
+    const bool valid = lanes.valid[l];
+    const float* base = src + (lanes.image[l] * channels + ch) * plane;
+    const int64_t h0 = lanes.row0[l] + shift, w0 = lanes.col0[l] + shift;
     for (int a = 0; a < S; ++a) {
       const int64_t h = h0 + a;
       const bool row_in = valid && h >= 0 && h < height;
