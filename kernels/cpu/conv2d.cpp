@@ -1,4 +1,5 @@
-// Convolution as im2col + GEMM per group of images.
+// Convolution as im2col + GEMM per group of images; float32 3×3 stride-1 layers with enough
+// channels go to Winograd instead (winograd.h), float64 always stays here (the reference).
 //
 // Images are processed in groups of `b` (b·P·Q columns ≈ kGroupColumns, so the GEMM stays wide
 // on small feature maps); groups run in parallel on dp's pool while OpenBLAS stays

@@ -178,7 +178,7 @@ Tiling make_tiling(const Conv2dGeometry& g, int m) {
   const int64_t a2 = int64_t{t.alpha} * t.alpha;
   int64_t block = kBlockFloats / (a2 * (g.c + g.k));
   block = std::clamp<int64_t>(block, 32, 512) / kLanes * kLanes;
-  block = std::min(block, (t.total + kLanes - 1) / kLanes * kLanes);
+  block = std::min(block, round_up(t.total, kLanes));
   t.block = block;
   t.blocks = (t.total + block - 1) / block;
   return t;
@@ -445,7 +445,7 @@ void forward_impl(const float* x, const float* w, const float* bias, float* y, c
     std::vector<LaneTiles> groups;
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
-      const int64_t cols = (count + kLanes - 1) / kLanes * kLanes;
+      const int64_t cols = round_up(count, kLanes);
       decode_lanes(t, first, count, groups);
       transform_input<M>(x, g, t, first, count, groups, 0, C, v);
       for (int xi = 0; xi < A * A; ++xi)
@@ -490,7 +490,7 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
   std::vector<LaneTiles> groups;
   for (int64_t blk = 0; blk < t.blocks; ++blk) {
     const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
-    const int64_t cols = (count + kLanes - 1) / kLanes * kLanes;
+    const int64_t cols = round_up(count, kLanes);
     decode_lanes(t, first, count, groups);
     parallel_for(0, C + K, 1, [&](int64_t i0, int64_t i1) {  // channels of x, then of dy
       if (i0 < C) transform_input<M>(x, g, t, first, count, groups, i0, std::min(i1, C), v);
@@ -516,14 +516,14 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
   });
 }
 
-// F(2,3) for every pass. F(4,3) does 1.8x fewer multiplications and measured ~8% less CPU time
-// per WRN-16-4 step (notes/cpu-step.md), but its transforms (coefficients up to 8 and 1/24)
-// round ~10x coarser, and two contracts notice: with an F(4,3) forward the ResNet-18 training
-// logits drift 1.25e-5 from PyTorch's (tests/nets, bound 1e-5), and with F(4,3) gradients two
-// data-parallel ranks end 1.4e-4 from one process after 20 steps (tests/dist, bound 1e-5: where
-// a BN's input gradient sums to zero per channel, the upstream gradients carry the absolute
-// rounding of the transforms). F(2,3) stays at the im2col path's level (8.8e-8 there, 4.3e-6 on
-// the logits).
+// F(2,3) for every pass. F(4,3) does 1.8x fewer multiplications, and with it for both gradients a
+// WRN-16-4 step measured ~15% less CPU time (notes/cpu-step.md), but its transforms (coefficients
+// up to 8 and 1/24) round ~10x coarser, and two contracts notice: with an F(4,3) forward the
+// ResNet-18 training logits drift 1.25e-5 from PyTorch's (tests/nets, bound 1e-5), and with F(4,3)
+// gradients two data-parallel ranks end 1.4e-4 from one process after 20 steps (tests/dist, bound
+// 1e-5: where a BN's input gradient sums to zero per channel, the upstream gradients carry the
+// absolute rounding of the transforms). F(2,3) stays at the im2col path's level (8.8e-8 there,
+// 4.3e-6 on the logits).
 constexpr int kDefaultTile[3] = {2, 2, 2};
 
 }  // namespace
