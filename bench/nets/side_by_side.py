@@ -190,7 +190,7 @@ def table(args, env, torches):
         peaks[threads] = sgemm_peak(args, env, threads)
         print(f"sgemm {args.sgemm_n}^3 through OpenBLAS ({peaks[threads][1]}), {threads} thread(s): "
               f"{peaks[threads][0]:.1f} GFLOP/s", flush=True)
-    print(f"{'net':<9} {'step':<5} {'thr':>3} {'dp img/s':>9} {'torch':<12} {'img/s':>8} {'dp/torch':>8} "
+    print(f"{'net':<9} {'step':<5} {'thr':>3} {'dp img/s':>9} {'torch':<14} {'img/s':>8} {'dp/torch':>8} "
           f"{'dp GFLOP/s':>10} {'% peak':>6} {'dp peak MiB':>11} {'torch peak MiB':>14} {'CPU-s dp/torch':>14}",
           flush=True)
     for name, batch, size, classes in CONFIGS:
@@ -219,7 +219,7 @@ def table(args, env, torches):
                     ratio = dp_ips / t_ips if t else float("nan")
                     t_peak = f"{t['peak_mib']:.0f}" if t else "-"
                     cpu = f"{dp_best['cpu_s']:.2f}/{t['cpu_s']:.2f}" if t else "-"
-                    print(f"{name:<9} {mode:<5} {threads:>3} {dp_ips:>9.2f} {label:<12} {t_ips:>8.2f} {ratio:>8.2f} "
+                    print(f"{name:<9} {mode:<5} {threads:>3} {dp_ips:>9.2f} {label:<14} {t_ips:>8.2f} {ratio:>8.2f} "
                           f"{gflops:>10.1f} {share:>5.0f}% {dp_best['peak_mib']:>11.0f} {t_peak:>14} {cpu:>14}",
                           flush=True)
     print("peak MiB: each process's peak resident set (VmHWM / ru_maxrss), its libraries (and PyTorch's interpreter) "
@@ -254,7 +254,7 @@ def main():
             print(f"note: {python} has no PyTorch, skipped", flush=True)
             continue
         source = "PyPI" if "venv" in python else ("Debian" if python.startswith("/usr/bin") else python)
-        torches.append((f"{version.split('+')[0]} {source}"[:12], python))
+        torches.append((f"{version.split('+')[0]} {source}"[:14], python))
     print(f"CPU: {cpu_model()}; median of {args.iters} steps after {args.warmup} warm-up, "
           f"best of {args.repeats} alternating processes", flush=True)
     coretype = {k: env[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in env}
