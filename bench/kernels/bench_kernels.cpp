@@ -1,4 +1,5 @@
-// CPU GEMM and convolution microbenchmarks at WideResNet's CIFAR layer shapes (batch 128).
+// CPU GEMM and convolution microbenchmarks at WideResNet's CIFAR layer shapes (batch 128) and
+// ResNet-18's ImageNet ones (batch 32).
 //
 //   build-ops/bench/kernels/bench_kernels --benchmark_min_time=0.05 --benchmark_filter=Conv
 //
@@ -71,9 +72,20 @@ void WrnShapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
-BENCHMARK(BM_Conv<Pass::Forward>)->Name("ConvForward")->Apply(WrnShapes);
-BENCHMARK(BM_Conv<Pass::BackwardData>)->Name("ConvBackwardData")->Apply(WrnShapes);
-BENCHMARK(BM_Conv<Pass::BackwardWeight>)->Name("ConvBackwardWeight")->Apply(WrnShapes);
+// ResNet-18's 3x3 stride-1 layers at batch 32, 224 px (Winograd on the CPU), and its stem.
+void ResNetShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "C", "H", "K", "R", "stride"});
+  b->Args({32, 64, 56, 64, 3, 1});
+  b->Args({32, 128, 28, 128, 3, 1});
+  b->Args({32, 256, 14, 256, 3, 1});
+  b->Args({32, 512, 7, 512, 3, 1});
+  b->Args({32, 3, 224, 64, 7, 2});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_Conv<Pass::Forward>)->Name("ConvForward")->Apply(WrnShapes)->Apply(ResNetShapes);
+BENCHMARK(BM_Conv<Pass::BackwardData>)->Name("ConvBackwardData")->Apply(WrnShapes)->Apply(ResNetShapes);
+BENCHMARK(BM_Conv<Pass::BackwardWeight>)->Name("ConvBackwardWeight")->Apply(WrnShapes)->Apply(ResNetShapes);
 
 // Args: M, N, K — square sizes and the classifier of WRN-16-4 (batch 128, 256 -> 10).
 void BM_Gemm(benchmark::State& state) {

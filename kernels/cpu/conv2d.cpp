@@ -1,4 +1,5 @@
-// Convolution as im2col + GEMM per group of images.
+// Convolution as im2col + GEMM per group of images; float32 3×3 stride-1 layers with enough
+// channels go to Winograd instead (winograd.h), float64 always stays here (the reference).
 //
 // Images are processed in groups of `b` (b·P·Q columns ≈ kGroupColumns, so the GEMM stays wide
 // on small feature maps); groups run in parallel on dp's pool while OpenBLAS stays
@@ -9,11 +10,14 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "engine/thread_pool.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/type_dispatch.h"
+#include "kernels/cpu/winograd.h"
 
 namespace dp::kernels::cpu {
 
@@ -35,15 +39,6 @@ bool is_pointwise(const Conv2dGeometry& g) {
 
 int64_t images_per_group(const Conv2dGeometry& g) {
   return std::clamp<int64_t>(kGroupColumns / std::max<int64_t>(g.p * g.q, 1), 1, g.n);
-}
-
-// A reusable per-thread scratch buffer (grows, never shrinks).
-template <class T>
-T* scratch(int slot, int64_t count) {
-  thread_local std::vector<T> buffers[3];
-  auto& buf = buffers[slot];
-  if (static_cast<int64_t>(buf.size()) < count) buf.resize(static_cast<size_t>(count));
-  return buf.data();
 }
 
 // Valid output columns q for filter column s: those with 0 <= q·stride - pad + s < W.
@@ -182,7 +177,7 @@ void backward_data_impl(const T* dy, const T* w, T* dx, const Conv2dGeometry& g)
 }
 
 template <class T>
-void backward_weight_impl(const T* x, const T* dy, T* dw, T* db, const Conv2dGeometry& g) {
+void backward_weight_impl(const T* x, const T* dy, T* dw, const Conv2dGeometry& g) {
   const int64_t PQ = g.p * g.q, CRS = g.c * g.r * g.s, CHW = g.c * g.h * g.w, K = g.k;
   const int64_t b = is_pointwise(g) ? 1 : images_per_group(g);
   const int64_t groups = (g.n + b - 1) / b;
@@ -227,20 +222,31 @@ void backward_weight_impl(const T* x, const T* dy, T* dw, T* db, const Conv2dGeo
       }
     });
   }
-  if (db != nullptr) {
-    parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k) {
-        double acc = 0.0;
-        for (int64_t n = 0; n < g.n; ++n) {
-          const T* row = dy + (n * K + k) * PQ;
-          T s = T(0);
-          for (int64_t j = 0; j < PQ; ++j) s += row[j];
-          acc += s;
-        }
-        db[k] = static_cast<T>(acc);
+}
+
+template <class T>
+void bias_grad_impl(const T* dy, T* db, const Conv2dGeometry& g) {
+  const int64_t PQ = g.p * g.q, K = g.k;
+  parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      double acc = 0.0;
+      for (int64_t n = 0; n < g.n; ++n) {
+        const T* row = dy + (n * K + k) * PQ;
+        T s = T(0);
+        for (int64_t j = 0; j < PQ; ++j) s += row[j];
+        acc += s;
       }
-    });
-  }
+      db[k] = static_cast<T>(acc);
+    }
+  });
+}
+
+// Winograd's tile size for a float32 layer it suits, else 0 (im2col; float64 always: the
+// finite-difference checks run there against the plain algorithm).
+template <class T>
+int winograd_tile(const Conv2dGeometry& g, winograd::Pass pass) {
+  if constexpr (std::is_same_v<T, float>) return winograd::tile_size_for(g, pass);
+  return 0;
 }
 
 }  // namespace
@@ -248,22 +254,38 @@ void backward_weight_impl(const T* x, const T* dy, T* dw, T* db, const Conv2dGeo
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dGeometry& g) {
   DP_CPU_FLOAT_TYPES(x.dtype(), "conv2d", [&] {
-    forward_impl<scalar_t>(x.data<scalar_t>(), w.data<scalar_t>(),
-                           b.defined() ? b.data<scalar_t>() : nullptr, y.data<scalar_t>(), g);
+    if (const int tile = winograd_tile<scalar_t>(g, winograd::Pass::Forward)) {
+      if constexpr (std::is_same_v<scalar_t, float>)
+        winograd::forward(x.data<float>(), w.data<float>(), b.defined() ? b.data<float>() : nullptr,
+                          y.data<float>(), g, tile);
+    } else {
+      forward_impl<scalar_t>(x.data<scalar_t>(), w.data<scalar_t>(), b.defined() ? b.data<scalar_t>() : nullptr,
+                             y.data<scalar_t>(), g);
+    }
   });
 }
 
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
   DP_CPU_FLOAT_TYPES(dy.dtype(), "conv2d_backward_data", [&] {
-    backward_data_impl<scalar_t>(dy.data<scalar_t>(), w.data<scalar_t>(), dx.data<scalar_t>(), g);
+    if (const int tile = winograd_tile<scalar_t>(g, winograd::Pass::Data)) {
+      if constexpr (std::is_same_v<scalar_t, float>)
+        winograd::backward_data(dy.data<float>(), w.data<float>(), dx.data<float>(), g, tile);
+    } else {
+      backward_data_impl<scalar_t>(dy.data<scalar_t>(), w.data<scalar_t>(), dx.data<scalar_t>(), g);
+    }
   });
 }
 
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db,
                             const Conv2dGeometry& g) {
   DP_CPU_FLOAT_TYPES(dy.dtype(), "conv2d_backward_weight", [&] {
-    backward_weight_impl<scalar_t>(x.data<scalar_t>(), dy.data<scalar_t>(), dw.data<scalar_t>(),
-                                   db.defined() ? db.data<scalar_t>() : nullptr, g);
+    if (const int tile = winograd_tile<scalar_t>(g, winograd::Pass::Weight)) {
+      if constexpr (std::is_same_v<scalar_t, float>)
+        winograd::backward_weight(x.data<float>(), dy.data<float>(), dw.data<float>(), g, tile);
+    } else {
+      backward_weight_impl<scalar_t>(x.data<scalar_t>(), dy.data<scalar_t>(), dw.data<scalar_t>(), g);
+    }
+    if (db.defined()) bias_grad_impl<scalar_t>(dy.data<scalar_t>(), db.data<scalar_t>(), g);
   });
 }
 

@@ -28,6 +28,23 @@ void for_each_window(const Pool2dGeometry& g, Body&& body) {
   }
 }
 
+// The maximum of rows [h0, h0 + rows) × columns [w0, w0 + cols) and its index: strict, so the
+// first maximum wins; a NaN wins and ends the scan (it propagates). Fixed > 0: rows = cols = Fixed.
+template <int Fixed, class T>
+inline void window_max(const T* xp, int64_t width, int64_t h0, int64_t rows, int64_t w0, int64_t cols, T& best,
+                       int64_t& where) {
+  if constexpr (Fixed > 0) rows = cols = Fixed;
+  for (int64_t h = h0; h < h0 + rows; ++h)
+    for (int64_t w = w0; w < w0 + cols; ++w) {
+      const T v = xp[h * width + w];
+      if (v > best || v != v) {
+        best = v;
+        where = h * width + w;
+        if (v != v) return;
+      }
+    }
+}
+
 }  // namespace
 
 void max_pool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) {
@@ -42,16 +59,9 @@ void max_pool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2d
         for_each_window(g, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
           scalar_t best = -std::numeric_limits<scalar_t>::infinity();
           int64_t where = h0 * g.w + w0;
-          for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) {
-              const scalar_t v = xp[h * g.w + w];
-              if (v > best || v != v) {  // strict: first maximum wins; NaN propagates
-                best = v;
-                where = h * g.w + w;
-                if (v != v) goto done;
-              }
-            }
-        done:
+          // ResNet's 3×3 pool: whole windows with constant bounds (unrolled), the rest generic.
+          if (g.kernel == 3 && h1 - h0 == 3 && w1 - w0 == 3) window_max<3>(xp, g.w, h0, 3, w0, 3, best, where);
+          else window_max<0>(xp, g.w, h0, h1 - h0, w0, w1 - w0, best, where);
           py[plane * PQ + p * g.q + q] = best;
           pa[plane * PQ + p * g.q + q] = static_cast<int32_t>(where);
         });

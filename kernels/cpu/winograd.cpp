@@ -1,0 +1,560 @@
+// Winograd F(m×m, 3×3) convolution on the CPU; see winograd.h for the algorithm and contract.
+//
+// Data layout per block of Tb tiles (Tb a multiple of kLanes, fixed by the shape):
+//   V[ξ][c][t]  transformed input tiles   (ξ < α², α = m + 2)
+//   M[ξ][k][t]  products U[ξ]·V[ξ]         (or, for the weight gradient, A dy A^T)
+//   U[ξ][k][c]  transformed filters
+// The transforms run on kLanes tiles at once (GCC vector extensions: AVX-512, AVX2 or SSE
+// code, chosen at load time by target_clones), the (m+2)² products are OpenBLAS GEMMs.
+#include "kernels/cpu/winograd.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "engine/thread_pool.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/scratch.h"
+
+namespace dp::kernels::cpu::winograd {
+
+namespace {
+
+// Vec values only live inside the always-inlined helpers below, never cross a call boundary, so
+// GCC's note that a 64-byte vector argument's ABI depends on AVX-512 does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+constexpr int kLanes = 16;
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
+
+__attribute__((always_inline)) inline Vec load(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+__attribute__((always_inline)) inline void store(float* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
+
+typedef float Vec4 __attribute__((vector_size(4 * sizeof(float))));
+typedef int Vec4i __attribute__((vector_size(4 * sizeof(int))));
+
+constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// The 1-D transforms of F(m, 3) (Lavin & Gray's matrices), each applied as out = T·in with
+// strides, so that a 2-D transform T·X·T^T is one pass down the columns and one along the rows.
+//   input:          α → α   B^T
+//   output:         α → m   A^T
+//   output_adjoint: m → α   A      (the weight gradient's view of dy)
+//   filter:         3 → α   G
+//   filter_adjoint: α → 3   G^T
+template <int M>
+struct F3;
+
+template <>
+struct F3<2> {
+  static constexpr int kAlpha = 4;
+  template <class V>
+  static void input(const V* d, int ds, V* o, int os) {
+    const V d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds];
+    o[0] = d0 - d2;
+    o[os] = d1 + d2;
+    o[2 * os] = d2 - d1;
+    o[3 * os] = d1 - d3;
+  }
+  template <class V>
+  static void output(const V* m, int ms, V* o, int os) {
+    const V m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms];
+    o[0] = m0 + m1 + m2;
+    o[os] = m1 - m2 - m3;
+  }
+  template <class V>
+  static void output_adjoint(const V* y, int ys, V* o, int os) {
+    const V y0 = y[0], y1 = y[ys];
+    o[0] = y0;
+    o[os] = y0 + y1;
+    o[2 * os] = y0 - y1;
+    o[3 * os] = -y1;
+  }
+  template <class V>
+  static void filter(const V* g, int gs, V* o, int os) {
+    const V g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
+    o[0] = g0;
+    o[os] = (g0 + g1 + g2) * 0.5f;
+    o[2 * os] = (g0 - g1 + g2) * 0.5f;
+    o[3 * os] = g2;
+  }
+  template <class V>
+  static void filter_adjoint(const V* u, int us, V* o, int os) {
+    const V u0 = u[0], u1 = u[us], u2 = u[2 * us], u3 = u[3 * us];
+    o[0] = u0 + (u1 + u2) * 0.5f;
+    o[os] = (u1 - u2) * 0.5f;
+    o[2 * os] = (u1 + u2) * 0.5f + u3;
+  }
+};
+
+template <>
+struct F3<4> {
+  static constexpr int kAlpha = 6;
+  template <class V>
+  static void input(const V* d, int ds, V* o, int os) {
+    const V d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
+    o[0] = (d0 * 4.0f - d2 * 5.0f) + d4;
+    o[os] = (d3 + d4) - (d1 + d2) * 4.0f;
+    o[2 * os] = (d4 - d3) + (d1 - d2) * 4.0f;
+    o[3 * os] = (d4 - d2) + (d3 - d1) * 2.0f;
+    o[4 * os] = (d4 - d2) + (d1 - d3) * 2.0f;
+    o[5 * os] = (d1 * 4.0f - d3 * 5.0f) + d5;
+  }
+  template <class V>
+  static void output(const V* m, int ms, V* o, int os) {
+    const V m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms], m5 = m[5 * ms];
+    const V s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+    o[0] = m0 + s12 + s34;
+    o[os] = d12 + d34 * 2.0f;
+    o[2 * os] = s12 + s34 * 4.0f;
+    o[3 * os] = d12 + d34 * 8.0f + m5;
+  }
+  template <class V>
+  static void output_adjoint(const V* y, int ys, V* o, int os) {
+    const V y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    const V e = y0 + y2, e4 = y0 + y2 * 4.0f;
+    o[0] = y0;
+    o[os] = e + (y1 + y3);
+    o[2 * os] = e - (y1 + y3);
+    o[3 * os] = e4 + (y1 * 2.0f + y3 * 8.0f);
+    o[4 * os] = e4 - (y1 * 2.0f + y3 * 8.0f);
+    o[5 * os] = y3;
+  }
+  template <class V>
+  static void filter(const V* g, int gs, V* o, int os) {
+    const V g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
+    o[0] = g0 * 0.25f;
+    o[os] = (g0 + g1 + g2) * (-1.0f / 6);
+    o[2 * os] = (g0 - g1 + g2) * (-1.0f / 6);
+    o[3 * os] = g0 * (1.0f / 24) + g1 * (1.0f / 12) + g2 * (1.0f / 6);
+    o[4 * os] = g0 * (1.0f / 24) - g1 * (1.0f / 12) + g2 * (1.0f / 6);
+    o[5 * os] = g2;
+  }
+  template <class V>
+  static void filter_adjoint(const V* u, int us, V* o, int os) {
+    const V u0 = u[0], u1 = u[us], u2 = u[2 * us], u3 = u[3 * us], u4 = u[4 * us], u5 = u[5 * us];
+    o[0] = u0 * 0.25f - (u1 + u2) * (1.0f / 6) + (u3 + u4) * (1.0f / 24);
+    o[os] = (u2 - u1) * (1.0f / 6) + (u3 - u4) * (1.0f / 12);
+    o[2 * os] = (u3 + u4 - u1 - u2) * (1.0f / 6) + u5;
+  }
+};
+
+// out[OUT][OUT] = T · in[IN][IN] · T^T for a 1-D transform T: IN → OUT.
+template <int IN, int OUT, class V, class OneD>
+inline void transform_2d(const V* in, V* out, OneD one_d) {
+  V tmp[OUT * IN];
+  for (int b = 0; b < IN; ++b) one_d(in + b, IN, tmp + b, IN);        // columns
+  for (int i = 0; i < OUT; ++i) one_d(tmp + i * IN, 1, out + i * OUT, 1);  // rows
+}
+
+// Where the tiles of the whole batch lie: tile t is image t / per_image, tile row
+// (t % per_image) / cols, tile column (t % per_image) % cols.
+struct Tiling {
+  int m, alpha;
+  int64_t rows, cols, per_image, total;
+  int64_t block;    // tiles per block (a multiple of kLanes; the GEMMs' column count)
+  int64_t blocks;
+};
+
+// Tiles per block: the block's V and M (α²·(C+K)·block floats) stay within ~4 MB, so a block's
+// GEMMs run from L2/L3; at least 32 tiles so the GEMMs stay wide, at most 512.
+constexpr int64_t kBlockFloats = int64_t{1} << 20;
+
+Tiling make_tiling(const Conv2dGeometry& g, int m) {
+  Tiling t;
+  t.m = m;
+  t.alpha = m + 2;
+  t.rows = (g.p + m - 1) / m;
+  t.cols = (g.q + m - 1) / m;
+  t.per_image = t.rows * t.cols;
+  t.total = g.n * t.per_image;
+  const int64_t a2 = int64_t{t.alpha} * t.alpha;
+  int64_t block = kBlockFloats / (a2 * (g.c + g.k));
+  block = std::clamp<int64_t>(block, 32, 512) / kLanes * kLanes;
+  block = std::min(block, round_up(t.total, kLanes));
+  t.block = block;
+  t.blocks = (t.total + block - 1) / block;
+  return t;
+}
+
+// Lane l of a group of kLanes tiles: the tile's image and top-left corner in the output; lanes
+// past the block's last tile are invalid (their transformed values are zero).
+struct LaneTiles {
+  int64_t image[kLanes], row0[kLanes], col0[kLanes];
+  bool valid[kLanes];
+};
+
+// The lane groups of the block of tiles [first, first + count), decoded once per block.
+void decode_lanes(const Tiling& t, int64_t first, int64_t count, std::vector<LaneTiles>& groups) {
+  groups.resize(static_cast<size_t>((count + kLanes - 1) / kLanes));
+  for (size_t grp = 0; grp < groups.size(); ++grp) {
+    LaneTiles& lanes = groups[grp];
+    for (int l = 0; l < kLanes; ++l) {
+      const int64_t offset = static_cast<int64_t>(grp) * kLanes + l, tile = first + offset;
+      lanes.valid[l] = offset < count;
+      const int64_t in_image = lanes.valid[l] ? tile % t.per_image : 0;
+      lanes.image[l] = lanes.valid[l] ? tile / t.per_image : 0;
+      lanes.row0[l] = in_image / t.cols * t.m;
+      lanes.col0[l] = in_image % t.cols * t.m;
+    }
+  }
+}
+
+// patch[(a·S + b)·kLanes + l] = src[image][ch][row0 + shift + a][col0 + shift + b] of lane l's
+// tile, zero outside the height × width plane and in invalid lanes.
+template <int S>
+__attribute__((always_inline)) inline void gather_patches(const float* src, int64_t channels, int64_t ch,
+                                                          int64_t height, int64_t width, int64_t shift,
+                                                          const LaneTiles& lanes, float* patch) {
+  const int64_t plane = height * width;
+  auto inside = [&](int l) {
+    const int64_t h0 = lanes.row0[l] + shift, w0 = lanes.col0[l] + shift;
+    return lanes.valid[l] && h0 >= 0 && w0 >= 0 && h0 + S <= height && w0 + S <= width;
+  };
+  auto origin = [&](int l) {
+    return src + (lanes.image[l] * channels + ch) * plane + (lanes.row0[l] + shift) * width + lanes.col0[l] + shift;
+  };
+  for (int l = 0; l < kLanes; ++l) {
+    if constexpr (S == 4) {  // F(2,3)'s 4×4 patches: four lanes inside the map as 4×4 transposes
+      if (l % 4 == 0 && inside(l) && inside(l + 1) && inside(l + 2) && inside(l + 3)) {
+        const float* from[4] = {origin(l), origin(l + 1), origin(l + 2), origin(l + 3)};
+        for (int a = 0; a < 4; ++a) {
+          Vec4 r[4];
+          for (int i = 0; i < 4; ++i) std::memcpy(&r[i], from[i] + a * width, sizeof(Vec4));
+          const Vec4 t0 = __builtin_shuffle(r[0], r[1], Vec4i{0, 4, 1, 5});
+          const Vec4 t1 = __builtin_shuffle(r[2], r[3], Vec4i{0, 4, 1, 5});
+          const Vec4 t2 = __builtin_shuffle(r[0], r[1], Vec4i{2, 6, 3, 7});
+          const Vec4 t3 = __builtin_shuffle(r[2], r[3], Vec4i{2, 6, 3, 7});
+          const Vec4 column[4] = {__builtin_shuffle(t0, t1, Vec4i{0, 1, 4, 5}), __builtin_shuffle(t0, t1, Vec4i{2, 3, 6, 7}),
+                                  __builtin_shuffle(t2, t3, Vec4i{0, 1, 4, 5}), __builtin_shuffle(t2, t3, Vec4i{2, 3, 6, 7})};
+          for (int b = 0; b < 4; ++b) std::memcpy(patch + (a * 4 + b) * kLanes + l, &column[b], sizeof(Vec4));
+        }
+        l += 3;
+        continue;
+      }
+    }
+    if (inside(l)) {  // no edge tests
+      const float* from = origin(l);
+      for (int a = 0; a < S; ++a)
+        for (int b = 0; b < S; ++b) patch[(a * S + b) * kLanes + l] = from[a * width + b];
+      continue;
+    }
+    const bool valid = lanes.valid[l];
+    const float* base = src + (lanes.image[l] * channels + ch) * plane;
+    const int64_t h0 = lanes.row0[l] + shift, w0 = lanes.col0[l] + shift;
+    for (int a = 0; a < S; ++a) {
+      const int64_t h = h0 + a;
+      const bool row_in = valid && h >= 0 && h < height;
+      for (int b = 0; b < S; ++b) {
+        const int64_t w = w0 + b;
+        patch[(a * S + b) * kLanes + l] = row_in && w >= 0 && w < width ? base[h * width + w] : 0.0f;
+      }
+    }
+  }
+}
+
+// out[ξ][ch][lane] = (T·patch·T^T)[ξ] for channels [ch0, ch1) of src (channels × height × width
+// per image) and the S×S patches of the block's tiles at row0/col0 + shift, T: S → R the 1-D
+// transform one_d, kLanes tiles at a time (width `block`).
+template <int S, int R, class OneD>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gather_transform_lanes(
+    const float* src, int64_t channels, int64_t height, int64_t width, int64_t shift,
+    const std::vector<LaneTiles>& groups, int64_t ch0, int64_t ch1, int64_t block, float* out, OneD one_d) {
+  for (size_t grp = 0; grp < groups.size(); ++grp) {
+    const int64_t l0 = static_cast<int64_t>(grp) * kLanes;
+    for (int64_t ch = ch0; ch < ch1; ++ch) {
+      alignas(64) float patch[S * S * kLanes];
+      gather_patches<S>(src, channels, ch, height, width, shift, groups[grp], patch);
+      Vec d[S * S], o[R * R];
+      for (int i = 0; i < S * S; ++i) d[i] = load(patch + i * kLanes);
+      transform_2d<S, R>(d, o, one_d);
+      for (int i = 0; i < R * R; ++i) store(out + (i * channels + ch) * block + l0, o[i]);
+    }
+  }
+}
+
+// V[ξ][c][lane] for channels [c0, c1) of the block's tiles of x, tile by tile (small maps, few
+// tiles per row).
+template <int M>
+void transform_input_lanes(const float* x, const Conv2dGeometry& g, const Tiling& t,
+                           const std::vector<LaneTiles>& groups, int64_t c0, int64_t c1, float* v) {
+  gather_transform_lanes<M + 2, M + 2>(x, g.c, g.h, g.w, -g.pad, groups, c0, c1, t.block, v,
+                                       [](const Vec* in, int is, Vec* o, int os) { F3<M>::input(in, is, o, os); });
+}
+
+// V[ξ][c][t] for channels [c0, c1) of the block's tiles [first, first + count) of x (width
+// t.block; columns count..round-up-to-kLanes zero). Row by row instead of tile by tile: a run of
+// consecutive tiles in one tile row reads α input rows; the column transform (B^T over the α
+// rows) runs along the rows, then the rows are split into their m phases (column u·m + r), so
+// the row transform (B over the α columns of each tile) reads tile after tile contiguously and
+// writes V contiguously. Same operations in the same order as a per-tile B^T d B.
+template <int M>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_input_block(
+    const float* x, const Conv2dGeometry& g, const Tiling& t, int64_t first, int64_t count, int64_t c0,
+    int64_t c1, float* v) {
+  constexpr int A = M + 2;
+  const int64_t H = g.h, W = g.w, C = g.c, plane = g.h * g.w;
+  const int64_t max_run = std::min(t.cols, count);
+  const int64_t spanv = round_up(max_run * M + 2 + M, kLanes), phl = round_up(max_run, kLanes) + kLanes;
+  float* rows = scratch<float>(2, 2 * A * spanv + A * M * phl);
+  float* colt = rows + A * spanv;
+  float* phases = colt + A * spanv;
+  for (int64_t tile = first; tile < first + count;) {
+    const int64_t image = tile / t.per_image, in_image = tile % t.per_image;
+    const int64_t ty = in_image / t.cols, tx = in_image % t.cols;
+    const int64_t run = std::min(t.cols - tx, first + count - tile), off = tile - first;
+    const int64_t w_begin = tx * M - g.pad, span = run * M + 2;
+    const int64_t lo = std::clamp<int64_t>(-w_begin, 0, span), hi = std::clamp<int64_t>(W - w_begin, lo, span);
+    const int64_t used = round_up(span, kLanes);
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* xc = x + (image * C + c) * plane;
+      for (int a = 0; a < A; ++a) {
+        float* r = rows + a * spanv;
+        const int64_t h = ty * M - g.pad + a;
+        if (h < 0 || h >= H || hi <= lo) {
+          std::fill(r, r + used, 0.0f);
+          continue;
+        }
+        std::fill(r, r + lo, 0.0f);
+        std::memcpy(r + lo, xc + h * W + w_begin + lo, sizeof(float) * (hi - lo));
+        std::fill(r + hi, r + used, 0.0f);
+      }
+      for (int64_t w0 = 0; w0 < used; w0 += kLanes) {  // columns: B^T over the α rows
+        Vec d[A], o[A];
+        for (int a = 0; a < A; ++a) d[a] = load(rows + a * spanv + w0);
+        F3<M>::input(d, 1, o, 1);
+        for (int i = 0; i < A; ++i) store(colt + i * spanv + w0, o[i]);
+      }
+      // phases[i][r][u] = colt[i][u·m + r] for u <= run (tile u reads u and u + 1); the lanes
+      // past the run read stale values, transformed but never stored.
+      for (int i = 0; i < A; ++i)
+        for (int r = 0; r < M; ++r) {
+          float* ph = phases + (i * M + r) * phl;
+          const float* src = colt + i * spanv + r;
+          for (int64_t u = 0; u <= run; ++u) ph[u] = src[u * M];
+        }
+      for (int i = 0; i < A; ++i)  // rows: B over each tile's α columns, kLanes tiles at a time
+        for (int64_t u0 = 0; u0 < run; u0 += kLanes) {
+          Vec d[A], o[A];
+          for (int b = 0; b < A; ++b) d[b] = load(phases + (i * M + b % M) * phl + u0 + b / M);
+          F3<M>::input(d, 1, o, 1);
+          const int64_t n = std::min<int64_t>(kLanes, run - u0);
+          for (int j = 0; j < A; ++j) {
+            float* dst = v + ((i * A + j) * C + c) * t.block + off + u0;
+            if (n == kLanes) store(dst, o[j]);
+            else std::memcpy(dst, &o[j], sizeof(float) * n);
+          }
+        }
+    }
+    tile += run;
+  }
+  const int64_t cols = round_up(count, kLanes);
+  if (cols > count)
+    for (int xi = 0; xi < A * A; ++xi)
+      for (int64_t c = c0; c < c1; ++c) std::fill_n(v + (xi * C + c) * t.block + count, cols - count, 0.0f);
+}
+
+// Tiles per row from which the row-wise input transform beats the per-tile gather (forward
+// CPU time per layer, one thread: 32x32 maps (16 tiles per row) 112 vs 145 ms, 56x56 156 vs
+// 172 ms; 16x16 109 vs 102 ms, 7x7 136 vs 81 ms: short rows leave the vectors mostly empty).
+constexpr int64_t kRowTransformMinTiles = 16;
+
+// V for the block's tiles: by rows where a tile row fills the vectors, else tile by tile.
+template <int M>
+void transform_input(const float* x, const Conv2dGeometry& g, const Tiling& t, int64_t first, int64_t count,
+                     const std::vector<LaneTiles>& groups, int64_t c0, int64_t c1, float* v) {
+  if (t.cols >= kRowTransformMinTiles) transform_input_block<M>(x, g, t, first, count, c0, c1, v);
+  else transform_input_lanes<M>(x, g, t, groups, c0, c1, v);
+}
+
+// y tiles from M[ξ][k][lane] (+ bias), cropped at the output's edges.
+template <int M>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_output_block(
+    const float* mbuf, const float* bias, const Conv2dGeometry& g, const Tiling& t,
+    const std::vector<LaneTiles>& groups, float* y) {
+  constexpr int A = M + 2;
+  const int64_t K = g.k, P = g.p, Q = g.q, plane = g.p * g.q;
+  for (size_t grp = 0; grp < groups.size(); ++grp) {
+    const LaneTiles& lanes = groups[grp];
+    const int64_t l0 = static_cast<int64_t>(grp) * kLanes;
+    for (int64_t k = 0; k < K; ++k) {
+      Vec m[A * A], o[M * M];
+      for (int i = 0; i < A * A; ++i) m[i] = load(mbuf + (i * K + k) * t.block + l0);
+      transform_2d<A, M>(m, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::output(in, is, out, os); });
+      alignas(64) float tile[M * M * kLanes];
+      for (int i = 0; i < M * M; ++i) store(tile + i * kLanes, o[i]);
+      const float b = bias != nullptr ? bias[k] : 0.0f;
+      for (int l = 0; l < kLanes && lanes.valid[l]; ++l) {
+        float* yk = y + (lanes.image[l] * K + k) * plane + lanes.row0[l] * Q + lanes.col0[l];
+        if (lanes.row0[l] + M <= P && lanes.col0[l] + M <= Q) {  // inside: no cropping
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < M; ++j) yk[i * Q + j] = tile[(i * M + j) * kLanes + l] + b;
+          continue;
+        }
+        const int rows = static_cast<int>(std::min<int64_t>(M, P - lanes.row0[l]));
+        const int cols = static_cast<int>(std::min<int64_t>(M, Q - lanes.col0[l]));
+        for (int i = 0; i < rows; ++i)
+          for (int j = 0; j < cols; ++j) yk[i * Q + j] = tile[(i * M + j) * kLanes + l] + b;
+      }
+    }
+  }
+}
+
+// dM[ξ][k][lane] = (A dy A^T)[ξ] for channels [k0, k1) of the block's tiles' dy (zero outside
+// the output).
+template <int M>
+void transform_output_grad_block(const float* dy, const Conv2dGeometry& g, const Tiling& t,
+                                 const std::vector<LaneTiles>& groups, int64_t k0, int64_t k1, float* dm) {
+  gather_transform_lanes<M, M + 2>(dy, g.k, g.p, g.q, 0, groups, k0, k1, t.block, dm,
+                                   [](const Vec* in, int is, Vec* o, int os) { F3<M>::output_adjoint(in, is, o, os); });
+}
+
+// U[ξ][k][c] = (G w[k][c] G^T)[ξ].
+template <int M>
+void transform_filters(const float* w, int64_t K, int64_t C, float* u) {
+  constexpr int A = M + 2;
+  parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t c = 0; c < C; ++c) {
+        float o[A * A];
+        transform_2d<3, A>(w + (k * C + c) * 9, o,
+                           [](const float* in, int is, float* out, int os) { F3<M>::filter(in, is, out, os); });
+        for (int i = 0; i < A * A; ++i) u[(i * K + k) * C + c] = o[i];
+      }
+  });
+}
+
+// Blocks run in parallel, each on its own thread's scratch: every output tile is written once.
+template <int M>
+void forward_impl(const float* x, const float* w, const float* bias, float* y, const Conv2dGeometry& g) {
+  constexpr int A = M + 2;
+  const int64_t C = g.c, K = g.k;
+  const Tiling t = make_tiling(g, M);
+  Tensor u = Tensor::empty({A * A * K * C});
+  transform_filters<M>(w, K, C, u.data<float>());
+  parallel_for(0, t.blocks, 1, [&](int64_t b0, int64_t b1) {
+    float* v = scratch<float>(0, A * A * C * t.block);
+    float* m = scratch<float>(1, A * A * K * t.block);
+    std::vector<LaneTiles> groups;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
+      const int64_t cols = round_up(count, kLanes);
+      decode_lanes(t, first, count, groups);
+      transform_input<M>(x, g, t, first, count, groups, 0, C, v);
+      for (int xi = 0; xi < A * A; ++xi)
+        blas::gemm(false, false, K, cols, C, 1.0f, u.data<float>() + xi * K * C, C, v + xi * C * t.block, t.block,
+                   0.0f, m + xi * K * t.block, t.block);
+      transform_output_block<M>(m, bias, g, t, groups, y);
+    }
+  });
+}
+
+// The data gradient of a stride-1 3×3 convolution with padding pad is the convolution of dy
+// with the flipped filters, input and output channels swapped, padding 2 - pad.
+template <int M>
+void backward_data_impl(const float* dy, const float* w, float* dx, const Conv2dGeometry& g) {
+  Tensor flipped_t = Tensor::empty({g.k * g.c * 9});
+  float* flipped = flipped_t.data<float>();
+  for (int64_t k = 0; k < g.k; ++k)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int i = 0; i < 9; ++i) flipped[(c * g.k + k) * 9 + 8 - i] = w[(k * g.c + c) * 9 + i];
+  Conv2dGeometry gt{g.n, g.k, g.p, g.q, g.c, 3, 3, 1, 2 - g.pad, g.h, g.w};
+  forward_impl<M>(dy, flipped, nullptr, dx, gt);
+}
+
+// Rows of dU per GEMM task in the weight gradient: fixed by the shape, so the tasks, and every
+// element's sum, are the same for any thread count. At least 64 rows (each task packs the
+// block's V_ξ again), at most four tasks per ξ: 16..144 tasks per block for 1..64 cores.
+int64_t weight_rows_per_task(int64_t k) { return std::max<int64_t>(64, (k + 3) / 4); }
+
+// The weight gradient sums over every tile of the batch into one dU[ξ][k][c], block after
+// block in order: per block, the transforms run in parallel over channels, then the (m+2)²
+// GEMMs in parallel over (ξ, rows of dU). No per-thread partial sums: memory stays at one dU
+// and one block, and each dU element is accumulated by the same calls whatever the threads.
+template <int M>
+void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv2dGeometry& g) {
+  constexpr int A = M + 2;
+  const int64_t C = g.c, K = g.k;
+  const Tiling t = make_tiling(g, M);
+  Tensor du_t = Tensor::empty({A * A * K * C}), v_t = Tensor::empty({A * A * C * t.block});
+  Tensor dm_t = Tensor::empty({A * A * K * t.block});
+  float *du = du_t.data<float>(), *v = v_t.data<float>(), *dm = dm_t.data<float>();
+  const int64_t rows = weight_rows_per_task(K), row_tasks = (K + rows - 1) / rows;
+  std::vector<LaneTiles> groups;
+  for (int64_t blk = 0; blk < t.blocks; ++blk) {
+    const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
+    const int64_t cols = round_up(count, kLanes);
+    decode_lanes(t, first, count, groups);
+    parallel_for(0, C + K, 1, [&](int64_t i0, int64_t i1) {  // channels of x, then of dy
+      if (i0 < C) transform_input<M>(x, g, t, first, count, groups, i0, std::min(i1, C), v);
+      if (i1 > C) transform_output_grad_block<M>(dy, g, t, groups, std::max(i0, C) - C, i1 - C, dm);
+    });
+    const float beta = blk == 0 ? 0.0f : 1.0f;
+    parallel_for(0, A * A * row_tasks, 1, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t xi = j / row_tasks, k0 = j % row_tasks * rows, k1 = std::min(K, k0 + rows);
+        blas::gemm(false, true, k1 - k0, C, cols, 1.0f, dm + (xi * K + k0) * t.block, t.block,
+                   v + xi * C * t.block, t.block, beta, du + (xi * K + k0) * C, C);
+      }
+    });
+  }
+  parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t c = 0; c < C; ++c) {
+        float d[A * A];
+        for (int i = 0; i < A * A; ++i) d[i] = du[(i * K + k) * C + c];
+        transform_2d<A, 3>(d, dw + (k * C + c) * 9,
+                           [](const float* in, int is, float* out, int os) { F3<M>::filter_adjoint(in, is, out, os); });
+      }
+  });
+}
+
+// F(2,3) for every pass. F(4,3) does 1.8x fewer multiplications, and with it for both gradients a
+// WRN-16-4 step measured ~15% less CPU time (notes/cpu-step.md), but its transforms (coefficients
+// up to 8 and 1/24) round ~10x coarser, and two contracts notice: with an F(4,3) forward the
+// ResNet-18 training logits drift 1.25e-5 from PyTorch's (tests/nets, bound 1e-5), and with F(4,3)
+// gradients two data-parallel ranks end 1.4e-4 from one process after 20 steps (tests/dist, bound
+// 1e-5: where a BN's input gradient sums to zero per channel, the upstream gradients carry the
+// absolute rounding of the transforms). F(2,3) stays at the im2col path's level (8.8e-8 there,
+// 4.3e-6 on the logits).
+constexpr int kDefaultTile[3] = {2, 2, 2};
+
+}  // namespace
+
+int tile_size_for(const Conv2dGeometry& g, Pass pass) {
+  if (g.r != 3 || g.s != 3 || g.stride != 1 || g.pad > 2) return 0;
+  // A 3-channel image (the stem) or a few channels do too little GEMM work per transformed value.
+  if (g.c < 16 || g.k < 16) return 0;
+  // Benchmarks only: DP_CPU_WINOGRAD = three digits (forward, data, weight), each 0 (im2col), 2 or 4.
+  static const std::string forced = [] {
+    const char* env = std::getenv("DP_CPU_WINOGRAD");
+    return std::string(env != nullptr ? env : "");
+  }();
+  const size_t i = static_cast<size_t>(pass);
+  if (forced.size() == 3 && (forced[i] == '0' || forced[i] == '2' || forced[i] == '4')) return forced[i] - '0';
+  return kDefaultTile[i];
+}
+
+void forward(const float* x, const float* w, const float* bias, float* y, const Conv2dGeometry& g, int tile) {
+  if (tile == 4) forward_impl<4>(x, w, bias, y, g);
+  else forward_impl<2>(x, w, bias, y, g);
+}
+
+void backward_data(const float* dy, const float* w, float* dx, const Conv2dGeometry& g, int tile) {
+  if (tile == 4) backward_data_impl<4>(dy, w, dx, g);
+  else backward_data_impl<2>(dy, w, dx, g);
+}
+
+void backward_weight(const float* x, const float* dy, float* dw, const Conv2dGeometry& g, int tile) {
+  if (tile == 4) backward_weight_impl<4>(x, dy, dw, g);
+  else backward_weight_impl<2>(x, dy, dw, g);
+}
+
+}  // namespace dp::kernels::cpu::winograd
