@@ -25,6 +25,8 @@ const std::string kNoiseCorrupted = "noise/is_corrupted";
 const std::string kNoiseSource = "noise/image_source";
 const std::string kSigmaEdges = "history/sigma_edges";
 const std::string kSigmaPrefix = "history/sigma_";  // + group + "_counts" / "_sums"
+const std::string kLossSum = "history/sample_loss_sum";
+const std::string kLossCount = "history/sample_loss_count";
 
 // More classes than any dataset dp-engine reads; the bound keeps a damaged attribute from
 // building a net with billions of weights.
@@ -311,6 +313,21 @@ Checkpoint decode_checkpoint(const io::TensorFile& f, const std::string& path, c
   c.theta_inst = read_theta(d, f, path, kThetaInst, "inst_param_steps", c.train_size(),
                             fmt::format("the training set of /{} ({} samples)", kNoiseLabel, c.train_size()));
   read_history(d, path, c);
+  const Tensor* loss_sum = d.take(kLossSum);
+  const Tensor* loss_count = d.take(kLossCount);
+  if (loss_sum || loss_count) {
+    if (!loss_sum || !loss_count)
+      invalid(path, fmt::format("dataset /{} is there without /{}", loss_sum ? kLossSum : kLossCount,
+                                loss_sum ? kLossCount : kLossSum));
+    if (!c.noise) invalid(path, fmt::format("dataset /{} is there without the noise map that gives the training-set size", kLossSum));
+    const std::string because = fmt::format("the training set of /{} ({} samples)", kNoiseLabel, c.train_size());
+    for (const auto& [name, t] : {std::pair{kLossSum, loss_sum}, {kLossCount, loss_count}}) {
+      expect_dtype(path, name, *t, DType::Float32);
+      expect_shape(path, name, *t, {c.train_size()}, because);
+    }
+    c.sample_loss_sum = *loss_sum;
+    c.sample_loss_count = *loss_count;
+  }
   d.expect_all_used();
   return c;
 }
@@ -350,6 +367,10 @@ io::TensorFile encode_checkpoint(const Checkpoint& c) {
         f.tensors.emplace_back(kSigmaPrefix + group + "_sums",
                                Tensor::from_vector(h->sums, {static_cast<int64_t>(h->sums.size())}));
     }
+  }
+  if (c.sample_loss_sum.defined()) {
+    f.tensors.emplace_back(kLossSum, c.sample_loss_sum);
+    f.tensors.emplace_back(kLossCount, c.sample_loss_count);
   }
   f.ints["format_version"] = kCheckpointFormatVersion;
   f.ints["epoch"] = c.epoch;

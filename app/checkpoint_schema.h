@@ -10,6 +10,9 @@
 //                                       [epochs] the exact sum of σ (optional), for the groups of
 //                                       train::SigmaRecord: inst, inst_mislabelled, inst_permuted_kept,
 //                                       inst_untouched (all three or none), class
+//   /history/sample_loss_sum, _count    [training-set size] float32: each sample's training losses
+//                                       summed over the steps that saw it, and how many (optional,
+//                                       both or neither; train/sample_loss_record.h)
 //   attributes: format_version, epoch (completed), global_step, seed, class_param_steps,
 //               inst_param_steps, best_val_top1, best_epoch, arch, num_classes, noise_protocol, config, rng
 // The trainer (app/run_checkpoint.cpp) writes and resumes through it and every tool reads
@@ -58,6 +61,7 @@ struct Checkpoint {
   ThetaState theta_class, theta_inst;                     // undefined when not learnt
   std::optional<data::NoiseMap> noise;                    // the training set's noise map
   train::SigmaRecord history;                             // σ histograms per epoch (shared edges)
+  Tensor sample_loss_sum, sample_loss_count;              // undefined in checkpoints written before them
 
   const Tensor* find_momentum(const std::string& parameter) const;
   // The training-set size the checkpoint implies (its noise map), or -1 when it has none.

@@ -24,6 +24,8 @@ void Trainer::save_checkpoint(const std::string& path) const {
                     data_params_->inst_optimizer()->steps()};
   c.noise = data_.noise;
   c.history = sigma_record_;
+  c.sample_loss_sum = loss_record_->sum();
+  c.sample_loss_count = loss_record_->count();
   c.epoch = epoch_;
   c.global_step = global_step_;
   c.seed = static_cast<int64_t>(rc_.seed);
@@ -81,6 +83,8 @@ void Trainer::load_checkpoint(const std::string& path) {
            "resume with the dataset, noise settings and seed the run was started with");
   // Stored histories keep their own bins, so later epochs' rows line up with the earlier ones.
   if (!c.history.empty()) sigma_record_ = c.history;
+  // A checkpoint written before the record existed: the means then cover the epochs from here on.
+  if (c.sample_loss_sum.defined()) loss_record_->load(c.sample_loss_sum, c.sample_loss_count);
   epoch_ = c.epoch;
   global_step_ = c.global_step;
   best_top1_ = c.best_val_top1;

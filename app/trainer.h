@@ -17,6 +17,7 @@
 #include "app/run_config.h"
 #include "app/run_data.h"
 #include "train/train_step.h"
+#include "train/sample_loss_record.h"
 #include "train/sigma_histogram.h"
 #include "train/sgd.h"
 
@@ -78,6 +79,7 @@ class Trainer {
   bool writes() const;
   const std::string& checkpoint_path() const { return checkpoint_path_; }
   const train::SigmaRecord& sigma_record() const { return sigma_record_; }
+  const train::SampleLossRecord& sample_losses() const { return *loss_record_; }
   const std::string& output() const { return output_; }
   const std::string& replaced_run() const { return replaced_; }  // where --overwrite moved an earlier run
 
@@ -109,6 +111,7 @@ class Trainer {
   int64_t best_epoch_ = 0;   // epoch of best_top1_ (1-based; 0: none yet)
   double eval_seconds_ = 0;  // the last evaluation's duration (for the ETA)
   train::SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
+  std::unique_ptr<train::SampleLossRecord> loss_record_;  // each sample's training loss over the run
 };
 
 // The resolved config stored in a checkpoint (for dp-eval and dp-inspect).
