@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "data/cifar_binary.h"
+#include "data/dataset_subset.h"
 #include "data/image_folder.h"
 #include "data/packed.h"
 #include "data/synthetic.h"
@@ -134,7 +135,24 @@ RunData make_run_data(const Config& c) {
     r.noise = data::file_label_noise(labels, c.get_string("data.noise_file"), c.get_string("data.noise_column"),
                                      c.get_string("data.noise_index_column"), r.num_classes);
   }
-  r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
+  // The relabel file of a curriculum run (dp-inspect --relabel) on top of the noise protocol: the
+  // run trains on the fixed labels, without the dropped samples (then numbered among the kept).
+  const std::string relabel_file = c.get_string("data.relabel_file");
+  if (relabel_file.empty()) {
+    r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
+    return r;
+  }
+  data::Relabelling fixed = data::apply_relabel_file(r.noise, relabel_file, r.num_classes);
+  auto relabelled = std::make_shared<data::NoisyDataset>(clean, fixed.map);
+  r.relabelled = fixed.relabelled;
+  r.dropped = fixed.dropped;
+  if (fixed.dropped == 0) {
+    r.noise = std::move(fixed.map);
+    r.train = relabelled;
+  } else {
+    r.noise = data::kept_noise_map(fixed.map, fixed.kept);
+    r.train = std::make_shared<data::DatasetSubset>(relabelled, std::move(fixed.kept));
+  }
   return r;
 }
 

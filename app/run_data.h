@@ -14,6 +14,7 @@ struct RunData {
   std::shared_ptr<const data::Dataset> train;  // with label noise applied
   std::shared_ptr<const data::Dataset> test;
   data::NoiseMap noise;                        // per training sample
+  int64_t relabelled = 0, dropped = 0;         // by data.relabel_file (the training set has no dropped sample)
   data::TransformSpec train_transform, test_transform;
   int64_t num_classes = 0;
 };

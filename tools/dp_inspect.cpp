@@ -1,9 +1,12 @@
 // dp-inspect CHECKPOINT [--output DIR] [--top N] [--with-paths] [--per-sample] [--device D]
+//                       [--report [--report-samples N]] [--relabel OUT.csv [--flagged relabel|drop]]
+//                       [--top-fraction F | --sigma-above S] [--rank-by DETECTOR]
 // Reads the curriculum a run learnt: ranks training samples (or classes, for class-level runs) by
 // σ (most distrusted first), scores σ as a detector of wrong labels when the noise map is known
 // (ROC-AUC, precision at k; against label != original_label, and against the set the noise
 // protocol touched), draws the σ-over-epochs figures, and with --per-sample writes each training
-// sample's σ, loss and prediction at the end of training.
+// sample's σ, loss and prediction at the end of training. --report writes report.html (app/report.h),
+// --relabel the labels to fix in the form dp-train reads back (app/relabel.h).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <optional>
@@ -22,7 +25,11 @@
 #include "app/inspect/sigma_figure.h"
 #include "app/checkpoint_schema.h"
 #include "app/class_names.h"
+#include "app/curriculum.h"
 #include "app/evaluate.h"
+#include "app/output_file.h"
+#include "app/relabel.h"
+#include "app/report.h"
 #include "app/run_data.h"
 #include "app/trainer.h"
 
@@ -100,7 +107,30 @@ int main(int argc, char** argv) {
   app.add_flag("--per-sample", per_sample,
                "write per_sample.csv: each training sample's path, labels, σ, loss and prediction at the end of "
                "training (runs the model over the training split; needs the dataset)");
-  app.add_option("--device", device, "for --per-sample: cpu, cuda, cuda:N");
+  app.add_option("--device", device, "for the per-sample pass (--per-sample, --report, --relabel): cpu, cuda, cuda:N");
+  bool report_html = false;
+  int64_t report_samples = 200;
+  std::string relabel, flagged_policy = "relabel", rank_by = "sigma";
+  double top_fraction = -1, sigma_above = -1;
+  app.add_flag("--report", report_html,
+               "write report.html: the run, the σ figures, σ beside the other detectors, the most distrusted and most "
+               "trusted samples with thumbnails, per class (runs the model over the training split)");
+  app.add_option("--report-samples", report_samples, "samples in each grid of the report")->check(CLI::PositiveNumber);
+  app.add_option("--relabel", relabel,
+                 "write OUT.csv: per training sample keep / relabel (to the model's prediction) / drop; train on it "
+                 "with --set data.relabel_file=OUT.csv");
+  auto* fraction_opt = app.add_option("--top-fraction", top_fraction,
+                                      "flag the most suspect fraction of the training samples (default: the share "
+                                      "whose given label the final model does not predict)");
+  auto* above_opt = app.add_option("--sigma-above", sigma_above, "flag the samples with σ above S");
+  fraction_opt->excludes(above_opt);
+  app.add_option("--rank-by", rank_by, "the detector that ranks and flags: sigma, mean_train_loss, self_confidence, "
+                                       "normalized_margin")
+      ->check(CLI::IsMember({"sigma", "mean_train_loss", "self_confidence", "normalized_margin"}));
+  app.add_option("--flagged", flagged_policy,
+                 "relabel: a flagged sample gets the model's prediction, or is dropped where the model agrees with its "
+                 "label; drop: every flagged sample is dropped")
+      ->check(CLI::IsMember({"relabel", "drop"}));
   dp::tools::add_version_flag(app, "dp-inspect");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -112,8 +142,13 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(output);
     const dp::Tensor* theta_inst = f.theta_inst.defined() ? &f.theta_inst.theta : nullptr;
     const dp::Tensor* theta_class = f.theta_class.defined() ? &f.theta_class.theta : nullptr;
-    DP_CHECK(theta_inst != nullptr || theta_class != nullptr, checkpoint + " has no learnt data parameters",
-             "dp-inspect reads runs with data_parameters.learn_inst_parameters or learn_class_parameters = true");
+    const bool per_sample_pass = per_sample || report_html || !relabel.empty();
+    DP_CHECK(theta_inst != nullptr || theta_class != nullptr || per_sample_pass,
+             checkpoint + " has no learnt data parameters",
+             "dp-inspect reads runs with data_parameters.learn_inst_parameters or learn_class_parameters = true; "
+             "--report, --relabel and --per-sample show what a run without them has");
+    if (theta_inst == nullptr && theta_class == nullptr)
+      std::printf("%s has no learnt data parameters: no σ ranking, σ figures or σ detector\n", checkpoint.c_str());
     DP_CHECK(f.noise.has_value(), checkpoint + " has no noise map (/noise/*)", "it was not written by dp-train");
     const dp::data::NoiseMap& noise = *f.noise;
     const std::vector<uint8_t> groups = dp::train::sample_groups(noise);
@@ -128,7 +163,18 @@ int main(int argc, char** argv) {
 
     // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
     std::optional<dp::app::RunData> data;
-    if (with_paths || per_sample) data = dp::app::make_run_data(config);
+    std::string data_problem;
+    if (with_paths || per_sample || !relabel.empty()) {
+      data = dp::app::make_run_data(config);
+    } else if (report_html) {  // the report shows placeholders without the dataset
+      try {
+        data = dp::app::make_run_data(config);
+      } catch (const std::exception& e) {
+        data_problem = e.what();
+        std::printf("the dataset is not available (%s): the report shows placeholders instead of images and no "
+                    "predictions\n", data_problem.substr(0, data_problem.find('\n')).c_str());
+      }
+    }
     std::vector<std::string> names;
     try {
       if (data) names = dp::app::class_names(config.get_string("data.dataset"), config.get_string("data.path"), *data->test);
@@ -220,23 +266,29 @@ int main(int argc, char** argv) {
     for (const char* key : {"sigma_over_epochs_png", "sigma_over_epochs_noise_applied_png", "sigma_class_over_epochs_png"})
       if (report.contains(key)) written.push_back(report[key].get<std::string>());
 
-    if (per_sample) {
+    dp::app::EvalResult r;
+    if (per_sample_pass && data) {
       auto model = dp::app::make_checkpoint_model(f);
       const dp::Device dev = dp::tools::checked_device(device);
       model->to(dev);
-      dp::app::EvalResult r;
       {
         dp::AutocastGuard autocast(config.get_string("run.precision") == "bf16" && dev.is_cuda() ? dp::DType::BFloat16
                                                                                                   : dp::DType::Float32);
         r = dp::app::evaluate(*model, data->train, data->test_transform, config.get_int("run.eval_batch_size"),
                                 config.get_int("run.workers"), dev, dp::MemoryFormat::Contiguous, /*per_sample=*/true);
       }
+      std::printf("per-sample pass: %zu training samples, loss and prediction of the checkpoint's model on the "
+                  "validation transforms (train accuracy against the given labels %.2f%%)\n",
+                  groups.size(), r.top1);
+    }
+    const dp::app::SampleScores scores = dp::app::sample_scores(f, data ? &r : nullptr);
+    if (per_sample) {
       std::vector<float> class_sigma;
       if (theta_class != nullptr) class_sigma = sigma_of(*theta_class);
       const std::string path = output + "/per_sample.csv";
       std::ofstream csv(path);
       csv << "index,path,label,label_name,original_label,original_name,corrupted,mislabelled,sigma_inst,"
-             "sigma_class,loss,prediction,prediction_name\n";
+             "sigma_class,loss,prediction,prediction_name,margin,mean_train_loss\n";
       for (size_t i = 0; i < groups.size(); ++i) {
         const int64_t pred = r.sample_prediction[i];
         csv << i << ',' << csv_quoted(data->train->source(static_cast<int64_t>(i))) << ',' << noise.label[i] << ','
@@ -246,13 +298,102 @@ int main(int argc, char** argv) {
         if (!sigma.empty()) csv << sigma[i];
         csv << ',';
         if (!class_sigma.empty()) csv << class_sigma[static_cast<size_t>(noise.label[i])];
-        csv << ',' << r.sample_loss[i] << ',' << pred << ',' << csv_quoted(name_of(pred)) << '\n';
+        csv << ',' << r.sample_loss[i] << ',' << pred << ',' << csv_quoted(name_of(pred)) << ',' << r.sample_margin[i]
+            << ',';
+        if (!scores.mean_train_loss.empty()) csv << scores.mean_train_loss[i];
+        csv << '\n';
       }
       written.push_back(path);
       report["per_sample_csv"] = path;
-      std::printf("per-sample export: %zu training samples, loss and prediction of the checkpoint's model on the "
-                  "validation transforms (train accuracy against the given labels %.2f%%)\n",
-                  groups.size(), r.top1);
+    }
+
+    // Every detector of this run side by side (σ, the mean training loss, the final model's view).
+    const std::vector<dp::app::Detector> detectors = dp::app::label_error_detectors(scores);
+    if (n_mislabelled > 0 && !detectors.empty()) {
+      const std::vector<dp::app::DetectorQuality> quality =
+          dp::app::detector_quality(detectors, mislabelled, {100, 1000, n_mislabelled});
+      std::printf("detectors of the %lld wrong labels:\n", static_cast<long long>(n_mislabelled));
+      for (const auto& q : quality) {
+        nlohmann::ordered_json j;
+        j["roc_auc"] = q.roc_auc;
+        j["average_precision"] = q.average_precision;
+        for (const auto& [k, p] : q.precision_at) j["precision_at_" + std::to_string(k)] = p;
+        report["detectors"][q.key] = j;
+        fmt::print("  {:<22}  ROC-AUC {:.4f}  average precision {:.4f}  precision@{} {:.4f}\n", q.name, q.roc_auc,
+                   q.average_precision, n_mislabelled,
+                   q.precision_at.count(n_mislabelled) ? q.precision_at.at(n_mislabelled) : std::nan(""));
+      }
+    }
+
+    // The flag rule shared by the report's per-class table and the relabel file.
+    dp::app::FlagRule rule;
+    rule.rank_by = rank_by;
+    if (top_fraction > 0 || sigma_above >= 0) {
+      DP_CHECK(sigma_above < 0 || rank_by == "sigma", "--sigma-above flags by σ, but --rank-by is " + rank_by,
+               "use --top-fraction with other detectors");
+      rule.top_fraction = top_fraction;
+      rule.above = sigma_above;
+    } else {
+      const double disputed = dp::app::disputed_fraction(noise.label, scores);
+      rule.top_fraction = std::isfinite(disputed) && disputed > 0 ? disputed : 0.1;
+      rule.why = std::isfinite(disputed) && disputed > 0
+                     ? "the share of training labels the final model does not predict"
+                     : "10%: no predictions to estimate how many labels are disputed";
+    }
+
+    if (!relabel.empty()) {
+      const dp::app::Detector& d = dp::app::find_detector(detectors, rank_by);
+      const dp::app::RelabelPlan plan = dp::app::plan_relabel(
+          dp::app::flag_samples(d, rule), noise.label, scores.prediction,
+          flagged_policy == "drop" ? dp::app::FlaggedPolicy::kDrop : dp::app::FlaggedPolicy::kRelabelOrDrop);
+      dp::app::RelabelColumns columns;
+      columns.labels = &noise.label;
+      columns.predictions = &scores.prediction;
+      columns.path = [&](int64_t i) { return data->train->source(i); };
+      columns.class_name = name_of;
+      columns.score_name = d.key;
+      columns.score = &d.suspicion;
+      dp::app::write_relabel_csv(relabel, plan, columns);
+      written.push_back(relabel);
+      report["relabel_csv"] = relabel;
+      std::printf("relabel file: %s flagged; %lld to relabel, %lld to drop, the rest kept. Retrain on it:\n"
+                  "  dp-train %s/config.toml --set data.relabel_file=%s --set run.output=RUN_CLEANED\n",
+                  rule.describe().c_str(), static_cast<long long>(plan.relabel), static_cast<long long>(plan.drop),
+                  std::filesystem::path(checkpoint).parent_path().string().c_str(),
+                  std::filesystem::absolute(relabel).string().c_str());
+    }
+
+    if (report_html) {
+      dp::app::ReportInputs in;
+      in.checkpoint = &f;
+      in.config = &config;
+      in.metrics_jsonl = (std::filesystem::path(checkpoint).parent_path() / "metrics.jsonl").string();
+      in.train = data ? data->train.get() : nullptr;
+      in.data_problem = data_problem.substr(0, data_problem.find('\n'));
+      in.pass = data ? &r : nullptr;
+      in.class_names = names;
+      if (in.class_names.empty())
+        for (int64_t c = 0; c < num_classes; ++c) in.class_names.push_back(name_of(c));
+      // The figures' own titles are ASCII (OpenCV's fonts have no σ); the page's captions say σ.
+      for (const auto& [panels, title] :
+           {std::pair{dp::app::inspect::label_panels(record), std::string("instance sigma per epoch: correct vs wrong labels")},
+            {dp::app::inspect::noise_applied_panels(record),
+             std::string("instance sigma per epoch: samples the noise protocol touched vs the others")},
+            {dp::app::inspect::class_panels(record), std::string("class sigma per epoch")}})
+        if (!panels.empty()) {
+          in.sigma_figures_png.push_back(dp::app::inspect::sigma_figure_png(panels, title));
+          std::string caption = title;
+          caption.replace(caption.find("sigma"), 5, "σ");
+          in.sigma_figure_titles.push_back(caption);
+        }
+      dp::app::ReportOptions o;
+      o.samples = report_samples;
+      o.flag = rule;
+      o.generated_by = dp::tools::version_text("dp-inspect");
+      const std::string path = output + "/report.html";
+      dp::app::write_output_file(path, dp::app::render_report(in, o));
+      written.push_back(path);
+      report["report_html"] = path;
     }
 
     std::ofstream(output + "/inspect.json") << report.dump(2) << "\n";
