@@ -262,8 +262,8 @@ void grids_section(HtmlNode body, const Context& x, const SampleScores& s, const
                                 s.sigma.empty() ? "" : "σ, ", s.has_pass() ? " → the final model's prediction" : "",
                                 x.known_noise ? ", and a red frame where the label is known to be wrong" : ""));
   if (!s.has_pass())
-    note(body, "No predictions: the final model did not run over the training split (the dataset is needed: " +
-                   (x.in.data_problem.empty() ? std::string("run dp-inspect --report where it is") : x.in.data_problem) + ").");
+    note(body, "No predictions: the final model did not run over the training split (it needs the run's dataset). " +
+                   (x.in.data_problem.empty() ? std::string("Run dp-inspect --report where the dataset is.") : x.in.data_problem));
   if (synthetic) note(body, "This run trained on dp-engine's built-in synthetic data: its samples are generated noise "
                             "patterns, so the cards show a placeholder instead of an image.");
   else if (x.in.train == nullptr) note(body, "Thumbnails are missing: " + x.in.data_problem);

@@ -162,14 +162,21 @@ int main(int argc, char** argv) {
     }
 
     // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
+    // It must be the training set the checkpoint was trained on. The report does without it
+    // (placeholders instead of images, no predictions); the other parts that need it stop.
     std::optional<dp::app::RunData> data;
     std::string data_problem;
-    if (with_paths || per_sample || !relabel.empty()) {
-      data = dp::app::make_run_data(config);
-    } else if (report_html) {  // the report shows placeholders without the dataset
+    const bool data_required = with_paths || per_sample || !relabel.empty();
+    if (data_required || report_html) {
       try {
         data = dp::app::make_run_data(config);
+        DP_CHECK(data->train->size() == noise.size(),
+                 fmt::format("the dataset the run's configuration names has {} training samples, the checkpoint's "
+                             "training set {}", data->train->size(), noise.size()),
+                 "the dataset changed since the run (files added or removed): dp-inspect needs the run's data");
       } catch (const std::exception& e) {
+        if (data_required) throw;
+        data.reset();
         data_problem = e.what();
         std::printf("the dataset is not available (%s): the report shows placeholders instead of images and no "
                     "predictions\n", data_problem.substr(0, data_problem.find('\n')).c_str());
@@ -267,7 +274,8 @@ int main(int argc, char** argv) {
       if (report.contains(key)) written.push_back(report[key].get<std::string>());
 
     dp::app::EvalResult r;
-    if (per_sample_pass && data) {
+    bool pass_done = false;
+    if (per_sample_pass && data) try {
       auto model = dp::app::make_checkpoint_model(f);
       const dp::Device dev = dp::tools::checked_device(device);
       model->to(dev);
@@ -280,8 +288,13 @@ int main(int argc, char** argv) {
       std::printf("per-sample pass: %zu training samples, loss and prediction of the checkpoint's model on the "
                   "validation transforms (train accuracy against the given labels %.2f%%)\n",
                   groups.size(), r.top1);
+      pass_done = true;
+    } catch (const std::exception& e) {
+      if (data_required) throw;  // the report goes on with thumbnails and without predictions
+      data_problem = std::string("the model's pass over the training split failed: ") + e.what();
+      std::printf("%s\n", data_problem.substr(0, data_problem.find('\n')).c_str());
     }
-    const dp::app::SampleScores scores = dp::app::sample_scores(f, data ? &r : nullptr);
+    const dp::app::SampleScores scores = dp::app::sample_scores(f, pass_done ? &r : nullptr);
     if (per_sample) {
       std::vector<float> class_sigma;
       if (theta_class != nullptr) class_sigma = sigma_of(*theta_class);
@@ -370,7 +383,7 @@ int main(int argc, char** argv) {
       in.metrics_jsonl = (std::filesystem::path(checkpoint).parent_path() / "metrics.jsonl").string();
       in.train = data ? data->train.get() : nullptr;
       in.data_problem = data_problem.substr(0, data_problem.find('\n'));
-      in.pass = data ? &r : nullptr;
+      in.pass = pass_done ? &r : nullptr;
       in.class_names = names;
       if (in.class_names.empty())
         for (int64_t c = 0; c < num_classes; ++c) in.class_names.push_back(name_of(c));

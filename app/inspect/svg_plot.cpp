@@ -25,16 +25,24 @@ std::vector<double> nice_ticks(double lo, double hi, int count) {
   if (!std::isfinite(lo) || !std::isfinite(hi)) return {};
   if (hi <= lo) hi = lo + 1;
   const double raw = (hi - lo) / std::max(1, count);
-  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = magnitude;
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * magnitude >= raw) {
-      step = m * magnitude;
+  const int exponent = static_cast<int>(std::floor(std::log10(raw)));
+  int mantissa = 10;
+  for (int m : {1, 2, 5})
+    if (m * std::pow(10.0, exponent) >= raw) {
+      mantissa = m;
       break;
     }
+  // Tick k is k·mantissa·10^exponent, computed so that 0.6 comes out as the double 0.6: a negative
+  // exponent divides by an exact power of ten instead of multiplying by an inexact 10^-e.
+  const double scale = std::pow(10.0, std::abs(exponent));
+  auto tick = [&](int64_t k) {
+    const double units = static_cast<double>(k * mantissa);
+    return exponent >= 0 ? units * scale : units / scale;
+  };
+  const double step = tick(1);
   std::vector<double> ticks;
-  for (double t = std::floor(lo / step) * step; t <= hi + step * 1e-9; t += step)
-    if (t >= lo - step * 1e-9) ticks.push_back(std::fabs(t) < step * 1e-9 ? 0.0 : t);
+  for (auto k = static_cast<int64_t>(std::floor(lo / step)); tick(k) <= hi + step * 1e-9; ++k)
+    if (tick(k) >= lo - step * 1e-9) ticks.push_back(tick(k));
   return ticks;
 }
 
