@@ -11,28 +11,10 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 py=$(command -v /usr/bin/python3 || command -v python3) || { echo "SKIP: no python3 to read the CSV files"; exit 77; }
 
-cat > "$tmp/run.toml" <<TOML
-[data]
-dataset = "synthetic"
-synthetic_train_size = 512
-synthetic_test_size = 64
-image_size = 12
-noise = "permute"
-rand_fraction = 0.4
-[model]
-arch = "tiny-cnn"
-[optim]
-batch_size = 64
-schedule = "constant"
-[data_parameters]
-learn_inst_parameters = true
-lr_inst_param = 0.2
-[run]
-epochs = 6
-workers = 1
-output = "$tmp/run"
-TOML
-"$train" "$tmp/run.toml" > "$tmp/train.log"
+# The quickstart (synthetic data, 40% permutation noise, instance parameters), made small.
+run=(--set data.synthetic_train_size=512 --set data.synthetic_test_size=64 --set data.image_size=12
+     --set optim.schedule=constant --set run.epochs=6 --set run.workers=1)
+"$train" "${DP_SOURCE_DIR:?}/configs/quickstart.toml" "${run[@]}" --set "run.output=$tmp/run" > "$tmp/train.log"
 "$inspect" "$tmp/run/checkpoint.h5" --report --relabel "$tmp/relabel.csv" --top-fraction 0.3 > "$tmp/inspect.log" ||
   fail "dp-inspect --report --relabel: $(cat "$tmp/inspect.log")"
 [[ -s $tmp/run/report.html ]] || fail "no report.html in the run folder"
@@ -63,8 +45,8 @@ print("cleaned run: %d samples, %s" % (len(trained), actions))
 PY
 
 # A baseline (no data parameters): the report of what exists; --relabel by σ cannot, by loss can.
-"$train" "$tmp/run.toml" --set data_parameters.learn_inst_parameters=false --set "run.output=$tmp/base" \
-  --set run.epochs=2 > "$tmp/base.log"
+"$train" "$DP_SOURCE_DIR/configs/quickstart.toml" "${run[@]}" --set data_parameters.learn_inst_parameters=false \
+  --set "run.output=$tmp/base" --set run.epochs=2 > "$tmp/base.log"
 "$inspect" "$tmp/base/checkpoint.h5" --report > "$tmp/base-inspect.log" || fail "report of a baseline: $(cat "$tmp/base-inspect.log")"
 grep -q "no learnt data parameters" "$tmp/base-inspect.log" || fail "no word about the missing σ"
 grep -q "has no instance parameters" "$tmp/base/report.html" || fail "the baseline's report does not say σ is missing"
