@@ -119,4 +119,23 @@ std::vector<uint8_t> flag_samples(const Detector& d, const FlagRule& rule) {
   return flagged;
 }
 
+FlagRule make_flag_rule(const std::string& rank_by, double top_fraction, double sigma_above,
+                        const std::vector<int64_t>& labels, const SampleScores& scores) {
+  FlagRule rule;
+  rule.rank_by = rank_by;
+  if (top_fraction > 0 || sigma_above >= 0) {
+    DP_CHECK(sigma_above < 0 || rank_by == "sigma", "--sigma-above flags by σ, but --rank-by is " + rank_by,
+             "use --top-fraction with the other detectors");
+    rule.top_fraction = top_fraction;
+    rule.above = sigma_above;
+    return rule;
+  }
+  const double disputed = disputed_fraction(labels, scores);
+  const bool known = std::isfinite(disputed) && disputed > 0;
+  rule.top_fraction = known ? disputed : 0.1;
+  rule.why = known ? "the share of training labels the final model does not predict"
+                   : "10%: no predictions to tell how many labels the model disputes";
+  return rule;
+}
+
 }  // namespace dp::app

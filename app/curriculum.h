@@ -70,4 +70,9 @@ std::vector<uint8_t> flag_samples(const Detector& detector, const FlagRule& rule
 // not predict (how many labels the model disputes); NaN without the pass.
 double disputed_fraction(const std::vector<int64_t>& labels, const SampleScores& scores);
 
+// dp-inspect's rule from its options (a value < 0: not given): --top-fraction, --sigma-above (σ
+// only), else the disputed fraction (10% without predictions), saying so in `why`.
+FlagRule make_flag_rule(const std::string& rank_by, double top_fraction, double sigma_above,
+                        const std::vector<int64_t>& labels, const SampleScores& scores);
+
 }  // namespace dp::app

@@ -258,14 +258,21 @@ int main(int argc, char** argv) {
     }
 
     const dp::train::SigmaRecord& record = f.history;
-    write_figure(output + "/sigma_over_epochs.png", dp::app::inspect::label_panels(record),
-                 record.has_groups() ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
-                 report, "sigma_over_epochs_png");
-    write_figure(output + "/sigma_over_epochs_noise_applied.png", dp::app::inspect::noise_applied_panels(record),
-                 "instance sigma per epoch: samples the noise protocol touched vs the others", report,
-                 "sigma_over_epochs_noise_applied_png");
-    write_figure(output + "/sigma_class_over_epochs.png", dp::app::inspect::class_panels(record), "class sigma per epoch", report,
-                 "sigma_class_over_epochs_png");
+    struct Figure {
+      const char* file;
+      std::string title;  // ASCII: OpenCV's fonts have no σ
+      const char* key;
+      std::vector<dp::app::inspect::SigmaPanel> panels;
+    };
+    const Figure figures[] = {
+        {"sigma_over_epochs.png",
+         record.has_groups() ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
+         "sigma_over_epochs_png", dp::app::inspect::label_panels(record)},
+        {"sigma_over_epochs_noise_applied.png", "instance sigma per epoch: samples the noise protocol touched vs the others",
+         "sigma_over_epochs_noise_applied_png", dp::app::inspect::noise_applied_panels(record)},
+        {"sigma_class_over_epochs.png", "class sigma per epoch", "sigma_class_over_epochs_png",
+         dp::app::inspect::class_panels(record)}};
+    for (const Figure& g : figures) write_figure(output + "/" + g.file, g.panels, g.title, report, g.key);
     if (!record.empty()) {
       write_history_csv(output + "/sigma_over_epochs.csv", record);
       written.push_back(output + "/sigma_over_epochs.csv");
@@ -339,20 +346,7 @@ int main(int argc, char** argv) {
     }
 
     // The flag rule shared by the report's per-class table and the relabel file.
-    dp::app::FlagRule rule;
-    rule.rank_by = rank_by;
-    if (top_fraction > 0 || sigma_above >= 0) {
-      DP_CHECK(sigma_above < 0 || rank_by == "sigma", "--sigma-above flags by σ, but --rank-by is " + rank_by,
-               "use --top-fraction with other detectors");
-      rule.top_fraction = top_fraction;
-      rule.above = sigma_above;
-    } else {
-      const double disputed = dp::app::disputed_fraction(noise.label, scores);
-      rule.top_fraction = std::isfinite(disputed) && disputed > 0 ? disputed : 0.1;
-      rule.why = std::isfinite(disputed) && disputed > 0
-                     ? "the share of training labels the final model does not predict"
-                     : "10%: no predictions to estimate how many labels are disputed";
-    }
+    const dp::app::FlagRule rule = dp::app::make_flag_rule(rank_by, top_fraction, sigma_above, noise.label, scores);
 
     if (!relabel.empty()) {
       const dp::app::Detector& d = dp::app::find_detector(detectors, rank_by);
@@ -370,9 +364,9 @@ int main(int argc, char** argv) {
       written.push_back(relabel);
       report["relabel_csv"] = relabel;
       std::printf("relabel file: %s flagged; %lld to relabel, %lld to drop, the rest kept. Retrain on it:\n"
-                  "  dp-train %s/config.toml --set data.relabel_file=%s --set run.output=RUN_CLEANED\n",
+                  "  dp-train %s --set data.relabel_file=%s --set run.output=RUN_CLEANED\n",
                   rule.describe().c_str(), static_cast<long long>(plan.relabel), static_cast<long long>(plan.drop),
-                  std::filesystem::path(checkpoint).parent_path().string().c_str(),
+                  (std::filesystem::path(checkpoint).parent_path() / "config.toml").string().c_str(),
                   std::filesystem::absolute(relabel).string().c_str());
     }
 
@@ -387,15 +381,10 @@ int main(int argc, char** argv) {
       in.class_names = names;
       if (in.class_names.empty())
         for (int64_t c = 0; c < num_classes; ++c) in.class_names.push_back(name_of(c));
-      // The figures' own titles are ASCII (OpenCV's fonts have no σ); the page's captions say σ.
-      for (const auto& [panels, title] :
-           {std::pair{dp::app::inspect::label_panels(record), std::string("instance sigma per epoch: correct vs wrong labels")},
-            {dp::app::inspect::noise_applied_panels(record),
-             std::string("instance sigma per epoch: samples the noise protocol touched vs the others")},
-            {dp::app::inspect::class_panels(record), std::string("class sigma per epoch")}})
-        if (!panels.empty()) {
-          in.sigma_figures_png.push_back(dp::app::inspect::sigma_figure_png(panels, title));
-          std::string caption = title;
+      for (const Figure& g : figures)
+        if (!g.panels.empty()) {
+          in.sigma_figures_png.push_back(dp::app::inspect::sigma_figure_png(g.panels, g.title));
+          std::string caption = g.title;  // the page can say σ
           caption.replace(caption.find("sigma"), 5, "σ");
           in.sigma_figure_titles.push_back(caption);
         }

@@ -1,14 +1,17 @@
-// Labels to fix (issue 23): dp-inspect's relabel plan and file (app/relabel.h), read back by
-// dp-train (data.relabel_file: data/label_noise.h apply_relabel_file, app/run_data.cpp), and the
-// CSV reading and writing under them (data/csv_table.h).
+// Labels to fix (issue 23): the detectors and flag rules (app/curriculum.h), dp-inspect's relabel
+// plan and file (app/relabel.h), read back by dp-train (data.relabel_file: data/label_noise.h
+// apply_relabel_file, app/run_data.cpp), and the CSV reading and writing under them
+// (data/csv_table.h).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "app/checkpoint_schema.h"
+#include "app/curriculum.h"
 #include "app/relabel.h"
 #include "app/run_data.h"
 #include "app/trainer.h"
@@ -175,4 +178,42 @@ TEST(Relabel, AFileOfAnotherRunOrWithMistakesIsRefusedNamingTheLine) {
   write(dir + "/cols.csv", "index,label,action\n0,1,keep\n");
   refuse(dir + "/cols.csv", {"suggested_label"});
   fs::remove_all(dir);
+}
+
+TEST(Curriculum, DetectorsAndFlags) {
+  app::SampleScores s;
+  s.sigma = {0.5f, 2.0f, 1.0f, 3.0f, 0.9f};
+  s.mean_train_loss = {0.1f, 1.5f, std::nanf(""), 2.0f, 0.3f};
+  s.final_loss = {0.05f, 2.0f, 0.7f, 3.0f, 0.2f};
+  s.margin = {0.9f, 0.2f, 0.5f, 0.1f, 0.8f};
+  s.prediction = {0, 4, 2, 1, 4};
+  const std::vector<app::Detector> d = app::label_error_detectors(s);
+  ASSERT_EQ(d.size(), 4u);
+  EXPECT_EQ(d[0].key, "sigma");
+  EXPECT_EQ(d[1].key, "mean_train_loss");
+  EXPECT_NEAR(d[2].suspicion[1], 1.0 - std::exp(-2.0), 1e-6) << "1 - p[given label]";
+  EXPECT_FLOAT_EQ(d[3].suspicion[3], 0.9f) << "1 - normalised margin";
+  EXPECT_NE(error_of([&] { app::find_detector(app::label_error_detectors(app::SampleScores{}), "sigma"); })
+                .find("available: none"),
+            std::string::npos);
+
+  app::FlagRule top;
+  top.top_fraction = 0.4;  // 2 of 5
+  EXPECT_EQ(app::flag_samples(d[0], top), (std::vector<uint8_t>{0, 1, 0, 1, 0}));
+  top.top_fraction = 0.8;  // 4 of 5, but a sample without a score is never flagged
+  EXPECT_EQ(app::flag_samples(d[1], top), (std::vector<uint8_t>{1, 1, 0, 1, 1}));
+  app::FlagRule above;
+  above.above = 0.95;
+  EXPECT_EQ(app::flag_samples(d[0], above), (std::vector<uint8_t>{0, 1, 1, 1, 0}));
+  above.top_fraction = 0.5;
+  EXPECT_THROW(app::flag_samples(d[0], above), Error) << "both a fraction and a threshold";
+
+  const std::vector<int64_t> labels{0, 1, 2, 3, 4};
+  EXPECT_DOUBLE_EQ(app::disputed_fraction(labels, s), 0.4) << "the model predicts another class for samples 1 and 3";
+  const app::FlagRule chosen = app::make_flag_rule("sigma", -1, -1, labels, s);
+  EXPECT_DOUBLE_EQ(chosen.top_fraction, 0.4);
+  EXPECT_NE(chosen.describe().find("does not predict"), std::string::npos) << chosen.describe();
+  EXPECT_DOUBLE_EQ(app::make_flag_rule("sigma", -1, -1, labels, app::SampleScores{}).top_fraction, 0.1);
+  EXPECT_DOUBLE_EQ(app::make_flag_rule("sigma", -1, 1.5, labels, s).above, 1.5);
+  EXPECT_THROW(app::make_flag_rule("mean_train_loss", -1, 1.5, labels, s), Error) << "--sigma-above is for σ";
 }
