@@ -19,9 +19,13 @@ void SampleLossRecord::add(const Tensor& rows, const Tensor& row_loss) {
   NoGradGuard no_grad;
   const int64_t b = rows.numel();
   if (b == 0) return;
-  // The first batch of each shape runs eagerly (train/train_step.h), so this allocation never
-  // happens inside a captured step.
-  if (!ones_.defined() || ones_.numel() < b) ones_ = Tensor::ones({b}, DType::Float32, sum_.device());
+  // The first steps of each batch shape run eagerly (train/train_step.h), so this allocation never
+  // happens inside a captured step. A smaller buffer is kept, not freed: a step captured earlier
+  // still reads it.
+  if (!ones_.defined() || ones_.numel() < b) {
+    if (ones_.defined()) outgrown_.push_back(ones_);
+    ones_ = Tensor::ones({b}, DType::Float32, sum_.device());
+  }
   const Tensor loss = row_loss.dtype() == DType::Float32 ? row_loss : kernels::cast(row_loss, DType::Float32);
   // Indices are unique within a batch: the unordered (atomic) scatter gives the ordered one's bits.
   kernels::scatter_rows_add_(sum_, rows, loss, /*deterministic=*/false);

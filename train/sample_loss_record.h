@@ -41,6 +41,7 @@ class SampleLossRecord {
  private:
   Tensor sum_, count_;
   Tensor ones_;  // ≥ the largest batch seen; a batch's count increments are its first rows
+  std::vector<Tensor> outgrown_;  // earlier, smaller ones_ that captured steps may still read
 };
 
 }  // namespace dp::train

@@ -35,6 +35,8 @@ TEST(SampleLossRecord, SumsCountsAndMeansByIndex) {
   EXPECT_EQ(m[4], 0.25f);
   r.add(vec<int64_t>({}), vec<float>({}));  // an empty batch changes nothing
   EXPECT_EQ(r.count().to_float_vector()[0], 2.f);
+  r.add(vec<int64_t>({1, 2, 3, 4}), vec<float>({1.f, 1.f, 1.f, 1.f}));  // a larger batch than before
+  EXPECT_EQ(r.count().to_float_vector(), (std::vector<float>{2.f, 1.f, 1.f, 3.f, 2.f}));
 }
 
 TEST(SampleLossRecord, LoadKeepsTheBuffersAndChecksTheSize) {
