@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "data/image_folder.h"
+#include "data/packed.h"
 
 namespace dp::app {
 
@@ -11,6 +12,7 @@ std::vector<std::string> class_names(const std::string& kind, const std::string&
   const auto classes = static_cast<size_t>(split.num_classes());
   std::vector<std::string> names;
   if (const auto* folder = dynamic_cast<const data::ImageFolderDataset*>(&split)) names = folder->classes();
+  else if (const auto* packed = dynamic_cast<const data::PackedDataset*>(&split)) names = packed->classes();
   else if (kind == "cifar10" && classes == data::cifar10_class_names().size()) names = data::cifar10_class_names();
   else if (kind == "cifar100")
     for (const char* sub : {"", "cifar-100-binary"}) {

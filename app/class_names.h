@@ -1,6 +1,7 @@
-// Class names for reports (dp-eval, dp-inspect, the per-sample export): the class folder names of
-// image folders (and the CIFAR-10 JPEG export), CIFAR-10's names, CIFAR-100's fine_label_names.txt
-// when the dataset folder has it; otherwise the label numbers.
+// Class names for reports (dp-eval, dp-inspect, the per-sample export, the report): the class
+// folder names of image folders (and the CIFAR-10 JPEG export), a dp-pack folder's classes.txt,
+// CIFAR-10's names, CIFAR-100's fine_label_names.txt when the dataset folder has it; otherwise the
+// label numbers.
 #pragma once
 #include <string>
 #include <vector>

@@ -10,11 +10,13 @@
 #include <fstream>
 
 #include "app/checkpoint_schema.h"
+#include "app/class_names.h"
 #include "app/inspect/html.h"
 #include "app/inspect/svg_plot.h"
 #include "app/inspect/thumbnail.h"
 #include "app/report.h"
 #include "app/trainer.h"
+#include "data/packed.h"
 #include "engine/error.h"
 
 using namespace dp;
@@ -238,5 +240,29 @@ TEST(Report, EpochMetricsTakeTheLastLineOfEachEpoch) {
   EXPECT_EQ(m[1].val_top1, 25);
   EXPECT_TRUE(std::isnan(m[0].train_loss));
   EXPECT_TRUE(app::read_epoch_metrics(dir + "/missing.jsonl", 2).empty());
+  fs::remove_all(dir);
+}
+
+// A dp-pack folder's classes.txt names the classes in reports (was: the label numbers, so the
+// report and relabel file of a packed CIFAR-10 run said "6 -> 3" instead of "frog -> cat").
+TEST(ClassNames, PackedDatasetsUseTheirClassesFile) {
+  const std::string dir = temp_dir();
+  struct Encoded final : data::Dataset {
+    std::vector<uint8_t> jpeg = make_thumbnail(FourSamples(), 0, 96).jpeg;
+    int64_t size() const override { return 2; }
+    int64_t num_classes() const override { return 2; }
+    int64_t label(int64_t i) const override { return i; }
+    data::RawSample load(int64_t i) const override {
+      data::RawSample s;
+      s.index = i;
+      s.label = i;
+      s.encoded = jpeg;
+      return s;
+    }
+    std::string source(int64_t i) const override { return "img" + std::to_string(i) + ".jpg"; }
+  } source;
+  data::write_packed_split(source, {"frog <1>", "cat"}, dir, "train", {});
+  const data::PackedDataset packed(dir, "train");
+  EXPECT_EQ(app::class_names("packed", dir, packed), (std::vector<std::string>{"frog <1>", "cat"}));
   fs::remove_all(dir);
 }
