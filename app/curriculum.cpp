@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "app/checkpoint_schema.h"
+#include "app/config.h"
 #include "engine/error.h"
+#include "train/data_parameters.h"
 #include "train/sample_loss_record.h"
 
 namespace dp::app {
@@ -33,6 +36,7 @@ SampleScores sample_scores(const Checkpoint& c, const EvalResult* pass) {
     s.final_loss = pass->sample_loss;
     s.margin = pass->sample_margin;
     s.prediction = pass->sample_prediction;
+    s.confidence = pass->sample_confidence;
   }
   return s;
 }
@@ -119,7 +123,16 @@ std::vector<uint8_t> flag_samples(const Detector& d, const FlagRule& rule) {
   return flagged;
 }
 
-FlagRule make_flag_rule(const std::string& rank_by, double top_fraction, double sigma_above,
+double initial_instance_sigma(const Config& config) {
+  if (!config.get_bool("data_parameters.learn_inst_parameters")) return std::nan("");
+  const double init = config.get_float("data_parameters.init_inst_param");
+  if (config.get_bool("data_parameters.skip_clamp_data_param")) return init;
+  // As the clamp sees it: log(init) rounded to float32, clamped, exponentiated.
+  const float theta = std::clamp(static_cast<float>(std::log(init)), train::data_param_clamp_lo(), train::data_param_clamp_hi());
+  return std::exp(static_cast<double>(theta));
+}
+
+FlagRule make_flag_rule(const std::string& rank_by, double top_fraction, double sigma_above, double initial_sigma,
                         const std::vector<int64_t>& labels, const SampleScores& scores) {
   FlagRule rule;
   rule.rank_by = rank_by;
@@ -128,6 +141,11 @@ FlagRule make_flag_rule(const std::string& rank_by, double top_fraction, double 
              "use --top-fraction with the other detectors");
     rule.top_fraction = top_fraction;
     rule.above = sigma_above;
+    return rule;
+  }
+  if (rank_by == "sigma" && std::isfinite(initial_sigma)) {
+    rule.above = initial_sigma;
+    rule.why = "the samples whose σ rose above its starting value: the curriculum raised their temperature";
     return rule;
   }
   const double disputed = disputed_fraction(labels, scores);

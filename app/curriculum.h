@@ -17,6 +17,7 @@
 namespace dp::app {
 
 struct Checkpoint;
+class Config;
 
 struct SampleScores {
   std::vector<float> sigma;            // σ_inst = exp(θ_inst); empty: not learnt
@@ -26,6 +27,7 @@ struct SampleScores {
   std::vector<float> final_loss;       // cross-entropy against the given label
   std::vector<float> margin;           // normalised margin in [0, 1]
   std::vector<int64_t> prediction;     // top-1 class
+  std::vector<float> confidence;       // the probability of the prediction
   bool has_pass() const { return !prediction.empty(); }
 };
 
@@ -70,9 +72,15 @@ std::vector<uint8_t> flag_samples(const Detector& detector, const FlagRule& rule
 // not predict (how many labels the model disputes); NaN without the pass.
 double disputed_fraction(const std::vector<int64_t>& labels, const SampleScores& scores);
 
+// The σ a sample's instance parameter starts from (init_inst_param, clamped as the first step
+// clamps it), NaN when the run learns none.
+double initial_instance_sigma(const Config& config);
+
 // dp-inspect's rule from its options (a value < 0: not given): --top-fraction, --sigma-above (σ
-// only), else the disputed fraction (10% without predictions), saying so in `why`.
-FlagRule make_flag_rule(const std::string& rank_by, double top_fraction, double sigma_above,
+// only); else, by σ, the samples whose σ rose above `initial_sigma` (the curriculum raised their
+// temperature); by another detector, the disputed fraction (10% without predictions). `why` says
+// which default was taken.
+FlagRule make_flag_rule(const std::string& rank_by, double top_fraction, double sigma_above, double initial_sigma,
                         const std::vector<int64_t>& labels, const SampleScores& scores);
 
 }  // namespace dp::app

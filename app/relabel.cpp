@@ -19,17 +19,20 @@ const char* action_name(RelabelAction a) {
 }
 
 RelabelPlan plan_relabel(const std::vector<uint8_t>& flagged, const std::vector<int64_t>& labels,
-                         const std::vector<int64_t>& predictions, FlaggedPolicy policy) {
-  DP_CHECK(flagged.size() == labels.size() && predictions.size() == labels.size(),
-           fmt::format("plan_relabel: {} flags, {} labels and {} predictions", flagged.size(), labels.size(),
-                       predictions.size()),
+                         const std::vector<int64_t>& predictions, const std::vector<float>& confidences,
+                         FlaggedPolicy policy, double min_confidence) {
+  DP_CHECK(flagged.size() == labels.size() && predictions.size() == labels.size() &&
+               confidences.size() == labels.size(),
+           fmt::format("plan_relabel: {} flags, {} labels, {} predictions and {} confidences", flagged.size(),
+                       labels.size(), predictions.size(), confidences.size()),
            "pass one of each per training sample");
   RelabelPlan p;
   p.action.assign(labels.size(), RelabelAction::kKeep);
   for (size_t i = 0; i < labels.size(); ++i) {
     if (!flagged[i]) continue;
-    const bool other = predictions[i] >= 0 && predictions[i] != labels[i];
-    if (policy == FlaggedPolicy::kRelabelOrDrop && other) {
+    const bool sure_of_other =
+        predictions[i] >= 0 && predictions[i] != labels[i] && confidences[i] >= min_confidence;
+    if (policy == FlaggedPolicy::kRelabelOrDrop && sure_of_other) {
       p.action[i] = RelabelAction::kRelabel;
       ++p.relabel;
     } else {

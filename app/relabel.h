@@ -17,9 +17,9 @@ namespace dp::app {
 enum class RelabelAction : uint8_t { kKeep, kRelabel, kDrop };
 const char* action_name(RelabelAction action);
 
-// What to do with the flagged samples: relabel to the model's prediction when it names another
-// class and drop when it agrees with the given label (the model has no better label to offer), or
-// drop every flagged sample (cleanlab's prune).
+// What to do with the flagged samples: relabel to the final model's prediction where it names
+// another class with at least the given probability, drop the others (the model has no label it
+// is sure of to offer); or drop every flagged sample (cleanlab's prune).
 enum class FlaggedPolicy : uint8_t { kRelabelOrDrop, kDrop };
 
 struct RelabelPlan {
@@ -27,8 +27,11 @@ struct RelabelPlan {
   int64_t relabel = 0, drop = 0;
 };
 
+// confidences: the probability the model gives its prediction; min_confidence: the least with
+// which a flagged sample is relabelled (default 0.5: the prediction outweighs all other classes).
 RelabelPlan plan_relabel(const std::vector<uint8_t>& flagged, const std::vector<int64_t>& labels,
-                         const std::vector<int64_t>& predictions, FlaggedPolicy policy);
+                         const std::vector<int64_t>& predictions, const std::vector<float>& confidences,
+                         FlaggedPolicy policy, double min_confidence = 0.5);
 
 struct RelabelColumns {
   const std::vector<int64_t>* labels = nullptr;

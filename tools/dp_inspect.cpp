@@ -120,17 +120,22 @@ int main(int argc, char** argv) {
                  "write OUT.csv: per training sample keep / relabel (to the model's prediction) / drop; train on it "
                  "with --set data.relabel_file=OUT.csv");
   auto* fraction_opt = app.add_option("--top-fraction", top_fraction,
-                                      "flag the most suspect fraction of the training samples (default: the share "
-                                      "whose given label the final model does not predict)");
+                                      "flag the most suspect fraction of the training samples (default by σ: those "
+                                      "whose σ rose above its starting value; by another detector: the share whose "
+                                      "given label the final model does not predict)");
   auto* above_opt = app.add_option("--sigma-above", sigma_above, "flag the samples with σ above S");
   fraction_opt->excludes(above_opt);
   app.add_option("--rank-by", rank_by, "the detector that ranks and flags: sigma, mean_train_loss, self_confidence, "
                                        "normalized_margin")
       ->check(CLI::IsMember({"sigma", "mean_train_loss", "self_confidence", "normalized_margin"}));
+  double relabel_confidence = 0.5;
   app.add_option("--flagged", flagged_policy,
-                 "relabel: a flagged sample gets the model's prediction, or is dropped where the model agrees with its "
-                 "label; drop: every flagged sample is dropped")
+                 "relabel: a flagged sample gets the final model's prediction where the model gives another class at "
+                 "least --relabel-confidence, and is dropped otherwise; drop: every flagged sample is dropped")
       ->check(CLI::IsMember({"relabel", "drop"}));
+  app.add_option("--relabel-confidence", relabel_confidence,
+                 "the least probability of its prediction for which the model relabels a flagged sample")
+      ->check(CLI::Range(0.0, 1.0));
   dp::tools::add_version_flag(app, "dp-inspect");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -346,13 +351,15 @@ int main(int argc, char** argv) {
     }
 
     // The flag rule shared by the report's per-class table and the relabel file.
-    const dp::app::FlagRule rule = dp::app::make_flag_rule(rank_by, top_fraction, sigma_above, noise.label, scores);
+    const dp::app::FlagRule rule = dp::app::make_flag_rule(rank_by, top_fraction, sigma_above,
+                                                           dp::app::initial_instance_sigma(config), noise.label, scores);
 
     if (!relabel.empty()) {
       const dp::app::Detector& d = dp::app::find_detector(detectors, rank_by);
       const dp::app::RelabelPlan plan = dp::app::plan_relabel(
-          dp::app::flag_samples(d, rule), noise.label, scores.prediction,
-          flagged_policy == "drop" ? dp::app::FlaggedPolicy::kDrop : dp::app::FlaggedPolicy::kRelabelOrDrop);
+          dp::app::flag_samples(d, rule), noise.label, scores.prediction, scores.confidence,
+          flagged_policy == "drop" ? dp::app::FlaggedPolicy::kDrop : dp::app::FlaggedPolicy::kRelabelOrDrop,
+          relabel_confidence);
       dp::app::RelabelColumns columns;
       columns.labels = &noise.label;
       columns.predictions = &scores.prediction;

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "app/checkpoint_schema.h"
+#include "app/config.h"
 #include "app/curriculum.h"
 #include "app/relabel.h"
 #include "app/run_data.h"
@@ -72,18 +73,22 @@ TEST(CsvTable, QuotedFieldsRoundTrip) {
   fs::remove_all(dir);
 }
 
-TEST(Relabel, PlanRelabelsToThePredictionOrDrops) {
-  const std::vector<uint8_t> flagged{1, 1, 0, 1, 0};
-  const std::vector<int64_t> labels{0, 1, 2, 3, 4}, predictions{5, 1, 7, 2, 4};
-  app::RelabelPlan p = app::plan_relabel(flagged, labels, predictions, app::FlaggedPolicy::kRelabelOrDrop);
+TEST(Relabel, PlanRelabelsToASurePredictionOrDrops) {
+  const std::vector<uint8_t> flagged{1, 1, 0, 1, 0, 1};
+  const std::vector<int64_t> labels{0, 1, 2, 3, 4, 5}, predictions{5, 1, 7, 2, 4, 6};
+  const std::vector<float> confidences{0.9f, 0.8f, 0.9f, 0.5f, 0.9f, 0.3f};
   using A = app::RelabelAction;
-  EXPECT_EQ(p.action, (std::vector<A>{A::kRelabel, A::kDrop, A::kKeep, A::kRelabel, A::kKeep}))
-      << "flagged: the model's other class, or dropped where it agrees with the given label; unflagged: kept";
+  app::RelabelPlan p = app::plan_relabel(flagged, labels, predictions, confidences, app::FlaggedPolicy::kRelabelOrDrop);
+  EXPECT_EQ(p.action, (std::vector<A>{A::kRelabel, A::kDrop, A::kKeep, A::kRelabel, A::kKeep, A::kDrop}))
+      << "flagged: the model's other class when it gives it >= 0.5, else dropped (also where it agrees with the "
+         "given label); unflagged: kept";
   EXPECT_EQ(p.relabel, 2);
-  EXPECT_EQ(p.drop, 1);
-  p = app::plan_relabel(flagged, labels, predictions, app::FlaggedPolicy::kDrop);
-  EXPECT_EQ(p.action, (std::vector<A>{A::kDrop, A::kDrop, A::kKeep, A::kDrop, A::kKeep}));
-  EXPECT_THROW(app::plan_relabel({1}, labels, predictions, app::FlaggedPolicy::kDrop), Error);
+  EXPECT_EQ(p.drop, 2);
+  p = app::plan_relabel(flagged, labels, predictions, confidences, app::FlaggedPolicy::kRelabelOrDrop, 0.0);
+  EXPECT_EQ(p.action[5], A::kRelabel) << "any confidence";
+  p = app::plan_relabel(flagged, labels, predictions, confidences, app::FlaggedPolicy::kDrop);
+  EXPECT_EQ(p.action, (std::vector<A>{A::kDrop, A::kDrop, A::kKeep, A::kDrop, A::kKeep, A::kDrop}));
+  EXPECT_THROW(app::plan_relabel({1}, labels, predictions, confidences, app::FlaggedPolicy::kDrop), Error);
 }
 
 // The file dp-inspect writes is the file dp-train reads: the training labels become the suggested
@@ -95,13 +100,14 @@ TEST(Relabel, FileRoundTripsIntoTheLabelsTheRunTrainsOn) {
   const int64_t n = before.noise.size(), classes = before.num_classes;
   std::vector<int64_t> predictions(n);
   std::vector<uint8_t> flagged(n, 0);
-  std::vector<float> score(n);
+  std::vector<float> score(n), confidence(n, 0.9f);
   for (int64_t i = 0; i < n; ++i) {
     predictions[i] = i % 5 == 0 ? (before.noise.label[i] + 1) % classes : before.noise.label[i];
     flagged[i] = i % 5 == 0 || i % 7 == 0;  // some flagged with another prediction (relabel), some agreeing (drop)
     score[i] = static_cast<float>(i);
   }
-  const app::RelabelPlan plan = app::plan_relabel(flagged, before.noise.label, predictions, app::FlaggedPolicy::kRelabelOrDrop);
+  const app::RelabelPlan plan =
+      app::plan_relabel(flagged, before.noise.label, predictions, confidence, app::FlaggedPolicy::kRelabelOrDrop);
   ASSERT_GT(plan.relabel, 0);
   ASSERT_GT(plan.drop, 0);
   app::RelabelColumns cols;
@@ -210,10 +216,22 @@ TEST(Curriculum, DetectorsAndFlags) {
 
   const std::vector<int64_t> labels{0, 1, 2, 3, 4};
   EXPECT_DOUBLE_EQ(app::disputed_fraction(labels, s), 0.4) << "the model predicts another class for samples 1 and 3";
-  const app::FlagRule chosen = app::make_flag_rule("sigma", -1, -1, labels, s);
+  const app::FlagRule by_sigma = app::make_flag_rule("sigma", -1, -1, 1.0, labels, s);
+  EXPECT_DOUBLE_EQ(by_sigma.above, 1.0) << "by σ: above its starting value";
+  EXPECT_NE(by_sigma.describe().find("starting value"), std::string::npos) << by_sigma.describe();
+  const app::FlagRule chosen = app::make_flag_rule("mean_train_loss", -1, -1, 1.0, labels, s);
   EXPECT_DOUBLE_EQ(chosen.top_fraction, 0.4);
   EXPECT_NE(chosen.describe().find("does not predict"), std::string::npos) << chosen.describe();
-  EXPECT_DOUBLE_EQ(app::make_flag_rule("sigma", -1, -1, labels, app::SampleScores{}).top_fraction, 0.1);
-  EXPECT_DOUBLE_EQ(app::make_flag_rule("sigma", -1, 1.5, labels, s).above, 1.5);
-  EXPECT_THROW(app::make_flag_rule("mean_train_loss", -1, 1.5, labels, s), Error) << "--sigma-above is for σ";
+  EXPECT_DOUBLE_EQ(app::make_flag_rule("mean_train_loss", -1, -1, NAN, labels, app::SampleScores{}).top_fraction, 0.1);
+  EXPECT_DOUBLE_EQ(app::make_flag_rule("sigma", -1, 1.5, 1.0, labels, s).above, 1.5);
+  EXPECT_THROW(app::make_flag_rule("mean_train_loss", -1, 1.5, 1.0, labels, s), Error) << "--sigma-above is for σ";
+  // The starting σ as the first clamp leaves it: the reference's joint preset starts at 0.001 -> 0.05.
+  auto start = [](std::vector<std::string> sets) {
+    sets.push_back("data_parameters.learn_inst_parameters=true");
+    return app::initial_instance_sigma(app::Config::from_string("", "t.toml", sets));
+  };
+  EXPECT_DOUBLE_EQ(start({}), 1.0);
+  EXPECT_NEAR(start({"data_parameters.init_inst_param=0.001"}), 0.05, 1e-6);
+  EXPECT_DOUBLE_EQ(start({"data_parameters.init_inst_param=0.001", "data_parameters.skip_clamp_data_param=true"}), 0.001);
+  EXPECT_TRUE(std::isnan(app::initial_instance_sigma(app::Config::from_string("", "t.toml"))));
 }

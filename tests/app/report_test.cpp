@@ -175,6 +175,18 @@ TEST(Report, SyntheticRunWithInstanceParameters) {
   auto model = app::make_checkpoint_model(c);
   const app::EvalResult pass = app::evaluate(*model, data.train, data.test_transform, 64, 1, Device::cpu(),
                                              MemoryFormat::Contiguous, /*per_sample=*/true);
+  // The pass's per-sample outputs agree with each other: p[label] = exp(-loss) <= p[prediction],
+  // and the normalised margin is (p[label] - p[best other] + 1) / 2, the best other being the
+  // prediction wherever it is not the label.
+  for (size_t i = 0; i < pass.sample_loss.size(); ++i) {
+    const double p_label = std::exp(-pass.sample_loss[i]), p_pred = pass.sample_confidence[i];
+    ASSERT_LE(p_label, p_pred + 1e-6) << i;
+    ASSERT_LE(p_pred, 1.0 + 1e-6) << i;
+    if (pass.sample_prediction[i] != data.noise.label[i])
+      ASSERT_NEAR(2.0 * pass.sample_margin[i] - 1.0, p_label - p_pred, 1e-5) << i;
+    else
+      ASSERT_NEAR(p_label, p_pred, 1e-5) << i;
+  }
   app::ReportInputs in;
   in.checkpoint = &c;
   in.config = &config;

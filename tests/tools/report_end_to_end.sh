@@ -15,7 +15,8 @@ py=$(command -v /usr/bin/python3 || command -v python3) || { echo "SKIP: no pyth
 run=(--set data.synthetic_train_size=512 --set data.synthetic_test_size=64 --set data.image_size=12
      --set optim.schedule=constant --set run.epochs=6 --set run.workers=1)
 "$train" "${DP_SOURCE_DIR:?}/configs/quickstart.toml" "${run[@]}" --set "run.output=$tmp/run" > "$tmp/train.log"
-"$inspect" "$tmp/run/checkpoint.h5" --report --relabel "$tmp/relabel.csv" --top-fraction 0.3 > "$tmp/inspect.log" ||
+"$inspect" "$tmp/run/checkpoint.h5" --report --relabel "$tmp/relabel.csv" --top-fraction 0.3 \
+    --relabel-confidence 0 > "$tmp/inspect.log" ||
   fail "dp-inspect --report --relabel: $(cat "$tmp/inspect.log")"
 [[ -s $tmp/run/report.html ]] || fail "no report.html in the run folder"
 grep -q "most distrusted" "$tmp/run/report.html" || fail "the report has no grid"
