@@ -250,7 +250,10 @@ void sample_card(HtmlNode grid, const Context& x, const SampleScores& s, const D
   labels.text(x.name(x.noise.label[u]));
   if (s.has_pass()) labels.text(" → " + x.name(s.prediction[u]));
   if (is_wrong) card.add("div", {{"class", "bad"}}, "wrong label (true: " + x.name(x.noise.original_label[u]) + ")");
-  if (!source.empty() && !synthetic) card.add("div", {{"class", "path"}}, source);
+  // The end of a long path says most (class folder, file name); the whole one is the tooltip.
+  if (!source.empty() && !synthetic)
+    card.add("div", {{"class", "path"}, {"title", source}},
+             source.size() <= 48 ? source : "…" + source.substr(source.size() - 47));  // a cut character: U+FFFD
 }
 
 void grids_section(HtmlNode body, const Context& x, const SampleScores& s, const Detector& d, bool synthetic) {

@@ -2,7 +2,10 @@
 
 #include <libxml/HTMLtree.h>
 #include <libxml/tree.h>
+#include <libxml/xmlstring.h>
 #include <openssl/evp.h>
+
+#include <algorithm>
 
 #include "engine/error.h"
 
@@ -12,6 +15,25 @@ namespace {
 
 const xmlChar* x(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
 const xmlChar* x(const std::string& s) { return x(s.c_str()); }
+
+// libxml2 takes UTF-8 only, but a file name is any bytes (e.g. Latin-1): each byte that does not
+// start a valid UTF-8 character becomes U+FFFD, the replacement character, as browsers show it.
+std::string valid_utf8(const std::string& text) {
+  if (xmlCheckUTF8(x(text))) return text;
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    int length = static_cast<int>(std::min<size_t>(4, text.size() - i));
+    const int c = xmlGetUTF8Char(x(text.c_str() + i), &length);
+    if (c > 0 && length > 0) {
+      out.append(text, i, static_cast<size_t>(length));
+      i += static_cast<size_t>(length);
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -23,12 +45,13 @@ HtmlNode HtmlNode::add(const char* tag, Attributes attributes, const std::string
 }
 
 HtmlNode& HtmlNode::text(const std::string& content) {
-  xmlAddChild(node_, xmlNewTextLen(x(content), static_cast<int>(content.size())));
+  const std::string valid = valid_utf8(content);
+  xmlAddChild(node_, xmlNewTextLen(x(valid), static_cast<int>(valid.size())));
   return *this;
 }
 
 HtmlNode& HtmlNode::attr(const char* name, const std::string& value) {
-  xmlSetProp(node_, x(name), x(value));
+  xmlSetProp(node_, x(name), x(valid_utf8(value)));
   return *this;
 }
 

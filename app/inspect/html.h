@@ -1,6 +1,7 @@
 // HTML pages built as a document tree with libxml2 and serialised by its HTML writer: text and
 // attribute values are escaped by the library wherever they go, never by hand, so a class name,
-// file path or config value holding <, & or quotes shows as written and cannot break the page.
+// file path or config value holding <, & or quotes shows as written and cannot break the page
+// (bytes that are not UTF-8, e.g. a Latin-1 file name, show as U+FFFD).
 // Images travel inside the page as base64 data URIs (OpenSSL's encoder), so it opens offline.
 #pragma once
 #include <cstdint>

@@ -113,6 +113,14 @@ TEST(Html, TextAndAttributesAreEscapedByTheSerialiser) {
   EXPECT_THROW(doc.body().add("style").style_text("</style><script>"), Error);
 }
 
+// A Latin-1 file name is not UTF-8: its stray byte becomes U+FFFD instead of garbling the page.
+TEST(Html, BytesThatAreNotUtf8ShowAsReplacementCharacters) {
+  HtmlDocument doc("t", "");
+  doc.body().add("p", {{"title", "caf\xe9.jpg"}}, "caf\xe9.jpg, \xcf\x83 ok");
+  const std::string html = doc.str();
+  EXPECT_NE(html.find("<p title=\"caf&#65533;.jpg\">caf&#65533;.jpg, &sigma; ok</p>"), std::string::npos) << html;
+}
+
 TEST(Html, Base64) {
   EXPECT_EQ(base64({}), "");
   EXPECT_EQ(base64({'h', 'e', 'l', 'l', 'o'}), "aGVsbG8=");
