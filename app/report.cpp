@@ -278,7 +278,8 @@ void grids_section(HtmlNode body, const Context& x, const SampleScores& s, const
     sample_card(bottom, x, s, d, order[static_cast<size_t>(r)], r + 1, synthetic);
 }
 
-void class_section(HtmlNode body, const Context& x, const SampleScores& s, const std::vector<uint8_t>& flagged) {
+void class_section(HtmlNode body, const Context& x, const SampleScores& s, const std::vector<uint8_t>& flagged,
+                   const FlagRule& rule) {
   body.add("h2", {}, "Per class");
   const auto classes = static_cast<int64_t>(std::max<size_t>(x.in.class_names.size(), static_cast<size_t>(x.c.num_classes)));
   std::vector<int64_t> count(classes), flags(classes), wrong(classes);
@@ -297,7 +298,7 @@ void class_section(HtmlNode body, const Context& x, const SampleScores& s, const
   }
   body.add("p", {}, flagged.empty() ? std::string("No flags: no detector to flag with.")
                                     : fmt::format("Flagged: {} ({} samples), the rule of dp-inspect --relabel.",
-                                                  x.opt.flag.describe(),
+                                                  rule.describe(),
                                                   std::count(flagged.begin(), flagged.end(), uint8_t{1})));
   HtmlNode t = body.add("table");
   std::vector<std::string> head{"class", "samples", "flagged", "flagged %"};
@@ -385,9 +386,11 @@ std::string render_report(const ReportInputs& in, const ReportOptions& opt) {
     return detectors.front();
   }();
   grids_section(body, x, scores, ranking, synthetic);
-  std::vector<uint8_t> flagged;
-  if (ranking.key == opt.flag.rank_by) flagged = flag_samples(ranking, opt.flag);
-  class_section(body, x, scores, flagged);
+  // A fraction applies to whichever detector ranks; a threshold only to its own.
+  FlagRule rule = opt.flag;
+  if (rule.top_fraction > 0) rule.rank_by = ranking.key;
+  const std::vector<uint8_t> flagged = rule.rank_by == ranking.key ? flag_samples(ranking, rule) : std::vector<uint8_t>{};
+  class_section(body, x, scores, flagged, rule);
   return doc.str();
 }
 

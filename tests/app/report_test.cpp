@@ -242,6 +242,8 @@ TEST(Report, BaselineWithoutItsDatasetShowsWhatExists) {
   EXPECT_NE(html.find("No per-epoch metrics"), std::string::npos);
   EXPECT_NE(html.find("This run learnt no data parameters"), std::string::npos);
   EXPECT_NE(html.find("No predictions"), std::string::npos);
+  EXPECT_NE(html.find("Flagged: the top 10% by mean_train_loss (26 samples)"), std::string::npos)
+      << "the fraction applies to the detector that ranks";
   EXPECT_EQ(count(html, "σ (instance)"), 0u);
   EXPECT_EQ(count(html, "&sigma; (instance)"), 0u);
   fs::remove_all(dir);
