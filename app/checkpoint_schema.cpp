@@ -188,6 +188,11 @@ Checkpoint decode_checkpoint(const io::TensorFile& f, const std::string& path, c
   c.theta_inst = ThetaState::read(in, train::ThetaKind::kInstance, c.train_size(),
                                   fmt::format("the training set of /{} ({} samples)", kNoiseLabel, c.train_size()));
   c.history.load(in);
+  if (in.contains(train::SampleLossState::kSum) && !c.noise)
+    invalid(path, fmt::format("dataset /{} is there without the noise map that gives the training-set size",
+                              train::SampleLossState::kSum));
+  c.sample_loss = train::SampleLossState::read(in, c.train_size(),
+                                               fmt::format("the training set of /{} ({} samples)", kNoiseLabel, c.train_size()));
   in.expect_all_used();
   return c;
 }
@@ -205,6 +210,7 @@ io::TensorFile encode_checkpoint(const Checkpoint& c) {
   c.theta_inst.save(out, train::ThetaKind::kInstance);
   if (c.noise) save_noise_map(out, *c.noise);
   c.history.save(out);
+  c.sample_loss.save(out);
   c.progress.save(out);
   out.integer("format_version", kCheckpointFormatVersion);
   out.integer("num_classes", c.num_classes);

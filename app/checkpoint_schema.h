@@ -8,6 +8,7 @@
 //   θ_class, θ_inst           train::ThetaState::save / read
 //   noise map                 this file (the run data's)
 //   σ history                 train::SigmaRecord::save / load
+//   per-sample loss record    train::SampleLossState::save / read
 //   run progress              app::RunProgress::save / load
 //   header attributes         this file: format_version, arch, num_classes, noise_protocol, config, rng,
 //                             data_fingerprint (app/data_fingerprint.h; absent in older checkpoints)
@@ -34,6 +35,7 @@
 #include "layers/module.h"
 #include "train/data_parameters.h"
 #include "train/sgd.h"
+#include "train/sample_loss_record.h"
 #include "train/sigma_histogram.h"
 
 namespace dp::app {
@@ -57,6 +59,7 @@ struct Checkpoint {
   ThetaState theta_class, theta_inst;    // undefined when not learnt
   std::optional<data::NoiseMap> noise;   // the training set's noise map
   train::SigmaRecord history;            // σ histograms per epoch (shared edges)
+  train::SampleLossState sample_loss;    // per-sample training-loss sums; undefined in older checkpoints
 
   const Tensor* find_momentum(const std::string& parameter) const;
   // The training-set size the checkpoint implies (its noise map), or -1 when it has none.

@@ -26,6 +26,8 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.noise_column", T::String, std::string(""), 0, 0, {}, "column of noise_file, e.g. worse_label"},
       {"data.noise_index_column", T::String, std::string(""), 0, 0, {},
        "column of noise_file giving each row's dataset index, e.g. orig_index (empty: row order)"},
+      {"data.relabel_file", T::String, std::string(""), 0, 0, {},
+       "dp-inspect --relabel CSV applied after data.noise: relabel and drop rows as its action column says"},
       {"data.index_order_csv", T::String, std::string(""), 0, 0, {},
        "cifar10-jpeg: CSV (orig_index, path) restoring CIFAR's original training order"},
       {"data.bad_samples", T::String, std::string("fail"), 0, 0, {"fail", "skip"},

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "app/class_names.h"
+#include "app/run_data.h"
 #include "engine/error.h"
 #include "layers/module.h"  // fnv1a64
 
@@ -150,10 +150,11 @@ SplitFingerprint fingerprint_split(const data::Dataset& split, std::vector<std::
 
 DataFingerprint fingerprint_run_data(const RunData& data, const Config& config) {
   DataFingerprint f;
-  f.dataset = config.get_string("data.dataset");
-  const std::string path = config.get_string("data.path");
-  f.train = fingerprint_split(*data.train_clean, class_names(f.dataset, path, *data.train_clean));
-  f.test = fingerprint_split(*data.test, class_names(f.dataset, path, *data.test));
+  const DataSettings settings = make_data_settings(config);
+  f.dataset = settings.kind;
+  const std::vector<std::string> names = class_names(settings, data.num_classes);
+  f.train = fingerprint_split(*data.train_clean, names);
+  f.test = fingerprint_split(*data.test, names);
   return f;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "data/dataset_slice.h"
 #include "engine/autograd.h"
@@ -37,15 +38,17 @@ void reduce_over_ranks(EvalResult& r, double& loss_sum, std::vector<int64_t>& to
   std::vector<int64_t> shares;
   for (int64_t k = 0; k < ranks.world_size(); ++k)
     shares.push_back(data::share_begin(n, k + 1, ranks.world_size()) - data::share_begin(n, k, ranks.world_size()));
-  const Tensor loss = ranks.all_gather(
-      Tensor::from_vector(std::vector<float>(r.sample_loss.begin() + begin, r.sample_loss.begin() + end), {end - begin}),
-      shares);
-  const Tensor prediction = ranks.all_gather(
-      Tensor::from_vector(std::vector<int64_t>(r.sample_prediction.begin() + begin, r.sample_prediction.begin() + end),
-                          {end - begin}),
-      shares);
-  r.sample_loss.assign(loss.data<float>(), loss.data<float>() + n);
-  r.sample_prediction.assign(prediction.data<int64_t>(), prediction.data<int64_t>() + n);
+  // This rank's share [begin, end) of a per-sample vector replaced by every rank's, in rank order.
+  auto gather = [&](auto& values) {
+    using T = typename std::decay_t<decltype(values)>::value_type;
+    const Tensor all = ranks.all_gather(
+        Tensor::from_vector(std::vector<T>(values.begin() + begin, values.begin() + end), {end - begin}), shares);
+    values.assign(all.data<T>(), all.data<T>() + n);
+  };
+  gather(r.sample_loss);
+  gather(r.sample_prediction);
+  gather(r.sample_margin);
+  gather(r.sample_confidence);
 }
 
 }  // namespace
@@ -74,6 +77,8 @@ EvalResult evaluate(layers::Module& model, std::shared_ptr<const data::Dataset> 
   if (per_sample) {
     r.sample_loss.assign(static_cast<size_t>(dataset->size()), std::nanf(""));
     r.sample_prediction.assign(static_cast<size_t>(dataset->size()), -1);
+    r.sample_margin.assign(static_cast<size_t>(dataset->size()), std::nanf(""));
+    r.sample_confidence.assign(static_cast<size_t>(dataset->size()), std::nanf(""));
   }
   data::Loader loader(share, data::Transform(transform), o);
   loader.start_epoch(0);
@@ -94,11 +99,20 @@ EvalResult evaluate(layers::Module& model, std::shared_ptr<const data::Dataset> 
       int64_t pred = std::max_element(row, row + classes) - row;
       ++r.confusion[static_cast<size_t>(batch->labels[i])][static_cast<size_t>(pred)];
       if (per_sample) {  // cross-entropy = logsumexp(row) - row[label], in double
-        double sum = 0;
-        for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c]) - row[pred]);
+        const int64_t label = batch->labels[i];
+        double sum = 0, best_other = -INFINITY;
+        for (int64_t c = 0; c < classes; ++c) {
+          sum += std::exp(static_cast<double>(row[c]) - row[pred]);
+          if (c != label) best_other = std::max(best_other, static_cast<double>(row[c]));
+        }
         const auto index = static_cast<size_t>(begin + batch->indices[i]);  // in `dataset`
-        r.sample_loss[index] = static_cast<float>(row[pred] + std::log(sum) - row[batch->labels[i]]);
+        r.sample_loss[index] = static_cast<float>(row[pred] + std::log(sum) - row[label]);
         r.sample_prediction[index] = pred;
+        // p[label] − p[best other], both relative to the winning logit; one class: margin 1.
+        const double p_label = std::exp(static_cast<double>(row[label]) - row[pred]) / sum;
+        const double p_other = classes > 1 ? std::exp(best_other - row[pred]) / sum : 0.0;
+        r.sample_margin[index] = static_cast<float>((p_label - p_other + 1.0) / 2.0);
+        r.sample_confidence[index] = static_cast<float>(1.0 / sum);  // p[pred]: its term in the sum is 1
       }
     }
     r.count += batch->n;

@@ -29,9 +29,14 @@ struct EvalResult {
   double top5 = 0.0;   // percent
   std::vector<double> per_class_accuracy;      // percent, NaN for a class with no sample
   std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
-  // With per_sample: by dataset index, each sample's cross-entropy and top-1 prediction.
+  // With per_sample: by dataset index, each sample's cross-entropy and top-1 prediction, and the
+  // normalised margin (p[label] − max over the other classes p + 1) / 2 in [0, 1] (cleanlab's
+  // normalized_margin; low: the model prefers another class). exp(−loss) is p[label], the
+  // self-confidence; sample_confidence is the probability of the prediction.
   std::vector<float> sample_loss;
   std::vector<int64_t> sample_prediction;
+  std::vector<float> sample_margin;
+  std::vector<float> sample_confidence;
   std::string to_json(const std::vector<std::string>& class_names = {}) const;
 };
 

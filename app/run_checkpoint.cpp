@@ -42,6 +42,7 @@ Checkpoint Trainer::snapshot() const {
   c.theta_inst = host_copy(data_params_->state(train::ThetaKind::kInstance));
   c.noise = data_.noise;
   c.history = sigma_record_;
+  c.sample_loss = {host_copy(loss_record_->sum()), host_copy(loss_record_->count())};
   c.progress = progress_;
   c.num_classes = data_.num_classes;
   c.arch = rc_.arch;
@@ -80,6 +81,8 @@ void Trainer::restore(const Checkpoint& c) {
   data_params_->load_state(c.theta_class, c.theta_inst, path);
   // Stored histories keep their own bins, so later epochs' rows line up with the earlier ones.
   if (!c.history.empty()) sigma_record_ = c.history;
+  // A checkpoint written before the record existed: the means then cover the steps from here on.
+  if (c.sample_loss.defined()) loss_record_->load(c.sample_loss.sum, c.sample_loss.count);
   progress_ = c.progress;
 }
 

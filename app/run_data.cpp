@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "data/registry.h"
+#include "data/dataset_subset.h"
 #include "engine/error.h"
 
 namespace dp::app {
@@ -36,6 +37,7 @@ DataSettings make_data_settings(const Config& c) {
   s.noise_column = c.get_string("data.noise_column");
   s.noise_index_column = c.get_string("data.noise_index_column");
   s.rand_fraction = c.get_float("data.rand_fraction");
+  s.relabel_file = c.get_string("data.relabel_file");
   return s;
 }
 
@@ -79,8 +81,24 @@ RunData make_run_data(const DataSettings& s) {
              "e.g. noise_file = \"../shared/data/cifar10n-labels.csv\", noise_column = \"worse_label\"");
     r.noise = data::file_label_noise(labels, s.noise_file, s.noise_column, s.noise_index_column, r.num_classes);
   }
-  r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
-  r.train_clean = std::move(clean);
+  r.train_clean = clean;
+  // The relabel file of a curriculum run (dp-inspect --relabel) on top of the noise protocol: the
+  // run trains on the fixed labels, without the dropped samples (then numbered among the kept).
+  if (s.relabel_file.empty()) {
+    r.train = std::make_shared<data::NoisyDataset>(clean, r.noise);
+    return r;
+  }
+  data::Relabelling fixed = data::apply_relabel_file(r.noise, s.relabel_file, r.num_classes);
+  auto relabelled = std::make_shared<data::NoisyDataset>(clean, fixed.map);
+  r.relabelled = fixed.relabelled;
+  r.dropped = fixed.dropped;
+  if (fixed.dropped == 0) {
+    r.noise = std::move(fixed.map);
+    r.train = relabelled;
+  } else {
+    r.noise = data::kept_noise_map(fixed.map, fixed.kept);
+    r.train = std::make_shared<data::DatasetSubset>(relabelled, std::move(fixed.kept));
+  }
   return r;
 }
 

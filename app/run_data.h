@@ -25,6 +25,7 @@ struct DataSettings {
   // Label noise on the training split.
   std::string noise = "none", noise_file, noise_column, noise_index_column;
   double rand_fraction = 0.0;
+  std::string relabel_file;  // dp-inspect --relabel's file: fixed labels and dropped samples
 
   // What a split asks of the dataset kind.
   data::DatasetRequest request(bool train) const;
@@ -37,6 +38,7 @@ struct RunData {
   std::shared_ptr<const data::Dataset> train_clean;  // the same samples with their own labels
   std::shared_ptr<const data::Dataset> test;
   data::NoiseMap noise;                        // per training sample
+  int64_t relabelled = 0, dropped = 0;         // by data.relabel_file (the training set has no dropped sample)
   data::TransformSpec train_transform, test_transform;
   int64_t num_classes = 0;
 };

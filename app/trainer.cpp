@@ -145,6 +145,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   sgd_ = std::make_unique<train::SGD>(model_->parameters(), rc_.sgd);
   schedule_ = make_schedule(rc_.schedule);
   data_params_ = std::make_unique<train::DataParameters>(rc_.data_params, data_.num_classes, data_.train->size(), device_);
+  loss_record_ = std::make_unique<train::SampleLossRecord>(data_.train->size(), device_);
 
   output_ = rc_.output;
   DP_CHECK(!(options_.overwrite && !options_.resume.empty()), "--resume and --overwrite exclude each other",
@@ -194,6 +195,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   so.autocast = rc_.autocast;
   so.cuda_graphs = rc_.cuda_graphs;
   step_ = std::make_unique<train::TrainStep>(*model_, *sgd_, *data_params_, so, dist_ ? dist_->step_sync() : nullptr);
+  step_->record_sample_losses(loss_record_.get());
   if (options_.write_logs) {
     // A file of its own per session (pid and step in the name): a run resumed within the same
     // second must not truncate the stopped run's file.

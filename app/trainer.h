@@ -23,6 +23,7 @@
 #include "app/run_data.h"
 #include "app/run_progress.h"
 #include "train/train_step.h"
+#include "train/sample_loss_record.h"
 #include "train/sigma_histogram.h"
 #include "train/sgd.h"
 
@@ -108,6 +109,7 @@ class Trainer {
   bool writes() const;
   const std::string& checkpoint_path() const { return checkpoint_path_; }
   const train::SigmaRecord& sigma_record() const { return sigma_record_; }
+  const train::SampleLossRecord& sample_losses() const { return *loss_record_; }
   const std::string& output() const { return output_; }
   const std::string& replaced_run() const { return replaced_; }  // where --overwrite moved an earlier run
 
@@ -161,6 +163,7 @@ class Trainer {
   int64_t last_saved_step_ = -1;  // global step of the newest checkpoint saved or resumed from
   std::chrono::steady_clock::time_point last_save_time_;
   train::SigmaRecord sigma_record_;  // σ histograms per epoch (checkpoint /history, the σ figure)
+  std::unique_ptr<train::SampleLossRecord> loss_record_;  // each sample's training loss over the run
 };
 
 // The resolved config stored in a checkpoint (for dp-eval and dp-inspect).

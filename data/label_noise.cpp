@@ -1,9 +1,12 @@
 #include "data/label_noise.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
+#include "data/csv_table.h"
 #include "data/file_io.h"
 #include "data/numpy_mt19937.h"
 #include "data/sample_rng.h"
@@ -160,6 +163,72 @@ NoiseMap file_label_noise(const std::vector<int64_t>& labels, const std::string&
                std::to_string(labels.size()),
            "use the label file that belongs to this dataset's training split");
   return map;
+}
+
+Relabelling apply_relabel_file(const NoiseMap& noisy, const std::string& csv_path, int64_t num_classes) {
+  const CsvTable t = read_csv_table(csv_path);
+  const size_t index_col = t.column("index"), label_col = t.column("label");
+  const size_t suggested_col = t.column("suggested_label"), action_col = t.column("action");
+  const int64_t n = noisy.size();
+  const std::string regenerate = "write the relabel file with dp-inspect --relabel from a checkpoint of this run "
+                                 "(same dataset, noise settings and seed)";
+  Relabelling r;
+  r.map = noisy;
+  r.map.protocol = noisy.protocol + "+relabel_file";
+  std::vector<uint8_t> seen(static_cast<size_t>(n), 0), drop(static_cast<size_t>(n), 0);
+  for (size_t row = 0; row < t.rows.size(); ++row) {
+    const auto& f = t.rows[row];
+    const size_t line = row + 2;
+    const int64_t i = parse_int(f[index_col], csv_path, line);
+    DP_CHECK(i >= 0 && i < n && !seen[static_cast<size_t>(i)],
+             fmt::format("{}: sample index {} is out of range or repeated", t.where(row), i),
+             fmt::format("the file must list each of the {} training samples exactly once; {}", n, regenerate));
+    seen[static_cast<size_t>(i)] = 1;
+    const int64_t given = parse_int(f[label_col], csv_path, line);
+    DP_CHECK(given == noisy.label[static_cast<size_t>(i)],
+             fmt::format("{}: sample {} has label {} there, but this run trains it with label {}", t.where(row), i,
+                         given, noisy.label[static_cast<size_t>(i)]),
+             "the file belongs to another run: " + regenerate);
+    const std::string& action = f[action_col];
+    if (action == "keep") continue;
+    if (action == "drop") {
+      drop[static_cast<size_t>(i)] = 1;
+      ++r.dropped;
+      continue;
+    }
+    DP_CHECK(action == "relabel",
+             fmt::format("{}: action '{}' is not keep, relabel or drop", t.where(row), action),
+             "edit the action column: keep (train with the given label), relabel (train with suggested_label) "
+             "or drop (leave the sample out)");
+    const int64_t suggested = parse_int(f[suggested_col], csv_path, line);
+    DP_CHECK(suggested >= 0 && suggested < num_classes,
+             fmt::format("{}: suggested_label {} is outside [0, {})", t.where(row), suggested, num_classes),
+             fmt::format("the dataset has {} classes: fix the suggested label or the action", num_classes));
+    r.map.label[static_cast<size_t>(i)] = suggested;
+    ++r.relabelled;
+  }
+  DP_CHECK(static_cast<int64_t>(t.rows.size()) == n,
+           fmt::format("'{}' lists {} samples, this run's training set has {}", csv_path, t.rows.size(), n),
+           regenerate);
+  for (int64_t i = 0; i < n; ++i)
+    if (!drop[static_cast<size_t>(i)]) r.kept.push_back(i);
+  DP_CHECK(!r.kept.empty(), fmt::format("'{}' drops every training sample", csv_path),
+           "keep or relabel some samples (action column)");
+  return r;
+}
+
+NoiseMap kept_noise_map(const NoiseMap& map, const std::vector<int64_t>& kept) {
+  NoiseMap k;
+  k.protocol = map.protocol;
+  for (int64_t i : kept) {
+    DP_CHECK(i >= 0 && i < map.size(), fmt::format("kept_noise_map: sample {} of {}", i, map.size()),
+             "pass indices of the noise map's samples");
+    k.label.push_back(map.label[static_cast<size_t>(i)]);
+    k.original_label.push_back(map.original_label[static_cast<size_t>(i)]);
+    k.is_corrupted.push_back(map.is_corrupted[static_cast<size_t>(i)]);
+    k.image_source.push_back(static_cast<int64_t>(k.image_source.size()));
+  }
+  return k;
 }
 
 std::vector<int64_t> dataset_labels(const Dataset& dataset) {

@@ -48,6 +48,26 @@ NoiseMap symmetric_label_noise(const std::vector<int64_t>& labels, int64_t num_c
 NoiseMap file_label_noise(const std::vector<int64_t>& labels, const std::string& csv_path,
                           const std::string& column, const std::string& index_column, int64_t num_classes);
 
+// A relabel file (written by dp-inspect --relabel, app/relabel.h) applied to a run's training set
+// on top of its noise protocol: columns index, label (the label the run trains the sample with),
+// suggested_label and action = keep | relabel | drop, one row per training sample; other columns
+// (path, names, scores) are there for the person who edits it and are ignored.
+struct Relabelling {
+  NoiseMap map;               // the run's noise map with the relabels applied (dropped samples still in it)
+  std::vector<int64_t> kept;  // training indices not dropped, ascending
+  int64_t relabelled = 0, dropped = 0;
+};
+
+// Each row's `label` must be the one `noisy` gives that sample: a file written for another
+// dataset, noise setting or seed is refused, naming the line. relabel sets label =
+// suggested_label (in [0, num_classes)); original_label, is_corrupted and image_source stay.
+Relabelling apply_relabel_file(const NoiseMap& noisy, const std::string& csv_path, int64_t num_classes);
+
+// The noise map of the kept samples alone, numbered 0 .. kept.size() - 1 (a DatasetSubset of the
+// training set): their labels, true labels and corruption flags. image_source becomes the identity,
+// as the subset's sample i shows the image the run showed for kept[i].
+NoiseMap kept_noise_map(const NoiseMap& map, const std::vector<int64_t>& kept);
+
 // All labels of a dataset, in index order.
 std::vector<int64_t> dataset_labels(const Dataset& dataset);
 

@@ -1,9 +1,12 @@
 // dp-inspect CHECKPOINT [--output DIR] [--top N] [--with-paths] [--per-sample] [--device D]
+//                       [--report [--report-samples N]] [--relabel OUT.csv [--flagged relabel|drop]]
+//                       [--top-fraction F | --sigma-above S] [--rank-by DETECTOR]
 // Reads the curriculum a run learnt: ranks training samples (or classes, for class-level runs) by
 // σ (most distrusted first), scores σ as a detector of wrong labels when the noise map is known
 // (ROC-AUC, precision at k; against label != original_label, and against the set the noise
 // protocol touched), draws the σ-over-epochs figures, and with --per-sample writes each training
-// sample's σ, loss and prediction at the end of training.
+// sample's σ, loss and prediction at the end of training. --report writes report.html (app/report.h),
+// --relabel the labels to fix in the form dp-train reads back (app/relabel.h).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <optional>
@@ -20,8 +23,12 @@
 #include "app/inspect/detection.h"
 #include "app/inspect/sigma_figure.h"
 #include "app/checkpoint_schema.h"
+#include "app/curriculum.h"
 #include "app/data_fingerprint.h"
 #include "app/evaluate.h"
+#include "app/output_file.h"
+#include "app/relabel.h"
+#include "app/report.h"
 #include "app/run_config.h"
 #include "app/run_data.h"
 #include "app/trainer.h"
@@ -100,11 +107,38 @@ int main(int argc, char** argv) {
   app.add_flag("--per-sample", per_sample,
                "write per_sample.csv: each training sample's path, labels, σ, loss and prediction at the end of "
                "training (runs the model over the training split; needs the dataset)");
-  app.add_option("--device", device, "for --per-sample: cpu, cuda, cuda:N");
+  app.add_option("--device", device, "for the per-sample pass (--per-sample, --report, --relabel): cpu, cuda, cuda:N");
+  bool report_html = false;
+  int64_t report_samples = 200;
+  std::string relabel, flagged_policy = "relabel", rank_by = "sigma";
+  double top_fraction = -1, sigma_above = -1;
+  app.add_flag("--report", report_html,
+               "write report.html: the run, the σ figures, σ beside the other detectors, the most distrusted and most "
+               "trusted samples with thumbnails, per class (runs the model over the training split)");
+  app.add_option("--report-samples", report_samples, "samples in each grid of the report")->check(CLI::PositiveNumber);
+  app.add_option("--relabel", relabel,
+                 "write OUT.csv: per training sample keep / relabel (to the model's prediction) / drop; train on it "
+                 "with --set data.relabel_file=OUT.csv");
+  auto* fraction_opt = app.add_option("--top-fraction", top_fraction,
+                                      "flag the most suspect fraction of the training samples (default by σ: those "
+                                      "whose σ rose above its starting value; by another detector: the share whose "
+                                      "given label the final model does not predict)");
+  auto* above_opt = app.add_option("--sigma-above", sigma_above, "flag the samples with σ above S");
+  fraction_opt->excludes(above_opt);
+  app.add_option("--rank-by", rank_by, "the detector that ranks and flags: sigma, mean_train_loss, self_confidence, "
+                                       "normalized_margin")
+      ->check(CLI::IsMember({"sigma", "mean_train_loss", "self_confidence", "normalized_margin"}));
+  double relabel_confidence = 0.5;
+  app.add_option("--flagged", flagged_policy,
+                 "relabel: a flagged sample gets the final model's prediction where the model gives another class at "
+                 "least --relabel-confidence, and is dropped otherwise; drop: every flagged sample is dropped")
+      ->check(CLI::IsMember({"relabel", "drop"}));
+  app.add_option("--relabel-confidence", relabel_confidence,
+                 "the least probability of its prediction for which the model relabels a flagged sample")
+      ->check(CLI::Range(0.0, 1.0));
   bool allow_data_change = false;
   app.add_flag("--allow-data-change", allow_data_change,
-               "with --with-paths or --per-sample: use data other than the run's (its data fingerprint differs), "
-               "warning instead of refusing");
+               "use data other than the run's (its data fingerprint differs), warning instead of refusing");
   dp::tools::add_version_flag(app, "dp-inspect");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -116,8 +150,13 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(output);
     const dp::Tensor* theta_inst = f.theta_inst.defined() ? &f.theta_inst.theta : nullptr;
     const dp::Tensor* theta_class = f.theta_class.defined() ? &f.theta_class.theta : nullptr;
-    DP_CHECK(theta_inst != nullptr || theta_class != nullptr, checkpoint + " has no learnt data parameters",
-             "dp-inspect reads runs with data_parameters.learn_inst_parameters or learn_class_parameters = true");
+    const bool per_sample_pass = per_sample || report_html || !relabel.empty();
+    DP_CHECK(theta_inst != nullptr || theta_class != nullptr || per_sample_pass,
+             checkpoint + " has no learnt data parameters",
+             "dp-inspect reads runs with data_parameters.learn_inst_parameters or learn_class_parameters = true; "
+             "--report, --relabel and --per-sample show what a run without them has");
+    if (theta_inst == nullptr && theta_class == nullptr)
+      std::printf("%s has no learnt data parameters: no σ ranking, σ figures or σ detector\n", checkpoint.c_str());
     DP_CHECK(f.noise.has_value(), checkpoint + " has no noise map (/noise/*)", "it was not written by dp-train");
     const dp::data::NoiseMap& noise = *f.noise;
     const std::vector<uint8_t> groups = dp::train::sample_groups(noise);
@@ -131,12 +170,28 @@ int main(int argc, char** argv) {
     }
 
     // The dataset only when asked for (paths, per-sample): the checkpoint alone answers the rest.
+    // It must be the training set the checkpoint was trained on. The report does without it
+    // (placeholders instead of images, no predictions); the other parts that need it stop.
     std::optional<dp::app::RunData> data;
-    if (with_paths || per_sample) {
-      data = dp::app::make_run_data(config);
-      // σ is attached to samples by index: only the run's own samples make sense of it.
-      dp::app::check_data_fingerprint(f.data_fingerprint, dp::app::fingerprint_run_data(*data, config), checkpoint,
-                                      "dp-inspect", allow_data_change);
+    std::string data_problem;
+    const bool data_required = with_paths || per_sample || !relabel.empty();
+    if (data_required || report_html) {
+      try {
+        data = dp::app::make_run_data(config);
+        DP_CHECK(data->train->size() == noise.size(),
+                 fmt::format("the dataset the run's configuration names has {} training samples, the checkpoint's "
+                             "training set {}", data->train->size(), noise.size()),
+                 "the dataset changed since the run (files added or removed): dp-inspect needs the run's data");
+        // σ is attached to samples by index: only the run's own samples make sense of it.
+        dp::app::check_data_fingerprint(f.data_fingerprint, dp::app::fingerprint_run_data(*data, config), checkpoint,
+                                        "dp-inspect", allow_data_change);
+      } catch (const std::exception& e) {
+        if (data_required) throw;
+        data.reset();
+        data_problem = e.what();
+        std::printf("the dataset is not available (%s): the report shows placeholders instead of images and no "
+                    "predictions\n", data_problem.substr(0, data_problem.find('\n')).c_str());
+      }
     }
     // Class names come from the dataset kind, without loading the dataset (numbers where unknown).
     const std::vector<std::string> names = dp::app::class_names(dp::app::make_data_settings(config), f.num_classes);
@@ -208,14 +263,21 @@ int main(int argc, char** argv) {
     }
 
     const dp::train::SigmaRecord& record = f.history;
-    write_figure(output + "/sigma_over_epochs.png", dp::app::inspect::label_panels(record),
-                 record.has_groups() ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
-                 report, "sigma_over_epochs_png");
-    write_figure(output + "/sigma_over_epochs_noise_applied.png", dp::app::inspect::noise_applied_panels(record),
-                 "instance sigma per epoch: samples the noise protocol touched vs the others", report,
-                 "sigma_over_epochs_noise_applied_png");
-    write_figure(output + "/sigma_class_over_epochs.png", dp::app::inspect::class_panels(record), "class sigma per epoch", report,
-                 "sigma_class_over_epochs_png");
+    struct Figure {
+      const char* file;
+      std::string title;  // ASCII: OpenCV's fonts have no σ
+      const char* key;
+      std::vector<dp::app::inspect::SigmaPanel> panels;
+    };
+    const Figure figures[] = {
+        {"sigma_over_epochs.png",
+         record.has_groups() ? "instance sigma per epoch: correct vs wrong labels" : "instance sigma per epoch",
+         "sigma_over_epochs_png", dp::app::inspect::label_panels(record)},
+        {"sigma_over_epochs_noise_applied.png", "instance sigma per epoch: samples the noise protocol touched vs the others",
+         "sigma_over_epochs_noise_applied_png", dp::app::inspect::noise_applied_panels(record)},
+        {"sigma_class_over_epochs.png", "class sigma per epoch", "sigma_class_over_epochs_png",
+         dp::app::inspect::class_panels(record)}};
+    for (const Figure& g : figures) write_figure(output + "/" + g.file, g.panels, g.title, report, g.key);
     if (!record.empty()) {
       write_history_csv(output + "/sigma_over_epochs.csv", record);
       written.push_back(output + "/sigma_over_epochs.csv");
@@ -223,23 +285,35 @@ int main(int argc, char** argv) {
     for (const char* key : {"sigma_over_epochs_png", "sigma_over_epochs_noise_applied_png", "sigma_class_over_epochs_png"})
       if (report.contains(key)) written.push_back(report[key].get<std::string>());
 
-    if (per_sample) {
+    dp::app::EvalResult r;
+    bool pass_done = false;
+    if (per_sample_pass && data) try {
       auto model = dp::app::make_checkpoint_model(f);
       const dp::Device dev = dp::tools::checked_device(device);
       model->to(dev);
-      dp::app::EvalResult r;
       {
         const dp::app::EvalSettings es = dp::app::make_eval_settings(config, dev);
         dp::AutocastGuard autocast(es.autocast);
         r = dp::app::evaluate(*model, data->train, data->test_transform, es.batch_size, es.workers, dev,
                               es.memory_format, /*per_sample=*/true);
       }
+      std::printf("per-sample pass: %zu training samples, loss and prediction of the checkpoint's model on the "
+                  "validation transforms (train accuracy against the given labels %.2f%%)\n",
+                  groups.size(), r.top1);
+      pass_done = true;
+    } catch (const std::exception& e) {
+      if (data_required) throw;  // the report goes on with thumbnails and without predictions
+      data_problem = std::string("the model's pass over the training split failed: ") + e.what();
+      std::printf("%s\n", data_problem.substr(0, data_problem.find('\n')).c_str());
+    }
+    const dp::app::SampleScores scores = dp::app::sample_scores(f, pass_done ? &r : nullptr);
+    if (per_sample) {
       std::vector<float> class_sigma;
       if (theta_class != nullptr) class_sigma = sigma_of(*theta_class);
       const std::string path = output + "/per_sample.csv";
       std::ofstream csv(path);
       csv << "index,path,label,label_name,original_label,original_name,corrupted,mislabelled,sigma_inst,"
-             "sigma_class,loss,prediction,prediction_name\n";
+             "sigma_class,loss,prediction,prediction_name,margin,mean_train_loss\n";
       for (size_t i = 0; i < groups.size(); ++i) {
         const int64_t pred = r.sample_prediction[i];
         csv << i << ',' << csv_quoted(data->train->source(static_cast<int64_t>(i))) << ',' << noise.label[i] << ','
@@ -249,13 +323,84 @@ int main(int argc, char** argv) {
         if (!sigma.empty()) csv << sigma[i];
         csv << ',';
         if (!class_sigma.empty()) csv << class_sigma[static_cast<size_t>(noise.label[i])];
-        csv << ',' << r.sample_loss[i] << ',' << pred << ',' << csv_quoted(name_of(pred)) << '\n';
+        csv << ',' << r.sample_loss[i] << ',' << pred << ',' << csv_quoted(name_of(pred)) << ',' << r.sample_margin[i]
+            << ',';
+        if (!scores.mean_train_loss.empty()) csv << scores.mean_train_loss[i];
+        csv << '\n';
       }
       written.push_back(path);
       report["per_sample_csv"] = path;
-      std::printf("per-sample export: %zu training samples, loss and prediction of the checkpoint's model on the "
-                  "validation transforms (train accuracy against the given labels %.2f%%)\n",
-                  groups.size(), r.top1);
+    }
+
+    // Every detector of this run side by side (σ, the mean training loss, the final model's view).
+    const std::vector<dp::app::Detector> detectors = dp::app::label_error_detectors(scores);
+    if (n_mislabelled > 0 && !detectors.empty()) {
+      const std::vector<dp::app::DetectorQuality> quality =
+          dp::app::detector_quality(detectors, mislabelled, {100, 1000, n_mislabelled});
+      std::printf("detectors of the %lld wrong labels:\n", static_cast<long long>(n_mislabelled));
+      for (const auto& q : quality) {
+        nlohmann::ordered_json j;
+        j["roc_auc"] = q.roc_auc;
+        j["average_precision"] = q.average_precision;
+        for (const auto& [k, p] : q.precision_at) j["precision_at_" + std::to_string(k)] = p;
+        report["detectors"][q.key] = j;
+        fmt::print("  {:<22}  ROC-AUC {:.4f}  average precision {:.4f}  precision@{} {:.4f}\n", q.name, q.roc_auc,
+                   q.average_precision, n_mislabelled,
+                   q.precision_at.count(n_mislabelled) ? q.precision_at.at(n_mislabelled) : std::nan(""));
+      }
+    }
+
+    // The flag rule shared by the report's per-class table and the relabel file.
+    const dp::app::FlagRule rule = dp::app::make_flag_rule(rank_by, top_fraction, sigma_above,
+                                                           dp::app::initial_instance_sigma(config), noise.label, scores);
+
+    if (!relabel.empty()) {
+      const dp::app::Detector& d = dp::app::find_detector(detectors, rank_by);
+      const dp::app::RelabelPlan plan = dp::app::plan_relabel(
+          dp::app::flag_samples(d, rule), noise.label, scores.prediction, scores.confidence,
+          flagged_policy == "drop" ? dp::app::FlaggedPolicy::kDrop : dp::app::FlaggedPolicy::kRelabelOrDrop,
+          relabel_confidence);
+      dp::app::RelabelColumns columns;
+      columns.labels = &noise.label;
+      columns.predictions = &scores.prediction;
+      columns.path = [&](int64_t i) { return data->train->source(i); };
+      columns.class_name = name_of;
+      columns.score_name = d.key;
+      columns.score = &d.suspicion;
+      dp::app::write_relabel_csv(relabel, plan, columns);
+      written.push_back(relabel);
+      report["relabel_csv"] = relabel;
+      std::printf("relabel file: %s flagged; %lld to relabel, %lld to drop, the rest kept. Retrain on it:\n"
+                  "  dp-train %s --set data.relabel_file=%s --set run.output=RUN_CLEANED\n",
+                  rule.describe().c_str(), static_cast<long long>(plan.relabel), static_cast<long long>(plan.drop),
+                  (std::filesystem::path(checkpoint).parent_path() / "config.toml").string().c_str(),
+                  std::filesystem::absolute(relabel).string().c_str());
+    }
+
+    if (report_html) {
+      dp::app::ReportInputs in;
+      in.checkpoint = &f;
+      in.config = &config;
+      in.metrics_jsonl = (std::filesystem::path(checkpoint).parent_path() / "metrics.jsonl").string();
+      in.train = data ? data->train.get() : nullptr;
+      in.data_problem = data_problem.substr(0, data_problem.find('\n'));
+      in.pass = pass_done ? &r : nullptr;
+      in.class_names = names;
+      for (const Figure& g : figures)
+        if (!g.panels.empty()) {
+          in.sigma_figures_png.push_back(dp::app::inspect::sigma_figure_png(g.panels, g.title));
+          std::string caption = g.title;  // the page can say σ
+          caption.replace(caption.find("sigma"), 5, "σ");
+          in.sigma_figure_titles.push_back(caption);
+        }
+      dp::app::ReportOptions o;
+      o.samples = report_samples;
+      o.flag = rule;
+      o.generated_by = dp::tools::version_text("dp-inspect");
+      const std::string path = output + "/report.html";
+      dp::app::write_output_file(path, dp::app::render_report(in, o));
+      written.push_back(path);
+      report["report_html"] = path;
     }
 
     std::ofstream(output + "/inspect.json") << report.dump(2) << "\n";

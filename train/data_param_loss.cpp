@@ -44,13 +44,14 @@ DataParamCeOutput data_param_cross_entropy(const Tensor& logits, const Tensor& l
   t.row_grad_scale = row_grad_scale;
   t.loss = Tensor::empty({}, dt, dev);
   t.dlogits = Tensor::empty({logits.size(0), logits.size(1)}, dt, dev);
+  t.row_ce = Tensor::empty({B}, dt, dev);
   t.sigma = Tensor::empty({B}, dt, dev);
   t.dsigma = Tensor::empty({B}, dt, dev);
   if (theta_class.defined()) t.dtheta_class_rows = Tensor::empty({B}, dt, dev);
   if (theta_inst.defined()) t.dtheta_inst_rows = Tensor::empty({B}, dt, dev);
   kernels::data_param_ce(t);  // checks every tensor, then runs on their device
 
-  DataParamCeOutput out{t.loss, t.sigma, t.dsigma, t.dtheta_class_rows, t.dtheta_inst_rows};
+  DataParamCeOutput out{t.loss, t.row_ce, t.sigma, t.dsigma, t.dtheta_class_rows, t.dtheta_inst_rows};
   if (any_requires_grad({&logits})) {
     auto node = std::make_shared<DataParamCeNode>();
     node->dlogits = t.dlogits;

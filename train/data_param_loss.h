@@ -18,6 +18,7 @@ namespace dp::train {
 
 struct DataParamCeOutput {
   Tensor loss;               // scalar, logits' dtype and device; grad_fn flows to logits
+  Tensor row_ce;             // [B] −log softmax(z_b/σ*_b)[y_b], the row's loss before the mean
   Tensor sigma;              // [B] σ*_b
   Tensor dsigma;             // [B] ∂L/∂σ*_b
   Tensor dtheta_class_rows;  // [B] (undefined when theta_class is undefined)

@@ -8,6 +8,7 @@
 //   grad_ready(param)                      from the autograd hook, as each gradient becomes final
 //   finish_gradients()                     after backward, before the model optimiser step
 //   exchange_rows(rows, grads) per θ kind  before the class step, then before the instance step
+//   exchange_rows(rows, losses)            with a per-sample loss record: the batch's row losses
 // Nothing may wait on the host inside these calls on CUDA (the step may be captured in a graph
 // with no sync attached; a sync implementation that cannot be captured says so in
 // capturable()).

@@ -72,6 +72,12 @@ void TrainStep::compute(const BatchTensors& b) {
   NoGradGuard no_grad;
   kernels::add_(loss_sum_, kernels::cast(out.loss, DType::Float64), static_cast<double>(b.images.size(0)));
   kernels::topk_correct_(correct_, logits, b.labels);
+  if (record_ != nullptr && b.indices.defined()) {
+    Tensor rows = b.indices;
+    Tensor losses = out.row_ce.dtype() == DType::Float32 ? out.row_ce : kernels::cast(out.row_ce, DType::Float32);
+    if (sync_) sync_->exchange_rows(rows, losses);
+    record_->add(rows, losses);
+  }
 }
 
 bool TrainStep::graphable(const BatchTensors& b) const {

@@ -1,7 +1,8 @@
 // One training step as a unit, the one every caller runs (dp-train's Trainer, the tests, the
 // CPU and GPU benchmarks), in the reference's order:
 //   zero grads → forward (under autocast) → data-parameter loss → backward → model SGD step →
-//   class-parameter step → instance-parameter step (clamp fused) → device-side loss/top-k counters.
+//   class-parameter step → instance-parameter step (clamp fused) → device-side loss/top-k counters
+//   → the per-sample loss record, when one is attached (train/sample_loss_record.h).
 //
 // Nothing in a step waits for the device: the running loss and the top-1/top-5 counts are summed
 // on the device and read by totals() (a wait) when the caller wants them.
@@ -28,6 +29,7 @@
 #include "layers/module.h"
 #include "train/data_parameters.h"
 #include "train/batch_upload.h"
+#include "train/sample_loss_record.h"
 #include "train/step_sync.h"
 #include "train/sgd.h"
 
@@ -61,6 +63,12 @@ class TrainStep : public HasHostState {
   void run(const BatchTensors& batch, double lr);
 
   StepTotals totals() const;  // waits for the device
+
+  // From the next step on, every step adds its batch's row losses to `record` (null: none). The
+  // batch must carry its dataset indices; in a data-parallel run the rows are exchanged like θ's,
+  // so every rank's record holds the global batch's. Attach before the first step of a shape is
+  // captured (a captured step keeps what it recorded).
+  void record_sample_losses(SampleLossRecord* record) { record_ = record; }
   void reset_totals();
   // Sets the sums to `totals` (a run resumed mid-epoch continues its epoch's sums; checkpoints).
   void restore_totals(const StepTotals& totals);
@@ -89,6 +97,7 @@ class TrainStep : public HasHostState {
   DataParameters& data_params_;
   TrainStepOptions options_;
   StepSync* sync_;
+  SampleLossRecord* record_ = nullptr;
   Device device_;
   Tensor loss_sum_, correct_;  // float64 [], int64 [2] on the device
   int64_t samples_ = 0;

@@ -1,5 +1,5 @@
-// A small valid checkpoint (tiny-cnn, 10 classes, 6 training samples, both θ, momentum and a
-// σ history) for tests that tamper with one part of it.
+// A small valid checkpoint (tiny-cnn, 10 classes, 6 training samples, both θ, momentum, a σ
+// history and the per-sample loss record) for tests that tamper with one part of it.
 #pragma once
 #include <cstdlib>
 #include <filesystem>
@@ -41,6 +41,8 @@ inline app::Checkpoint small_checkpoint() {
   c.history = train::SigmaRecord({0.1, 1.0, 10.0});
   c.history.inst.counts = {{2, 4}, {1, 5}};
   c.history.cls.counts = {{10, 0}, {9, 1}};
+  c.sample_loss.sum = Tensor::from_vector(std::vector<float>{0.5f, 0.7f, 0.4f, 0.9f, 4.5f, 0.6f}, {6});
+  c.sample_loss.count = Tensor::from_vector(std::vector<float>(6, 2.f), {6});
   return c;
 }
 

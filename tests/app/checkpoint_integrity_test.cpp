@@ -78,6 +78,14 @@ size_t file_size_of_fixture() {
   return n;
 }
 
+// The fixture as the golden files hold it: they were written before the per-sample loss record
+// (issue 23), and still load, without it.
+app::Checkpoint fixture_before_loss_record() {
+  app::Checkpoint c = fixture::small_checkpoint();
+  c.sample_loss = {};
+  return c;
+}
+
 std::string first(const std::vector<std::string>& v, size_t n = 8) {
   std::string s;
   for (size_t i = 0; i < v.size() && i < n; ++i) s += v[i] + " ";
@@ -92,7 +100,7 @@ TEST(CheckpointIntegrity, ACheckpointWithoutChecksumsStillLoads) {
   const char* src = std::getenv("DP_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "DP_SOURCE_DIR is not set (run through meson test)";
   app::Checkpoint old = app::read_checkpoint(std::string(src) + "/tests/app/golden/checkpoint_v1_no_checksums.h5");
-  EXPECT_EQ(difference(old, fixture::small_checkpoint()), "");
+  EXPECT_EQ(difference(old, fixture_before_loss_record()), "");
 }
 
 // The checksummed format as this dp-engine writes it (also the checkpoint fuzzer's seed).
@@ -100,7 +108,7 @@ TEST(CheckpointIntegrity, TheCurrentFormatGoldenLoads) {
   const char* src = std::getenv("DP_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "DP_SOURCE_DIR is not set (run through meson test)";
   app::Checkpoint c = app::read_checkpoint(std::string(src) + "/tests/app/golden/checkpoint_v1.h5");
-  EXPECT_EQ(difference(c, fixture::small_checkpoint()), "");
+  EXPECT_EQ(difference(c, fixture_before_loss_record()), "");
 }
 
 // A mid-epoch checkpoint (issue 20: the run-progress part with the position in the epoch) as

@@ -90,6 +90,8 @@ TEST(CheckpointSchema, RoundTrip) {
   EXPECT_EQ(r.theta_class.steps, 5);
   EXPECT_EQ(r.history.inst.counts, c.history.inst.counts);
   EXPECT_EQ(r.history.cls.edges, c.history.cls.edges);
+  EXPECT_EQ(r.sample_loss.sum.to_float_vector(), c.sample_loss.sum.to_float_vector());
+  EXPECT_EQ(r.sample_loss.count.to_float_vector(), c.sample_loss.count.to_float_vector());
   layers::ModulePtr model = app::make_checkpoint_model(r);
   EXPECT_EQ(model->state_dict().size(), c.model.size());
   std::filesystem::remove_all(dir);
@@ -103,9 +105,11 @@ TEST(CheckpointSchema, OptionalPartsMayBeAbsent) {
   c.theta_class = {};
   c.theta_inst = {};
   c.history = train::SigmaRecord();
+  c.sample_loss = {};  // checkpoints written before the record
   app::write_checkpoint(dir + "/c.h5", c);
   app::Checkpoint r = app::read_checkpoint(dir + "/c.h5");
   EXPECT_FALSE(r.theta_inst.defined());
+  EXPECT_FALSE(r.sample_loss.sum.defined());
   EXPECT_TRUE(r.momentum.empty());
   std::filesystem::remove_all(dir);
 }
@@ -173,6 +177,15 @@ TEST(CheckpointSchema, RefusesABrokenHistory) {
   expect_refused([](io::TensorFile& f) { replace(f, "history/sigma_edges", Tensor::from_vector(std::vector<double>{1, 0.5, 2}, {3})); },
                  {"/history/sigma_edges", "increasing"});
   expect_refused([](io::TensorFile& f) { erase(f, "history/sigma_edges"); }, {"/history/sigma_edges"});
+}
+
+TEST(CheckpointSchema, RefusesABrokenLossRecord) {
+  expect_refused([](io::TensorFile& f) { replace(f, "history/sample_loss_sum", Tensor::zeros({5})); },
+                 {"/history/sample_loss_sum", "[5]", "6 samples"});
+  expect_refused([](io::TensorFile& f) { replace(f, "history/sample_loss_count", Tensor::zeros({6}, DType::Int64)); },
+                 {"/history/sample_loss_count", "int64"});
+  expect_refused([](io::TensorFile& f) { erase(f, "history/sample_loss_count"); },
+                 {"/history/sample_loss_sum", "without", "/history/sample_loss_count"});
 }
 
 // The σ histories of the noise map's groups (with exact sums) come back as written, and are

@@ -17,6 +17,7 @@
 #include "app/inspect/png_file.h"
 #include "io/checkpoint_file.h"
 #include "io/safetensors.h"
+#include "app/checkpoint_schema.h"
 #include "app/trainer.h"
 #include "tests/app/trainer_util.h"
 
@@ -56,6 +57,24 @@ TEST(Trainer, ResumeIsBitIdentical) {
                           second.data_parameters().inst_optimizer()->momentum_buffer(), "θ_inst momentum");
   expect_same_tensor_bits(straight.data_parameters().class_optimizer()->momentum_buffer(),
                           second.data_parameters().class_optimizer()->momentum_buffer(), "θ_class momentum");
+  expect_same_tensor_bits(straight.sample_losses().sum(), second.sample_losses().sum(), "per-sample loss sums");
+  expect_same_tensor_bits(straight.sample_losses().count(), second.sample_losses().count(), "per-sample loss counts");
+  std::filesystem::remove_all(dir);
+}
+
+// Every training sample's loss is recorded once per epoch and the checkpoint keeps the record
+// (/history/sample_loss_sum and _count), so that dp-inspect can rank by the mean training loss.
+TEST(Trainer, RecordsEachSamplesTrainingLossOverTheRun) {
+  std::string dir = temp_dir();
+  Trainer t(small_config(dir), quiet());
+  t.run();
+  const std::vector<float> count = t.sample_losses().count().to_float_vector();
+  ASSERT_EQ(count.size(), 384u);
+  for (float c : count) ASSERT_EQ(c, 2.f) << "two epochs, each sample once per epoch";
+  for (float m : t.sample_losses().mean()) ASSERT_TRUE(std::isfinite(m) && m > 0.f);
+  const app::Checkpoint c = app::read_checkpoint(dir + "/checkpoint.h5");
+  expect_same_tensor_bits(c.sample_loss.sum, t.sample_losses().sum(), "stored sums");
+  expect_same_tensor_bits(c.sample_loss.count, t.sample_losses().count(), "stored counts");
   std::filesystem::remove_all(dir);
 }
 

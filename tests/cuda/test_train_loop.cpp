@@ -2,7 +2,8 @@
 // the data and file libraries (which the GPU kit leaves out): batches uploaded by BatchUploader
 // from page-locked memory, a WRN forward/backward, the fused data-parameter loss with class and
 // instance parameters, SGD and the SparseSGD steps with the clamp, running loss and top-k summed
-// on the device. On CUDA against the CPU, and CUDA-graph replay against the eager step, bitwise.
+// on the device, the per-sample loss record. On CUDA against the CPU, and CUDA-graph replay
+// against the eager step, bitwise.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,6 +20,7 @@
 #include "train/data_parameters.h"
 #include "train/batch_upload.h"
 #include "train/data_parallel.h"
+#include "train/sample_loss_record.h"
 #include "train/train_step.h"
 #include "train/sgd.h"
 #include "train/sparse_sgd.h"
@@ -66,6 +68,7 @@ struct LoopOptions {
 struct LoopResult {
   std::vector<std::vector<float>> params, momenta, buffers;
   std::vector<float> theta_class, theta_inst, theta_class_momentum, theta_inst_momentum;
+  std::vector<float> sample_loss_sum, sample_loss_count;
   double loss_sum = 0;
   int64_t top1 = 0, replays = 0, eager = 0;
 };
@@ -97,6 +100,8 @@ LoopResult run_loop(const LoopOptions& o) {
     }
   }
   train::TrainStep step(*net, sgd, dp_params, so, sync.get());
+  train::SampleLossRecord record(kInstances, o.device);
+  step.record_sample_losses(&record);
   train::BatchUploader uploader(o.device, o.format);
   const data::HostAllocator alloc = train::batch_memory_for(o.device);
   for (int64_t k = 0; k < o.steps; ++k) {
@@ -112,6 +117,8 @@ LoopResult run_loop(const LoopOptions& o) {
   r.theta_inst = dp_params.theta_inst().to_float_vector();
   r.theta_class_momentum = dp_params.class_optimizer()->momentum_buffer().to_float_vector();
   r.theta_inst_momentum = dp_params.inst_optimizer()->momentum_buffer().to_float_vector();
+  r.sample_loss_sum = record.sum().to_float_vector();
+  r.sample_loss_count = record.count().to_float_vector();
   const train::StepTotals t = step.totals();
   r.loss_sum = t.loss_sum;
   r.top1 = t.top1;
@@ -125,6 +132,8 @@ void compare(const LoopResult& gpu, const LoopResult& cpu, double tol, const cha
   EXPECT_NEAR(gpu.loss_sum, cpu.loss_sum, tol * std::abs(cpu.loss_sum)) << "running loss";
   EXPECT_LT(dp::testing::rel_norm_error(gpu.theta_class, cpu.theta_class), tol) << "θ_class";
   EXPECT_LT(dp::testing::rel_norm_error(gpu.theta_inst, cpu.theta_inst), tol) << "θ_inst";
+  EXPECT_LT(dp::testing::rel_norm_error(gpu.sample_loss_sum, cpu.sample_loss_sum), tol) << "per-sample loss sums";
+  EXPECT_EQ(gpu.sample_loss_count, cpu.sample_loss_count) << "per-sample step counts";
   double worst = 0;
   for (size_t i = 0; i < cpu.params.size(); ++i) worst = std::max(worst, dp::testing::rel_norm_error(gpu.params[i], cpu.params[i]));
   EXPECT_LT(worst, tol) << "worst parameter after the steps";
@@ -143,6 +152,8 @@ void expect_bitwise_equal(const LoopResult& a, const LoopResult& b) {
   EXPECT_EQ(a.theta_inst, b.theta_inst);
   EXPECT_EQ(a.theta_class_momentum, b.theta_class_momentum);
   EXPECT_EQ(a.theta_inst_momentum, b.theta_inst_momentum);
+  EXPECT_EQ(a.sample_loss_sum, b.sample_loss_sum) << "per-sample loss record";
+  EXPECT_EQ(a.sample_loss_count, b.sample_loss_count) << "per-sample loss record";
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "layers/layers.h"
 #include "nets/registry.h"
 #include "train/data_parameters.h"
+#include "train/sample_loss_record.h"
 #include "train/step_sync.h"
 #include "train/train_step.h"
 #include "train/sgd.h"
@@ -25,6 +26,7 @@ struct Problem {
   layers::ModulePtr model;
   std::unique_ptr<train::SGD> sgd;
   std::unique_ptr<train::DataParameters> data_params;
+  std::unique_ptr<train::SampleLossRecord> sample_losses;  // each sample's training loss (exchanged like θ)
 };
 
 inline Problem make_problem(double model_lr = 1e-5, uint64_t seed = 7) {
@@ -48,6 +50,7 @@ inline Problem make_problem(double model_lr = 1e-5, uint64_t seed = 7) {
   dc.wd_class_param = 1e-4;  // exercises the weight-decay term of the θ exchange
   dc.init_inst_param = 0.5;
   p.data_params = std::make_unique<train::DataParameters>(dc, kClasses, kSamples);
+  p.sample_losses = std::make_unique<train::SampleLossRecord>(kSamples, Device::cpu());
   p.model->train();
   return p;
 }
@@ -90,11 +93,13 @@ inline HostBatch make_batch(const std::vector<int64_t>& indices) {
 // (and the gradient-ready hook) where it makes them.
 inline void step(Problem& p, const HostBatch& b, train::StepSync* sync) {
   train::TrainStep ts(*p.model, *p.sgd, *p.data_params, {}, sync);
+  ts.record_sample_losses(p.sample_losses.get());
   ts.run(train::BatchTensors{b.images, b.labels, b.indices}, p.sgd->lr());
 }
 
 // The state in groups, each one flat vector (as flat parameter storage holds it): model weights,
-// BN running statistics, SGD momenta, then each θ tensor and its momentum. Per-tensor relative
+// BN running statistics, SGD momenta, then each θ tensor and its momentum, and the per-sample
+// loss record. Per-tensor relative
 // errors would be meaningless for sums that cancel (e.g. the gradient of a conv bias that a BN
 // follows is zero up to rounding); the comparison is ‖a − b‖ / ‖b‖ per group.
 inline std::vector<std::pair<std::string, std::vector<double>>> grouped_state(Problem& p) {
@@ -113,7 +118,9 @@ inline std::vector<std::pair<std::string, std::vector<double>>> grouped_state(Pr
   for (auto [name, t] : {std::pair<const char*, Tensor>{"theta_class", dp.theta_class()},
                          {"theta_inst", dp.theta_inst()},
                          {"theta_class_momentum", dp.class_optimizer()->momentum_buffer()},
-                         {"theta_inst_momentum", dp.inst_optimizer()->momentum_buffer()}}) {
+                         {"theta_inst_momentum", dp.inst_optimizer()->momentum_buffer()},
+                         {"sample_loss_sum", p.sample_losses->sum()},
+                         {"sample_loss_count", p.sample_losses->count()}}) {
     g.emplace_back(name, std::vector<double>{});
     append(g.back().second, t);
   }

@@ -55,7 +55,7 @@ TEST_F(DataParallel, SyncBatchNormTwoRanksEqualOneProcessOverTwentySteps) {
     // floor: the same run with each batch's samples in reverse order differs by as much). Before
     // sync BN kept its per-channel sums in float64 over the ranks, the momenta were 2e-4 apart.
     EXPECT_LT(rel_norm_diff(got[k].second, want[k].second), 1e-5) << got[k].first << " after " << kSteps << " steps";
-    if (k >= 3) {  // θ and its momenta: the same bytes on every rank
+    if (k >= 3) {  // θ, its momenta and the loss record: the same bytes on every rank
       Tensor t = Tensor::from_vector(got[k].second, {static_cast<int64_t>(got[k].second.size())});
       EXPECT_TRUE(bitwise_equal_across_ranks(*comm, t)) << got[k].first << " differs between ranks";
     }

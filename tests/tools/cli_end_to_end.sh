@@ -60,7 +60,7 @@ ls -d "$tmp"/run2.replaced-* > /dev/null || fail "--overwrite did not move the o
 [[ -s $tmp/run/sigma_over_epochs_noise_applied.png ]] || fail "no σ figure of the samples the noise touched"
 [[ $(wc -l < "$tmp/run/sigma_ranking.csv") -eq 513 ]] || fail "ranking CSV does not list the 512 samples"
 [[ $(wc -l < "$tmp/run/per_sample.csv") -eq 513 ]] || fail "per_sample.csv does not list the 512 samples"
-head -1 "$tmp/run/per_sample.csv" | grep -q "^index,path,label,label_name,original_label,original_name,corrupted,mislabelled,sigma_inst,sigma_class,loss,prediction,prediction_name$" ||
+head -1 "$tmp/run/per_sample.csv" | grep -q "^index,path,label,label_name,original_label,original_name,corrupted,mislabelled,sigma_inst,sigma_class,loss,prediction,prediction_name,margin,mean_train_loss$" ||
   fail "per_sample.csv columns: $(head -1 "$tmp/run/per_sample.csv")"
 grep -q "kept their true class" "$tmp/inspect.log" || fail "dp-inspect does not say how many permuted samples kept their class"
 auc=$(tr -d '\n ' < "$tmp/run/inspect.json" | sed -n 's/.*"wrong_labels":{[^}]*"roc_auc":\([0-9.]*\).*/\1/p')
