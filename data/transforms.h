@@ -76,7 +76,7 @@ struct TransformSpec {
   DecodeOptions decode;           // EXIF orientation, warning policy (min sizes are set per sample)
 };
 
-// The presets of SPEC-data-parameters.md section 4.
+// The presets of docs/method.md §4.
 TransformSpec cifar_train_transform();
 TransformSpec cifar_test_transform();
 TransformSpec imagenet_train_transform(int64_t size = 224);

@@ -1,4 +1,4 @@
-// Data-parameter cross-entropy (SPEC-data-parameters §1), fused: gather θ for the batch, form
+// Data-parameter cross-entropy (docs/method.md §1), fused: gather θ for the batch, form
 // σ*, scale the logits, stable softmax-CE forward and backward, per-row σ* and θ gradients, in
 // one pass per row.
 //

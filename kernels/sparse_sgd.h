@@ -1,4 +1,4 @@
-// Lazy, per-row momentum SGD for data parameters (SPEC-data-parameters §2), O(batch) per step,
+// Lazy, per-row momentum SGD for data parameters (docs/method.md §2), O(batch) per step,
 // the clamp of θ, and the scatter of per-row gradients into a dense one.
 //
 // The gradient arrives as (rows[b], grads[b]) for the batch's rows, duplicates allowed. Rows

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes tests/train/golden/dataparam_trajectories.bin: 50-iteration trajectories of data
-parameters (SPEC-data-parameters §1-§2) computed with PyTorch the way the reference
+parameters (docs/method.md §1-§2) computed with PyTorch the way the reference
 (apple/ml-data-parameters) does it: gather the log parameters for the batch, exp, divide the
 logits, mean cross-entropy, add 0.5*wd*sum(theta_minibatch**2) per learnt kind, autograd to
 dense gradients, then a per-row lazy momentum SGD (present = grad != 0, first step buf <- g) and

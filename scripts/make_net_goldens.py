@@ -66,7 +66,7 @@ def philox_fill(seed, stream, shape, lo, hi):
     return (lo + (hi - lo) * u).astype(np.float32).reshape(shape)
 
 
-# ---- the reference WideResNet, re-implemented from SPEC §5 --------------------------------
+# ---- the reference WideResNet, re-implemented from docs/method.md §5 --------------------------------
 class WideBasic(nn.Module):
     def __init__(self, in_planes, planes, stride):
         super().__init__()

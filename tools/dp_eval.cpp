@@ -1,5 +1,5 @@
 // dp-eval CHECKPOINT [--data KIND --path PATH] [--device cuda] [--json OUT] [--worst N]
-// Evaluates a checkpoint on a validation set with the validation transforms (SPEC §4): prints
+// Evaluates a checkpoint on a validation set with the validation transforms (docs/method.md §4): prints
 // loss, top-1, top-5 and the worst classes by name; --json writes the full report (per-class
 // accuracy and the confusion matrix, with class names).
 #include <CLI/CLI.hpp>

@@ -1,4 +1,4 @@
-// Tensor-level fused data-parameter cross-entropy (SPEC-data-parameters §1).
+// Tensor-level fused data-parameter cross-entropy (docs/method.md §1).
 //
 // One call runs the fused kernel family (kernels/data_param_ce.h): it returns the scalar loss
 // (mean CE + the log-space weight-decay penalties, i.e. the logged loss) with an autograd node

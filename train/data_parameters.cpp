@@ -21,7 +21,7 @@ Tensor init_log_param(int64_t n, double init, const char* what, Device device) {
            "data parameters are temperatures σ > 0; they are stored as log(σ)");
   DP_CHECK(n > 0, fmt::format("{}: need at least one entry, got {}", what, n),
            "pass the number of classes / training samples");
-  // log computed in double, stored as float32 (SPEC §1).
+  // log computed in double, stored as float32 (docs/method.md §1).
   std::vector<float> v(static_cast<size_t>(n), static_cast<float>(std::log(init)));
   return Tensor::from_vector(v, {n}).to(device);
 }

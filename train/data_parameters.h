@@ -1,16 +1,16 @@
-// Data parameters (Saxena et al., NeurIPS 2019) exactly as SPEC-data-parameters §1–§3 defines
+// Data parameters (Saxena et al., NeurIPS 2019) exactly as docs/method.md §1–§3 defines
 // them: per-class and/or per-instance temperatures stored in log space, the fused scaled
 // cross-entropy, one SparseSGD per learnt tensor, and the clamp.
 //
-// The clamp, in O(batch): the SPEC clamps every entry of each learnt tensor after every step.
+// The clamp, in O(batch): the method (docs/method.md §2) clamps every entry of each learnt tensor after every step.
 // clamp(x) = min(max(x, lo), hi) is idempotent, and an entry the steps did not update keeps its
 // value; so once every entry has been clamped once, re-clamping the entries not updated since
 // changes nothing, and clamping only the rows updated by the steps gives a bit-identical tensor.
 // The first clamp (after the first step, or after θ was replaced from outside, e.g. loaded from
 // a checkpoint; call mark_theta_modified()) is a full O(N) clamp: initial values such as
 // log(0.001) = −6.9078 lie outside [log(1/20), log(20)] and must become log(0.05) then, as the
-// SPEC's consequence says. The clamp of updated rows is fused into the SparseSGD step; that
-// commutes with the SPEC's order (class step, instance step, then clamp) because neither step
+// the method's consequence says. The clamp of updated rows is fused into the SparseSGD step; that
+// commutes with the method's order (class step, instance step, then clamp) because neither step
 // reads θ of the other tensor and the clamp never touches momentum buffers.
 #pragma once
 #include <cstdint>
@@ -27,7 +27,7 @@
 
 namespace dp::train {
 
-// Names and defaults as the reference's command line (SPEC §3).
+// Names and defaults as the reference's command line (docs/method.md §3).
 struct DataParamConfig {
   bool learn_class_parameters = false;
   bool learn_inst_parameters = false;
@@ -103,7 +103,7 @@ class DataParameters : public HasHostState {
   SparseSGD* class_optimizer() { return class_opt_.get(); }
   SparseSGD* inst_optimizer() { return inst_opt_.get(); }
 
-  // Forward + backward of SPEC §1 in one fused call. Returns the logged loss (scalar tensor
+  // Forward + backward of docs/method.md §1 in one fused call. Returns the logged loss (scalar tensor
   // with a grad_fn to logits when they require grad) and keeps the per-row θ gradients and the
   // batch's rows for step(). With no kind learnt: plain mean CE. row_grad_scale: a data-parallel
   // rank's share of the global batch (StepSync::row_gradient_scale), 1 in a single process.

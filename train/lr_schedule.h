@@ -1,5 +1,5 @@
 // Learning-rate schedules for the model optimiser. Data-parameter learning rates stay constant
-// (SPEC §2) and never go through these.
+// (docs/method.md §2) and never go through these.
 //
 // A schedule maps a 0-based epoch position (epoch + iteration/iterations_per_epoch; step
 // schedules look at the whole epoch only) to a learning rate. Step decays are base·γ^k with k

@@ -1,4 +1,4 @@
-// SparseSGD for data parameters (SPEC-data-parameters §2): lazy per-row momentum, no weight decay
+// SparseSGD for data parameters (docs/method.md §2): lazy per-row momentum, no weight decay
 // inside the optimiser, O(batch) work per step.
 //
 // A step takes the batch's rows and one gradient per batch row (as data_param_cross_entropy
@@ -40,7 +40,7 @@ class SparseSGD : public HasHostState {
 
   // rows int64 [n], grads float32 [n], both on the parameter's device. When clamp_range is
   // given, each updated row is clamped right after its update (see DataParameters for why that
-  // equals the SPEC's clamp of every entry).
+  // equals the method's clamp of every entry).
   void step(const Tensor& rows, const Tensor& grads, SparseClamp clamp = SparseClamp{});
   // The reference's form: a dense float32 [N] gradient, present = grad != 0 (O(N), CPU only).
   void step_dense(const Tensor& dense_grad);

@@ -27,7 +27,7 @@ void validate(const DataParamCeArgs<T>& a) {
            "pass the model's logits and the batch's labels");
   DP_CHECK(a.theta_inst == nullptr || (a.indices != nullptr && a.num_instances > 0),
            "data_param_ce: instance parameters need the batch's dataset indices",
-           "every training batch must carry the dataset index of each sample (SPEC §4)");
+           "every training batch must carry the dataset index of each sample (docs/method.md §4)");
   for (int64_t b = 0; b < a.batch; ++b) {
     const int64_t y = a.labels[b];
     DP_CHECK(y >= 0 && y < a.num_classes,

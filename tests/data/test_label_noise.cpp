@@ -21,7 +21,7 @@ TEST(NumpyMT19937, FirstDrawsMatchNumpy) {
 }
 
 TEST(NumpyPermutation, SpecVectors) {
-  // SPEC-data-parameters.md section 4: np.random.seed(1); np.random.permutation(n)
+  // docs/method.md §4: np.random.seed(1); np.random.permutation(n)
   const std::vector<int64_t> p40 = {11456, 16528, 3253, 18614, 1544, 12568, 15497, 13987, 9598, 6668};
   const std::vector<int64_t> p20 = {9953, 3850, 4962, 3886, 5437};
   const std::vector<int64_t> p80 = {3841, 12898, 15032, 36781, 9201};

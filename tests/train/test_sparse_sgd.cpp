@@ -1,6 +1,6 @@
 // SparseSGD: duplicate rows, the presence rules, the global first-step rule, untouched absent
 // rows, equality with the dense reference, and the O(batch) clamp being bit-identical to the
-// SPEC's clamp of every entry.
+// the method's clamp of every entry.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -143,7 +143,7 @@ TEST(DataParameters, InitIsLogInDoubleStoredAsFloat) {
   EXPECT_EQ(dp::train::data_param_clamp_lo(), -2.9957323f);
 }
 
-// Trains with the O(batch) clamp and, alongside, the SPEC's literal algorithm (dense gradient,
+// Trains with the O(batch) clamp and, alongside, the method's literal algorithm (dense gradient,
 // dense step, clamp of every entry); the two must agree bit for bit, including the first clamp
 // of init values outside the range and rows pushed past both bounds.
 TEST(DataParameters, BatchClampIsBitIdenticalToClampingEveryEntry) {
