@@ -98,11 +98,11 @@ bool read_journal(const std::string& folder, Journal& j) {
 // Step 3, which may be repeated any number of times: a rename whose source is gone was done.
 void apply(const std::string& folder, const Journal& j, const CommitProbe& probe) {
   for (const auto& [from, to] : j.renames) {
-    if (fs::exists(in(folder, from))) rename_or_throw(in(folder, from), in(folder, to));
+    if (fs::exists(in(folder, from))) io::rename_checked(in(folder, from), in(folder, to));
     if (probe) probe("renamed " + to);
   }
   for (const auto& name : j.removals) remove_if_there(in(folder, name));
-  fsync_or_throw(folder, true);
+  io::sync_folder_checked(in(folder, j.renames.empty() ? "." : j.renames.front().second));
   if (probe) probe("removed");
   remove_if_there(in(folder, kJournal));
   fsync_or_throw(folder, true);
@@ -129,7 +129,9 @@ void commit_checkpoint(const std::string& folder, const io::TensorFile& file, co
   j.removals = plan.remove;
   if (probe) probe("staging");
   try {
-    io::write_tensor_file_atomic(in(folder, j.renames[0].first), file);
+    // Written straight to its staged name (errors name the final one): without a journal a staged
+    // file is discarded anyway, so it needs no temporary of its own.
+    io::stage_tensor_file(in(folder, j.renames[0].second), in(folder, j.renames[0].first), file).keep();
     if (probe) probe("staged");
     for (size_t i = 1; i < j.renames.size(); ++i)
       link_or_copy(in(folder, j.renames[0].first), in(folder, j.renames[i].first));

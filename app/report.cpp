@@ -109,17 +109,17 @@ void run_section(HtmlNode body, const Context& x) {
     dp += fmt::format("instance-level (init {:g}, lr {:g}, wd {:g})", cfg.get_float("data_parameters.init_inst_param"),
                       cfg.get_float("data_parameters.lr_inst_param"), cfg.get_float("data_parameters.wd_inst_param"));
   kv("data parameters", dp.empty() ? "none (a baseline)" : dp);
-  kv("epochs", fmt::format("{} of {} (seed {})", x.c.epoch, cfg.get_int("run.epochs"), x.c.seed));
+  kv("epochs", fmt::format("{} of {} (seed {})", x.c.progress.epoch, cfg.get_int("run.epochs"), x.c.progress.seed));
 
-  const std::vector<EpochMetrics> m = read_epoch_metrics(x.in.metrics_jsonl, x.c.epoch);
-  if (x.c.best_epoch > 0) {
-    std::string best = fmt::format("{} at epoch {}", pct(x.c.best_val_top1), x.c.best_epoch);
+  const std::vector<EpochMetrics> m = read_epoch_metrics(x.in.metrics_jsonl, x.c.progress.epoch);
+  if (x.c.progress.best_epoch > 0) {
+    std::string best = fmt::format("{} at epoch {}", pct(x.c.progress.best_val_top1), x.c.progress.best_epoch);
     for (const EpochMetrics& e : m)
-      if (e.epoch == x.c.best_epoch) best += fmt::format(" (top-5 {})", pct(e.val_top5));
+      if (e.epoch == x.c.progress.best_epoch) best += fmt::format(" (top-5 {})", pct(e.val_top5));
     kv("best validation top-1", best);
   }
-  if (!m.empty() && m.back().epoch == x.c.epoch)
-    kv("final validation top-1 / top-5", fmt::format("{} / {} (epoch {})", pct(m.back().val_top1), pct(m.back().val_top5), x.c.epoch));
+  if (!m.empty() && m.back().epoch == x.c.progress.epoch)
+    kv("final validation top-1 / top-5", fmt::format("{} / {} (epoch {})", pct(m.back().val_top1), pct(m.back().val_top5), x.c.progress.epoch));
   if (m.empty()) {
     note(body, "No per-epoch metrics: " + (x.in.metrics_jsonl.empty() ? std::string("no run folder given")
                                                                         : x.in.metrics_jsonl + " is missing or has no epoch lines") +
@@ -363,7 +363,7 @@ std::string render_report(const ReportInputs& in, const ReportOptions& opt) {
   inspect::HtmlDocument doc("Curriculum report: " + c.path, kCss);
   HtmlNode body = doc.body();
   body.add("h1", {}, "What the curriculum found");
-  body.add("p", {{"class", "meta"}}, fmt::format("{} · epoch {} · {}", c.path, c.epoch, opt.generated_by));
+  body.add("p", {{"class", "meta"}}, fmt::format("{} · epoch {} · {}", c.path, c.progress.epoch, opt.generated_by));
   if (!c.theta_inst.defined())
     note(body, "This checkpoint has no instance parameters (data_parameters.learn_inst_parameters was false): the parts "
                "that need σ per sample (σ as a detector, the σ column, ranking by σ) are missing; the rest is shown" +

@@ -61,8 +61,13 @@ int attempt(IoOp op, const std::string& target, Call call) {
 
 }  // namespace
 
+std::string temporary_name(const std::string& target) { return fmt::format("{}.tmp.{}", target, ::getpid()); }
+
 StagedFile::StagedFile(std::string target, const void* data, size_t size)
-    : target_(std::move(target)), temporary_(fmt::format("{}.tmp.{}", target_, ::getpid())), size_(size) {
+    : StagedFile(target, temporary_name(target), data, size) {}
+
+StagedFile::StagedFile(std::string target, std::string temporary, const void* data, size_t size)
+    : target_(std::move(target)), temporary_(std::move(temporary)), size_(size) {
   std::error_code made;
   fs::create_directories(folder_of(target_), made);  // an error shows at open, naming the file
   const int fd = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -108,11 +113,19 @@ StagedFile::~StagedFile() {
 
 void StagedFile::commit() {
   DP_CHECK(pending_, fmt::format("{} was already committed", target_), "commit a staged file once");
-  if (const int err = attempt(IoOp::kRename, target_, [&] { return ::rename(temporary_.c_str(), target_.c_str()); }))
-    fail(target_, "renaming its temporary over it", err, size_);
+  rename_checked(temporary_, target_);
   pending_ = false;
-  const std::string folder = folder_of(target_);
-  const int err = attempt(IoOp::kDirSync, target_, [&] {
+  sync_folder_checked(target_);
+}
+
+void rename_checked(const std::string& from, const std::string& target) {
+  if (const int err = attempt(IoOp::kRename, target, [&] { return ::rename(from.c_str(), target.c_str()); }))
+    fail(target, "renaming its temporary over it", err, 0);
+}
+
+void sync_folder_checked(const std::string& target) {
+  const std::string folder = folder_of(target);
+  const int err = attempt(IoOp::kDirSync, target, [&] {
     const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return -1;
     const int synced = ::fsync(dir);
@@ -122,7 +135,7 @@ void StagedFile::commit() {
     return synced;
   });
   DP_CHECK(err == 0,
-           fmt::format("wrote {}, but the fsync of its folder failed: {}", target_, std::strerror(err)),
+           fmt::format("wrote {}, but the fsync of its folder failed: {}", target, std::strerror(err)),
            fmt::format("the file is complete, but a crash now could lose its new name: check the disk holding {} "
                        "(dmesg, df -h {}) before continuing",
                        folder, folder));

@@ -349,14 +349,18 @@ const Tensor& TensorFile::at(const std::string& name) const {
   return *t;
 }
 
-void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
+StagedFile stage_tensor_file(const std::string& path, const std::string& temporary, const TensorFile& file) {
   ImageBuffer image;
   size_t size = 0;
   {
     QuietHdf5Errors quiet;
     build_image(path, file, image, size);
   }
-  write_file_atomic(path, std::string_view(static_cast<const char*>(image.data), size));
+  return StagedFile(path, temporary, image.data, size);
+}
+
+void write_tensor_file_atomic(const std::string& path, const TensorFile& file) {
+  stage_tensor_file(path, temporary_name(path), file).commit();
 }
 
 TensorFile read_tensor_file(const std::string& path) {

@@ -27,6 +27,9 @@ struct TensorFile {
 
 // Throws dp::Error naming the file (a full disk: the folder, the space needed and free).
 void write_tensor_file_atomic(const std::string& path, const TensorFile& file);
+// The first half of that: `file` written, fsynced and closed as `temporary`, for a caller that
+// commits several files together (io/atomic_file.h); errors name `path`, the final name.
+StagedFile stage_tensor_file(const std::string& path, const std::string& temporary, const TensorFile& file);
 
 TensorFile read_tensor_file(const std::string& path);
 

@@ -95,7 +95,7 @@ TEST(CheckpointCommit, AKillDuringTheWriteChangesNothing) {
   fs::remove_all(dir);
 }
 
-// A save that fails (a folder takes the name the staged file's temporary needs, or, once the
+// A save that fails (a folder takes the name the staged checkpoint needs, or, once the
 // checkpoint is staged, the name of its link to best.h5: as a full or read-only disk would fail
 // them) throws naming the file; the previous set stays and nothing staged is left behind.
 TEST(CheckpointCommit, AFailedSaveKeepsThePreviousSet) {
@@ -103,8 +103,7 @@ TEST(CheckpointCommit, AFailedSaveKeepsThePreviousSet) {
   for (const std::string& when : {"staging", "staged"}) {
     SCOPED_TRACE("a folder in the way from '" + when + "' on");
     const std::string dir = folder_after_epoch_1();
-    const std::string blocker = dir + (when == "staging" ? "/.staged.checkpoint.h5.tmp." + std::to_string(getpid())
-                                                         : std::string("/.staged.best.h5"));
+    const std::string blocker = dir + (when == "staging" ? "/.staged.checkpoint.h5" : "/.staged.best.h5");
     EXPECT_THROW(app::commit_checkpoint(dir, checkpoint_of_epoch(2), kEpoch2,
                                         [&](const std::string& point) {
                                           if (point == when) fs::create_directories(blocker);

@@ -142,8 +142,10 @@ TEST(Relabel, FileRoundTripsIntoTheLabelsTheRunTrainsOn) {
   // dp-train trains on them: its checkpoint records the relabelled, smaller training set.
   app::TrainerOptions quiet;
   quiet.quiet = true;
-  app::Trainer t(cleaned, quiet);
-  t.run();
+  {
+    app::Trainer t(cleaned, quiet);  // scoped: its run lock is released before the resume below
+    t.run();
+  }
   const app::Checkpoint c = app::read_checkpoint(dir + "/b/checkpoint.h5");
   ASSERT_TRUE(c.noise.has_value());
   EXPECT_EQ(c.noise->label, after.noise.label);
