@@ -38,7 +38,14 @@ __attribute__((always_inline)) inline Vec load(const float* p) {
 __attribute__((always_inline)) inline void store(float* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
 
 typedef float Vec4 __attribute__((vector_size(4 * sizeof(float))));
-typedef int Vec4i __attribute__((vector_size(4 * sizeof(int))));
+
+// The transforms are compiled for AVX-512, AVX2 and plain x86-64 and chosen at load time. Clang
+// (the fuzz build) does not multiversion templates: it builds the plain version only.
+#if defined(__clang__)
+#define DP_VECTOR_CLONES
+#else
+#define DP_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 
 constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
@@ -228,12 +235,12 @@ __attribute__((always_inline)) inline void gather_patches(const float* src, int6
         for (int a = 0; a < 4; ++a) {
           Vec4 r[4];
           for (int i = 0; i < 4; ++i) std::memcpy(&r[i], from[i] + a * width, sizeof(Vec4));
-          const Vec4 t0 = __builtin_shuffle(r[0], r[1], Vec4i{0, 4, 1, 5});
-          const Vec4 t1 = __builtin_shuffle(r[2], r[3], Vec4i{0, 4, 1, 5});
-          const Vec4 t2 = __builtin_shuffle(r[0], r[1], Vec4i{2, 6, 3, 7});
-          const Vec4 t3 = __builtin_shuffle(r[2], r[3], Vec4i{2, 6, 3, 7});
-          const Vec4 column[4] = {__builtin_shuffle(t0, t1, Vec4i{0, 1, 4, 5}), __builtin_shuffle(t0, t1, Vec4i{2, 3, 6, 7}),
-                                  __builtin_shuffle(t2, t3, Vec4i{0, 1, 4, 5}), __builtin_shuffle(t2, t3, Vec4i{2, 3, 6, 7})};
+          const Vec4 t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
+          const Vec4 t1 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
+          const Vec4 t2 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
+          const Vec4 t3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
+          const Vec4 column[4] = {__builtin_shufflevector(t0, t1, 0, 1, 4, 5), __builtin_shufflevector(t0, t1, 2, 3, 6, 7),
+                                  __builtin_shufflevector(t2, t3, 0, 1, 4, 5), __builtin_shufflevector(t2, t3, 2, 3, 6, 7)};
           for (int b = 0; b < 4; ++b) std::memcpy(patch + (a * 4 + b) * kLanes + l, &column[b], sizeof(Vec4));
         }
         l += 3;
@@ -264,7 +271,7 @@ __attribute__((always_inline)) inline void gather_patches(const float* src, int6
 // per image) and the S×S patches of the block's tiles at row0/col0 + shift, T: S → R the 1-D
 // transform one_d, kLanes tiles at a time (width `block`).
 template <int S, int R, class OneD>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gather_transform_lanes(
+DP_VECTOR_CLONES void gather_transform_lanes(
     const float* src, int64_t channels, int64_t height, int64_t width, int64_t shift,
     const std::vector<LaneTiles>& groups, int64_t ch0, int64_t ch1, int64_t block, float* out, OneD one_d) {
   for (size_t grp = 0; grp < groups.size(); ++grp) {
@@ -296,7 +303,7 @@ void transform_input_lanes(const float* x, const Conv2dGeometry& g, const Tiling
 // the row transform (B over the α columns of each tile) reads tile after tile contiguously and
 // writes V contiguously. Same operations in the same order as a per-tile B^T d B.
 template <int M>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_input_block(
+DP_VECTOR_CLONES void transform_input_block(
     const float* x, const Conv2dGeometry& g, const Tiling& t, int64_t first, int64_t count, int64_t c0,
     int64_t c1, float* v) {
   constexpr int A = M + 2;
@@ -376,7 +383,7 @@ void transform_input(const float* x, const Conv2dGeometry& g, const Tiling& t, i
 
 // y tiles from M[ξ][k][lane] (+ bias), cropped at the output's edges.
 template <int M>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void transform_output_block(
+DP_VECTOR_CLONES void transform_output_block(
     const float* mbuf, const float* bias, const Conv2dGeometry& g, const Tiling& t,
     const std::vector<LaneTiles>& groups, float* y) {
   constexpr int A = M + 2;
