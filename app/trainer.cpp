@@ -96,15 +96,7 @@ void trim_metrics(const std::string& path, int64_t step, int64_t epoch) {
     if (keep) kept += line + '\n';
     dropped = dropped || !keep;
   }
-  if (!dropped) return;
-  const std::string tmp = path + ".trim.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << kept;
-    out.flush();
-    DP_CHECK(out.good(), "cannot write " + tmp, "check the free disk space of run.output");
-  }
-  std::filesystem::rename(tmp, path);
+  if (dropped) io::write_file_atomic(path, kept);
 }
 
 // The first samples skipped so far in an epoch resumed mid-way: those before the resume, then the loader's.
@@ -201,7 +193,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     // second must not truncate the stopped run's file.
     events_ = std::make_unique<io::EventWriter>(
         output_ + "/tb", fmt::format("dp-engine.step{}.{}", progress_.global_step, ::getpid()));
-    metrics_.open(output_ + "/metrics.jsonl", std::ios::app);
+    metrics_ = io::LineLog(output_ + "/metrics.jsonl");
   }
   saver_ = std::make_unique<BackgroundSaver>(output_);
   saver_->probe = options_.commit_probe;
@@ -235,7 +227,7 @@ void Trainer::trim_logs_to_progress() {
 bool Trainer::writes() const { return dist_ == nullptr || dist_->writes(); }
 
 void Trainer::write_metrics_line(const std::string& line) {
-  if (metrics_.is_open()) metrics_ << line << '\n' << std::flush;
+  if (metrics_.is_open()) metrics_.append(line);
 }
 
 void Trainer::log_sigma(const std::string& name, const Tensor& theta, int64_t step,

@@ -7,12 +7,12 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "io/line_log.h"
 #include "layers/module.h"
 #include "app/config.h"
 #include "train/data_parameters.h"
@@ -149,7 +149,7 @@ class Trainer {
   std::unique_ptr<DistributedRun> dist_;  // data-parallel runs only (mpirun / srun)
   std::unique_ptr<train::TrainStep> step_;
   std::unique_ptr<io::EventWriter> events_;
-  std::ofstream metrics_;
+  io::LineLog metrics_;  // metrics.jsonl, every line checked
   std::string output_, checkpoint_path_, best_path_;
   std::string replaced_;      // where --overwrite moved an earlier run ("" if none)
   std::string resumed_from_;  // the checkpoint this run continues ("" if none)

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "engine/error.h"
+#include "io/atomic_file.h"
 #include "io/event_writer.h"
 
 namespace dp::io {
@@ -128,16 +129,7 @@ int64_t trim_event_file(const std::string& path, const std::function<bool(const 
   size_t whole = 0;
   for (const Record& r : records) whole += r.framed.size();
   if (dropped == 0 && whole == std::filesystem::file_size(path)) return 0;
-  const std::string tmp = path + ".trim.tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(kept.data(), static_cast<std::streamsize>(kept.size()));
-    out.flush();
-    DP_CHECK(out.good(), "cannot write " + tmp, "check the free disk space of the run folder");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  DP_CHECK(!ec, fmt::format("cannot replace {}: {}", path, ec.message()), "check the run folder's tb/ permissions");
+  write_file_atomic(path, kept);
   return dropped;
 }
 

@@ -3,7 +3,8 @@
 # epoch while a write fails, and must end with exit 1 and one clear error (no HDF5 diagnostics, no
 # crash), leave no temporary file, and leave the previous checkpoint as it was and loadable.
 #   write_faults.sh injected  DP_TRAIN DP_EVAL   fsync, close, rename and folder-fsync failures
-#                                                (DP_IO_FAULT, io/io_fault.h), of checkpoint.h5 and of config.toml
+#                                                (DP_IO_FAULT, io/io_fault.h), of checkpoint.h5 and of config.toml,
+#                                                and a failed append to metrics.jsonl
 #   write_faults.sh full-disk DP_TRAIN DP_EVAL   a full disk: run.output on a small tmpfs (needs root
 #                                                to mount it; skips, exit 77, where it cannot be mounted)
 set -uo pipefail
@@ -86,7 +87,13 @@ if [ "$mode" = injected ]; then
   expect_clean_failure config-resume "$tmp/config-resume" "cannot write $tmp/config-resume/config.toml" $?
   [ "$(sha256sum < "$tmp/config-resume/config.toml")" = "$config_before" ] || fail "config-resume: config.toml changed"
   expect_clean_failure config "$tmp/config" "cannot write $tmp/config/config.toml" "$status"
-  echo "injected fsync, close, rename and folder-fsync failures: exit 1, one message, no temporary, the previous checkpoint loads"
+  # metrics.jsonl: a line that cannot be appended stops the run (it was lost without a word).
+  rm -rf "$tmp/metrics" && cp -r "$tmp/base" "$tmp/metrics"
+  before=$(sha256sum < "$tmp/metrics/checkpoint.h5")
+  resume "$tmp/metrics" DP_IO_FAULT=write:metrics.jsonl > "$tmp/metrics.out" 2> "$tmp/metrics.err"
+  expect_clean_failure metrics "$tmp/metrics" "cannot append to $tmp/metrics/metrics.jsonl" $?
+  expect_previous_checkpoint metrics "$tmp/metrics" "$before"
+  echo "injected fsync, close, rename, folder-fsync and metrics append failures: exit 1, one message, no temporary, the previous checkpoint loads"
   exit 0
 fi
 

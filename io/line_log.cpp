@@ -1,0 +1,72 @@
+#include "io/line_log.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "engine/error.h"
+#include "io/io_fault.h"
+
+namespace dp::io {
+
+namespace {
+
+std::string folder_hint(const std::string& path) {
+  const std::string folder = std::filesystem::path(path).parent_path().string();
+  return fmt::format("free space on the disk holding {} (df -h {}) or check it (dmesg); the checkpoints there "
+                     "are intact: continue with --resume auto",
+                     folder.empty() ? "." : folder, folder.empty() ? "." : folder);
+}
+
+}  // namespace
+
+LineLog::LineLog(std::string path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  DP_CHECK(fd_ >= 0, fmt::format("cannot open {} for appending: {}", path_, std::strerror(errno)), folder_hint(path_));
+}
+
+LineLog::LineLog(LineLog&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+LineLog& LineLog::operator=(LineLog&& other) noexcept {
+  if (this != &other) {
+    close();
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+LineLog::~LineLog() { close(); }
+
+void LineLog::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void LineLog::append(std::string_view line) {
+  DP_CHECK(is_open(), "LineLog::append on a log that is not open", "open it with a path first");
+  std::string text(line);
+  text += '\n';
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    int err = injected_io_error(IoOp::kWrite, path_);
+    if (err == 0) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n >= 0) {
+        p += n, left -= static_cast<size_t>(n);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      err = errno;
+    }
+    DP_THROW(fmt::format("cannot append to {}: {}", path_, std::strerror(err)), folder_hint(path_));
+  }
+}
+
+}  // namespace dp::io
