@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 
 #include "kernels/ops.h"
@@ -244,6 +245,44 @@ TEST_F(PoolingBf16Cuda, Pooling) {
       [](const std::vector<Tensor>& in) { return kernels::avg_pool2d(in[0], 3, 2, 1); }, {x}, {BF16}, true, BF16));
   EXPECT_TRUE(testing::bf16_matches_cpu([](const std::vector<Tensor>& in) { return kernels::global_avg_pool(in[0]); },
                                         {rand({4, 6, 8, 8})}, {BF16}, true, BF16));
+}
+
+// Ties and NaNs in ResNet's 3×3 / stride 2 / pad 1 pool (its whole windows take the unrolled
+// path, the border windows the generic scan): the first maximum in scan order wins, a
+// NaN beats every number (it propagates, as PyTorch's max pool does) and the first NaN of a
+// window takes its gradient.
+TEST(MaxPoolCpu, TiesAndNaNsPickTheFirstInScanOrder) {
+  const int64_t H = 9, W = 9, P = 5, Q = 5;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> xv(H * W);
+  for (int64_t i = 0; i < H * W; ++i) xv[i] = static_cast<float>((i * 7) % 3);  // ties everywhere
+  for (int64_t i : {20, 22, 40, 41, 60}) xv[i] = nan;
+  std::vector<float> want_y;
+  std::vector<double> want_grad(H * W, 0.0);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t q = 0; q < Q; ++q) {
+      float best = -std::numeric_limits<float>::infinity();
+      int64_t where = -1;
+      for (int64_t h = 2 * p - 1; h <= 2 * p + 1; ++h)
+        for (int64_t w = 2 * q - 1; w <= 2 * q + 1; ++w) {
+          if (h < 0 || h >= H || w < 0 || w >= W) continue;
+          const float v = xv[h * W + w];
+          if (where < 0 || v > best || (std::isnan(v) && !std::isnan(best))) best = v, where = h * W + w;
+        }
+      want_y.push_back(best);
+      want_grad[where] += 1.0;
+    }
+  Tensor x = Tensor::from_vector(xv, {1, 1, H, W});
+  x.set_requires_grad(true);
+  Tensor y = kernels::max_pool2d(x, 3, 2, 1);
+  const std::vector<double> got = y.to_double_vector();
+  ASSERT_EQ(got.size(), want_y.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(want_y[i])) EXPECT_TRUE(std::isnan(got[i])) << "output " << i << " should be NaN";
+    else EXPECT_EQ(got[i], want_y[i]) << "output " << i;
+  }
+  kernels::sum(y).backward();
+  EXPECT_TRUE(testing::all_close(x.grad(), Tensor::from_vector(want_grad, {1, 1, H, W}), testing::Tolerance::exact()));
 }
 
 }  // namespace
