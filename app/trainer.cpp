@@ -227,7 +227,12 @@ void Trainer::trim_logs_to_progress() {
 bool Trainer::writes() const { return dist_ == nullptr || dist_->writes(); }
 
 void Trainer::write_metrics_line(const std::string& line) {
-  if (metrics_.is_open()) metrics_.append(line);
+  if (!metrics_.is_open()) return;
+  try {
+    metrics_.append(line);
+  } catch (const Error& e) {
+    DP_THROW(e.message(), e.hint() + "; the run's checkpoints are intact: continue with --resume auto");
+  }
 }
 
 void Trainer::log_sigma(const std::string& name, const Tensor& theta, int64_t step,

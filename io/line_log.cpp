@@ -17,10 +17,11 @@ namespace dp::io {
 namespace {
 
 std::string folder_hint(const std::string& path) {
-  const std::string folder = std::filesystem::path(path).parent_path().string();
-  return fmt::format("free space on the disk holding {} (df -h {}) or check it (dmesg); the checkpoints there "
-                     "are intact: continue with --resume auto",
-                     folder.empty() ? "." : folder, folder.empty() ? "." : folder);
+  std::string folder = std::filesystem::path(path).parent_path().string();
+  if (folder.empty()) folder = ".";
+  return fmt::format("free space on the disk holding {} (df -h {}) or check it (dmesg); the lines before this one "
+                     "are in the file",
+                     folder, folder);
 }
 
 }  // namespace
