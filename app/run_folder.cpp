@@ -45,31 +45,41 @@ bool holds_run(const std::string& folder) {
   return false;
 }
 
+namespace {
+
+void refuse_a_fresh_start_on_a_run(const std::string& folder, FolderUse use) {
+  DP_CHECK(use != FolderUse::kFresh || !holds_run(folder),
+           fmt::format("run.output = \"{}\" already holds a run", folder),
+           fmt::format("continue it with --resume {}/checkpoint.h5, start a new one with --overwrite (the old "
+                       "folder is moved aside, nothing is deleted), or choose another run.output",
+                       folder));
+}
+
+}  // namespace
+
+void lock_run_folder(const std::string& folder, FolderUse use, std::unique_ptr<RunLock>& lock) {
+  make_folder(folder);
+  lock = std::make_unique<RunLock>(folder);
+  refuse_a_fresh_start_on_a_run(folder, use);
+}
+
 std::string prepare_run_folder(const std::string& folder, FolderUse use, std::unique_ptr<RunLock>* lock) {
   // The lock first: nothing in a folder another dp-train writes is judged, let alone moved aside.
-  if (lock) {
-    make_folder(folder);
-    *lock = std::make_unique<RunLock>(folder);
-  }
+  if (lock && !*lock) lock_run_folder(folder, use, *lock);
+  else refuse_a_fresh_start_on_a_run(folder, use);
   std::string moved;
-  if (holds_run(folder)) {
-    DP_CHECK(use != FolderUse::kFresh, fmt::format("run.output = \"{}\" already holds a run", folder),
-             fmt::format("continue it with --resume {}/checkpoint.h5, start a new one with --overwrite (the old "
-                         "folder is moved aside, nothing is deleted), or choose another run.output",
-                         folder));
-    if (use == FolderUse::kOverwrite) {
-      std::string target = folder;
-      while (!target.empty() && target.back() == '/') target.pop_back();
-      target += ".replaced-" + utc_now("%Y%m%d-%H%M%S");
-      for (int i = 2; fs::exists(target); ++i) target = fmt::format("{}-{}", target.substr(0, target.rfind('-')), i);
-      std::error_code ec;
-      fs::rename(folder, target, ec);
-      DP_CHECK(!ec, fmt::format("could not move the old run {} aside to {}: {}", folder, target, ec.message()),
-               "move or remove it yourself, or choose another run.output");
-      moved = target;
-      make_folder(folder);
-      if (lock) (*lock)->move_to(folder);  // its lock file went aside with the old run
-    }
+  if (use == FolderUse::kOverwrite && holds_run(folder)) {
+    std::string target = folder;
+    while (!target.empty() && target.back() == '/') target.pop_back();
+    target += ".replaced-" + utc_now("%Y%m%d-%H%M%S");
+    for (int i = 2; fs::exists(target); ++i) target = fmt::format("{}-{}", target.substr(0, target.rfind('-')), i);
+    std::error_code ec;
+    fs::rename(folder, target, ec);
+    DP_CHECK(!ec, fmt::format("could not move the old run {} aside to {}: {}", folder, target, ec.message()),
+             "move or remove it yourself, or choose another run.output");
+    moved = target;
+    make_folder(folder);
+    if (lock) (*lock)->move_to(folder);  // its lock file went aside with the old run
   }
   make_folder(folder);
   return moved;

@@ -29,6 +29,12 @@ bool holds_run(const std::string& folder);
 // refused, naming it, whatever `use` says.
 std::string prepare_run_folder(const std::string& folder, FolderUse use, std::unique_ptr<RunLock>* lock = nullptr);
 
+// The part of that the writing process does before anything slow (building the datasets): creates
+// the folder, takes its lock into `lock` (refused, naming the holder, when another dp-train writes
+// it) and refuses a fresh start on a folder that holds a run. prepare_run_folder then keeps the
+// lock it finds in *lock.
+void lock_run_folder(const std::string& folder, FolderUse use, std::unique_ptr<RunLock>& lock);
+
 // Writes the resolved configuration as FOLDER/config.toml (atomically), so the folder says how it
 // was made: `dp-train FOLDER/config.toml` repeats the run.
 void write_run_config(const std::string& folder, const Config& config);

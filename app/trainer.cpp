@@ -126,6 +126,18 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
            fmt::format("run.device = \"{}\" but no CUDA device is available", device_.str()),
            "use run.device = \"cpu\", or run on a machine with an NVIDIA GPU and a CUDA build");
   apply_precision(rc_);
+  output_ = rc_.output;
+  DP_CHECK(!(options_.overwrite && !options_.resume.empty()), "--resume and --overwrite exclude each other",
+           "--resume continues the run in its folder, --overwrite starts a new one there: give one of them");
+  // The writing rank decides about the folder (refuse, move aside, finish an interrupted save);
+  // the others only need it to exist. Its lock comes before the datasets are built (a folder scan
+  // of minutes at ImageNet scale): a second dp-train on a running run's folder is refused at once.
+  const bool writer = !group.distributed() || group.rank == 0;
+  const FolderUse use = !writer                   ? FolderUse::kResume
+                        : !options_.resume.empty() ? FolderUse::kResume
+                        : options_.overwrite      ? FolderUse::kOverwrite
+                                                  : FolderUse::kFresh;
+  if (writer) lock_run_folder(output_, use, run_lock_);  // one writer per folder (app/run_lock.h)
   data_ = make_run_data(config_);
   model_ = nets::make_net(rc_.arch, data_.num_classes, rc_.seed);
   if (!rc_.init_from.empty()) {
@@ -139,17 +151,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   data_params_ = std::make_unique<train::DataParameters>(rc_.data_params, data_.num_classes, data_.train->size(), device_);
   loss_record_ = std::make_unique<train::SampleLossRecord>(data_.train->size(), device_);
 
-  output_ = rc_.output;
-  DP_CHECK(!(options_.overwrite && !options_.resume.empty()), "--resume and --overwrite exclude each other",
-           "--resume continues the run in its folder, --overwrite starts a new one there: give one of them");
-  // The writing rank decides about the folder (refuse, move aside, finish an interrupted save);
-  // the others only need it to exist.
-  const bool writer = !group.distributed() || group.rank == 0;
-  replaced_ = prepare_run_folder(output_, !writer                   ? FolderUse::kResume
-                                          : !options_.resume.empty() ? FolderUse::kResume
-                                          : options_.overwrite      ? FolderUse::kOverwrite
-                                                                    : FolderUse::kFresh,
-                                 writer ? &run_lock_ : nullptr);  // one writer per folder (app/run_lock.h)
+  replaced_ = prepare_run_folder(output_, use, writer ? &run_lock_ : nullptr);  // keeps the lock taken above
   checkpoint_path_ = output_ + "/checkpoint.h5";
   best_path_ = output_ + "/best.h5";
   if (writer) {

@@ -75,7 +75,9 @@ TEST(CheckpointCommit, AKillAtEachPointLeavesAConsistentSet) {
         epoch == 1 ? std::set<std::string>{"checkpoint.h5", "best.h5", "checkpoint-epoch0001.h5"}
                    : std::set<std::string>{"checkpoint.h5", "best.h5", "checkpoint-epoch0002.h5"};
     EXPECT_EQ(files_in(dir), want);
-    if (epoch == 2) EXPECT_EQ(epoch_of(dir + "/checkpoint-epoch0002.h5"), 2);
+    if (epoch == 2) {
+      EXPECT_EQ(epoch_of(dir + "/checkpoint-epoch0002.h5"), 2);
+    }
     fs::remove_all(dir);
   }
   EXPECT_EQ(outcomes, (std::set<int64_t>{1, 2})) << "before the journal: the old set; from it on: the new one";
@@ -100,7 +102,7 @@ TEST(CheckpointCommit, AKillDuringTheWriteChangesNothing) {
 // them) throws naming the file; the previous set stays and nothing staged is left behind.
 TEST(CheckpointCommit, AFailedSaveKeepsThePreviousSet) {
   const std::set<std::string> previous = {"checkpoint.h5", "best.h5", "checkpoint-epoch0001.h5"};
-  for (const std::string& when : {"staging", "staged"}) {
+  for (const std::string& when : std::vector<std::string>{"staging", "staged"}) {
     SCOPED_TRACE("a folder in the way from '" + when + "' on");
     const std::string dir = folder_after_epoch_1();
     const std::string blocker = dir + (when == "staging" ? "/.staged.checkpoint.h5" : "/.staged.best.h5");

@@ -109,6 +109,15 @@ grep -q "rank 0 of 2: collective '[a-z_]*' has waited .* for rank 1 on host node
 # The lost machine comes back (its leftover processes gone, as after a reboot): resume on both.
 ip netns pids "$ns_b" | xargs -r kill -9
 ip -n "$ns_a" link set "$veth_a" up
+# Reachable before the resume starts, as a rebooted machine would be: a resume launched the moment
+# the link was set up hung in about half the runs (mpirun started no rank within 60 s), with both
+# ends up, stale neighbour entries gone and 2 s more it passed 4 runs of 4.
+for _ in $(seq 1 100); do
+  ip -n "$ns_a" link show "$veth_a" | grep -q "state UP" && ip -n "$ns_b" link show "$veth_b" | grep -q "state UP" && break
+  sleep 0.1
+done
+for ns in "$ns_a" "$ns_b"; do ip -n "$ns" neigh flush all; done
+sleep 2
 done_epochs=$(grep -c '"type":"epoch"' "$tmp/run/metrics.jsonl")
 timeout -s KILL 60 bash -c "$(declare -f job); tmp=$tmp ns_a=$ns_a mpirun=$mpirun train=$train job resume.log --resume $tmp/run/checkpoint.h5 --set run.stop_epoch=$((done_epochs + 1))" ||
   { cat "$tmp/resume.log"; fail "the resume on both machines failed"; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One writer per run folder (issue 20), with real processes: while a run trains, a second dp-train
 # on its folder (--resume, a fresh start, --overwrite) is refused naming the first's process id and
-# host, and nothing of the run is moved; two fresh starts at the same moment: one trains, the other
+# host, before its datasets are built, and nothing of the run is moved; two fresh starts at the same moment: one trains, the other
 # is refused naming it; after a kill -9 the lock is taken over by the next --resume.
 #   run_lock.sh DP_TRAIN
 set -uo pipefail
@@ -51,6 +51,11 @@ refused fresh $? "$a"
 run a --overwrite > "$tmp/overwrite.log" 2>&1
 refused overwrite $? "$a"
 ls -d "$tmp"/a.replaced-* > /dev/null 2>&1 && fail "--overwrite moved a running run's folder aside"
+# The lock comes before the datasets are built (minutes of folder scan at ImageNet scale): a resume
+# whose data would not even load is refused for the lock, not for the data.
+run a --resume "$tmp/a/checkpoint.h5" --set data.dataset=imagefolder --set data.path="$tmp/no-such-dataset" \
+  > "$tmp/before-data.log" 2>&1
+refused before-data $? "$a"
 kill -0 "$a" 2>/dev/null || { cat "$tmp/a.log"; fail "the first run did not survive the refused attempts"; }
 
 # The holder killed: its lock goes with it, and a resume takes the folder over.
