@@ -3,7 +3,7 @@
 # mpirun and rank 0, "nodeB" with rank 1) joined by a veth pair, launched by mpirun over TCP with
 # `ip netns exec` as its remote agent. Cutting the link mid-run must end the job within
 # run.dist_timeout_s with an error naming the lost rank and its host, leave the last checkpoint
-# loadable, and a resume on both machines (link restored) must continue the run.
+# loadable, and `--resume auto` on both machines (link restored) must continue the run.
 #
 # Open MPI cannot finish an abort towards a machine it cannot reach (mpirun would wait for the TCP
 # retransmissions, ~15 min): the launch uses the out-of-band keepalive settings of the README's
@@ -119,7 +119,7 @@ done
 for ns in "$ns_a" "$ns_b"; do ip -n "$ns" neigh flush all; done
 sleep 2
 done_epochs=$(grep -c '"type":"epoch"' "$tmp/run/metrics.jsonl")
-timeout -s KILL 60 bash -c "$(declare -f job); tmp=$tmp ns_a=$ns_a mpirun=$mpirun train=$train job resume.log --resume $tmp/run/checkpoint.h5 --set run.stop_epoch=$((done_epochs + 1))" ||
+timeout -s KILL 60 bash -c "$(declare -f job); tmp=$tmp ns_a=$ns_a mpirun=$mpirun train=$train job resume.log --resume auto --set run.stop_epoch=$((done_epochs + 1))" ||
   { cat "$tmp/resume.log"; fail "the resume on both machines failed"; }
 grep -q "finished epoch $((done_epochs + 1))" "$tmp/resume.log" || { cat "$tmp/resume.log"; fail "the resume did not continue the run"; }
 echo "link cut: the job ended in $elapsed s (run.dist_timeout_s = $timeout_s) naming rank 1 on nodeB; the resume on both machines finished epoch $((done_epochs + 1))"
