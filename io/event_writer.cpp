@@ -171,6 +171,10 @@ void EventWriter::add_image(const std::string& tag, const std::vector<uint8_t>& 
   write_summary(v, step);
 }
 
-void EventWriter::flush() { out_.flush(); }
+// Records are buffered: a disk that refuses them may only say so here.
+void EventWriter::flush() {
+  out_.flush();
+  DP_CHECK(out_.good(), "writing the event file " + path_ + " failed", "check free disk space");
+}
 
 }  // namespace dp::io

@@ -1,12 +1,15 @@
 // TensorBoard event files, read back by an independent decoder written here from the
 // TFRecord and protobuf specifications (bitwise CRC-32C, wire-format parsing).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include "engine/error.h"
 #include "io/event_writer.h"
 
 namespace {
@@ -149,5 +152,32 @@ TEST(EventWriter, ScalarsAndHistogramsReadBack) {
   EXPECT_EQ(field(image, 1)->varint, 5u);
   EXPECT_EQ(field(image, 2)->varint, 7u);
   EXPECT_EQ(field(image, 4)->bytes, std::string("\x89PNG"));
+  std::filesystem::remove_all(dir);
+}
+
+// A write the file system refuses (here the process's file-size limit, as a full disk would) is
+// reported, also when it only shows at the flush of buffered records (it was ignored there).
+TEST(EventWriter, AFailedFlushIsReported) {
+  const std::string dir = (std::filesystem::temp_directory_path() / "dp-event-writer-limit").string();
+  std::filesystem::remove_all(dir);
+  dp::io::EventWriter w(dir, "limit");
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &before), 0);
+  struct sigaction ignore {}, previous {};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGXFSZ, &ignore, &previous);  // the write fails with EFBIG instead of a signal
+  rlimit small = before;
+  small.rlim_cur = std::filesystem::file_size(w.path()) + 64;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  bool threw = false;
+  try {
+    for (int i = 0; i < 20; ++i) w.add_scalar("train/loss", 1.0, i);  // ~600 bytes, buffered
+    w.flush();
+  } catch (const dp::Error& e) {
+    threw = std::string(e.what()).find(w.path()) != std::string::npos;
+  }
+  setrlimit(RLIMIT_FSIZE, &before);
+  sigaction(SIGXFSZ, &previous, nullptr);
+  EXPECT_TRUE(threw) << "a flush that could not write was not reported naming " << w.path();
   std::filesystem::remove_all(dir);
 }
