@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "app/run_data.h"
+#include "data/registry.h"
 #include "engine/error.h"
 #include "layers/module.h"  // fnv1a64
 
@@ -26,12 +27,10 @@ void append_bytes(std::string& out, T value) {
 
 std::string hex(uint64_t h) { return fmt::format("{:016x}", h); }
 
-// What the content hash covers, by data.dataset (data::SampleIdentity of each dataset kind).
+// What the content hash covers, by data.dataset (data::DatasetKind::identity).
 std::string content_meaning(const std::string& dataset) {
-  if (dataset == "imagefolder" || dataset == "cifar10-jpeg") return "file sizes";
-  if (dataset == "packed" || dataset == "packed-imagenet") return "image checksums in the pack's index";
-  if (dataset == "cifar10" || dataset == "cifar100") return "pixels";
-  if (dataset == "synthetic") return "generator parameters (data.synthetic_noise, data.image_size, run.seed)";
+  for (const data::DatasetKind& k : data::dataset_kinds())
+    if (k.name == dataset) return k.identity;
   return "contents";
 }
 

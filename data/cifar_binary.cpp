@@ -88,6 +88,7 @@ DatasetKind cifar_binary_kind(CifarVariant variant) {
   const bool c10 = variant == CifarVariant::kCifar10;
   DatasetKind k;
   k.name = c10 ? "cifar10" : "cifar100";
+  k.identity = "pixels";
   k.summary = c10 ? "CIFAR-10 binary batches in data.path (data_batch_1..5.bin, test_batch.bin)"
                   : "CIFAR-100 binary in data.path (train.bin, test.bin), fine labels";
   k.make = [variant](const DatasetRequest& r) {

@@ -34,6 +34,9 @@ struct DatasetKind {
   std::string name;
   std::string summary;      // one line for help texts and the config reference
   bool reads_files = true;  // needs data.path
+  // What Dataset::identity() hashes for this kind, in words, for messages about changed data
+  // ("the same names and labels but other file sizes").
+  std::string identity = "contents";
   std::function<DatasetSplit(const DatasetRequest&)> make;
   // Class names in label order, without reading any image (a small index file at most): the
   // kind's fixed names, or the ones its files list; empty when unknown (reports then number

@@ -256,6 +256,7 @@ std::shared_ptr<ImageFolderDataset> cifar10_jpeg_folder(const std::string& extra
 DatasetKind image_folder_kind() {
   DatasetKind k;
   k.name = "imagefolder";
+  k.identity = "file sizes";
   k.summary = "class folders in data.path/train and data.path/val (torchvision's ImageFolder), ImageNet transforms";
   k.make = [](const DatasetRequest& r) {
     const std::string split = (fs::path(r.path) / (r.train ? "train" : "val")).string();
@@ -284,6 +285,7 @@ DatasetKind image_folder_kind() {
 DatasetKind cifar10_jpeg_kind() {
   DatasetKind k;
   k.name = "cifar10-jpeg";
+  k.identity = "file sizes";
   k.summary = "the CIFAR-10 JPEG export in data.path (train/<class>/, test/<class>/), CIFAR transforms";
   k.make = [](const DatasetRequest& r) {
     require_dataset_dir(r.path);

@@ -241,6 +241,7 @@ DatasetKind packed_kind(PackedTransforms transforms) {
   const bool cifar = transforms == PackedTransforms::kCifar;
   DatasetKind k;
   k.name = cifar ? "packed" : "packed-imagenet";
+  k.identity = "image checksums in the pack's index";
   k.summary = cifar ? "a folder written by dp-pack in data.path, CIFAR transforms"
                     : "a folder written by dp-pack in data.path, ImageNet transforms";
   k.make = [cifar](const DatasetRequest& r) {

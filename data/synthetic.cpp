@@ -95,6 +95,7 @@ TransformSpec synthetic_transform(bool train, int64_t size) {
 DatasetKind synthetic_kind() {
   DatasetKind k;
   k.name = "synthetic";
+  k.identity = "generator parameters (data.synthetic_noise, data.image_size, run.seed)";
   k.summary = "procedural images, no files (data.synthetic_train_size, synthetic_test_size, synthetic_noise)";
   k.reads_files = false;
   k.make = [](const DatasetRequest& r) {

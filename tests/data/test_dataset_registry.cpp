@@ -114,6 +114,7 @@ TEST(DatasetRegistry, KindsHaveUniqueNamesAndSayWhatTheyAre) {
   for (const DatasetKind& k : dataset_kinds()) {
     EXPECT_TRUE(seen.insert(k.name).second) << k.name << " is registered twice";
     EXPECT_FALSE(k.summary.empty()) << k.name;
+    EXPECT_NE(k.identity, "contents") << k.name << ": say what its Dataset::identity() hashes (DatasetKind::identity)";
     EXPECT_TRUE(k.make && k.class_names) << k.name;
   }
   EXPECT_EQ(dataset_kind_names().size(), dataset_kinds().size());
