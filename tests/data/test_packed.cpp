@@ -13,6 +13,7 @@
 #include "data/packed.h"
 #include "data_test_util.h"
 #include "engine/error.h"
+#include "tests/common/error_of.h"
 
 using namespace dp::data;
 namespace fs = std::filesystem;
@@ -54,14 +55,7 @@ void expect_same_images(const Dataset& source, const PackedDataset& packed, cons
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const dp::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using dp::testing::error_of;
 
 class PackedFolder : public ::testing::Test {
  protected:

@@ -10,18 +10,12 @@
 
 #include "engine/error.h"
 #include "io/io_fault.h"
+#include "tests/common/error_of.h"
 
 namespace dp {
 namespace {
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path);
@@ -45,7 +39,7 @@ TEST(LineLog, AppendsWholeLinesAfterWhatIsThere) {
 TEST(LineLog, AFullDiskThrowsNamingTheFile) {
   if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this system";
   io::LineLog log("/dev/full");
-  const std::string e = message_of([&] { log.append("{\"epoch\":1}"); });
+  const std::string e = error_of([&] { log.append("{\"epoch\":1}"); });
   EXPECT_NE(e.find("cannot append to /dev/full"), std::string::npos) << e;
   EXPECT_NE(e.find("free space"), std::string::npos) << e;
 }
@@ -54,14 +48,14 @@ TEST(LineLog, AnInjectedWriteFaultThrows) {
   const std::string path = (std::filesystem::temp_directory_path() / "metrics.jsonl").string();
   io::LineLog log(path);
   io::set_io_fault("write:metrics.jsonl");
-  const std::string e = message_of([&] { log.append("{}"); });
+  const std::string e = error_of([&] { log.append("{}"); });
   io::set_io_fault("");
   EXPECT_NE(e.find("cannot append to " + path), std::string::npos) << e;
   std::filesystem::remove(path);
 }
 
 TEST(LineLog, AFolderThatCannotHoldItIsNamed) {
-  const std::string e = message_of([] { io::LineLog("/nonexistent-dp-folder/metrics.jsonl"); });
+  const std::string e = error_of([] { io::LineLog("/nonexistent-dp-folder/metrics.jsonl"); });
   EXPECT_NE(e.find("cannot open /nonexistent-dp-folder/metrics.jsonl"), std::string::npos) << e;
 }
 
