@@ -2,9 +2,12 @@
 #include "kernels/pooling.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "engine/thread_pool.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/cpu/type_dispatch.h"
 
 namespace dp::kernels::cpu {
@@ -45,6 +48,77 @@ inline void window_max(const T* xp, int64_t width, int64_t h0, int64_t rows, int
     }
 }
 
+// ResNet's stem pool (3×3, stride 2) on one float plane, kLanes outputs of a row at once. Each
+// input row is split once into its even and odd columns of the padded row (-inf outside the
+// input), so that window q's three columns are E[q], O[q], E[q + 1]: contiguous loads instead of
+// a gather. The same rule as window_max, lane by lane and without branches: rows in order,
+// columns in order, strictly greater wins (the first maximum on ties); a padded -inf never wins,
+// so `where` starts at the window's first valid position as there. Planes holding a NaN or an
+// infinity return false before writing anything (the generic scan takes them: NaN propagation).
+DP_VECTOR_CLONES bool max_pool_3x3s2_plane(const float* xp, const Pool2dGeometry& g, float* split, float* yp,
+                                           int32_t* ap) {
+  using namespace simd;
+  const int64_t H = g.h, W = g.w, P = g.p, Q = g.q, pad = g.pad;
+  const int64_t lanes_q = (Q + kLanes - 1) / kLanes * kLanes, half = lanes_q + kLanes, row = 2 * half;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  float* padded = split + H * row;
+  std::fill(padded, padded + row, ninf);
+  uint32_t special = 0;  // an all-ones exponent (NaN or ±inf) somewhere in the plane
+  for (int64_t h = 0; h < H; ++h) {
+    const float* xr = xp + h * W;
+    for (int64_t w = 0; w < W; ++w) {
+      uint32_t bits;
+      std::memcpy(&bits, xr + w, sizeof bits);
+      special |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    std::memcpy(padded + pad, xr, sizeof(float) * W);
+    float* even = split + h * row;
+    float* odd = even + half;
+    for (int64_t i = 0; i < half; ++i) {
+      even[i] = padded[2 * i];
+      odd[i] = padded[2 * i + 1];
+    }
+  }
+  if (special != 0) return false;
+  IVec iota;
+  for (int l = 0; l < kLanes; ++l) iota[l] = l;
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t top = p * 2 - pad, h0 = std::max<int64_t>(top, 0), h1 = std::min(top + 3, H);
+    for (int64_t q0 = 0; q0 < Q; q0 += kLanes) {
+      const IVec q = iota + static_cast<int32_t>(q0), left = q * 2 - static_cast<int32_t>(pad);
+      IVec where = static_cast<int32_t>(h0 * W) + (left < 0 ? 0 : left);
+      Vec best = ninf - Vec{};
+      for (int64_t h = h0; h < h1; ++h) {
+        const float* even = split + h * row + q0;
+        const float* odd = even + half;
+        const IVec at = static_cast<int32_t>(h * W) + left;
+        const Vec cand[3] = {load(even), load(odd), load(even + 1)};
+        for (int s = 0; s < 3; ++s) {
+          const IVec wins = cand[s] > best;
+          best = wins ? cand[s] : best;
+          where = wins ? at + s : where;
+        }
+      }
+      const int64_t count = std::min<int64_t>(kLanes, Q - q0);
+      if (count == kLanes) {
+        store(yp + p * Q + q0, best);
+        store(ap + p * Q + q0, where);
+      } else {
+        for (int64_t l = 0; l < count; ++l) yp[p * Q + q0 + l] = best[l], ap[p * Q + q0 + l] = where[l];
+      }
+    }
+  }
+  return true;
+}
+
+// Whether the vectorised pool took the plane; false: the caller runs the generic scan.
+bool max_pool_vectorised(const float* xp, const Pool2dGeometry& g, float* yp, int32_t* ap) {
+  if (g.kernel != 3 || g.stride != 2 || g.pad > 1) return false;
+  const int64_t half = ((g.q + simd::kLanes - 1) / simd::kLanes + 1) * simd::kLanes;
+  return max_pool_3x3s2_plane(xp, g, scratch<float>(0, (g.h + 1) * 2 * half), yp, ap);
+}
+bool max_pool_vectorised(const double*, const Pool2dGeometry&, double*, int32_t*) { return false; }
+
 }  // namespace
 
 void max_pool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) {
@@ -56,6 +130,7 @@ void max_pool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2d
     parallel_for(0, g.n * g.c, plane_grain(HW), [&](int64_t b, int64_t e) {
       for (int64_t plane = b; plane < e; ++plane) {
         const scalar_t* xp = px + plane * HW;
+        if (max_pool_vectorised(xp, g, py + plane * PQ, pa + plane * PQ)) continue;
         for_each_window(g, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
           scalar_t best = -std::numeric_limits<scalar_t>::infinity();
           int64_t where = h0 * g.w + w0;

@@ -18,34 +18,18 @@
 #include "engine/thread_pool.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/scratch.h"
+#include "kernels/cpu/simd.h"
 
 namespace dp::kernels::cpu::winograd {
 
 namespace {
 
-// Vec values only live inside the always-inlined helpers below, never cross a call boundary, so
-// GCC's note that a 64-byte vector argument's ABI depends on AVX-512 does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-constexpr int kLanes = 16;
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
-
-__attribute__((always_inline)) inline Vec load(const float* p) {
-  Vec v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-__attribute__((always_inline)) inline void store(float* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
+using simd::kLanes;
+using simd::load;
+using simd::store;
+using simd::Vec;
 
 typedef float Vec4 __attribute__((vector_size(4 * sizeof(float))));
-
-// The transforms are compiled for AVX-512, AVX2 and plain x86-64 and chosen at load time. Clang
-// (the fuzz build) does not multiversion templates: it builds the plain version only.
-#if defined(__clang__)
-#define DP_VECTOR_CLONES
-#else
-#define DP_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
 
 constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
@@ -193,9 +177,13 @@ Tiling make_tiling(const Conv2dGeometry& g, int m) {
 
 // Lane l of a group of kLanes tiles: the tile's image and top-left corner in the output; lanes
 // past the block's last tile are invalid (their transformed values are zero).
+// Runs: the group's valid lanes cut into runs of neighbouring tiles in one tile row (lane0 ..
+// lane0 + lanes), whose output rows are contiguous in y.
 struct LaneTiles {
   int64_t image[kLanes], row0[kLanes], col0[kLanes];
   bool valid[kLanes];
+  int runs;
+  int run_lane0[kLanes], run_lanes[kLanes];
 };
 
 // The lane groups of the block of tiles [first, first + count), decoded once per block.
@@ -210,6 +198,17 @@ void decode_lanes(const Tiling& t, int64_t first, int64_t count, std::vector<Lan
       lanes.image[l] = lanes.valid[l] ? tile / t.per_image : 0;
       lanes.row0[l] = in_image / t.cols * t.m;
       lanes.col0[l] = in_image % t.cols * t.m;
+    }
+    lanes.runs = 0;
+    for (int l = 0; l < kLanes && lanes.valid[l]; ++l) {
+      const bool extends = l > 0 && lanes.image[l] == lanes.image[l - 1] && lanes.row0[l] == lanes.row0[l - 1] &&
+                           lanes.col0[l] == lanes.col0[l - 1] + t.m;
+      if (extends) {
+        ++lanes.run_lanes[lanes.runs - 1];
+      } else {
+        lanes.run_lane0[lanes.runs] = l;
+        lanes.run_lanes[lanes.runs++] = 1;
+      }
     }
   }
 }
@@ -381,7 +380,22 @@ void transform_input(const float* x, const Conv2dGeometry& g, const Tiling& t, i
   else transform_input_lanes<M>(x, g, t, groups, c0, c1, v);
 }
 
-// y tiles from M[ξ][k][lane] (+ bias), cropped at the output's edges.
+// line[l·m + s] = row[s][l] + b: one output row of kLanes tiles, tile after tile.
+template <int M>
+__attribute__((always_inline)) inline void interleave_row(const Vec* row, float b, float* line) {
+  if constexpr (M == 2) {
+    const Vec e = row[0] + b, o = row[1] + b;
+    store(line, __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+    store(line + kLanes, __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+  } else {
+    for (int l = 0; l < kLanes; ++l)
+      for (int s = 0; s < M; ++s) line[l * M + s] = row[s][l] + b;
+  }
+}
+
+// y tiles from M[ξ][k][lane] (+ bias), cropped at the output's edges: each output row of a
+// group's tiles is assembled in a line and copied run by run (neighbouring tiles are contiguous
+// in y), instead of element by element.
 template <int M>
 DP_VECTOR_CLONES void transform_output_block(
     const float* mbuf, const float* bias, const Conv2dGeometry& g, const Tiling& t,
@@ -395,20 +409,17 @@ DP_VECTOR_CLONES void transform_output_block(
       Vec m[A * A], o[M * M];
       for (int i = 0; i < A * A; ++i) m[i] = load(mbuf + (i * K + k) * t.block + l0);
       transform_2d<A, M>(m, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::output(in, is, out, os); });
-      alignas(64) float tile[M * M * kLanes];
-      for (int i = 0; i < M * M; ++i) store(tile + i * kLanes, o[i]);
       const float b = bias != nullptr ? bias[k] : 0.0f;
-      for (int l = 0; l < kLanes && lanes.valid[l]; ++l) {
-        float* yk = y + (lanes.image[l] * K + k) * plane + lanes.row0[l] * Q + lanes.col0[l];
-        if (lanes.row0[l] + M <= P && lanes.col0[l] + M <= Q) {  // inside: no cropping
-          for (int i = 0; i < M; ++i)
-            for (int j = 0; j < M; ++j) yk[i * Q + j] = tile[(i * M + j) * kLanes + l] + b;
-          continue;
+      for (int r = 0; r < M; ++r) {
+        alignas(64) float line[M * kLanes];
+        interleave_row<M>(o + r * M, b, line);
+        for (int run = 0; run < lanes.runs; ++run) {
+          const int first = lanes.run_lane0[run];
+          const int64_t row = lanes.row0[first] + r, col = lanes.col0[first];
+          if (row >= P) continue;
+          const int64_t n = std::min<int64_t>(lanes.run_lanes[run] * M, Q - col);
+          std::memcpy(y + (lanes.image[first] * K + k) * plane + row * Q + col, line + first * M, sizeof(float) * n);
         }
-        const int rows = static_cast<int>(std::min<int64_t>(M, P - lanes.row0[l]));
-        const int cols = static_cast<int>(std::min<int64_t>(M, Q - lanes.col0[l]));
-        for (int i = 0; i < rows; ++i)
-          for (int j = 0; j < cols; ++j) yk[i * Q + j] = tile[(i * M + j) * kLanes + l] + b;
       }
     }
   }

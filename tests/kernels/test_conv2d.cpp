@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "engine/autocast.h"
 #include "engine/rng.h"
@@ -424,6 +425,29 @@ TEST(WinogradCpu, ResultsDoNotDependOnTheThreadCount) {
     EXPECT_EQ(runs[0], runs[2]) << "tile " << tile;
   }
   set_num_threads(saved);
+}
+
+// Data-parallel ranks each run a slice of the batch: an image's forward output and input
+// gradient must be the same bits whatever else its batch holds (ResNet-18's layer shapes).
+TEST(WinogradCpu, AnImagesResultDoesNotDependOnItsBatch) {
+  struct S { int64_t c, hw; };
+  for (S s : {S{64, 56}, S{128, 28}, S{256, 14}, S{512, 7}, S{16, 9}})
+    for (int tile : {2, 4}) {
+      const int64_t n = 8, half = n / 2, img = s.c * s.hw * s.hw;
+      const Conv2dGeometry g = Conv2dGeometry::make({n, s.c, s.hw, s.hw}, {s.c, s.c, 3, 3}, 1, 1);
+      const Conv2dGeometry gh = Conv2dGeometry::make({half, s.c, s.hw, s.hw}, {s.c, s.c, 3, 3}, 1, 1);
+      Tensor x = rnd({n, s.c, s.hw, s.hw}, 11), w = rnd({s.c, s.c, 3, 3}, 12);
+      Tensor y = Tensor::empty(x.shape()), dx = Tensor::empty(x.shape());
+      wino::forward(x.data<float>(), w.data<float>(), nullptr, y.data<float>(), g, tile);
+      wino::backward_data(x.data<float>(), w.data<float>(), dx.data<float>(), g, tile);
+      Tensor yh = Tensor::empty({half, s.c, s.hw, s.hw}), dxh = Tensor::empty({half, s.c, s.hw, s.hw});
+      wino::forward(x.data<float>() + half * img, w.data<float>(), nullptr, yh.data<float>(), gh, tile);
+      wino::backward_data(x.data<float>() + half * img, w.data<float>(), dxh.data<float>(), gh, tile);
+      EXPECT_EQ(0, std::memcmp(y.data<float>() + half * img, yh.data<float>(), half * img * 4))
+          << "forward, tile " << tile << " c " << s.c;
+      EXPECT_EQ(0, std::memcmp(dx.data<float>() + half * img, dxh.data<float>(), half * img * 4))
+          << "data gradient, tile " << tile << " c " << s.c;
+    }
 }
 
 TEST(WinogradCpu, TakesOnlyStrideOne3x3LayersWithEnoughChannels) {

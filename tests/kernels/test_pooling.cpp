@@ -285,5 +285,39 @@ TEST(MaxPoolCpu, TiesAndNaNsPickTheFirstInScanOrder) {
   EXPECT_TRUE(testing::all_close(x.grad(), Tensor::from_vector(want_grad, {1, 1, H, W}), testing::Tolerance::exact()));
 }
 
+// The float 3×3 / stride 2 pool runs a vectorised path (16 outputs of a row at once; planes with
+// a NaN or an infinity go to the generic scan); float64 always runs the generic scan. On the same
+// values (ties; with and without NaNs and infinities) both give the same maxima and the same
+// argmax, for maps narrower than, equal to and wider than a vector, 1×1 maps and both pads.
+TEST(MaxPoolCpu, VectorisedStemPoolMatchesTheGenericScan) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  struct Case { int64_t h, w, pad; };
+  for (bool specials : {false, true})
+  for (Case cc : {Case{1, 1, 1}, Case{2, 3, 1}, Case{3, 3, 0}, Case{9, 9, 1}, Case{7, 33, 1}, Case{6, 64, 0},
+                  Case{13, 65, 1}, Case{40, 112, 1}}) {
+    SCOPED_TRACE(fmt::format("h{} w{} pad{} NaNs and infinities {}", cc.h, cc.w, cc.pad, specials));
+    const Shape shape{2, 3, cc.h, cc.w};
+    std::vector<float> xv(static_cast<size_t>(2 * 3 * cc.h * cc.w));
+    for (size_t i = 0; i < xv.size(); ++i) {
+      const size_t r = (i * 2654435761u) % 97;
+      xv[i] = static_cast<float>(r % 4) - 1.5f;  // ties everywhere
+      if (specials && r < 8) xv[i] = r < 3 ? nan : r < 6 ? -inf : inf;
+    }
+    const kernels::Pool2dGeometry g = kernels::Pool2dGeometry::make(shape, 3, 2, cc.pad);
+    const Shape out{2, 3, g.p, g.q};
+    Tensor xf = Tensor::from_vector(xv, shape), xd = Tensor::from_vector(xf.to_double_vector(), shape);
+    Tensor yf = Tensor::empty(out), yd = Tensor::empty(out, DType::Float64);
+    Tensor af = Tensor::empty(out, DType::Int32), ad = Tensor::empty(out, DType::Int32);
+    kernels::cpu::max_pool2d_forward(xf, yf, af, g);
+    kernels::cpu::max_pool2d_forward(xd, yd, ad, g);
+    const auto gotf = yf.to_double_vector(), gotd = yd.to_double_vector();
+    for (size_t i = 0; i < gotf.size(); ++i) {
+      ASSERT_EQ(af.data<int32_t>()[i], ad.data<int32_t>()[i]) << "argmax of output " << i;
+      if (std::isnan(gotd[i])) ASSERT_TRUE(std::isnan(gotf[i])) << "output " << i;
+      else ASSERT_EQ(gotf[i], gotd[i]) << "output " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dp
