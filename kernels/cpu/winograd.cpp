@@ -434,19 +434,31 @@ void transform_output_grad_block(const float* dy, const Conv2dGeometry& g, const
                                    [](const Vec* in, int is, Vec* o, int os) { F3<M>::output_adjoint(in, is, o, os); });
 }
 
-// U[ξ][k][c] = (G w[k][c] G^T)[ξ].
+// U[ξ][k][c] = (G w[k][c] G^T)[ξ] for filters k in [k0, k1), kLanes input channels at once (the
+// same operations per filter as one at a time).
+template <int M>
+DP_VECTOR_CLONES void transform_filter_rows(const float* w, int64_t K, int64_t C, int64_t k0, int64_t k1, float* u) {
+  constexpr int A = M + 2;
+  for (int64_t k = k0; k < k1; ++k)
+    for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+      const int64_t n = std::min<int64_t>(kLanes, C - c0);
+      alignas(64) float taps[9 * kLanes] = {};
+      for (int64_t l = 0; l < n; ++l)
+        for (int i = 0; i < 9; ++i) taps[i * kLanes + l] = w[(k * C + c0 + l) * 9 + i];
+      Vec d[9], o[A * A];
+      for (int i = 0; i < 9; ++i) d[i] = load(taps + i * kLanes);
+      transform_2d<3, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::filter(in, is, out, os); });
+      for (int i = 0; i < A * A; ++i) {
+        float* dst = u + (i * K + k) * C + c0;
+        if (n == kLanes) store(dst, o[i]);
+        else std::memcpy(dst, &o[i], sizeof(float) * n);
+      }
+    }
+}
+
 template <int M>
 void transform_filters(const float* w, int64_t K, int64_t C, float* u) {
-  constexpr int A = M + 2;
-  parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t c = 0; c < C; ++c) {
-        float o[A * A];
-        transform_2d<3, A>(w + (k * C + c) * 9, o,
-                           [](const float* in, int is, float* out, int os) { F3<M>::filter(in, is, out, os); });
-        for (int i = 0; i < A * A; ++i) u[(i * K + k) * C + c] = o[i];
-      }
-  });
+  parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) { transform_filter_rows<M>(w, K, C, k0, k1, u); });
 }
 
 // Blocks run in parallel, each on its own thread's scratch: every output tile is written once.
