@@ -295,6 +295,45 @@ void transform_input_lanes(const float* x, const Conv2dGeometry& g, const Tiling
                                        [](const Vec* in, int is, Vec* o, int os) { F3<M>::input(in, is, o, os); });
 }
 
+// The run of neighbouring tiles in one tile row that starts at `tile`, among the block's tiles
+// [first, first + count). (A plain function, not a loop taking a lambda: a lambda's body would
+// not be compiled for the caller's target_clones target.)
+struct Run {
+  int64_t image, ty, tx, length, offset;  // image, tile row, first tile column, tiles, offset in the block
+};
+inline Run run_at(const Tiling& t, int64_t first, int64_t count, int64_t tile) {
+  const int64_t in_image = tile % t.per_image, tx = in_image % t.cols;
+  return {tile / t.per_image, in_image / t.cols, tx, std::min(t.cols - tx, first + count - tile), tile - first};
+}
+
+// (even, odd) = the even and odd elements of the 2·kLanes floats at p.
+__attribute__((always_inline)) inline void deinterleave(const float* p, Vec& even, Vec& odd) {
+  const Vec a = load(p), b = load(p + kLanes);
+  even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+// dst[0, n) = src[0, n) for short runs (< a few vectors). A plain loop: GCC expands a memcpy of
+// variable size into `rep movsq`, whose start-up costs more than these copies.
+__attribute__((always_inline)) inline void copy_short(float* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+// Stores v at the `n` < kLanes columns at dst of a row that has room for a whole vector when
+// `room` (the columns past n are rewritten later or unused), else its first n lanes.
+__attribute__((always_inline)) inline void store_partial(float* dst, const Vec& v, int64_t n, bool room) {
+  if (room) store(dst, v);
+  else copy_short(dst, reinterpret_cast<const float*>(&v), n);
+}
+
+// Zero V or dM's columns [count, round_up(count, kLanes)) of rows [r0, r1) (of `rows` per ξ).
+inline void zero_tail(float* buf, int alpha2, int64_t rows, int64_t r0, int64_t r1, int64_t block, int64_t count) {
+  const int64_t cols = round_up(count, kLanes);
+  if (cols > count)
+    for (int xi = 0; xi < alpha2; ++xi)
+      for (int64_t r = r0; r < r1; ++r) std::fill_n(buf + (xi * rows + r) * block + count, cols - count, 0.0f);
+}
+
 // V[ξ][c][t] for channels [c0, c1) of the block's tiles [first, first + count) of x (width
 // t.block; columns count..round-up-to-kLanes zero). Row by row instead of tile by tile: a run of
 // consecutive tiles in one tile row reads α input rows; the column transform (B^T over the α
@@ -308,15 +347,16 @@ DP_VECTOR_CLONES void transform_input_block(
   constexpr int A = M + 2;
   const int64_t H = g.h, W = g.w, C = g.c, plane = g.h * g.w;
   const int64_t max_run = std::min(t.cols, count);
-  const int64_t spanv = round_up(max_run * M + 2 + M, kLanes), phl = round_up(max_run, kLanes) + kLanes;
+  // Rows and their column transform, with room for the phase split's whole vectors past the run.
+  const int64_t spanv = round_up(max_run * M + 2 + M, kLanes) + M * kLanes, phl = round_up(max_run, kLanes) + kLanes;
   float* rows = scratch<float>(2, 2 * A * spanv + A * M * phl);
   float* colt = rows + A * spanv;
   float* phases = colt + A * spanv;
   for (int64_t tile = first; tile < first + count;) {
-    const int64_t image = tile / t.per_image, in_image = tile % t.per_image;
-    const int64_t ty = in_image / t.cols, tx = in_image % t.cols;
-    const int64_t run = std::min(t.cols - tx, first + count - tile), off = tile - first;
-    const int64_t w_begin = tx * M - g.pad, span = run * M + 2;
+    const Run rn = run_at(t, first, count, tile);
+    const int64_t image = rn.image, ty = rn.ty, run = rn.length, off = rn.offset;
+    tile += run;
+    const int64_t w_begin = rn.tx * M - g.pad, span = run * M + 2;
     const int64_t lo = std::clamp<int64_t>(-w_begin, 0, span), hi = std::clamp<int64_t>(W - w_begin, lo, span);
     const int64_t used = round_up(span, kLanes);
     for (int64_t c = c0; c < c1; ++c) {
@@ -329,7 +369,7 @@ DP_VECTOR_CLONES void transform_input_block(
           continue;
         }
         std::fill(r, r + lo, 0.0f);
-        std::memcpy(r + lo, xc + h * W + w_begin + lo, sizeof(float) * (hi - lo));
+        copy_short(r + lo, xc + h * W + w_begin + lo, hi - lo);
         std::fill(r + hi, r + used, 0.0f);
       }
       for (int64_t w0 = 0; w0 < used; w0 += kLanes) {  // columns: B^T over the α rows
@@ -340,12 +380,21 @@ DP_VECTOR_CLONES void transform_input_block(
       }
       // phases[i][r][u] = colt[i][u·m + r] for u <= run (tile u reads u and u + 1); the lanes
       // past the run read stale values, transformed but never stored.
-      for (int i = 0; i < A; ++i)
-        for (int r = 0; r < M; ++r) {
-          float* ph = phases + (i * M + r) * phl;
-          const float* src = colt + i * spanv + r;
-          for (int64_t u = 0; u <= run; ++u) ph[u] = src[u * M];
+      for (int i = 0; i < A; ++i) {
+        const float* src = colt + i * spanv;
+        float* ph = phases + i * M * phl;
+        if constexpr (M == 2) {
+          for (int64_t u0 = 0; u0 <= run; u0 += kLanes) {
+            Vec even, odd;
+            deinterleave(src + 2 * u0, even, odd);
+            store(ph + u0, even);
+            store(ph + phl + u0, odd);
+          }
+        } else {
+          for (int r = 0; r < M; ++r)
+            for (int64_t u = 0; u <= run; ++u) ph[r * phl + u] = src[u * M + r];
         }
+      }
       for (int i = 0; i < A; ++i)  // rows: B over each tile's α columns, kLanes tiles at a time
         for (int64_t u0 = 0; u0 < run; u0 += kLanes) {
           Vec d[A], o[A];
@@ -355,16 +404,12 @@ DP_VECTOR_CLONES void transform_input_block(
           for (int j = 0; j < A; ++j) {
             float* dst = v + ((i * A + j) * C + c) * t.block + off + u0;
             if (n == kLanes) store(dst, o[j]);
-            else std::memcpy(dst, &o[j], sizeof(float) * n);
+            else store_partial(dst, o[j], n, off + u0 + kLanes <= t.block);
           }
         }
     }
-    tile += run;
   }
-  const int64_t cols = round_up(count, kLanes);
-  if (cols > count)
-    for (int xi = 0; xi < A * A; ++xi)
-      for (int64_t c = c0; c < c1; ++c) std::fill_n(v + (xi * C + c) * t.block + count, cols - count, 0.0f);
+  zero_tail(v, A * A, C, c0, c1, t.block, count);
 }
 
 // Tiles per row from which the row-wise input transform beats the per-tile gather (forward
@@ -418,18 +463,66 @@ DP_VECTOR_CLONES void transform_output_block(
           const int64_t row = lanes.row0[first] + r, col = lanes.col0[first];
           if (row >= P) continue;
           const int64_t n = std::min<int64_t>(lanes.run_lanes[run] * M, Q - col);
-          std::memcpy(y + (lanes.image[first] * K + k) * plane + row * Q + col, line + first * M, sizeof(float) * n);
+          float* dst = y + (lanes.image[first] * K + k) * plane + row * Q + col;
+          if (n == M * kLanes) std::memcpy(dst, line, sizeof(float) * M * kLanes);  // a whole group: vector moves
+          else copy_short(dst, line + first * M, n);
         }
       }
     }
   }
 }
 
+// dM[ξ][k][t] = (A dy A^T)[ξ] for channels [k0, k1) of the block's tiles [first, first + count)
+// of dy (zero outside the output), F(2,3) row by row: a run of tiles in one tile row reads two
+// rows of dy, split into even and odd columns, so kLanes tiles' 2×2 patches are four whole
+// vectors (the same transform of the same values as the per-tile gather).
+DP_VECTOR_CLONES void transform_output_grad_rows(const float* dy, const Conv2dGeometry& g, const Tiling& t,
+                                                 int64_t first, int64_t count, int64_t k0, int64_t k1, float* dm) {
+  constexpr int M = 2, A = 4;
+  const int64_t K = g.k, P = g.p, Q = g.q, plane = g.p * g.q;
+  const int64_t linel = round_up(std::min(t.cols, count), kLanes) * M;
+  float* lines = scratch<float>(2, M * linel);
+  for (int64_t tile = first; tile < first + count;) {
+    const Run rn = run_at(t, first, count, tile);
+    const int64_t image = rn.image, ty = rn.ty, run = rn.length, off = rn.offset;
+    tile += run;
+    const int64_t col = rn.tx * M, width = std::min(run * M, Q - col), used = round_up(run, kLanes) * M;
+    for (int64_t k = k0; k < k1; ++k) {
+      const float* yk = dy + (image * K + k) * plane;
+      for (int r = 0; r < M; ++r) {
+        float* line = lines + r * linel;
+        const int64_t row = ty * M + r;
+        const int64_t n = row < P ? width : 0;
+        copy_short(line, yk + row * Q + col, n);
+        std::fill(line + n, line + used, 0.0f);
+      }
+      for (int64_t u0 = 0; u0 < run; u0 += kLanes) {
+        Vec d[M * M], o[A * A];
+        deinterleave(lines + 2 * u0, d[0], d[1]);
+        deinterleave(lines + linel + 2 * u0, d[2], d[3]);
+        transform_2d<M, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<2>::output_adjoint(in, is, out, os); });
+        const int64_t n = std::min<int64_t>(kLanes, run - u0);
+        for (int xi = 0; xi < A * A; ++xi) {
+          float* dst = dm + (xi * K + k) * t.block + off + u0;
+          if (n == kLanes) store(dst, o[xi]);
+          else store_partial(dst, o[xi], n, off + u0 + kLanes <= t.block);
+        }
+      }
+    }
+  }
+  zero_tail(dm, A * A, K, k0, k1, t.block, count);
+}
+
 // dM[ξ][k][lane] = (A dy A^T)[ξ] for channels [k0, k1) of the block's tiles' dy (zero outside
-// the output).
+// the output): by rows for F(2,3) where a tile row fills the vectors, else tile by tile.
 template <int M>
-void transform_output_grad_block(const float* dy, const Conv2dGeometry& g, const Tiling& t,
-                                 const std::vector<LaneTiles>& groups, int64_t k0, int64_t k1, float* dm) {
+void transform_output_grad_block(const float* dy, const Conv2dGeometry& g, const Tiling& t, int64_t first,
+                                 int64_t count, const std::vector<LaneTiles>& groups, int64_t k0, int64_t k1,
+                                 float* dm) {
+  if (M == 2 && t.cols >= kRowTransformMinTiles) {
+    transform_output_grad_rows(dy, g, t, first, count, k0, k1, dm);
+    return;
+  }
   gather_transform_lanes<M, M + 2>(dy, g.k, g.p, g.q, 0, groups, k0, k1, t.block, dm,
                                    [](const Vec* in, int is, Vec* o, int os) { F3<M>::output_adjoint(in, is, o, os); });
 }
@@ -524,7 +617,7 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
     decode_lanes(t, first, count, groups);
     parallel_for(0, C + K, 1, [&](int64_t i0, int64_t i1) {  // channels of x, then of dy
       if (i0 < C) transform_input<M>(x, g, t, first, count, groups, i0, std::min(i1, C), v);
-      if (i1 > C) transform_output_grad_block<M>(dy, g, t, groups, std::max(i0, C) - C, i1 - C, dm);
+      if (i1 > C) transform_output_grad_block<M>(dy, g, t, first, count, groups, std::max(i0, C) - C, i1 - C, dm);
     });
     const float beta = blk == 0 ? 0.0f : 1.0f;
     parallel_for(0, A * A * row_tasks, 1, [&](int64_t j0, int64_t j1) {
