@@ -228,7 +228,7 @@ __attribute__((always_inline)) inline void gather_patches(const float* src, int6
     return src + (lanes.image[l] * channels + ch) * plane + (lanes.row0[l] + shift) * width + lanes.col0[l] + shift;
   };
   for (int l = 0; l < kLanes; ++l) {
-    if constexpr (S == 4) {  // F(2,3)'s 4×4 patches: four lanes inside the map as 4×4 transposes
+    if constexpr (S == 4) {  // 4×4 patches (F(4,3)'s dy): four lanes inside the map as 4×4 transposes
       if (l % 4 == 0 && inside(l) && inside(l + 1) && inside(l + 2) && inside(l + 3)) {
         const float* from[4] = {origin(l), origin(l + 1), origin(l + 2), origin(l + 3)};
         for (int a = 0; a < 4; ++a) {
@@ -286,15 +286,6 @@ DP_VECTOR_CLONES void gather_transform_lanes(
   }
 }
 
-// V[ξ][c][lane] for channels [c0, c1) of the block's tiles of x, tile by tile (small maps, few
-// tiles per row).
-template <int M>
-void transform_input_lanes(const float* x, const Conv2dGeometry& g, const Tiling& t,
-                           const std::vector<LaneTiles>& groups, int64_t c0, int64_t c1, float* v) {
-  gather_transform_lanes<M + 2, M + 2>(x, g.c, g.h, g.w, -g.pad, groups, c0, c1, t.block, v,
-                                       [](const Vec* in, int is, Vec* o, int os) { F3<M>::input(in, is, o, os); });
-}
-
 // The run of neighbouring tiles in one tile row that starts at `tile`, among the block's tiles
 // [first, first + count). (A plain function, not a loop taking a lambda: a lambda's body would
 // not be compiled for the caller's target_clones target.)
@@ -334,41 +325,47 @@ inline void zero_tail(float* buf, int alpha2, int64_t rows, int64_t r0, int64_t 
       for (int64_t r = r0; r < r1; ++r) std::fill_n(buf + (xi * rows + r) * block + count, cols - count, 0.0f);
 }
 
+// Tiles per batch of the row-wise transforms: runs of neighbouring tiles (whole tile rows or
+// their parts) are transformed into per-tile arrays until a batch holds this many tiles, then the
+// batch's tiles go kLanes at a time, whatever the tile rows' lengths (4 tiles on 7×7 maps, 28 on
+// 56×56). Small enough for the batch's arrays to stay in L1.
+constexpr int64_t kBatchTiles = 64;
+
 // V[ξ][c][t] for channels [c0, c1) of the block's tiles [first, first + count) of x (width
-// t.block; columns count..round-up-to-kLanes zero). Row by row instead of tile by tile: a run of
-// consecutive tiles in one tile row reads α input rows; the column transform (B^T over the α
-// rows) runs along the rows, then the rows are split into their m phases (column u·m + r), so
-// the row transform (B over the α columns of each tile) reads tile after tile contiguously and
-// writes V contiguously. Same operations in the same order as a per-tile B^T d B.
+// t.block; columns count..round-up-to-kLanes zero), by rows: a run of neighbouring tiles in one
+// tile row reads α input rows; the column transform (B^T over the α rows) runs along the rows;
+// then each transformed row i is split into per-tile arrays col[i][b][tile] = its column
+// tile·m + b (b < α, the tile's α columns), so the row transform (B over the α columns) reads
+// kLanes tiles at once, from one run or several. Same operations in the same order as a
+// per-tile B^T d B.
 template <int M>
-DP_VECTOR_CLONES void transform_input_block(
+DP_VECTOR_CLONES void transform_input_rows(
     const float* x, const Conv2dGeometry& g, const Tiling& t, int64_t first, int64_t count, int64_t c0,
     int64_t c1, float* v) {
   constexpr int A = M + 2;
   const int64_t H = g.h, W = g.w, C = g.c, plane = g.h * g.w;
   const int64_t max_run = std::min(t.cols, count);
-  // Rows and their column transform, with room for the phase split's whole vectors past the run.
-  const int64_t spanv = round_up(max_run * M + 2 + M, kLanes) + M * kLanes, phl = round_up(max_run, kLanes) + kLanes;
-  float* rows = scratch<float>(2, 2 * A * spanv + A * M * phl);
+  // Staged rows and their column transform, with room for whole-vector reads past the run.
+  const int64_t spanv = round_up(max_run * M + 2, kLanes) + 2 * kLanes;
+  const int64_t cap = kBatchTiles + max_run + kLanes;  // a batch's per-tile arrays
+  float* rows = scratch<float>(2, 2 * A * spanv + A * A * cap);
   float* colt = rows + A * spanv;
-  float* phases = colt + A * spanv;
-  for (int64_t tile = first; tile < first + count;) {
-    const Run rn = run_at(t, first, count, tile);
-    const int64_t image = rn.image, ty = rn.ty, run = rn.length, off = rn.offset;
-    tile += run;
-    const int64_t w_begin = rn.tx * M - g.pad, span = run * M + 2;
-    const int64_t lo = std::clamp<int64_t>(-w_begin, 0, span), hi = std::clamp<int64_t>(W - w_begin, lo, span);
-    const int64_t used = round_up(span, kLanes);
-    for (int64_t c = c0; c < c1; ++c) {
-      const float* xc = x + (image * C + c) * plane;
+  float* cols = colt + A * spanv;  // cols[(i·α + b)·cap + tile of the batch]
+  for (int64_t c = c0; c < c1; ++c) {
+    int64_t batch_off = 0, filled = 0;
+    for (int64_t tile = first; tile < first + count;) {
+      const Run rn = run_at(t, first, count, tile);
+      tile += rn.length;
+      const float* xc = x + (rn.image * C + c) * plane;
+      const int64_t w_begin = rn.tx * M - g.pad, span = rn.length * M + 2;
+      const int64_t lo = std::clamp<int64_t>(-w_begin, 0, span), hi = std::clamp<int64_t>(W - w_begin, lo, span);
+      const int64_t used = round_up(span, kLanes);
       for (int a = 0; a < A; ++a) {
         float* r = rows + a * spanv;
-        const int64_t h = ty * M - g.pad + a;
-        if (h < 0 || h >= H || hi <= lo) {
-          std::fill(r, r + used, 0.0f);
-          continue;
-        }
-        std::fill(r, r + lo, 0.0f);
+        const int64_t h = rn.ty * M - g.pad + a;
+        const bool inside = h >= 0 && h < H;
+        std::fill(r, r + (inside ? lo : used), 0.0f);
+        if (!inside) continue;
         copy_short(r + lo, xc + h * W + w_begin + lo, hi - lo);
         std::fill(r + hi, r + used, 0.0f);
       }
@@ -378,51 +375,43 @@ DP_VECTOR_CLONES void transform_input_block(
         F3<M>::input(d, 1, o, 1);
         for (int i = 0; i < A; ++i) store(colt + i * spanv + w0, o[i]);
       }
-      // phases[i][r][u] = colt[i][u·m + r] for u <= run (tile u reads u and u + 1); the lanes
-      // past the run read stale values, transformed but never stored.
-      for (int i = 0; i < A; ++i) {
+      for (int i = 0; i < A; ++i) {  // per-tile columns (lanes past the run: rewritten or unused)
         const float* src = colt + i * spanv;
-        float* ph = phases + i * M * phl;
+        float* dst = cols + i * A * cap + filled;
         if constexpr (M == 2) {
-          for (int64_t u0 = 0; u0 <= run; u0 += kLanes) {
-            Vec even, odd;
-            deinterleave(src + 2 * u0, even, odd);
-            store(ph + u0, even);
-            store(ph + phl + u0, odd);
+          for (int64_t u0 = 0; u0 < rn.length; u0 += kLanes) {
+            Vec c0v, c1v, c2v, c3v;
+            deinterleave(src + 2 * u0, c0v, c1v);
+            deinterleave(src + 2 * u0 + 2, c2v, c3v);
+            store(dst + u0, c0v);
+            store(dst + cap + u0, c1v);
+            store(dst + 2 * cap + u0, c2v);
+            store(dst + 3 * cap + u0, c3v);
           }
         } else {
-          for (int r = 0; r < M; ++r)
-            for (int64_t u = 0; u <= run; ++u) ph[r * phl + u] = src[u * M + r];
+          for (int b = 0; b < A; ++b)
+            for (int64_t u = 0; u < rn.length; ++u) dst[b * cap + u] = src[u * M + b];
         }
       }
+      filled += rn.length;
+      if (filled < kBatchTiles && tile < first + count) continue;
       for (int i = 0; i < A; ++i)  // rows: B over each tile's α columns, kLanes tiles at a time
-        for (int64_t u0 = 0; u0 < run; u0 += kLanes) {
+        for (int64_t u0 = 0; u0 < filled; u0 += kLanes) {
           Vec d[A], o[A];
-          for (int b = 0; b < A; ++b) d[b] = load(phases + (i * M + b % M) * phl + u0 + b / M);
+          for (int b = 0; b < A; ++b) d[b] = load(cols + (i * A + b) * cap + u0);
           F3<M>::input(d, 1, o, 1);
-          const int64_t n = std::min<int64_t>(kLanes, run - u0);
+          const int64_t n = std::min<int64_t>(kLanes, filled - u0), at = batch_off + u0;
           for (int j = 0; j < A; ++j) {
-            float* dst = v + ((i * A + j) * C + c) * t.block + off + u0;
+            float* dst = v + ((i * A + j) * C + c) * t.block + at;
             if (n == kLanes) store(dst, o[j]);
-            else store_partial(dst, o[j], n, off + u0 + kLanes <= t.block);
+            else store_partial(dst, o[j], n, at + kLanes <= t.block);
           }
         }
+      batch_off += filled;
+      filled = 0;
     }
   }
   zero_tail(v, A * A, C, c0, c1, t.block, count);
-}
-
-// Tiles per row from which the row-wise input transform beats the per-tile gather (forward
-// CPU time per layer, one thread: 32x32 maps (16 tiles per row) 112 vs 145 ms, 56x56 156 vs
-// 172 ms; 16x16 109 vs 102 ms, 7x7 136 vs 81 ms: short rows leave the vectors mostly empty).
-constexpr int64_t kRowTransformMinTiles = 16;
-
-// V for the block's tiles: by rows where a tile row fills the vectors, else tile by tile.
-template <int M>
-void transform_input(const float* x, const Conv2dGeometry& g, const Tiling& t, int64_t first, int64_t count,
-                     const std::vector<LaneTiles>& groups, int64_t c0, int64_t c1, float* v) {
-  if (t.cols >= kRowTransformMinTiles) transform_input_block<M>(x, g, t, first, count, c0, c1, v);
-  else transform_input_lanes<M>(x, g, t, groups, c0, c1, v);
 }
 
 // line[l·m + s] = row[s][l] + b: one output row of kLanes tiles, tile after tile.
@@ -473,58 +462,61 @@ DP_VECTOR_CLONES void transform_output_block(
 }
 
 // dM[ξ][k][t] = (A dy A^T)[ξ] for channels [k0, k1) of the block's tiles [first, first + count)
-// of dy (zero outside the output), F(2,3) row by row: a run of tiles in one tile row reads two
-// rows of dy, split into even and odd columns, so kLanes tiles' 2×2 patches are four whole
-// vectors (the same transform of the same values as the per-tile gather).
+// of dy (zero outside the output), F(2,3) row by row: a run of tiles in one tile row copies its
+// two rows of dy into two lines at the batch's next tile (tile u at columns 2u, 2u + 1: the 2×2
+// patches do not overlap), so that, split into even and odd columns, the lines give kLanes tiles'
+// patches as four whole vectors (the same transform of the same values as the per-tile gather).
 DP_VECTOR_CLONES void transform_output_grad_rows(const float* dy, const Conv2dGeometry& g, const Tiling& t,
                                                  int64_t first, int64_t count, int64_t k0, int64_t k1, float* dm) {
   constexpr int M = 2, A = 4;
   const int64_t K = g.k, P = g.p, Q = g.q, plane = g.p * g.q;
-  const int64_t linel = round_up(std::min(t.cols, count), kLanes) * M;
+  const int64_t linel = (kBatchTiles + std::min(t.cols, count) + kLanes) * M;
   float* lines = scratch<float>(2, M * linel);
-  for (int64_t tile = first; tile < first + count;) {
-    const Run rn = run_at(t, first, count, tile);
-    const int64_t image = rn.image, ty = rn.ty, run = rn.length, off = rn.offset;
-    tile += run;
-    const int64_t col = rn.tx * M, width = std::min(run * M, Q - col), used = round_up(run, kLanes) * M;
-    for (int64_t k = k0; k < k1; ++k) {
-      const float* yk = dy + (image * K + k) * plane;
+  for (int64_t k = k0; k < k1; ++k) {
+    int64_t batch_off = 0, filled = 0;
+    for (int64_t tile = first; tile < first + count;) {
+      const Run rn = run_at(t, first, count, tile);
+      tile += rn.length;
+      const float* yk = dy + (rn.image * K + k) * plane;
+      const int64_t col = rn.tx * M, width = std::min(rn.length * M, Q - col);
       for (int r = 0; r < M; ++r) {
-        float* line = lines + r * linel;
-        const int64_t row = ty * M + r;
-        const int64_t n = row < P ? width : 0;
+        float* line = lines + r * linel + filled * M;
+        const int64_t row = rn.ty * M + r, n = row < P ? width : 0;
         copy_short(line, yk + row * Q + col, n);
-        std::fill(line + n, line + used, 0.0f);
+        std::fill(line + n, line + rn.length * M, 0.0f);
       }
-      for (int64_t u0 = 0; u0 < run; u0 += kLanes) {
+      filled += rn.length;
+      if (filled < kBatchTiles && tile < first + count) continue;
+      for (int64_t u0 = 0; u0 < filled; u0 += kLanes) {
         Vec d[M * M], o[A * A];
         deinterleave(lines + 2 * u0, d[0], d[1]);
         deinterleave(lines + linel + 2 * u0, d[2], d[3]);
         transform_2d<M, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<2>::output_adjoint(in, is, out, os); });
-        const int64_t n = std::min<int64_t>(kLanes, run - u0);
+        const int64_t n = std::min<int64_t>(kLanes, filled - u0), at = batch_off + u0;
         for (int xi = 0; xi < A * A; ++xi) {
-          float* dst = dm + (xi * K + k) * t.block + off + u0;
+          float* dst = dm + (xi * K + k) * t.block + at;
           if (n == kLanes) store(dst, o[xi]);
-          else store_partial(dst, o[xi], n, off + u0 + kLanes <= t.block);
+          else store_partial(dst, o[xi], n, at + kLanes <= t.block);
         }
       }
+      batch_off += filled;
+      filled = 0;
     }
   }
   zero_tail(dm, A * A, K, k0, k1, t.block, count);
 }
 
 // dM[ξ][k][lane] = (A dy A^T)[ξ] for channels [k0, k1) of the block's tiles' dy (zero outside
-// the output): by rows for F(2,3) where a tile row fills the vectors, else tile by tile.
+// the output): F(2,3) by rows, F(4,3) (benchmarks only) tile by tile.
 template <int M>
 void transform_output_grad_block(const float* dy, const Conv2dGeometry& g, const Tiling& t, int64_t first,
                                  int64_t count, const std::vector<LaneTiles>& groups, int64_t k0, int64_t k1,
                                  float* dm) {
-  if (M == 2 && t.cols >= kRowTransformMinTiles) {
+  if constexpr (M == 2)
     transform_output_grad_rows(dy, g, t, first, count, k0, k1, dm);
-    return;
-  }
-  gather_transform_lanes<M, M + 2>(dy, g.k, g.p, g.q, 0, groups, k0, k1, t.block, dm,
-                                   [](const Vec* in, int is, Vec* o, int os) { F3<M>::output_adjoint(in, is, o, os); });
+  else
+    gather_transform_lanes<M, M + 2>(dy, g.k, g.p, g.q, 0, groups, k0, k1, t.block, dm,
+                                     [](const Vec* in, int is, Vec* o, int os) { F3<M>::output_adjoint(in, is, o, os); });
 }
 
 // U[ξ][k][c] = (G w[k][c] G^T)[ξ] for filters k in [k0, k1), kLanes input channels at once (the
@@ -570,7 +562,7 @@ void forward_impl(const float* x, const float* w, const float* bias, float* y, c
       const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
       const int64_t cols = round_up(count, kLanes);
       decode_lanes(t, first, count, groups);
-      transform_input<M>(x, g, t, first, count, groups, 0, C, v);
+      transform_input_rows<M>(x, g, t, first, count, 0, C, v);
       for (int xi = 0; xi < A * A; ++xi)
         blas::gemm(false, false, K, cols, C, 1.0f, u.data<float>() + xi * K * C, C, v + xi * C * t.block, t.block,
                    0.0f, m + xi * K * t.block, t.block);
@@ -616,7 +608,7 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
     const int64_t cols = round_up(count, kLanes);
     decode_lanes(t, first, count, groups);
     parallel_for(0, C + K, 1, [&](int64_t i0, int64_t i1) {  // channels of x, then of dy
-      if (i0 < C) transform_input<M>(x, g, t, first, count, groups, i0, std::min(i1, C), v);
+      if (i0 < C) transform_input_rows<M>(x, g, t, first, count, i0, std::min(i1, C), v);
       if (i1 > C) transform_output_grad_block<M>(dy, g, t, first, count, groups, std::max(i0, C) - C, i1 - C, dm);
     });
     const float beta = blk == 0 ? 0.0f : 1.0f;

@@ -293,8 +293,9 @@ TEST_F(Conv2dBf16Cuda, ConvUnderAutocastMatchesCpuFloat32) {
 // layers with at least 16 channels take, against the plain convolution in float64 (im2col, the
 // CPU's reference path): forward, data gradient, weight gradient, odd sizes (1×1 maps, batch 1,
 // channels not a multiple of the 16-lane vectors, maps not a multiple of the tile), every
-// padding it accepts, both input transforms (per tile, per tile row); its error bounded;
-// results independent of the thread count; which layers it takes.
+// padding it accepts, the row-wise transforms (runs of short and long tile rows batched into
+// whole vectors); its error bounded; results independent of the thread count and of the rest of
+// the batch; which layers it takes.
 namespace winograd_cpu {
 
 using kernels::Conv2dGeometry;
