@@ -12,6 +12,7 @@
 #include "engine/tensor.h"
 #include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
+#include "kernels/cpu/winograd_gemm.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
 
@@ -104,6 +105,31 @@ BENCHMARK(BM_Gemm)
     ->Args({128, 10, 256})
     ->Args({256, 1024, 2304})
     ->UseRealTime();
+
+// One Winograd-domain product [K×C]·[C×tiles] as the CPU convolutions run it (a block of 512 or
+// 64 tiles): our micro-kernel (kernels/cpu/winograd_gemm.h, B read in place) against OpenBLAS
+// (which packs both operands and zeroes C per call), side by side.
+template <bool ours>
+void BM_WinogradProduct(benchmark::State& state) {
+  const int64_t k = state.range(0), c = state.range(1), tiles = state.range(2);
+  Tensor u = random_tensor({k, c}, 8), v = random_tensor({c, tiles}, 9), m = Tensor::empty({k, tiles});
+  for (auto _ : state) {
+    if constexpr (ours) {
+      dp::kernels::cpu::winograd::gemm_rows(u.data<float>(), c, v.data<float>(), tiles, m.data<float>(), tiles, k,
+                                            tiles, c);
+    } else {
+      dp::kernels::cpu::gemm(false, false, 1.0, u, v, 0.0, m);
+    }
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 2.0 * k * c * tiles);
+}
+void WinogradProducts(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"K", "C", "tiles"})->Args({64, 64, 512})->Args({128, 128, 448})->Args({256, 256, 192});
+  b->Args({512, 512, 64})->UseRealTime();
+}
+BENCHMARK(BM_WinogradProduct<true>)->Name("WinogradProductOurs")->Apply(WinogradProducts);
+BENCHMARK(BM_WinogradProduct<false>)->Name("WinogradProductOpenBLAS")->Apply(WinogradProducts);
 
 // Batch norm (training forward + backward) on a WRN activation; reports GB/s of the passes
 // over the activation (forward reads x twice and writes y; backward reads x and dy twice, writes dx).

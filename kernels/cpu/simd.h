@@ -31,3 +31,10 @@ __attribute__((always_inline)) inline void store(int32_t* p, const IVec& v) { st
 #else
 #define DP_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
+
+// For kernels built on fused multiply-adds: GCC's avx2 target does not include FMA, Haswell's does.
+#if defined(__clang__)
+#define DP_FMA_CLONES
+#else
+#define DP_FMA_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#endif

@@ -19,6 +19,7 @@
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
+#include "kernels/cpu/winograd_gemm.h"
 
 namespace dp::kernels::cpu::winograd {
 
@@ -564,8 +565,8 @@ void forward_impl(const float* x, const float* w, const float* bias, float* y, c
       decode_lanes(t, first, count, groups);
       transform_input_rows<M>(x, g, t, first, count, 0, C, v);
       for (int xi = 0; xi < A * A; ++xi)
-        blas::gemm(false, false, K, cols, C, 1.0f, u.data<float>() + xi * K * C, C, v + xi * C * t.block, t.block,
-                   0.0f, m + xi * K * t.block, t.block);
+        gemm_rows(u.data<float>() + xi * K * C, C, v + xi * C * t.block, t.block, m + xi * K * t.block, t.block, K,
+                  cols, C);
       transform_output_block<M>(m, bias, g, t, groups, y);
     }
   });
