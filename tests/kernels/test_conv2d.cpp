@@ -14,6 +14,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/conv2d.h"
 #include "kernels/cpu/winograd.h"
+#include "kernels/cpu/winograd_gemm.h"
 #include "kernels/ops.h"
 #include "tests/common/devices.h"
 #include "tests/common/gradcheck.h"
@@ -449,6 +450,36 @@ TEST(WinogradCpu, AnImagesResultDoesNotDependOnItsBatch) {
       EXPECT_EQ(0, std::memcmp(dx.data<float>() + half * img, dxh.data<float>(), half * img * 4))
           << "data gradient, tile " << tile << " c " << s.c;
     }
+}
+
+// The Winograd products' own GEMM against a float64 reference: rows not a multiple of its 4-row
+// panels, every column tail (16, 32, 48 past the 64-column strips), odd depths, leading dimensions
+// wider than the matrices; columns past n and rows past m are left alone.
+TEST(WinogradCpu, ProductKernelMatchesAReferenceGemm) {
+  struct Case { int64_t m, n, k; };
+  for (Case cc : {Case{1, 16, 1}, Case{5, 32, 3}, Case{7, 48, 17}, Case{16, 64, 64}, Case{19, 80, 33}, Case{64, 208, 9}}) {
+    SCOPED_TRACE(fmt::format("m{} n{} k{}", cc.m, cc.n, cc.k));
+    const int64_t lda = cc.k + 3, ldb = cc.n + 16, ldc = cc.n + 32;
+    Tensor a = rnd({cc.m, lda}, 21), b = rnd({cc.k, ldb}, 22);
+    std::vector<float> c(static_cast<size_t>((cc.m + 1) * ldc), 7.0f);
+    wino::gemm_rows(a.data<float>(), lda, b.data<float>(), ldb, c.data(), ldc, cc.m, cc.n, cc.k);
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    for (int64_t i = 0; i <= cc.m; ++i)
+      for (int64_t j = 0; j < ldc; ++j) {
+        const float got = c[static_cast<size_t>(i * ldc + j)];
+        if (i == cc.m || j >= cc.n) {
+          ASSERT_EQ(got, 7.0f) << "wrote outside C at " << i << ", " << j;
+          continue;
+        }
+        double want = 0, scale = 0;
+        for (int64_t p = 0; p < cc.k; ++p) {
+          want += static_cast<double>(pa[i * lda + p]) * pb[p * ldb + j];
+          scale += std::abs(static_cast<double>(pa[i * lda + p]) * pb[p * ldb + j]);
+        }
+        ASSERT_NEAR(got, want, 1e-6 * scale + 1e-30) << "at " << i << ", " << j;
+      }
+  }
 }
 
 TEST(WinogradCpu, TakesOnlyStrideOne3x3LayersWithEnoughChannels) {
