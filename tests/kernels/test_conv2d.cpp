@@ -367,7 +367,8 @@ Result errors(const WinoCase& cc, int tile) {
 // The bounds: float32 im2col (a dot product of C·9 terms) sits near 1e-7 here. F(2,3)'s
 // transforms only add and halve (a few ulps more); F(4,3)'s multiply by up to 8 and 1/24 and
 // cancel, the known cost of larger tiles (Lavin & Gray; Barabasz et al. 2020): about 10× more
-// (seen: F(2,3) ≤ 2.2e-7, F(4,3) ≤ 1.3e-6 over these cases).
+// (seen: F(2,3) ≤ 3e-7, F(4,3) ≤ 2e-6 over these cases, the weight gradient's sums over
+// every tile of the batch the largest).
 // The weight gradient sums over every tile of the batch in the transformed domain before G^T·G.
 constexpr double kBound2 = 1e-6, kBound4 = 5e-6;
 
@@ -432,10 +433,11 @@ TEST(WinogradCpu, ResultsDoNotDependOnTheThreadCount) {
 // Data-parallel ranks each run a slice of the batch: an image's forward output and input
 // gradient must be the same bits whatever else its batch holds (ResNet-18's layer shapes).
 TEST(WinogradCpu, AnImagesResultDoesNotDependOnItsBatch) {
-  struct S { int64_t c, hw; };
-  for (S s : {S{64, 56}, S{128, 28}, S{256, 14}, S{512, 7}, S{16, 9}})
+  struct S { int64_t c, hw, n; };
+  for (S s : {S{64, 56, 8}, S{128, 28, 8}, S{256, 14, 8}, S{512, 7, 8}, S{16, 9, 8}, S{16, 32, 64}, S{32, 16, 64},
+              S{64, 8, 64}})
     for (int tile : {2, 4}) {
-      const int64_t n = 8, half = n / 2, img = s.c * s.hw * s.hw;
+      const int64_t n = s.n, half = n / 2, img = s.c * s.hw * s.hw;
       const Conv2dGeometry g = Conv2dGeometry::make({n, s.c, s.hw, s.hw}, {s.c, s.c, 3, 3}, 1, 1);
       const Conv2dGeometry gh = Conv2dGeometry::make({half, s.c, s.hw, s.hw}, {s.c, s.c, 3, 3}, 1, 1);
       Tensor x = rnd({n, s.c, s.hw, s.hw}, 11), w = rnd({s.c, s.c, 3, 3}, 12);
@@ -479,6 +481,27 @@ TEST(WinogradCpu, ProductKernelMatchesAReferenceGemm) {
         }
         ASSERT_NEAR(got, want, 1e-6 * scale + 1e-30) << "at " << i << ", " << j;
       }
+  }
+}
+
+// Data-parallel ranks sum their halves' weight gradients: a batch's dw equals the sum of its
+// halves' to rounding (the blocks of tiles, and so the sums' order, differ).
+TEST(WinogradCpu, AWeightGradientIsTheSumOfItsHalvesWeightGradients) {
+  struct S { int64_t n, c, hw; };
+  for (S s : {S{64, 16, 32}, S{64, 32, 16}, S{64, 64, 8}, S{8, 512, 7}, S{8, 64, 56}}) {
+    SCOPED_TRACE(fmt::format("n{} c{} hw{}", s.n, s.c, s.hw));
+    const int64_t half = s.n / 2, img = s.c * s.hw * s.hw;
+    const Conv2dGeometry g = Conv2dGeometry::make({s.n, s.c, s.hw, s.hw}, {s.c, s.c, 3, 3}, 1, 1);
+    const Conv2dGeometry gh = Conv2dGeometry::make({half, s.c, s.hw, s.hw}, {s.c, s.c, 3, 3}, 1, 1);
+    Tensor x = rnd({s.n, s.c, s.hw, s.hw}, 13), dy = rnd({s.n, s.c, s.hw, s.hw}, 14);
+    Tensor dw = Tensor::empty({s.c, s.c, 3, 3}), dw0 = Tensor::empty(dw.shape()), dw1 = Tensor::empty(dw.shape());
+    wino::backward_weight(x.data<float>(), dy.data<float>(), dw.data<float>(), g, 2);
+    wino::backward_weight(x.data<float>(), dy.data<float>(), dw0.data<float>(), gh, 2);
+    wino::backward_weight(x.data<float>() + half * img, dy.data<float>() + half * img, dw1.data<float>(), gh, 2);
+    std::vector<double> sum = dw0.to_double_vector();
+    const std::vector<double> second = dw1.to_double_vector();
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] += second[i];
+    EXPECT_LT(rel_err(dw.to_double_vector(), sum), 1e-6);
   }
 }
 
