@@ -155,12 +155,11 @@ struct Tiling {
   int64_t blocks;
 };
 
-// Tiles per block: the block's V and M (α²·(C+K)·block floats) stay within `budget` floats (the
-// forward and data gradient: ~4 MB, so a block's GEMMs run from L2/L3); at least 32 tiles so the
-// GEMMs stay wide, at most 512.
+// Tiles per block: the block's V and M (α²·(C+K)·block floats) stay within ~4 MB, so a block's
+// GEMMs run from L2/L3; at least 32 tiles so the GEMMs stay wide, at most 512.
 constexpr int64_t kBlockFloats = int64_t{1} << 20;
 
-Tiling make_tiling(const Conv2dGeometry& g, int m, int64_t budget = kBlockFloats) {
+Tiling make_tiling(const Conv2dGeometry& g, int m) {
   Tiling t;
   t.m = m;
   t.alpha = m + 2;
@@ -169,7 +168,7 @@ Tiling make_tiling(const Conv2dGeometry& g, int m, int64_t budget = kBlockFloats
   t.per_image = t.rows * t.cols;
   t.total = g.n * t.per_image;
   const int64_t a2 = int64_t{t.alpha} * t.alpha;
-  int64_t block = budget / (a2 * (g.c + g.k));
+  int64_t block = kBlockFloats / (a2 * (g.c + g.k));
   block = std::clamp<int64_t>(block, 32, 512) / kLanes * kLanes;
   block = std::min(block, round_up(t.total, kLanes));
   t.block = block;
@@ -586,90 +585,39 @@ void backward_data_impl(const float* dy, const float* w, float* dx, const Conv2d
   forward_impl<M>(dy, flipped, nullptr, dx, gt);
 }
 
-// One stage of a 16×16 transpose: rows x = r[i], y = r[i + B] (i & B == 0) swap their off-diagonal
-// B×B blocks. The four stages B = 8, 4, 2, 1 swap the four bits of the row and the lane index.
-template <int B>
-__attribute__((always_inline)) inline void transpose_stage(Vec* r) {
-#define DP_LO(l) (((l) & B) ? kLanes + (l) - B : (l))
-#define DP_HI(l) (((l) & B) ? kLanes + (l) : (l) + B)
-  for (int i = 0; i < kLanes; ++i) {
-    if (i & B) continue;
-    const Vec x = r[i], y = r[i + B];
-    r[i] = __builtin_shufflevector(x, y, DP_LO(0), DP_LO(1), DP_LO(2), DP_LO(3), DP_LO(4), DP_LO(5), DP_LO(6),
-                                   DP_LO(7), DP_LO(8), DP_LO(9), DP_LO(10), DP_LO(11), DP_LO(12), DP_LO(13),
-                                   DP_LO(14), DP_LO(15));
-    r[i + B] = __builtin_shufflevector(x, y, DP_HI(0), DP_HI(1), DP_HI(2), DP_HI(3), DP_HI(4), DP_HI(5), DP_HI(6),
-                                       DP_HI(7), DP_HI(8), DP_HI(9), DP_HI(10), DP_HI(11), DP_HI(12), DP_HI(13),
-                                       DP_HI(14), DP_HI(15));
-  }
-#undef DP_LO
-#undef DP_HI
-}
-
-// vt[t][j] = v[j][t] for t < cols, j < kLanes (rows of v from `channels` on read as zeros): kLanes
-// channels of one ξ of the weight gradient's V turned into rows of tiles, kLanes tiles at a time.
-DP_VECTOR_CLONES void transpose_channels(const float* v, int64_t ldv, int64_t channels, int64_t cols, float* vt,
-                                         int64_t ldvt) {
-  for (int64_t t0 = 0; t0 < cols; t0 += kLanes) {
-    Vec r[kLanes];
-    for (int i = 0; i < kLanes; ++i) r[i] = i < channels ? load(v + i * ldv + t0) : Vec{};
-    transpose_stage<8>(r);
-    transpose_stage<4>(r);
-    transpose_stage<2>(r);
-    transpose_stage<1>(r);
-    for (int j = 0; j < kLanes; ++j) store(vt + (t0 + j) * ldvt, r[j]);
-  }
-}
-
 // Rows of dU per GEMM task in the weight gradient: fixed by the shape, so the tasks, and every
 // element's sum, are the same for any thread count. At least 64 rows (each task packs the
 // block's V_ξ again), at most four tasks per ξ: 16..144 tasks per block for 1..64 cores.
 int64_t weight_rows_per_task(int64_t k) { return std::max<int64_t>(64, (k + 3) / 4); }
 
-// Tiles per multiply-add chain of the weight gradient's products: the chains' sums are added in
-// turn, so the rounding grows with the batch like a sum of short sums (one 512-tile chain
-// measured 2-3x the error of OpenBLAS's, which vectorises along the tiles).
-constexpr int64_t kSumTiles = 64;
-
 // The weight gradient sums over every tile of the batch into one dU[ξ][k][c], block after
-// block in order: per block, the transforms run in parallel over channels (x's in groups of
-// kLanes, each group's V then transposed into Vt[ξ][t][c], so that dU += dM·V^T is a product of
-// row-major matrices for gemm_rows), then the (m+2)² products in parallel over (ξ, rows of dU). No
-// per-thread partial sums: memory stays at one dU and one block, and each dU element is
-// accumulated by the same calls whatever the threads. dU and Vt have kLanes-padded rows.
+// block in order: per block, the transforms run in parallel over channels, then the (m+2)²
+// GEMMs in parallel over (ξ, rows of dU). No per-thread partial sums: memory stays at one dU
+// and one block, and each dU element is accumulated by the same calls whatever the threads.
 template <int M>
 void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv2dGeometry& g) {
   constexpr int A = M + 2;
-  const int64_t C = g.c, K = g.k, Cp = round_up(C, kLanes), groups_of_c = Cp / kLanes;
-  // Every block reads and writes all of dU: blocks of at least 4·|dU| floats of V and dM keep that
-  // traffic a fraction of the block's own (ResNet-18's 7×7 layer: dU is 16 MB, one block of 512 tiles).
-  const Tiling t = make_tiling(g, M, std::max(kBlockFloats, 4 * A * A * K * C));
-  Tensor du_t = Tensor::empty({A * A * K * Cp}), v_t = Tensor::empty({A * A * C * t.block});
-  Tensor vt_t = Tensor::empty({A * A * t.block * Cp}), dm_t = Tensor::empty({A * A * K * t.block});
-  float *du = du_t.data<float>(), *v = v_t.data<float>(), *vt = vt_t.data<float>(), *dm = dm_t.data<float>();
+  const int64_t C = g.c, K = g.k;
+  const Tiling t = make_tiling(g, M);
+  Tensor du_t = Tensor::empty({A * A * K * C}), v_t = Tensor::empty({A * A * C * t.block});
+  Tensor dm_t = Tensor::empty({A * A * K * t.block});
+  float *du = du_t.data<float>(), *v = v_t.data<float>(), *dm = dm_t.data<float>();
   const int64_t rows = weight_rows_per_task(K), row_tasks = (K + rows - 1) / rows;
   std::vector<LaneTiles> groups;
   for (int64_t blk = 0; blk < t.blocks; ++blk) {
     const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
     const int64_t cols = round_up(count, kLanes);
     decode_lanes(t, first, count, groups);
-    // Items: groups of x's channels, then dy's channels.
-    parallel_for(0, groups_of_c + K, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t grp = i0; grp < std::min(i1, groups_of_c); ++grp) {
-        const int64_t c0 = grp * kLanes, c1 = std::min(C, c0 + kLanes);
-        transform_input_rows<M>(x, g, t, first, count, c0, c1, v);
-        for (int xi = 0; xi < A * A; ++xi)
-          transpose_channels(v + (xi * C + c0) * t.block, t.block, c1 - c0, cols, vt + xi * t.block * Cp + c0, Cp);
-      }
-      if (i1 > groups_of_c)
-        transform_output_grad_block<M>(dy, g, t, first, count, groups, std::max(i0, groups_of_c) - groups_of_c,
-                                       i1 - groups_of_c, dm);
+    parallel_for(0, C + K, 1, [&](int64_t i0, int64_t i1) {  // channels of x, then of dy
+      if (i0 < C) transform_input_rows<M>(x, g, t, first, count, i0, std::min(i1, C), v);
+      if (i1 > C) transform_output_grad_block<M>(dy, g, t, first, count, groups, std::max(i0, C) - C, i1 - C, dm);
     });
+    const float beta = blk == 0 ? 0.0f : 1.0f;
     parallel_for(0, A * A * row_tasks, 1, [&](int64_t j0, int64_t j1) {
       for (int64_t j = j0; j < j1; ++j) {
         const int64_t xi = j / row_tasks, k0 = j % row_tasks * rows, k1 = std::min(K, k0 + rows);
-        gemm_rows(dm + (xi * K + k0) * t.block, t.block, vt + xi * t.block * Cp, Cp, du + (xi * K + k0) * Cp, Cp,
-                  k1 - k0, Cp, cols, /*accumulate=*/blk > 0, kSumTiles);
+        blas::gemm(false, true, k1 - k0, C, cols, 1.0f, dm + (xi * K + k0) * t.block, t.block,
+                   v + xi * C * t.block, t.block, beta, du + (xi * K + k0) * C, C);
       }
     });
   }
@@ -677,7 +625,7 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t c = 0; c < C; ++c) {
         float d[A * A];
-        for (int i = 0; i < A * A; ++i) d[i] = du[(i * K + k) * Cp + c];
+        for (int i = 0; i < A * A; ++i) d[i] = du[(i * K + k) * C + c];
         transform_2d<A, 3>(d, dw + (k * C + c) * 9,
                            [](const float* in, int is, float* out, int os) { F3<M>::filter_adjoint(in, is, out, os); });
       }

@@ -20,64 +20,35 @@ constexpr int kRows = 4, kMaxVectors = 4;
 // c[0, rows) × [0, kLanes·NV) for the kRows rows of A at a0..a3 (rows past `rows` repeat the
 // last valid one: computed, never stored). Four rows, up to four vectors: 16 accumulators, and few
 // enough pointers that none of them spills (eight rows did: GCC ran out of general registers).
-// The chain over p restarts every `chunk` steps; the chunks' sums are added in order (in L1).
 template <int NV>
 __attribute__((always_inline)) inline void micro_kernel(const float* a0, const float* a1, const float* a2,
                                                         const float* a3, const float* b, int64_t ldb, float* c,
-                                                        int64_t ldc, int rows, int64_t k, int64_t chunk,
-                                                        bool accumulate) {
-  Vec acc[kRows][NV];
-  // The sum of the chunks before this one: written by the first chunk and read only after it (GCC
-  // cannot see that).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-  alignas(64) float done[kRows][NV][kLanes];
-  for (int64_t p0 = 0; p0 < k; p0 += chunk) {
+                                                        int64_t ldc, int rows, int64_t k) {
+  Vec acc[kRows][NV] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    Vec bv[NV];
 #pragma GCC unroll 4
-    for (int i = 0; i < kRows; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[i][j] = Vec{};
-    const int64_t p1 = std::min(k, p0 + chunk);
-    for (int64_t p = p0; p < p1; ++p) {
-      Vec bv[NV];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = load(b + p * ldb + j * kLanes);
-      // a broadcast as x - 0 (exact for every x, so the compiler emits the broadcast alone)
-      const Vec r0 = a0[p] - Vec{}, r1 = a1[p] - Vec{}, r2 = a2[p] - Vec{}, r3 = a3[p] - Vec{};
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) {
-        acc[0][j] += r0 * bv[j];
-        acc[1][j] += r1 * bv[j];
-        acc[2][j] += r2 * bv[j];
-        acc[3][j] += r3 * bv[j];
-      }
-    }
-    if (p0 == 0 && p1 == k) break;  // one chunk: acc is the sum
-#pragma GCC unroll 4
-    for (int i = 0; i < kRows; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) {
-        const Vec sum = p0 == 0 ? acc[i][j] : load(done[i][j]) + acc[i][j];
-        if (p1 == k) acc[i][j] = sum;
-        else store(done[i][j], sum);
-      }
-  }
-#pragma GCC diagnostic pop
-  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < NV; ++j) bv[j] = load(b + p * ldb + j * kLanes);
+    // a broadcast as x - 0 (exact for every x, so the compiler emits the broadcast alone)
+    const Vec r0 = a0[p] - Vec{}, r1 = a1[p] - Vec{}, r2 = a2[p] - Vec{}, r3 = a3[p] - Vec{};
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {
-      float* at = c + i * ldc + j * kLanes;
-      store(at, accumulate ? load(at) + acc[i][j] : acc[i][j]);
+      acc[0][j] += r0 * bv[j];
+      acc[1][j] += r1 * bv[j];
+      acc[2][j] += r2 * bv[j];
+      acc[3][j] += r3 * bv[j];
     }
+  }
+  for (int i = 0; i < rows; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) store(c + i * ldc + j * kLanes, acc[i][j]);
 }
 
 }  // namespace
 
 // fp-contract=fast: a·b + c as one FMA is the point of the kernel, whatever the build's default.
 DP_FMA_CLONES __attribute__((optimize("fp-contract=fast"))) void gemm_rows(
-    const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
-    bool accumulate, int64_t chunk) {
-  if (chunk <= 0) chunk = k;
+    const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k) {
   for (int64_t i0 = 0; i0 < m; i0 += kRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kRows, m - i0));
     auto row = [&](int i) { return a + (i0 + std::min(i, rows - 1)) * lda; };
@@ -85,11 +56,11 @@ DP_FMA_CLONES __attribute__((optimize("fp-contract=fast"))) void gemm_rows(
     float* ci = c + i0 * ldc;
     int64_t j0 = 0;
     for (; j0 + kMaxVectors * kLanes <= n; j0 += kMaxVectors * kLanes)
-      micro_kernel<4>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k, chunk, accumulate);
+      micro_kernel<4>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k);
     switch ((n - j0) / kLanes) {
-      case 3: micro_kernel<3>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k, chunk, accumulate); break;
-      case 2: micro_kernel<2>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k, chunk, accumulate); break;
-      case 1: micro_kernel<1>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k, chunk, accumulate); break;
+      case 3: micro_kernel<3>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k); break;
+      case 2: micro_kernel<2>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k); break;
+      case 1: micro_kernel<1>(a0, a1, a2, a3, b + j0, ldb, ci + j0, ldc, rows, k); break;
       default: break;
     }
   }

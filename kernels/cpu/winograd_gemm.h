@@ -10,17 +10,14 @@
 // Rounding: each element is one fused multiply-add chain over k in order (a·b + c rounded once
 // per step where the CPU has FMA), the same for every thread count and every n: a column's
 // result does not depend on the other columns (an image's result not on the rest of its batch).
-// The weight gradient uses it too, on V transposed: dU += dM·V^T.
 #pragma once
 #include <cstdint>
 
 namespace dp::kernels::cpu::winograd {
 
-// c[i][j] (+)= Σ_p a[i][p]·b[p][j] for i < m, j < n (n % 16 == 0), row-major with leading
-// dimensions lda, ldb, ldc; c is overwritten, or the sum is added to it (one addition per element
-// after the sum over p). chunk > 0: the sum over p is a sum of chains of `chunk` steps, added in
-// order (a long sum, like the weight gradient's over the tiles, rounds like a sum of short sums).
+// c[i][j] = Σ_p a[i][p]·b[p][j] for i < m, j < n (n % 16 == 0), row-major with leading
+// dimensions lda, ldb, ldc; c is overwritten.
 void gemm_rows(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m,
-               int64_t n, int64_t k, bool accumulate = false, int64_t chunk = 0);
+               int64_t n, int64_t k);
 
 }  // namespace dp::kernels::cpu::winograd

@@ -367,8 +367,7 @@ Result errors(const WinoCase& cc, int tile) {
 // The bounds: float32 im2col (a dot product of C·9 terms) sits near 1e-7 here. F(2,3)'s
 // transforms only add and halve (a few ulps more); F(4,3)'s multiply by up to 8 and 1/24 and
 // cancel, the known cost of larger tiles (Lavin & Gray; Barabasz et al. 2020): about 10× more
-// (seen: F(2,3) ≤ 3e-7, F(4,3) ≤ 2e-6 over these cases, the weight gradient's sums over
-// every tile of the batch the largest).
+// (seen: F(2,3) ≤ 2.5e-7, F(4,3) ≤ 1.5e-6 over these cases).
 // The weight gradient sums over every tile of the batch in the transformed domain before G^T·G.
 constexpr double kBound2 = 1e-6, kBound4 = 5e-6;
 
