@@ -3,8 +3,9 @@
 //
 // Each m×m output tile is computed from an (m+2)×(m+2) input tile as A^T [(G g G^T) ⊙ (B^T d B)] A;
 // over a block of tiles the elementwise products become (m+2)² independent GEMMs
-// [K×C]·[C×tiles] (OpenBLAS), so the multiply-adds drop by 9m²/(m+2)²: 2.25× for F(2,3), 4× for
-// F(4,3). The data gradient is the same algorithm on dy with the flipped, transposed filters;
+// [K×C]·[C×tiles] (our micro-kernel, winograd_gemm.h; the weight gradient's through OpenBLAS), so
+// the multiply-adds drop by 9m²/(m+2)²: 2.25× for F(2,3), 4× for F(4,3). Which m each pass uses:
+// winograd.cpp (kDefaultTile: F(2,3) forward, F(4,3) gradients, and why). The data gradient is the same algorithm on dy with the flipped, transposed filters;
 // the weight gradient is the exact adjoint of the forward in the Winograd domain,
 // dw = G^T [Σ_tiles (A dy A^T) ⊗ (B^T d B)] G.
 //

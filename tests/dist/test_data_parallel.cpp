@@ -55,11 +55,12 @@ TEST_F(DataParallel, SyncBatchNormTwoRanksEqualOneProcessOverSixSteps) {
   }
   const auto want = grouped_state(single), got = grouped_state(par);
   for (size_t k = 0; k < want.size(); ++k) {
-    // Every group within 2e-6, the momenta too: they sum all six steps' raw gradients. Measured
-    // over seeds 1..8: weights ≤ 2e-10, momenta ≤ 1.9e-7, the rest ≤ 9e-8. With the sync-BN sums
-    // rounded to float32 over the ranks (the bug float64 sums fixed) the momenta end 2.1e-5 (seed
-    // 7) and 6e-5 (seed 1) apart: ten times the bound.
-    EXPECT_LT(rel_norm_diff(got[k].second, want[k].second), 2e-6) << got[k].first << " after " << kSteps << " steps";
+    // Every group within 4e-6, the momenta too: they sum all six steps' raw gradients. Measured
+    // over make_problem's seeds 1..8: momenta ≤ 7.3e-7 (the CPU convolutions' F(4,3) gradients;
+    // ≤ 1.9e-7 with F(2,3)), weights ≤ 3e-10, the rest ≤ 8e-8. With the sync-BN sums rounded to
+    // float32 over the ranks (the bug float64 sums fixed) the momenta end 2.1e-5 to 1.3e-4 apart
+    // (seeds 1, 2, 3, 7): five times the bound or more.
+    EXPECT_LT(rel_norm_diff(got[k].second, want[k].second), 4e-6) << got[k].first << " after " << kSteps << " steps";
     if (k >= 3) {  // θ, its momenta and the loss record: the same bytes on every rank
       Tensor t = Tensor::from_vector(got[k].second, {static_cast<int64_t>(got[k].second.size())});
       EXPECT_TRUE(bitwise_equal_across_ranks(*comm, t)) << got[k].first << " differs between ranks";
