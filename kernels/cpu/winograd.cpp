@@ -30,8 +30,6 @@ using simd::load;
 using simd::store;
 using simd::Vec;
 
-typedef float Vec4 __attribute__((vector_size(4 * sizeof(float))));
-
 constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 // The 1-D transforms of F(m, 3) (Lavin & Gray's matrices), each applied as out = T·in with
@@ -176,9 +174,8 @@ Tiling make_tiling(const Conv2dGeometry& g, int m) {
   return t;
 }
 
-// Lane l of a group of kLanes tiles: the tile's image and top-left corner in the output; lanes
-// past the block's last tile are invalid (their transformed values are zero).
-// Runs: the group's valid lanes cut into runs of neighbouring tiles in one tile row (lane0 ..
+// Lane l of a group of kLanes tiles (the output transform's): the tile's image and top-left corner
+// in the output; lanes past the block's last tile are invalid. Runs: the group's valid lanes cut into runs of neighbouring tiles in one tile row (lane0 ..
 // lane0 + lanes), whose output rows are contiguous in y.
 struct LaneTiles {
   int64_t image[kLanes], row0[kLanes], col0[kLanes];
@@ -214,79 +211,6 @@ void decode_lanes(const Tiling& t, int64_t first, int64_t count, std::vector<Lan
   }
 }
 
-// patch[(a·S + b)·kLanes + l] = src[image][ch][row0 + shift + a][col0 + shift + b] of lane l's
-// tile, zero outside the height × width plane and in invalid lanes.
-template <int S>
-__attribute__((always_inline)) inline void gather_patches(const float* src, int64_t channels, int64_t ch,
-                                                          int64_t height, int64_t width, int64_t shift,
-                                                          const LaneTiles& lanes, float* patch) {
-  const int64_t plane = height * width;
-  auto inside = [&](int l) {
-    const int64_t h0 = lanes.row0[l] + shift, w0 = lanes.col0[l] + shift;
-    return lanes.valid[l] && h0 >= 0 && w0 >= 0 && h0 + S <= height && w0 + S <= width;
-  };
-  auto origin = [&](int l) {
-    return src + (lanes.image[l] * channels + ch) * plane + (lanes.row0[l] + shift) * width + lanes.col0[l] + shift;
-  };
-  for (int l = 0; l < kLanes; ++l) {
-    if constexpr (S == 4) {  // 4×4 patches (F(4,3)'s dy): four lanes inside the map as 4×4 transposes
-      if (l % 4 == 0 && inside(l) && inside(l + 1) && inside(l + 2) && inside(l + 3)) {
-        const float* from[4] = {origin(l), origin(l + 1), origin(l + 2), origin(l + 3)};
-        for (int a = 0; a < 4; ++a) {
-          Vec4 r[4];
-          for (int i = 0; i < 4; ++i) std::memcpy(&r[i], from[i] + a * width, sizeof(Vec4));
-          const Vec4 t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
-          const Vec4 t1 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
-          const Vec4 t2 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
-          const Vec4 t3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
-          const Vec4 column[4] = {__builtin_shufflevector(t0, t1, 0, 1, 4, 5), __builtin_shufflevector(t0, t1, 2, 3, 6, 7),
-                                  __builtin_shufflevector(t2, t3, 0, 1, 4, 5), __builtin_shufflevector(t2, t3, 2, 3, 6, 7)};
-          for (int b = 0; b < 4; ++b) std::memcpy(patch + (a * 4 + b) * kLanes + l, &column[b], sizeof(Vec4));
-        }
-        l += 3;
-        continue;
-      }
-    }
-    if (inside(l)) {  // no edge tests
-      const float* from = origin(l);
-      for (int a = 0; a < S; ++a)
-        for (int b = 0; b < S; ++b) patch[(a * S + b) * kLanes + l] = from[a * width + b];
-      continue;
-    }
-    const bool valid = lanes.valid[l];
-    const float* base = src + (lanes.image[l] * channels + ch) * plane;
-    const int64_t h0 = lanes.row0[l] + shift, w0 = lanes.col0[l] + shift;
-    for (int a = 0; a < S; ++a) {
-      const int64_t h = h0 + a;
-      const bool row_in = valid && h >= 0 && h < height;
-      for (int b = 0; b < S; ++b) {
-        const int64_t w = w0 + b;
-        patch[(a * S + b) * kLanes + l] = row_in && w >= 0 && w < width ? base[h * width + w] : 0.0f;
-      }
-    }
-  }
-}
-
-// out[ξ][ch][lane] = (T·patch·T^T)[ξ] for channels [ch0, ch1) of src (channels × height × width
-// per image) and the S×S patches of the block's tiles at row0/col0 + shift, T: S → R the 1-D
-// transform one_d, kLanes tiles at a time (width `block`).
-template <int S, int R, class OneD>
-DP_VECTOR_CLONES void gather_transform_lanes(
-    const float* src, int64_t channels, int64_t height, int64_t width, int64_t shift,
-    const std::vector<LaneTiles>& groups, int64_t ch0, int64_t ch1, int64_t block, float* out, OneD one_d) {
-  for (size_t grp = 0; grp < groups.size(); ++grp) {
-    const int64_t l0 = static_cast<int64_t>(grp) * kLanes;
-    for (int64_t ch = ch0; ch < ch1; ++ch) {
-      alignas(64) float patch[S * S * kLanes];
-      gather_patches<S>(src, channels, ch, height, width, shift, groups[grp], patch);
-      Vec d[S * S], o[R * R];
-      for (int i = 0; i < S * S; ++i) d[i] = load(patch + i * kLanes);
-      transform_2d<S, R>(d, o, one_d);
-      for (int i = 0; i < R * R; ++i) store(out + (i * channels + ch) * block + l0, o[i]);
-    }
-  }
-}
-
 // The run of neighbouring tiles in one tile row that starts at `tile`, among the block's tiles
 // [first, first + count). (A plain function, not a loop taking a lambda: a lambda's body would
 // not be compiled for the caller's target_clones target.)
@@ -298,11 +222,47 @@ inline Run run_at(const Tiling& t, int64_t first, int64_t count, int64_t tile) {
   return {tile / t.per_image, in_image / t.cols, tx, std::min(t.cols - tx, first + count - tile), tile - first};
 }
 
-// (even, odd) = the even and odd elements of the 2·kLanes floats at p.
-__attribute__((always_inline)) inline void deinterleave(const float* p, Vec& even, Vec& odd) {
-  const Vec a = load(p), b = load(p + kLanes);
+// (even, odd) = the even and odd elements of the 2·kLanes values a, b.
+__attribute__((always_inline)) inline void deinterleave(const Vec& a, const Vec& b, Vec& even, Vec& odd) {
   even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+// (lo, hi) = x[0], y[0], x[1], y[1], ...: the inverse of deinterleave.
+__attribute__((always_inline)) inline void interleave(const Vec& x, const Vec& y, Vec& lo, Vec& hi) {
+  lo = __builtin_shufflevector(x, y, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  hi = __builtin_shufflevector(x, y, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+
+// phase[r][l] = p[l·S + r] for r < S (S = 2 or 4): the S phases of S·kLanes floats, as vectors.
+template <int S>
+__attribute__((always_inline)) inline void split_phases(const float* p, Vec* phase) {
+  if constexpr (S == 2) {
+    deinterleave(load(p), load(p + kLanes), phase[0], phase[1]);
+  } else {
+    static_assert(S == 4);
+    Vec e01, o01, e23, o23;
+    deinterleave(load(p), load(p + kLanes), e01, o01);
+    deinterleave(load(p + 2 * kLanes), load(p + 3 * kLanes), e23, o23);
+    deinterleave(e01, e23, phase[0], phase[2]);
+    deinterleave(o01, o23, phase[1], phase[3]);
+  }
+}
+
+// p[l·S + r] = phase[r][l] + b: the inverse of split_phases (plus a constant).
+template <int S>
+__attribute__((always_inline)) inline void merge_phases(const Vec* phase, float b, float* p) {
+  Vec out[S];
+  if constexpr (S == 2) {
+    interleave(phase[0] + b, phase[1] + b, out[0], out[1]);
+  } else {
+    static_assert(S == 4);
+    Vec e01, e23, o01, o23;
+    interleave(phase[0] + b, phase[2] + b, e01, e23);
+    interleave(phase[1] + b, phase[3] + b, o01, o23);
+    interleave(e01, o01, out[0], out[1]);
+    interleave(e23, o23, out[2], out[3]);
+  }
+  for (int i = 0; i < S; ++i) store(p + i * kLanes, out[i]);
 }
 
 // dst[0, n) = src[0, n) for short runs (< a few vectors). A plain loop: GCC expands a memcpy of
@@ -347,7 +307,7 @@ DP_VECTOR_CLONES void transform_input_rows(
   const int64_t H = g.h, W = g.w, C = g.c, plane = g.h * g.w;
   const int64_t max_run = std::min(t.cols, count);
   // Staged rows and their column transform, with room for whole-vector reads past the run.
-  const int64_t spanv = round_up(max_run * M + 2, kLanes) + 2 * kLanes;
+  const int64_t spanv = round_up(max_run * M + 2, kLanes) + (M + 1) * kLanes;
   const int64_t cap = kBatchTiles + max_run + kLanes;  // a batch's per-tile arrays
   float* rows = scratch<float>(2, 2 * A * spanv + A * A * cap);
   float* colt = rows + A * spanv;
@@ -379,19 +339,13 @@ DP_VECTOR_CLONES void transform_input_rows(
       for (int i = 0; i < A; ++i) {  // per-tile columns (lanes past the run: rewritten or unused)
         const float* src = colt + i * spanv;
         float* dst = cols + i * A * cap + filled;
-        if constexpr (M == 2) {
-          for (int64_t u0 = 0; u0 < rn.length; u0 += kLanes) {
-            Vec c0v, c1v, c2v, c3v;
-            deinterleave(src + 2 * u0, c0v, c1v);
-            deinterleave(src + 2 * u0 + 2, c2v, c3v);
-            store(dst + u0, c0v);
-            store(dst + cap + u0, c1v);
-            store(dst + 2 * cap + u0, c2v);
-            store(dst + 3 * cap + u0, c3v);
-          }
-        } else {
-          for (int b = 0; b < A; ++b)
-            for (int64_t u = 0; u < rn.length; ++u) dst[b * cap + u] = src[u * M + b];
+        for (int64_t u0 = 0; u0 < rn.length; u0 += kLanes) {  // columns u·m + b: b < m, then m, m + 1
+          Vec ph[M], next[M];
+          split_phases<M>(src + M * u0, ph);
+          split_phases<M>(src + M * u0 + M, next);
+          for (int b = 0; b < M; ++b) store(dst + b * cap + u0, ph[b]);
+          store(dst + M * cap + u0, next[0]);
+          store(dst + (M + 1) * cap + u0, next[1]);
         }
       }
       filled += rn.length;
@@ -415,19 +369,6 @@ DP_VECTOR_CLONES void transform_input_rows(
   zero_tail(v, A * A, C, c0, c1, t.block, count);
 }
 
-// line[l·m + s] = row[s][l] + b: one output row of kLanes tiles, tile after tile.
-template <int M>
-__attribute__((always_inline)) inline void interleave_row(const Vec* row, float b, float* line) {
-  if constexpr (M == 2) {
-    const Vec e = row[0] + b, o = row[1] + b;
-    store(line, __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
-    store(line + kLanes, __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
-  } else {
-    for (int l = 0; l < kLanes; ++l)
-      for (int s = 0; s < M; ++s) line[l * M + s] = row[s][l] + b;
-  }
-}
-
 // y tiles from M[ξ][k][lane] (+ bias), cropped at the output's edges: each output row of a
 // group's tiles is assembled in a line and copied run by run (neighbouring tiles are contiguous
 // in y), instead of element by element.
@@ -447,7 +388,7 @@ DP_VECTOR_CLONES void transform_output_block(
       const float b = bias != nullptr ? bias[k] : 0.0f;
       for (int r = 0; r < M; ++r) {
         alignas(64) float line[M * kLanes];
-        interleave_row<M>(o + r * M, b, line);
+        merge_phases<M>(o + r * M, b, line);  // line[l·m + s] = o[r·m + s][l] + b
         for (int run = 0; run < lanes.runs; ++run) {
           const int first = lanes.run_lane0[run];
           const int64_t row = lanes.row0[first] + r, col = lanes.col0[first];
@@ -467,9 +408,10 @@ DP_VECTOR_CLONES void transform_output_block(
 // two rows of dy into two lines at the batch's next tile (tile u at columns 2u, 2u + 1: the 2×2
 // patches do not overlap), so that, split into even and odd columns, the lines give kLanes tiles'
 // patches as four whole vectors (the same transform of the same values as the per-tile gather).
+template <int M>
 DP_VECTOR_CLONES void transform_output_grad_rows(const float* dy, const Conv2dGeometry& g, const Tiling& t,
                                                  int64_t first, int64_t count, int64_t k0, int64_t k1, float* dm) {
-  constexpr int M = 2, A = 4;
+  constexpr int A = M + 2;
   const int64_t K = g.k, P = g.p, Q = g.q, plane = g.p * g.q;
   const int64_t linel = (kBatchTiles + std::min(t.cols, count) + kLanes) * M;
   float* lines = scratch<float>(2, M * linel);
@@ -490,9 +432,8 @@ DP_VECTOR_CLONES void transform_output_grad_rows(const float* dy, const Conv2dGe
       if (filled < kBatchTiles && tile < first + count) continue;
       for (int64_t u0 = 0; u0 < filled; u0 += kLanes) {
         Vec d[M * M], o[A * A];
-        deinterleave(lines + 2 * u0, d[0], d[1]);
-        deinterleave(lines + linel + 2 * u0, d[2], d[3]);
-        transform_2d<M, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<2>::output_adjoint(in, is, out, os); });
+        for (int r = 0; r < M; ++r) split_phases<M>(lines + r * linel + M * u0, d + r * M);
+        transform_2d<M, A>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::output_adjoint(in, is, out, os); });
         const int64_t n = std::min<int64_t>(kLanes, filled - u0), at = batch_off + u0;
         for (int xi = 0; xi < A * A; ++xi) {
           float* dst = dm + (xi * K + k) * t.block + at;
@@ -507,21 +448,7 @@ DP_VECTOR_CLONES void transform_output_grad_rows(const float* dy, const Conv2dGe
   zero_tail(dm, A * A, K, k0, k1, t.block, count);
 }
 
-// dM[ξ][k][lane] = (A dy A^T)[ξ] for channels [k0, k1) of the block's tiles' dy (zero outside
-// the output): F(2,3) by rows, F(4,3) (benchmarks only) tile by tile.
-template <int M>
-void transform_output_grad_block(const float* dy, const Conv2dGeometry& g, const Tiling& t, int64_t first,
-                                 int64_t count, const std::vector<LaneTiles>& groups, int64_t k0, int64_t k1,
-                                 float* dm) {
-  if constexpr (M == 2)
-    transform_output_grad_rows(dy, g, t, first, count, k0, k1, dm);
-  else
-    gather_transform_lanes<M, M + 2>(dy, g.k, g.p, g.q, 0, groups, k0, k1, t.block, dm,
-                                     [](const Vec* in, int is, Vec* o, int os) { F3<M>::output_adjoint(in, is, o, os); });
-}
-
-// U[ξ][k][c] = (G w[k][c] G^T)[ξ] for filters k in [k0, k1), kLanes input channels at once (the
-// same operations per filter as one at a time).
+// U[ξ][k][c] = (G w[k][c] G^T)[ξ] for filters k in [k0, k1), kLanes input channels at once.
 template <int M>
 DP_VECTOR_CLONES void transform_filter_rows(const float* w, int64_t K, int64_t C, int64_t k0, int64_t k1, float* u) {
   constexpr int A = M + 2;
@@ -545,6 +472,31 @@ DP_VECTOR_CLONES void transform_filter_rows(const float* w, int64_t K, int64_t C
 template <int M>
 void transform_filters(const float* w, int64_t K, int64_t C, float* u) {
   parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) { transform_filter_rows<M>(w, K, C, k0, k1, u); });
+}
+
+// dw[k][c] = G^T dU[·][k][c] G for filters k in [k0, k1), kLanes input channels at once.
+template <int M>
+DP_VECTOR_CLONES void adjoint_filter_rows(const float* du, int64_t K, int64_t C, int64_t k0, int64_t k1, float* dw) {
+  constexpr int A = M + 2;
+  for (int64_t k = k0; k < k1; ++k)
+    for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+      const int64_t n = std::min<int64_t>(kLanes, C - c0);
+      Vec d[A * A], o[9];
+      for (int i = 0; i < A * A; ++i) {
+        const float* src = du + (i * K + k) * C + c0;
+        if (n == kLanes) {
+          d[i] = load(src);
+        } else {
+          d[i] = Vec{};
+          for (int64_t l = 0; l < n; ++l) d[i][l] = src[l];
+        }
+      }
+      transform_2d<A, 3>(d, o, [](const Vec* in, int is, Vec* out, int os) { F3<M>::filter_adjoint(in, is, out, os); });
+      alignas(64) float taps[9 * kLanes];
+      for (int j = 0; j < 9; ++j) store(taps + j * kLanes, o[j]);
+      for (int64_t l = 0; l < n; ++l)
+        for (int j = 0; j < 9; ++j) dw[(k * C + c0 + l) * 9 + j] = taps[j * kLanes + l];
+    }
 }
 
 // Blocks run in parallel, each on its own thread's scratch: every output tile is written once.
@@ -603,14 +555,12 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
   Tensor dm_t = Tensor::empty({A * A * K * t.block});
   float *du = du_t.data<float>(), *v = v_t.data<float>(), *dm = dm_t.data<float>();
   const int64_t rows = weight_rows_per_task(K), row_tasks = (K + rows - 1) / rows;
-  std::vector<LaneTiles> groups;
   for (int64_t blk = 0; blk < t.blocks; ++blk) {
     const int64_t first = blk * t.block, count = std::min(t.block, t.total - first);
     const int64_t cols = round_up(count, kLanes);
-    decode_lanes(t, first, count, groups);
     parallel_for(0, C + K, 1, [&](int64_t i0, int64_t i1) {  // channels of x, then of dy
       if (i0 < C) transform_input_rows<M>(x, g, t, first, count, i0, std::min(i1, C), v);
-      if (i1 > C) transform_output_grad_block<M>(dy, g, t, first, count, groups, std::max(i0, C) - C, i1 - C, dm);
+      if (i1 > C) transform_output_grad_rows<M>(dy, g, t, first, count, std::max(i0, C) - C, i1 - C, dm);
     });
     const float beta = blk == 0 ? 0.0f : 1.0f;
     parallel_for(0, A * A * row_tasks, 1, [&](int64_t j0, int64_t j1) {
@@ -621,15 +571,7 @@ void backward_weight_impl(const float* x, const float* dy, float* dw, const Conv
       }
     });
   }
-  parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t c = 0; c < C; ++c) {
-        float d[A * A];
-        for (int i = 0; i < A * A; ++i) d[i] = du[(i * K + k) * C + c];
-        transform_2d<A, 3>(d, dw + (k * C + c) * 9,
-                           [](const float* in, int is, float* out, int os) { F3<M>::filter_adjoint(in, is, out, os); });
-      }
-  });
+  parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) { adjoint_filter_rows<M>(du, K, C, k0, k1, dw); });
 }
 
 // F(2,3) forward, F(4,3) for both gradients. F(4,3) does 1.8x fewer multiplications (a ResNet-18
