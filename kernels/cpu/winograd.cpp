@@ -5,7 +5,8 @@
 //   M[ξ][k][t]  products U[ξ]·V[ξ]         (or, for the weight gradient, A dy A^T)
 //   U[ξ][k][c]  transformed filters
 // The transforms run on kLanes tiles at once (GCC vector extensions: AVX-512, AVX2 or SSE
-// code, chosen at load time by target_clones), the (m+2)² products are OpenBLAS GEMMs.
+// code, chosen at load time by target_clones, kernels/cpu/simd.h); the (m+2)² products are our
+// GEMM micro-kernel (winograd_gemm.h), the weight gradient's OpenBLAS GEMMs.
 #include "kernels/cpu/winograd.h"
 
 #include <algorithm>
