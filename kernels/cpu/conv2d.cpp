@@ -53,8 +53,45 @@ inline void valid_range(int64_t s, int64_t stride, int64_t pad, int64_t w, int64
 
 // col[(c·R + r)·S + s][p·Q + q] = x[c][p·stride - pad + r][q·stride - pad + s] (0 outside),
 // written at column offset `col0` of rows with leading dimension `ld`.
+// im2col for stride 2 (ResNet's stem and its downsampling convolutions): each input row is split
+// once into its even and odd columns (of the zero-padded row), so that every filter column s reads
+// a contiguous run, E[q + s/2] or O[q + s/2], instead of gathering every other element.
+template <class T>
+void im2col_stride2(const T* x, const Conv2dGeometry& g, T* col, int64_t ld, int64_t col0) {
+  const int64_t H = g.h, W = g.w, P = g.p, Q = g.q, half = g.q + g.s / 2 + 1;
+  T* even = scratch<T>(2, 2 * half);
+  T* odd = even + half;
+  for (int64_t c = 0; c < g.c; ++c) {
+    const T* xc = x + c * H * W;
+    for (int64_t r = 0; r < g.r; ++r) {
+      T* rows = col + (c * g.r + r) * g.s * ld + col0;  // filter row r's S rows of col
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t h = p * 2 - g.pad + r;
+        if (h < 0 || h >= H) {
+          for (int64_t s = 0; s < g.s; ++s) std::fill_n(rows + s * ld + p * Q, Q, T(0));
+          continue;
+        }
+        const T* src = xc + h * W;
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t w = 2 * i - g.pad;
+          even[i] = w >= 0 && w < W ? src[w] : T(0);
+          odd[i] = w + 1 >= 0 && w + 1 < W ? src[w + 1] : T(0);
+        }
+        for (int64_t s = 0; s < g.s; ++s) {
+          const T* from = (s % 2 == 0 ? even : odd) + s / 2;
+          std::copy(from, from + Q, rows + s * ld + p * Q);
+        }
+      }
+    }
+  }
+}
+
 template <class T>
 void im2col(const T* x, const Conv2dGeometry& g, T* col, int64_t ld, int64_t col0) {
+  if (g.stride == 2) {
+    im2col_stride2(x, g, col, ld, col0);
+    return;
+  }
   const int64_t H = g.h, W = g.w, P = g.p, Q = g.q, st = g.stride;
   for (int64_t c = 0; c < g.c; ++c) {
     const T* xc = x + c * H * W;
