@@ -32,9 +32,12 @@ __attribute__((always_inline)) inline void store(int32_t* p, const IVec& v) { st
 #define DP_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 
-// For kernels built on fused multiply-adds: GCC's avx2 target does not include FMA, Haswell's does.
+// For kernels built on fused multiply-adds: GCC's avx2 target does not include FMA, Haswell's does;
+// and a·b + c fused whatever the build's -ffp-contract (clang fuses within a statement by default).
 #if defined(__clang__)
 #define DP_FMA_CLONES
+#define DP_FP_CONTRACT_FAST
 #else
 #define DP_FMA_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#define DP_FP_CONTRACT_FAST __attribute__((optimize("fp-contract=fast")))
 #endif

@@ -46,8 +46,8 @@ __attribute__((always_inline)) inline void micro_kernel(const float* a0, const f
 
 }  // namespace
 
-// fp-contract=fast: a·b + c as one FMA is the point of the kernel, whatever the build's default.
-DP_FMA_CLONES __attribute__((optimize("fp-contract=fast"))) void gemm_rows(
+// a·b + c as one FMA is the point of the kernel, whatever the build's default.
+DP_FMA_CLONES DP_FP_CONTRACT_FAST void gemm_rows(
     const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k) {
   for (int64_t i0 = 0; i0 < m; i0 += kRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kRows, m - i0));
