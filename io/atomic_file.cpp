@@ -73,17 +73,8 @@ StagedFile::StagedFile(std::string target, std::string temporary, const void* da
   const int fd = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) fail(target_, "creating its temporary file", errno, size);
   pending_ = true;  // from here on the destructor removes the temporary
-  int err = 0;
   const char* what = "write";
-  const auto* p = static_cast<const char*>(data);
-  size_t left = size;
-  while (left > 0 && err == 0) {
-    if ((err = injected_io_error(IoOp::kWrite, target_)) != 0) break;
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) err = errno;
-    else p += n, left -= static_cast<size_t>(n);
-  }
+  int err = write_fully(fd, data, size, target_);
   if (err == 0) {
     what = "fsync";
     err = attempt(IoOp::kFsync, target_, [&] { return ::fsync(fd); });

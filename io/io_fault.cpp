@@ -1,6 +1,7 @@
 #include "io/io_fault.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -56,6 +57,18 @@ int injected_io_error(IoOp op, const std::string& target) {
   if (fault->op != op) return 0;
   if (!fault->name.empty() && std::filesystem::path(target).filename() != fault->name) return 0;
   return op == IoOp::kWrite ? ENOSPC : EIO;
+}
+
+int write_fully(int fd, const void* data, size_t size, const std::string& target) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    if (const int injected = injected_io_error(IoOp::kWrite, target)) return injected;
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    p += n, size -= static_cast<size_t>(n);
+  }
+  return 0;
 }
 
 }  // namespace dp::io

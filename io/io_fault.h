@@ -9,6 +9,7 @@
 // The variable is read once, at the first file operation; tests inside one process call
 // set_io_fault instead. Nothing else reads it: an unset variable costs one getenv per process.
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace dp::io {
@@ -20,5 +21,9 @@ void set_io_fault(const std::string& spec);
 
 // The errno that `op` on the file whose final name is `target` must fail with, or 0.
 int injected_io_error(IoOp op, const std::string& target);
+
+// write() of all `size` bytes to `fd` (short writes continued, EINTR retried), each attempt
+// subject to the injected write fault for `target`: 0, or the errno of the write that failed.
+int write_fully(int fd, const void* data, size_t size, const std::string& target);
 
 }  // namespace dp::io

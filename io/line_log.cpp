@@ -53,21 +53,8 @@ void LineLog::append(std::string_view line) {
   DP_CHECK(is_open(), "LineLog::append on a log that is not open", "open it with a path first");
   std::string text(line);
   text += '\n';
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    int err = injected_io_error(IoOp::kWrite, path_);
-    if (err == 0) {
-      const ssize_t n = ::write(fd_, p, left);
-      if (n >= 0) {
-        p += n, left -= static_cast<size_t>(n);
-        continue;
-      }
-      if (errno == EINTR) continue;
-      err = errno;
-    }
+  if (const int err = write_fully(fd_, text.data(), text.size(), path_))
     DP_THROW(fmt::format("cannot append to {}: {}", path_, std::strerror(err)), folder_hint(path_));
-  }
 }
 
 }  // namespace dp::io
